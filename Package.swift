@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "pgsnap",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "pgsnap", targets: ["pgsnap"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .executableTarget(name: "pgsnap", dependencies: ["PGSnapCLI"]),
+        .target(
+            name: "PGSnapCLI",
+            dependencies: [
+                "PGSnapCore", "PGSnapSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .target(name: "PGSnapCore"),
+        .target(
+            name: "PGSnapSystem",
+            dependencies: [
+                "PGSnapCore", "CZlib", "CLibPQ",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .testTarget(name: "PGSnapCoreTests", dependencies: ["PGSnapCore"]),
+        .testTarget(name: "PGSnapSystemTests", dependencies: ["PGSnapSystem", "PGSnapCore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["PGSnapCore"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

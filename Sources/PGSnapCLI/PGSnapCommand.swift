@@ -1,0 +1,2 @@
+import ArgumentParser
+public struct PGSnapCommand: ParsableCommand { public init() {} ; public func run() {} }

@@ -1,0 +1,158 @@
+import Foundation
+
+/// A file in the backup directory, as the catalog needs to see it.
+public struct DirectoryFile: Equatable, Sendable {
+    public var name: String
+    public var size: Int64
+    public init(name: String, size: Int64) {
+        self.name = name
+        self.size = size
+    }
+}
+
+/// One snapshot, or the remains of one, found in a backup directory.
+public struct CatalogEntry: Sendable {
+    public enum Status: String, Codable, Sendable {
+        case good
+        /// Dump size differs from the manifest: the file was truncated or replaced.
+        case damaged
+        case partial
+        case dumpWithoutManifest = "dump_without_manifest"
+        case manifestWithoutDump = "manifest_without_dump"
+        case invalidManifest = "invalid_manifest"
+    }
+
+    public var id: String
+    public var status: Status
+    public var manifest: Manifest?
+    /// The database, from the manifest or, for leftovers, from the file name.
+    public var database: String
+    /// From the manifest's `created_at`, or for leftovers from the name; never a file time.
+    public var createdAt: Date
+    public var files: [String]
+    public var bytes: Int64
+    public var problem: String?
+
+    public var isGood: Bool { status == .good }
+    public var isLeftover: Bool { status == .partial || status == .dumpWithoutManifest || status == .manifestWithoutDump }
+}
+
+/// Groups the files of a backup directory into snapshots. Pure: the caller lists and reads files.
+public enum Catalog {
+    static let dumpSuffixes = CompressionAlgorithm.allCases.map(\.fileSuffix).sorted { $0.count > $1.count }
+
+    /// - Parameter loadManifest: reads and decodes `<id>.manifest.json`; its error text becomes the entry's problem.
+    public static func build(files: [DirectoryFile], loadManifest: (String) throws -> Manifest) -> [CatalogEntry] {
+        var byID: [String: [DirectoryFile]] = [:]
+        for f in files {
+            guard let id = snapshotID(ofFile: f.name) else { continue }
+            byID[id, default: []].append(f)
+        }
+        var out: [CatalogEntry] = []
+        for (id, group) in byID {
+            let names = Set(group.map(\.name))
+            let manifestName = id + SnapshotName.manifestSuffix
+            let dumps = group.filter { f in dumpSuffixes.contains { f.name == id + $0 } }
+            let partials = group.filter { $0.name.hasSuffix(SnapshotName.partialSuffix) }
+            let bytes = group.reduce(Int64(0)) { $0 + $1.size }
+            let parsed = SnapshotName.parse(id: id)
+            let nameDB = parsed.map { $0.encodedDatabase.removingPercentEncoding ?? $0.encodedDatabase } ?? id
+            let nameDate = parsed?.date ?? Date(timeIntervalSince1970: 0)
+            func entry(_ status: CatalogEntry.Status, _ m: Manifest? = nil, _ problem: String? = nil) -> CatalogEntry {
+                CatalogEntry(id: id, status: status, manifest: m, database: m?.database ?? nameDB,
+                             createdAt: m?.createdAt ?? nameDate, files: group.map(\.name).sorted(), bytes: bytes, problem: problem)
+            }
+            if names.contains(manifestName) {
+                let manifest: Manifest
+                do {
+                    manifest = try loadManifest(id)
+                } catch {
+                    out.append(entry(.invalidManifest, nil, "\(error)"))
+                    continue
+                }
+                guard let dump = group.first(where: { $0.name == manifest.file }) else {
+                    out.append(entry(.manifestWithoutDump, manifest, "dump file \(manifest.file) is missing"))
+                    continue
+                }
+                if dump.size != manifest.compressedBytes {
+                    out.append(entry(.damaged, manifest, "dump is \(dump.size) bytes, manifest says \(manifest.compressedBytes)"))
+                } else {
+                    out.append(entry(.good, manifest))
+                }
+            } else if !dumps.isEmpty {
+                out.append(entry(.dumpWithoutManifest, nil, "no manifest: the backup did not finish"))
+            } else if !partials.isEmpty {
+                out.append(entry(.partial, nil, "partial file: a backup is running or was interrupted"))
+            }
+        }
+        return sorted(out)
+    }
+
+    /// Newest first; ties broken by id so the order never depends on the directory listing.
+    public static func sorted(_ entries: [CatalogEntry]) -> [CatalogEntry] {
+        entries.sorted { a, b in a.createdAt != b.createdAt ? a.createdAt > b.createdAt : a.id > b.id }
+    }
+
+    /// The snapshot id a file belongs to, or nil for files that are not pgsnap's.
+    public static func snapshotID(ofFile name: String) -> String? {
+        var stem = name
+        if stem.hasSuffix(SnapshotName.partialSuffix) { stem.removeLast(SnapshotName.partialSuffix.count) }
+        for suffix in [SnapshotName.manifestSuffix, SnapshotName.globalsSuffix] + dumpSuffixes where stem.hasSuffix(suffix) {
+            let id = String(stem.dropLast(suffix.count))
+            return SnapshotName.parse(id: id) == nil ? nil : id
+        }
+        return nil
+    }
+}
+
+/// Which snapshot a command means: `latest`, an id, a label, or the newest before a time.
+public struct SnapshotSelector: Equatable, Sendable {
+    public enum Kind: Equatable, Sendable {
+        case latest
+        case id(String)
+        case label(String)
+    }
+
+    public var kind: Kind
+    public var database: String?
+    public var before: Date?
+
+    public init(kind: Kind, database: String? = nil, before: Date? = nil) {
+        self.kind = kind
+        self.database = database
+        self.before = before
+    }
+
+    public var text: String {
+        switch kind {
+        case .latest: return "latest"
+        case .id(let id): return id
+        case .label(let l): return "--label \(l)"
+        }
+    }
+
+    /// Picks from a catalog. An explicit id may name a snapshot in any state (so verify can report it);
+    /// `latest` and labels only ever pick good snapshots.
+    ///
+    /// - Throws: `PGSnapError` saying nothing matched and how to list snapshots.
+    public func select(from entries: [CatalogEntry], directory: String) throws -> CatalogEntry {
+        let sorted = Catalog.sorted(entries)
+        var scope = ""
+        if let database { scope += " for database \"\(database)\"" }
+        if let before { scope += " taken before \(ISO8601.format(before))" }
+        let candidates = sorted.filter { e in
+            (database == nil || e.database == database) && (before == nil || e.createdAt < before!)
+        }
+        switch kind {
+        case .id(let id):
+            if let e = sorted.first(where: { $0.id == id }) { return e }
+            throw PGSnapError(.failure, "No snapshot with id '\(oneLine(id, limit: 120))' in \(directory)", next: "Run 'pgsnap list --dir \(directory)'")
+        case .latest:
+            if let e = candidates.first(where: \.isGood) { return e }
+            throw PGSnapError(.failure, "No good snapshot matches 'latest'\(scope) in \(directory)", next: "Run 'pgsnap list --dir \(directory)'")
+        case .label(let label):
+            if let e = candidates.first(where: { $0.isGood && $0.manifest?.label == label }) { return e }
+            throw PGSnapError(.failure, "No good snapshot with label '\(label)'\(scope) in \(directory)", next: "Run 'pgsnap list --dir \(directory)'")
+        }
+    }
+}

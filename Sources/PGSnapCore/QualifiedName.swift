@@ -1,0 +1,62 @@
+/// A table name as pg_dump writes it after `COPY `: dot-separated identifiers, each plain or double-quoted.
+///
+/// Parsing it, rather than trusting it, keeps a tampered manifest from smuggling SQL into the
+/// `SELECT count(*) FROM ONLY <name>` that restore runs.
+public enum QualifiedName {
+    /// The canonical text of the name at the start of `text` and the rest; nil when malformed.
+    public static func parsePrefix(_ text: Substring) -> (name: String, rest: Substring)? {
+        var parts: [String] = []
+        var i = text.startIndex
+        while true {
+            guard i < text.endIndex else { return nil }
+            if text[i] == "\"" {
+                var j = text.index(after: i)
+                var ident = "\""
+                while true {
+                    guard j < text.endIndex else { return nil }
+                    if text[j] == "\"" {
+                        let k = text.index(after: j)
+                        if k < text.endIndex, text[k] == "\"" {
+                            ident += "\"\""
+                            j = text.index(after: k)
+                            continue
+                        }
+                        j = k
+                        break
+                    }
+                    if text[j] == "\n" || text[j] == "\0" { return nil }
+                    ident.append(text[j])
+                    j = text.index(after: j)
+                }
+                ident += "\""
+                guard ident.count > 2 else { return nil }
+                parts.append(ident)
+                i = j
+            } else {
+                var j = i
+                while j < text.endIndex, isPlainIdentifierChar(text[j]) { j = text.index(after: j) }
+                guard j > i, !(text[i].isASCII && text[i].isNumber) else { return nil }
+                parts.append(String(text[i..<j]))
+                i = j
+            }
+            if i < text.endIndex, text[i] == "." {
+                i = text.index(after: i)
+                continue
+            }
+            break
+        }
+        guard parts.count <= 3 else { return nil }
+        return (parts.joined(separator: "."), text[i...])
+    }
+
+    /// The whole of `text` as a qualified name, or nil.
+    public static func parse(_ text: String) -> String? {
+        guard let (name, rest) = parsePrefix(Substring(text)), rest.isEmpty else { return nil }
+        return name
+    }
+
+    static func isPlainIdentifierChar(_ c: Character) -> Bool {
+        if c.isASCII { return c.isLetter || c.isNumber || c == "_" || c == "$" }
+        return c.isLetter || c.isNumber
+    }
+}

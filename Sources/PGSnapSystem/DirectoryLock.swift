@@ -1,0 +1,59 @@
+import Foundation
+import PGSnapCore
+
+/// One `flock` per backup directory on `DIR/.pgsnap.lock`. Backups share it; prune and restore
+/// take it alone. The kernel drops it when the holder dies, so no lock ever needs clearing by hand.
+public final class DirectoryLock {
+    public enum Mode { case shared, exclusive }
+    private let fd: Int32
+
+    /// - Parameter wait: seconds to wait for the lock; nil fails at once.
+    /// - Throws: `PGSnapError` with exit status 3 naming the holder.
+    public init(directory: SnapshotDirectory, mode: Mode, command: String, wait: Double?) throws {
+        let path = directory.file(".pgsnap.lock")
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw SnapshotDirectory.ioError("open lock file \(path)") }
+        let op = mode == .shared ? LOCK_SH : LOCK_EX
+        let deadline = Date().addingTimeInterval(wait ?? 0)
+        var delay = 0.01
+        while flock(fd, op | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else {
+                let e = SnapshotDirectory.ioError("lock \(path)")
+                close(fd)
+                throw e
+            }
+            if SignalTrap.received != nil || Date() >= deadline {
+                let holder = DirectoryLock.describeHolder(fd)
+                close(fd)
+                throw PGSnapError(.locked, "another pgsnap run holds the lock on \(directory.path)\(holder)",
+                                  next: wait == nil ? "Try again later or pass --wait 10m" : "It did not finish in time; try again later")
+            }
+            usleep(useconds_t(delay * 1_000_000))
+            delay = min(delay * 2, 0.5)
+        }
+        if mode == .exclusive {
+            let info = "pid=\(getpid()) host=\(ProcessInfo.processInfo.hostName) started=\(ISO8601.format(Date())) command=\(command)\n"
+            ftruncate(fd, 0)
+            _ = info.withCString { pwrite(fd, $0, strlen($0), 0) }
+        } else {
+            // Shared holders append a line each; the file is trimmed by the next exclusive holder.
+            let info = "pid=\(getpid()) host=\(ProcessInfo.processInfo.hostName) started=\(ISO8601.format(Date())) command=\(command) (shared)\n"
+            var st = stat()
+            fstat(fd, &st)
+            if st.st_size < 64 << 10 { _ = info.withCString { pwrite(fd, $0, strlen($0), st.st_size) } }
+        }
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+
+    static func describeHolder(_ fd: Int32) -> String {
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = pread(fd, &buf, buf.count, 0)
+        guard n > 0 else { return "" }
+        let lines = String(decoding: buf[0..<n], as: UTF8.self).split(separator: "\n").suffix(3)
+        return lines.isEmpty ? "" : " (" + oneLine(lines.joined(separator: "; "), limit: 300) + ")"
+    }
+}

@@ -1,0 +1,109 @@
+import CLibPQ
+import Foundation
+import PGSnapCore
+
+/// pgsnap's own queries (versions, sizes, schema_migrations, sessions, database DDL) over libpq.
+/// The only file that imports libpq.
+public final class LibPQConnection {
+    private let conn: OpaquePointer
+
+    /// Connects with `conninfo` (no password inside) and the passfile, if any.
+    ///
+    /// - Throws: `PGSnapError` with libpq's first message line and a hint.
+    public init(conninfo: String, passfile: String?, database: String? = nil) throws {
+        var keys = ["dbname", "application_name", "connect_timeout"]
+        var values = [conninfo, "pgsnap", "10"]
+        if let passfile {
+            keys.append("passfile")
+            values.append(passfile)
+        }
+        if let database {
+            // A second dbname overrides the one inside conninfo (expand_dbname applies to the first only).
+            keys.append("dbname")
+            values.append(database)
+        }
+        let c = LibPQConnection.withCStrings(keys) { k in
+            LibPQConnection.withCStrings(values) { v in PQconnectdbParams(k, v, 1) }
+        }
+        guard let c else { throw PGSnapError("cannot allocate a libpq connection") }
+        guard PQstatus(c) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(c))
+            PQfinish(c)
+            throw LibPQConnection.connectionError(message)
+        }
+        conn = c
+    }
+
+    deinit { PQfinish(conn) }
+
+    static func connectionError(_ raw: String) -> PGSnapError {
+        let line = oneLine(raw.split(whereSeparator: \.isNewline).first.map(String.init) ?? raw)
+        var next = "Check --host/--port/--username/--dbname (or PGHOST, PGPORT, PGUSER, PGDATABASE)"
+        if raw.contains("password authentication failed") || raw.contains("no password supplied") {
+            next = "Check the password (PGPASSWORD, ~/.pgpass or the connection string)"
+        } else if raw.contains("does not exist") && raw.contains("database") {
+            next = "Check the database name; 'psql -l' lists them"
+        } else if raw.contains("Connection refused") || raw.contains("No such file or directory") || raw.contains("could not translate host") {
+            next = "Is the server running and reachable? Check --host and --port"
+        }
+        return PGSnapError("cannot connect to PostgreSQL: \(line)", next: next)
+    }
+
+    public var serverVersionNumber: Int { Int(PQserverVersion(conn)) }
+
+    /// Runs one statement with text parameters; returns rows of optional text values.
+    ///
+    /// - Throws: `PGSnapError` with the server's message.
+    @discardableResult
+    public func query(_ sql: String, _ params: [String?] = []) throws -> [[String?]] {
+        let result: OpaquePointer? = LibPQConnection.withOptionalCStrings(params) { p in
+            PQexecParams(conn, sql, Int32(params.count), nil, p, nil, nil, 0)
+        }
+        guard let result else { throw PGSnapError("query failed: \(oneLine(String(cString: PQerrorMessage(conn))))") }
+        defer { PQclear(result) }
+        let status = PQresultStatus(result)
+        guard status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK else {
+            let message = oneLine(String(cString: PQresultErrorMessage(result)))
+            throw PGSnapError("query failed: \(message)")
+        }
+        var rows: [[String?]] = []
+        let n = PQntuples(result), m = PQnfields(result)
+        for r in 0..<n {
+            var row: [String?] = []
+            for c in 0..<m {
+                row.append(PQgetisnull(result, r, c) == 1 ? nil : String(cString: PQgetvalue(result, r, c)))
+            }
+            rows.append(row)
+        }
+        return rows
+    }
+
+    public func scalar(_ sql: String, _ params: [String?] = []) throws -> String? {
+        try query(sql, params).first?.first ?? nil
+    }
+
+    /// An identifier quoted for SQL by libpq.
+    public func quoteIdentifier(_ s: String) throws -> String {
+        guard let p = PQescapeIdentifier(conn, s, s.utf8.count) else { throw PGSnapError("cannot quote identifier") }
+        defer { PQfreemem(p) }
+        return String(cString: p)
+    }
+
+    public func quoteLiteral(_ s: String) throws -> String {
+        guard let p = PQescapeLiteral(conn, s, s.utf8.count) else { throw PGSnapError("cannot quote literal") }
+        defer { PQfreemem(p) }
+        return String(cString: p)
+    }
+
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let c = strings.map { strdup($0) } + [nil]
+        defer { c.forEach { free($0) } }
+        return c.map { UnsafePointer($0) }.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+
+    private static func withOptionalCStrings<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+        let c = strings.map { $0.map { strdup($0) } ?? nil }
+        defer { c.forEach { free($0) } }
+        return c.map { UnsafePointer($0) }.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import PGSnapCore
+
+/// The backup directory on disk: 0700, files 0600, temp-fsync-rename-fsync for everything that matters.
+public struct SnapshotDirectory {
+    public let path: String
+
+    /// Opens (and with `create`, makes) the directory.
+    ///
+    /// - Throws: `PGSnapError` when the path is a file, cannot be created, or is not writable.
+    public init(path: String, create: Bool) throws {
+        self.path = path
+        var st = stat()
+        if lstat(path, &st) != 0 {
+            guard create else {
+                throw PGSnapError("backup directory \(path) does not exist", next: "Check --dir (or PGSNAP_DIR); 'pgsnap backup' creates it")
+            }
+            if mkdir(path, 0o700) != 0 {
+                let why = String(cString: strerror(errno))
+                throw PGSnapError("cannot create backup directory \(path): \(why)",
+                                  next: "Create its parent directory or choose another --dir")
+            }
+            chmod(path, 0o700)
+            try SnapshotDirectory.fsyncPath((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
+            return
+        }
+        var target = st
+        if (st.st_mode & S_IFMT) == S_IFLNK {
+            // A symlinked backup directory is allowed (a mount elsewhere); it must lead to a directory.
+            guard stat(path, &target) == 0 else {
+                throw PGSnapError("backup directory \(path) is a dangling symlink", next: "Fix the link or choose another --dir")
+            }
+        }
+        guard (target.st_mode & S_IFMT) == S_IFDIR else {
+            throw PGSnapError("backup directory \(path) exists but is not a directory", next: "Choose another --dir")
+        }
+        if create, access(path, W_OK | X_OK) != 0 {
+            throw PGSnapError("backup directory \(path) is not writable", next: "Fix its permissions or choose another --dir")
+        }
+    }
+
+    public func file(_ name: String) -> String { path + "/" + name }
+
+    /// Regular files of the directory (no dot files, no links), with sizes.
+    public func list() throws -> [DirectoryFile] {
+        guard let dir = opendir(path) else {
+            throw PGSnapError("cannot read backup directory \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(dir) }
+        var out: [DirectoryFile] = []
+        while let ent = readdir(dir) {
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name.hasPrefix(".") { continue }
+            var st = stat()
+            guard lstat(file(name), &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            out.append(DirectoryFile(name: name, size: Int64(st.st_size)))
+        }
+        return out
+    }
+
+    public func readManifest(id: String) throws -> Manifest {
+        let name = id + SnapshotName.manifestSuffix
+        let fd = open(file(name), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw PGSnapError.verification("cannot read manifest \(name): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var data = Data()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            data.append(contentsOf: buf[0..<n])
+            if data.count > Manifest.maxBytes { break }
+        }
+        return try Manifest.decode(data, fileName: name)
+    }
+
+    public func catalog() throws -> [CatalogEntry] {
+        Catalog.build(files: try list(), loadManifest: { try readManifest(id: $0) })
+    }
+
+    /// Writes `data` to `name` atomically: `name.partial` (0600), fsync, rename, fsync directory.
+    public func writeAtomically(_ data: Data, to name: String) throws {
+        let tmp = file(name + SnapshotName.partialSuffix)
+        unlink(tmp)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw SnapshotDirectory.ioError("create \(tmp)") }
+        var ok = false
+        defer {
+            if !ok { unlink(tmp) }
+        }
+        try data.withUnsafeBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    let e = SnapshotDirectory.ioError("write \(tmp)")
+                    close(fd)
+                    throw e
+                }
+                off += n
+            }
+        }
+        guard fsync(fd) == 0 else {
+            let e = SnapshotDirectory.ioError("fsync \(tmp)")
+            close(fd)
+            throw e
+        }
+        close(fd)
+        guard rename(tmp, file(name)) == 0 else { throw SnapshotDirectory.ioError("rename \(tmp)") }
+        ok = true
+        try SnapshotDirectory.fsyncPath(path)
+    }
+
+    public func remove(_ name: String) throws {
+        if unlink(file(name)) != 0 && errno != ENOENT {
+            throw SnapshotDirectory.ioError("remove \(file(name))")
+        }
+    }
+
+    public func sync() throws { try SnapshotDirectory.fsyncPath(path) }
+
+    public static func fsyncPath(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ioError("open \(path)") }
+        defer { close(fd) }
+        if fsync(fd) != 0 && errno != EINVAL { throw ioError("fsync \(path)") }
+    }
+
+    /// An OS error with `errno`'s text; "No space left on device" gets its own advice.
+    public static func ioError(_ what: String, errno code: Int32 = errno) -> PGSnapError {
+        let why = String(cString: strerror(code))
+        if code == ENOSPC || code == EDQUOT {
+            return PGSnapError("cannot \(what): \(why)", next: "Free space in the backup directory or run 'pgsnap prune'; nothing was kept from this run")
+        }
+        return PGSnapError("cannot \(what): \(why)")
+    }
+
+    /// Free bytes available to us on the directory's filesystem.
+    public func freeBytes() -> Int64? {
+        var s = statvfs()
+        guard statvfs(path, &s) == 0 else { return nil }
+        return Int64(s.f_bavail) * Int64(s.f_frsize)
+    }
+}

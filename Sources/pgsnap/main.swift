@@ -1,0 +1,2 @@
+import PGSnapCLI
+PGSnapCommand.main()

@@ -1,0 +1,70 @@
+# shellcheck shell=bash
+# Sourced by scripts/test, demo and bench: makes sure the tools and headers
+# pgsnap needs are present. Installing is the slow path, so we only touch apt
+# when a check actually fails (CI machines may be fresh, dev machines usually
+# already have everything).
+
+PGSNAP_PGBIN=/usr/lib/postgresql/15/bin
+PGSNAP_APT_PACKAGES=(postgresql-15 postgresql-client-15 libpq-dev zlib1g-dev
+  pkg-config pigz zstd libzstd-dev)
+
+# Prints what is missing, one indented item a line; nothing when all is there.
+pgsnap_missing_deps() {
+  local b
+  for b in initdb pg_ctl postgres pg_dump psql; do
+    [[ -x "$PGSNAP_PGBIN/$b" ]] || echo "  $PGSNAP_PGBIN/$b"
+  done
+  # The Swift C shims link against these; headers come with the -dev packages.
+  if ! command -v pkg-config >/dev/null 2>&1; then
+    echo "  pkg-config"
+  elif ! pkg-config --exists libpq zlib libzstd; then
+    echo "  pkg-config --exists libpq zlib libzstd"
+  fi
+  command -v pigz >/dev/null 2>&1 || echo "  pigz"
+  command -v zstd >/dev/null 2>&1 || echo "  zstd"
+}
+
+pgsnap_ensure_deps() {
+  local missing
+  missing=$(pgsnap_missing_deps)
+  if [[ -n "$missing" ]]; then
+    echo "pgsnap: missing dependencies, installing via apt:" >&2
+    echo "$missing" >&2
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+      if command -v sudo >/dev/null 2>&1; then
+        sudo=(sudo)
+      else
+        echo "pgsnap: not root and no sudo; install: ${PGSNAP_APT_PACKAGES[*]}" >&2
+        return 1
+      fi
+    fi
+    # Through env so it also survives sudo's environment reset.
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y --no-install-recommends "${PGSNAP_APT_PACKAGES[@]}" </dev/null
+    missing=$(pgsnap_missing_deps)
+    if [[ -n "$missing" ]]; then
+      echo "pgsnap: still missing after apt-get install:" >&2
+      echo "$missing" >&2
+      return 1
+    fi
+  fi
+
+  # The Swift toolchain is not a Debian package here; it lives in /opt/swift.
+  if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
+    PATH="$PATH:/opt/swift/usr/bin"
+  fi
+  if ! command -v swift >/dev/null 2>&1; then
+    echo "pgsnap: swift not found on PATH (nor in /opt/swift/usr/bin)" >&2
+    return 1
+  fi
+
+  # Appended, not prepended: an explicitly chosen PATH entry still wins, but
+  # psql/pg_dump etc. are found even though Debian only links a few into /usr/bin.
+  case ":$PATH:" in
+    *":$PGSNAP_PGBIN:"*) ;;
+    *) PATH="$PATH:$PGSNAP_PGBIN" ;;
+  esac
+  export PATH
+}
