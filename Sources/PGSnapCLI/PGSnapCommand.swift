@@ -1,2 +1,58 @@
 import ArgumentParser
-public struct PGSnapCommand: ParsableCommand { public init() {} ; public func run() {} }
+import Foundation
+import PGSnapCore
+import PGSnapSystem
+
+public struct PGSnapCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "pgsnap",
+        abstract: "Safe PostgreSQL snapshots around schema migrations: backup, verify, restore, prune.",
+        discussion: ExitStatus.table,
+        version: pgsnapVersion,
+        subcommands: [Backup.self, List.self, Show.self, Verify.self, Restore.self])
+
+    public init() {}
+
+    /// Runs the command line; maps every error to one line on stderr and the documented exit code.
+    public static func main() {
+        SignalTrap.install()
+        let code: Int32
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+            code = SignalTrap.received == nil ? 0 : ExitStatus.interrupted.rawValue
+        } catch let e as PGSnapError {
+            printError(e.description)
+            code = SignalTrap.received != nil ? ExitStatus.interrupted.rawValue : e.status.rawValue
+        } catch let e as CleanExit {
+            exit(withError: e)
+        } catch let e as ValidationError {
+            printError("\(e.message)")
+            code = ExitStatus.usage.rawValue
+        } catch {
+            if let e = error as? ExitCode { exit(withError: e) }
+            // Parsing errors: ArgumentParser formats them and exits 64.
+            exit(withError: error)
+        }
+        Glibc.exit(code)
+    }
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data(("pgsnap: " + line + "\n").utf8))
+}
+
+func printOut(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let e = JSONEncoder()
+    e.keyEncodingStrategy = .convertToSnakeCase
+    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    e.dateEncodingStrategy = .custom { d, enc in
+        var c = enc.singleValueContainer()
+        try c.encode(ISO8601.format(d))
+    }
+    printOut(String(decoding: try e.encode(value), as: UTF8.self))
+}

@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import PGSnapCore
+import PGSnapSystem
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List snapshots, newest first; incomplete leftovers are shown as such.",
+        discussion: "Example: pgsnap list --database app\n\n\(exitStatusHelp)")
+
+    @OptionGroup var directory: DirectoryOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: "Only snapshots of this database.")
+    var database: String?
+
+    func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        let dir = try SnapshotDirectory(path: directory.path(env), create: false)
+        let entries = try dir.catalog().filter { database == nil || $0.database == database }
+        if output.json {
+            try printJSON(entries.map(ListedSnapshot.init))
+            return
+        }
+        if entries.isEmpty {
+            output.reporter.info("pgsnap: no snapshots in \(dir.path)")
+            return
+        }
+        var rows = [["ID", "STATUS", "CREATED (UTC)", "LABEL", "SIZE", "MIGRATION"]]
+        for e in entries {
+            rows.append([e.id, statusText(e), ISO8601.format(e.createdAt).replacingOccurrences(of: "T", with: " ").prefix(19) + "",
+                         e.manifest?.label ?? "-", formatBytes(e.bytes), migrationText(e.manifest)])
+        }
+        printOut(table(rows))
+        for e in entries where !e.isGood {
+            output.reporter.info("  \(e.id): \(e.problem ?? e.status.rawValue)")
+        }
+    }
+}
+
+func statusText(_ e: CatalogEntry) -> String {
+    if e.isGood, let t = e.manifest?.restoreTest { return t.ok ? "good, restore-tested" : "good, RESTORE TEST FAILED" }
+    return e.status.rawValue
+}
+
+func migrationText(_ m: Manifest?) -> String {
+    guard let m, let before = m.migration else { return "-" }
+    var s = "\(before.version)\(before.dirty ? " (dirty)" : "")"
+    if let after = m.migrationAfter { s += " -> \(after.version)\(after.dirty ? " (dirty)" : "")" }
+    return s
+}
+
+func table(_ rows: [[String]]) -> String {
+    var widths = [Int](repeating: 0, count: rows.first?.count ?? 0)
+    for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+    return rows.map { r in
+        r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ")
+    }.joined(separator: "\n")
+}
+
+/// `list --json` rows: the manifest fields plus status, or what is known of a leftover.
+struct ListedSnapshot: Encodable {
+    var id: String
+    var status: String
+    var database: String
+    var createdAt: Date
+    var files: [String]
+    var bytes: Int64
+    var problem: String?
+    var manifest: Manifest?
+
+    init(_ e: CatalogEntry) {
+        id = e.id
+        status = e.status.rawValue
+        database = e.database
+        createdAt = e.createdAt
+        files = e.files
+        bytes = e.bytes
+        problem = e.problem
+        manifest = e.manifest
+    }
+}
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show one snapshot's manifest.",
+        discussion: "Example: pgsnap show latest --database app\n\n\(exitStatusHelp)")
+
+    @Argument(help: "Snapshot id, or 'latest'.")
+    var snapshot: String = "latest"
+    @OptionGroup var directory: DirectoryOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: "With 'latest': the newest snapshot of this database.")
+    var database: String?
+
+    func run() throws {
+        let selector = try parseSelector(snapshot, label: nil, before: nil, database: database)
+        let env = ProcessInfo.processInfo.environment
+        let dir = try SnapshotDirectory(path: directory.path(env), create: false)
+        let entry = try selector.select(from: try dir.catalog(), directory: dir.path)
+        guard let m = entry.manifest else {
+            throw PGSnapError("snapshot \(entry.id) is \(entry.status.rawValue): \(entry.problem ?? "")", next: "It cannot be restored; 'pgsnap prune' removes leftovers")
+        }
+        if output.json {
+            printOut(String(decoding: try m.encoded(), as: UTF8.self).trimmingCharacters(in: .newlines))
+            return
+        }
+        var lines: [(String, String)] = [
+            ("id", m.id), ("status", statusText(entry)), ("database", m.database), ("label", m.label ?? "-"),
+            ("created", ISO8601.format(m.createdAt)), ("file", m.file),
+            ("size", "\(formatBytes(m.compressedBytes)) compressed, \(formatBytes(m.uncompressedBytes)) dumped"),
+            ("sha256", m.sha256), ("compression", "\(m.compression.algorithm.rawValue) level \(m.compression.level)"),
+            ("pg_dump", m.pgDumpVersion), ("server", m.serverVersion), ("migration", migrationText(m)),
+            ("duration", String(format: "%.2f s", m.durationSeconds)),
+        ]
+        if let t = m.restoreTest {
+            lines.append(("restore test", "\(t.ok ? "passed" : "FAILED") at \(ISO8601.format(t.at)) in \(String(format: "%.1f", t.seconds)) s"))
+        }
+        lines.append(("tables", "\(m.tableRows.count), \(m.tableRows.values.reduce(0, +)) rows"))
+        for (k, v) in lines { printOut(k.padding(toLength: 13, withPad: " ", startingAt: 0) + v) }
+        for (t, n) in m.tableRows.sorted(by: { $0.key < $1.key }) { printOut("  \(t): \(n)") }
+    }
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import PGSnapCore
+import PGSnapSystem
+
+struct Restore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Restore a snapshot: exactly as it was, or on any failure, nothing changed.",
+        discussion: """
+            Restores into a scratch database, checks every table's row count against the manifest,
+            then renames the current database to <name>_pre_restore_<UTC time> and the scratch
+            database into its place in one transaction. The previous database is kept unless
+            --drop-previous.
+
+            Example (3 a.m.): pgsnap restore latest --dbname app --terminate-connections --yes
+
+            \(exitStatusHelp)
+            """)
+
+    @Argument(help: "Snapshot id, or 'latest' (the newest good snapshot of the target database).")
+    var snapshot: String?
+    @Option(help: "The newest good snapshot with this label.")
+    var label: String?
+    @Option(help: "The newest snapshot taken before this time (ISO 8601, or '2026-11-20 14:00' UTC).")
+    var before: String?
+    @Option(help: "Restore under this database name instead of the snapshot's own.")
+    var target: String?
+    @Flag(help: "Disconnect other sessions of the target database before the swap.")
+    var terminateConnections = false
+    @Flag(help: "Drop the previous database after a successful swap instead of keeping it.")
+    var dropPrevious = false
+    @Flag(help: "Replace an existing database without asking (required when there is no terminal).")
+    var yes = false
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var directory: DirectoryOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if let target, target.isEmpty || target.utf8.count > 63 || target.contains("\0") {
+            throw ValidationError("--target must be a database name of 1-63 bytes")
+        }
+    }
+
+    func run() throws {
+        let session = try makeSession(connection, directory, output)
+        let service = RestoreService(session: session)
+        let selector = try parseSelector(snapshot, label: label, before: before,
+                                         database: snapshot == nil || snapshot == "latest" || label != nil ? service.defaultDatabase(target: target) : nil)
+        let interactive = isatty(STDIN_FILENO) == 1 && isatty(STDERR_FILENO) == 1
+        let options = RestoreOptions(
+            target: target, terminateConnections: terminateConnections, dropPrevious: dropPrevious, assumeYes: yes,
+            confirm: interactive ? { question in
+                FileHandle.standardError.write(Data(question.utf8))
+                let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+                return answer == "y" || answer == "yes"
+            } : nil)
+        let result: RestoreResult
+        do {
+            result = try service.restore(selector, options: options)
+        } catch let e as PGSnapError where e.status == .usage {
+            throw ValidationError(e.description)
+        }
+        if output.json {
+            try printJSON(result)
+            return
+        }
+        session.reporter.info("pgsnap: restored \(result.snapshot) into \"\(result.target)\": \(result.tablesChecked) tables, \(result.rowsChecked) rows checked, \(String(format: "%.1f", result.durationSeconds)) s")
+        if let p = result.previousDatabase {
+            session.reporter.info("pgsnap: the database as it was before the restore is kept as \"\(p)\" (drop it when you no longer need it)")
+        }
+    }
+}

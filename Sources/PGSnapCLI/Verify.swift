@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import PGSnapCore
+import PGSnapSystem
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Prove snapshots are whole: size, SHA-256, full decompression, dump trailer, row counts.",
+        discussion: """
+            One streaming pass per snapshot. With --restore-test it also restores into a scratch
+            database, compares row counts with the manifest, drops it and records the result.
+
+            Examples: pgsnap verify latest        pgsnap verify --all
+
+            \(exitStatusHelp)
+            """)
+
+    @Argument(help: "Snapshot id, or 'latest'.")
+    var snapshot: String?
+    @Flag(help: "Verify every snapshot in the directory.")
+    var all = false
+    @Flag(help: "Also restore into a scratch database and compare row counts (needs a connection).")
+    var restoreTest = false
+    @Option(help: "With 'latest': the newest snapshot of this database.")
+    var database: String?
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var directory: DirectoryOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if all && snapshot != nil { throw ValidationError("give a snapshot or --all, not both") }
+    }
+
+    func run() throws {
+        let session = try makeSession(connection, directory, output)
+        let dir = try session.directory(create: false)
+        let catalog = try dir.catalog()
+        let entries: [CatalogEntry]
+        if all {
+            entries = catalog.filter { database == nil || $0.database == database }
+        } else {
+            entries = [try parseSelector(snapshot, label: nil, before: nil, database: database).select(from: catalog, directory: dir.path)]
+        }
+        var results: [VerifyResult] = []
+        for e in entries {
+            var r = VerifyService(session: session).verify(e, in: dir)
+            if r.ok && restoreTest {
+                r = try RestoreService(session: session).restoreTest(e, in: dir)
+            }
+            results.append(r)
+            if !output.json {
+                if r.ok {
+                    session.reporter.info("ok      \(r.id)  (\(r.tables ?? 0) tables, \(r.rows ?? 0) rows\(restoreTest ? ", restore-tested" : ""))")
+                } else {
+                    printError("FAILED  \(r.id): \(r.failedCheck ?? "?") check failed: \(r.detail ?? "")")
+                }
+            }
+            if SignalTrap.received != nil { break }
+        }
+        if output.json { try printJSON(results) }
+        let bad = results.filter { !$0.ok }
+        if !bad.isEmpty {
+            throw PGSnapError.verification("\(bad.count) of \(results.count) snapshot(s) failed verification",
+                                           next: "Do not restore from them; take a new backup")
+        }
+        if results.isEmpty && !output.json { session.reporter.info("pgsnap: nothing to verify in \(dir.path)") }
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+
+/// A live status line on a terminal's stderr; silent when stderr is not a TTY or with --quiet/--json.
+final class Progress {
+    private let enabled: Bool
+    private let verb: String
+    private let total: Int64?
+    private let start = Date()
+    private var last = Date.distantPast
+
+    init(reporter: Reporter, verb: String, total: Int64?) {
+        enabled = !reporter.quiet && !reporter.json && isatty(STDERR_FILENO) == 1
+        self.verb = verb
+        self.total = total
+    }
+
+    func update(bytesIn: Int64, bytesOut: Int64) {
+        guard enabled else { return }
+        let now = Date()
+        guard now.timeIntervalSince(last) >= 0.25 else { return }
+        last = now
+        let elapsed = max(now.timeIntervalSince(start), 0.001)
+        var line = "\r\(verb) \(formatBytes(bytesIn)) -> \(formatBytes(bytesOut))  \(formatBytes(Int64(Double(bytesIn) / elapsed)))/s  \(String(format: "%.0f", elapsed))s"
+        if let total, total > 0 { line += String(format: "  %.0f%%", min(100, Double(bytesIn) * 100 / Double(total))) }
+        FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
+    }
+
+    func done() {
+        guard enabled, last != .distantPast else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}
+
+public func formatBytes(_ n: Int64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n)
+    var i = 0
+    while v >= 1024 && i < units.count - 1 {
+        v /= 1024
+        i += 1
+    }
+    return i == 0 ? "\(n) B" : String(format: "%.1f", v) + " " + units[i]
+}

@@ -1,0 +1,174 @@
+import Foundation
+import PGSnapCore
+
+public struct BackupOptions {
+    public var label: String?
+    public var level: Int
+    public var jobs: Int
+    public var compression: CompressionAlgorithm
+    public var globals: Bool
+    public init(label: String?, level: Int, jobs: Int, compression: CompressionAlgorithm = .gzip, globals: Bool = false) {
+        self.label = label
+        self.level = level
+        self.jobs = jobs
+        self.compression = compression
+        self.globals = globals
+    }
+}
+
+/// Takes a snapshot: pg_dump (plain) -> row counter -> parallel gzip -> `.partial` -> fsync -> rename -> manifest.
+///
+/// The manifest is written last and is the commit point: a crash at any moment leaves either a
+/// complete snapshot or files that `list` shows as incomplete and `prune` removes.
+public struct BackupService {
+    let session: Session
+
+    public init(session: Session) { self.session = session }
+
+    /// - Throws: `PGSnapError` naming what failed (pg_dump's own last error line included); nothing is left that looks good.
+    public func run(_ options: BackupOptions) throws -> Manifest {
+        if let label = options.label { try SnapshotName.validateLabel(label) }
+        let dir = try session.directory(create: true)
+        let lock = try DirectoryLock(directory: dir, mode: .shared, command: "backup", wait: nil)
+        defer { withExtendedLifetime(lock) {} }
+        return try runLocked(options, dir: dir)
+    }
+
+    func runLocked(_ options: BackupOptions, dir: SnapshotDirectory) throws -> Manifest {
+        let started = session.now()
+        let clock = DispatchTime.now()
+        let db = try session.connect()
+        let database = try db.scalar("SELECT current_database()") ?? ""
+        let serverVersion = try db.scalar("SHOW server_version") ?? "?"
+        let serverMajor = db.serverVersionNumber / 10000
+        let pgDump = try PostgresTools(environment: session.environment).locate("pg_dump", serverMajor: serverMajor)
+
+        // One consistent view: the migration state we record is the one pg_dump dumps.
+        try db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        let snapshotID = try db.scalar("SELECT pg_export_snapshot()") ?? ""
+        let migration = try DatabaseFacts.migrationState(db)
+        let properties = try DatabaseFacts.properties(db, database: database)
+
+        let (id, partialPath, sink) = try reserveName(dir: dir, database: database, date: started, label: options.label, compression: options.compression)
+        let finalName = SnapshotName.dumpFile(id: id, compression: options.compression)
+        var committed = false
+        defer {
+            if !committed {
+                unlink(partialPath)
+                unlink(dir.file(finalName))
+                unlink(dir.file(id + SnapshotName.manifestSuffix + SnapshotName.partialSuffix))
+            }
+        }
+        session.reporter.info("pgsnap: backing up database \"\(database)\" (\(session.redact(session.spec.redacted))) to \(dir.file(finalName))")
+
+        let command = ExternalCommand(
+            name: "pg_dump", executable: pgDump.path,
+            arguments: ["--format=plain", "--no-password", "--snapshot=\(snapshotID)", "--dbname=\(session.childConninfo(database: database))"],
+            environment: session.childEnvironment)
+        let child = try ChildProcess(command, stdin: .null, stdout: .pipe, stderr: .pipe)
+        var scanner = DumpScanner()
+        let progress = Progress(reporter: session.reporter, verb: "dumped", total: nil)
+        var pipelineError: Error?
+        let writer = ParallelGzipWriter(sink: sink, level: options.level, jobs: options.jobs)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(child.stdoutFD, buffer.baseAddress, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            scanner.consume(chunk)
+            do {
+                if options.compression == .none { try sink.write(chunk) } else { try writer.write(chunk) }
+            } catch {
+                pipelineError = error
+                break
+            }
+            progress.update(bytesIn: scanner.bytes, bytesOut: sink.bytes)
+            if SignalTrap.received != nil { break }
+        }
+        let dumpDone = DispatchTime.now()
+        if pipelineError != nil || SignalTrap.received != nil {
+            child.terminate(grace: 2)
+        }
+        child.closeStdout()
+        let status = child.wait()
+        progress.done()
+        if SignalTrap.received != nil {
+            throw PGSnapError(.interrupted, "backup interrupted; pg_dump stopped and the partial file removed")
+        }
+        if let pipelineError { throw pipelineError }
+        guard status.succeeded else {
+            let line = child.lastErrorLine.map { ": " + session.redact(oneLine($0)) } ?? ""
+            throw PGSnapError("pg_dump failed (\(status))\(line)", next: "Nothing was kept; fix the cause and run the backup again")
+        }
+        guard scanner.sawCompletionTrailer else {
+            throw PGSnapError("pg_dump output ended without its completion trailer", next: "The dump is incomplete; nothing was kept. Run the backup again")
+        }
+        if options.compression != .none { try writer.finish() }
+        let fsyncStart = DispatchTime.now()
+        try sink.sync()
+        guard rename(partialPath, dir.file(finalName)) == 0 else { throw SnapshotDirectory.ioError("rename \(partialPath)") }
+        try dir.sync()
+        let fsyncSeconds = seconds(since: fsyncStart)
+        try? db.query("COMMIT")
+
+        var manifest = Manifest(
+            id: id, database: database, label: options.label, createdAt: started, durationSeconds: seconds(since: clock),
+            file: finalName, compressedBytes: sink.bytes, uncompressedBytes: scanner.bytes, sha256: sink.sha256Hex(),
+            compression: .init(algorithm: options.compression, level: options.compression == .none ? 0 : options.level,
+                               jobs: options.compression == .none ? nil : options.jobs),
+            pgDumpVersion: pgDump.version, serverVersion: serverVersion,
+            host: session.spec["host"] ?? session.environment["PGHOST"], port: session.spec["port"] ?? session.environment["PGPORT"],
+            user: session.spec["user"] ?? session.environment["PGUSER"],
+            migration: migration, tableRows: scanner.rowsByTable, databaseProperties: properties,
+            timings: .init(dumpSeconds: Double(dumpDone.uptimeNanoseconds - clock.uptimeNanoseconds) / 1e9,
+                           compressWaitSeconds: writer.waitSeconds, fsyncSeconds: fsyncSeconds),
+            pgsnapVersion: pgsnapVersion)
+        if options.globals {
+            manifest.globalsFile = try dumpGlobals(dir: dir, id: id, serverMajor: serverMajor)
+        }
+        manifest.durationSeconds = seconds(since: clock)
+        try dir.writeAtomically(try manifest.encoded(), to: id + SnapshotName.manifestSuffix)
+        committed = true
+        return manifest
+    }
+
+    /// Picks a free id and creates its `.partial` file exclusively, so two backups in one second never collide.
+    func reserveName(dir: SnapshotDirectory, database: String, date: Date, label: String?, compression: CompressionAlgorithm) throws
+        -> (String, String, FileSink)
+    {
+        for attempt in 1...1000 {
+            let id = SnapshotName.id(database: database, date: date, label: label, attempt: attempt)
+            let final = SnapshotName.dumpFile(id: id, compression: compression)
+            if access(dir.file(final), F_OK) == 0 || access(dir.file(id + SnapshotName.manifestSuffix), F_OK) == 0 { continue }
+            let partial = dir.file(final + SnapshotName.partialSuffix)
+            do {
+                return (id, partial, try FileSink(creating: partial))
+            } catch {
+                if errno == EEXIST { continue }
+                throw error
+            }
+        }
+        throw PGSnapError("cannot find a free snapshot name in \(dir.path)")
+    }
+
+    func dumpGlobals(dir: SnapshotDirectory, id: String, serverMajor: Int) throws -> String {
+        let tool = try PostgresTools(environment: session.environment).locate("pg_dumpall", serverMajor: serverMajor)
+        let name = id + SnapshotName.globalsSuffix
+        let command = ExternalCommand(name: "pg_dumpall", executable: tool.path,
+                                      arguments: ["--globals-only", "--no-password", "--dbname=\(session.childConninfo(database: "postgres"))"],
+                                      environment: session.childEnvironment)
+        let (t, out, child) = try ChildProcess.capture(command)
+        guard t.succeeded else {
+            throw PGSnapError("pg_dumpall --globals-only failed (\(t)): \(session.redact(child.lastErrorLine ?? ""))",
+                              next: "Roles need superuser to dump; run without --globals or as a superuser")
+        }
+        try dir.writeAtomically(Data(out.utf8), to: name)
+        return name
+    }
+}
+
+func seconds(since start: DispatchTime) -> Double {
+    Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+}

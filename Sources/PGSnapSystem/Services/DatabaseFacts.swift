@@ -1,0 +1,49 @@
+import Foundation
+import PGSnapCore
+
+/// Queries pgsnap asks of a database, in one place.
+public enum DatabaseFacts {
+    public static func migrationState(_ db: LibPQConnection) throws -> Manifest.MigrationState? {
+        // golang-migrate keeps one row in schema_migrations(version bigint, dirty boolean).
+        guard try db.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL") == "t" else { return nil }
+        let cols = try db.query("""
+            SELECT count(*) FILTER (WHERE attname = 'version'), count(*) FILTER (WHERE attname = 'dirty')
+            FROM pg_attribute WHERE attrelid = 'schema_migrations'::regclass AND NOT attisdropped
+            """)
+        guard cols.first?[0] == "1", cols.first?[1] == "1" else { return nil }
+        let rows = try db.query("SELECT version::bigint, dirty::boolean FROM schema_migrations ORDER BY version DESC LIMIT 1")
+        guard let row = rows.first, let v = row[0].flatMap({ Int64($0) }) else { return nil }
+        return Manifest.MigrationState(version: v, dirty: row[1] == "t")
+    }
+
+    public static func properties(_ db: LibPQConnection, database: String) throws -> DatabaseProperties {
+        let rows = try db.query("""
+            SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
+                   d.datacl::text, d.datconnlimit::text, shobj_description(d.oid, 'pg_database')
+            FROM pg_database d WHERE d.datname = $1
+            """, [database])
+        guard let r = rows.first else { throw PGSnapError("database \"\(database)\" does not exist") }
+        let settings = try db.query("""
+            SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+            WHERE d.datname = $1 AND s.setrole = 0
+            """, [database]).compactMap { $0[0] }
+        return DatabaseProperties(owner: r[0] ?? "", encoding: r[1] ?? "UTF8", collate: r[2] ?? "C", ctype: r[3] ?? "C",
+                                  acl: r[4], settings: settings, comment: r[6], connectionLimit: r[5].flatMap { Int($0) })
+    }
+
+    public static func exists(_ db: LibPQConnection, database: String) throws -> Bool {
+        try db.scalar("SELECT 1 FROM pg_database WHERE datname = $1", [database]) == "1"
+    }
+
+    /// Sessions on `database` other than our own.
+    public static func otherSessions(_ db: LibPQConnection, database: String) throws -> [String] {
+        try db.query("""
+            SELECT pid::text, coalesce(nullif(application_name, ''), '-'), coalesce(usename, '-'),
+                   coalesce(client_addr::text, 'local'), coalesce(state, '-')
+            FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
+            ORDER BY pid
+            """, [database]).map { r in
+            "pid \(r[0] ?? "?") application=\(r[1] ?? "-") user=\(r[2] ?? "-") client=\(r[3] ?? "-") state=\(r[4] ?? "-")"
+        }
+    }
+}

@@ -1,0 +1,312 @@
+import Foundation
+import PGSnapCore
+
+public struct RestoreOptions {
+    public var target: String?
+    public var terminateConnections: Bool
+    public var dropPrevious: Bool
+    /// Asked before replacing an existing database; returns false to stop. nil: no one to ask.
+    public var confirm: ((String) -> Bool)?
+    public var assumeYes: Bool
+
+    public init(target: String?, terminateConnections: Bool, dropPrevious: Bool, assumeYes: Bool, confirm: ((String) -> Bool)?) {
+        self.target = target
+        self.terminateConnections = terminateConnections
+        self.dropPrevious = dropPrevious
+        self.assumeYes = assumeYes
+        self.confirm = confirm
+    }
+}
+
+public struct RestoreResult: Codable, Sendable {
+    public var snapshot: String
+    public var target: String
+    public var previousDatabase: String?
+    public var tablesChecked: Int
+    public var rowsChecked: Int64
+    public var durationSeconds: Double
+}
+
+/// Restores a snapshot so the database ends up exactly as it was, or, on any failure, exactly as before.
+///
+/// The dump goes into a fresh scratch database (never into the target), its row counts are
+/// checked against the manifest, and only then is the target renamed aside and the scratch
+/// database renamed into its place, both renames in one transaction.
+public struct RestoreService {
+    let session: Session
+    static let scratchPrefix = "pgsnap_scratch_"
+
+    public init(session: Session) { self.session = session }
+
+    /// The database `latest` means when none is named: --target, else the connection's database.
+    public func defaultDatabase(target: String?) -> String? {
+        target ?? session.spec["dbname"] ?? session.environment["PGDATABASE"]
+    }
+
+    /// - Throws: `PGSnapError`: exit 2 for a snapshot that fails its checks, 1 for restore failures; the target is untouched.
+    public func restore(_ selector: SnapshotSelector, options: RestoreOptions) throws -> RestoreResult {
+        let start = DispatchTime.now()
+        let dir = try session.directory(create: false)
+        let lock = try DirectoryLock(directory: dir, mode: .exclusive, command: "restore", wait: nil)
+        defer { withExtendedLifetime(lock) {} }
+        let entry = try selector.select(from: try dir.catalog(), directory: dir.path)
+        guard entry.isGood, let manifest = entry.manifest else {
+            throw PGSnapError.verification("snapshot \(entry.id) is \(entry.status.rawValue): \(entry.problem ?? "")", next: "Choose another snapshot ('pgsnap list')")
+        }
+        try checkIntegrity(manifest, dir: dir)
+        let target = options.target ?? manifest.database
+        let admin = try session.connect(database: maintenanceDatabase(excluding: target))
+        try dropOrphanedScratchDatabases(admin)
+
+        let targetExists = try DatabaseFacts.exists(admin, database: target)
+        if targetExists {
+            try confirmReplace(target: target, snapshot: manifest.id, admin: admin, options: options)
+        }
+        let scratch = "\(RestoreService.scratchPrefix)\(getpid())_\(Int(Date().timeIntervalSince1970))"
+        var swapped = false
+        defer {
+            if !swapped { try? admin.query("DROP DATABASE IF EXISTS \(try! admin.quoteIdentifier(scratch)) WITH (FORCE)") }
+        }
+        let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin)
+        try applyDatabaseProperties(manifest, to: scratch, admin: admin)
+        if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; \(target) was not changed") }
+
+        var previous: String?
+        if targetExists {
+            previous = try swap(target: target, scratch: scratch, admin: admin, options: options)
+        } else {
+            try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(scratch)) RENAME TO \(try admin.quoteIdentifier(target))")
+        }
+        swapped = true
+        try? admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(target)) IS \(manifest.databaseProperties?.comment.map { try admin.quoteLiteral($0) } ?? "NULL")")
+        if let p = previous, options.dropPrevious {
+            try admin.query("DROP DATABASE \(try admin.quoteIdentifier(p)) WITH (FORCE)")
+            previous = nil
+        }
+        return RestoreResult(snapshot: manifest.id, target: target, previousDatabase: previous, tablesChecked: tables,
+                             rowsChecked: rows, durationSeconds: seconds(since: start))
+    }
+
+    /// Restores into a scratch database, compares row counts, drops it, and records the result in the manifest.
+    public func restoreTest(_ entry: CatalogEntry, in dir: SnapshotDirectory) throws -> VerifyResult {
+        guard let manifest = entry.manifest else { throw PGSnapError.verification("snapshot \(entry.id) has no manifest") }
+        let start = DispatchTime.now()
+        let lock = try DirectoryLock(directory: dir, mode: .shared, command: "verify --restore-test", wait: nil)
+        defer { withExtendedLifetime(lock) {} }
+        let admin = try session.connect(database: maintenanceDatabase(excluding: manifest.database))
+        try dropOrphanedScratchDatabases(admin)
+        let scratch = "\(RestoreService.scratchPrefix)\(getpid())_\(Int(Date().timeIntervalSince1970))"
+        defer { try? admin.query("DROP DATABASE IF EXISTS \(try! admin.quoteIdentifier(scratch)) WITH (FORCE)") }
+        var result = VerifyResult(id: entry.id, ok: false)
+        do {
+            let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin)
+            result.ok = true
+            result.tables = tables
+            result.rows = rows
+        } catch let e as PGSnapError {
+            if e.status == .interrupted { throw e }
+            result.failedCheck = "restore_test"
+            result.detail = e.description
+        }
+        result.seconds = seconds(since: start)
+        var updated = manifest
+        updated.restoreTest = .init(at: session.now(), ok: result.ok, seconds: result.seconds ?? 0, detail: result.detail)
+        try dir.writeAtomically(try updated.encoded(), to: manifest.id + SnapshotName.manifestSuffix)
+        return result
+    }
+
+    func maintenanceDatabase(excluding target: String) -> String {
+        target == "postgres" ? "template1" : "postgres"
+    }
+
+    /// Size and SHA-256 before anything is touched.
+    func checkIntegrity(_ m: Manifest, dir: SnapshotDirectory) throws {
+        let stream = try DumpStream.open(path: dir.file(m.file), compression: .none)
+        let outcome = stream.readAll(sink: { _ in }, shouldStop: { SignalTrap.received != nil })
+        if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted before anything was changed") }
+        if let e = outcome.readError { throw e }
+        guard outcome.compressedBytes == m.compressedBytes else {
+            throw PGSnapError.verification("snapshot \(m.id) failed the size check: file is \(outcome.compressedBytes) bytes, manifest says \(m.compressedBytes)", next: "Nothing was changed; choose another snapshot")
+        }
+        guard outcome.sha256 == m.sha256 else {
+            throw PGSnapError.verification("snapshot \(m.id) failed the checksum check (SHA-256 differs from the manifest)", next: "Nothing was changed; choose another snapshot")
+        }
+    }
+
+    func confirmReplace(target: String, snapshot: String, admin: LibPQConnection, options: RestoreOptions) throws {
+        let sessions = try DatabaseFacts.otherSessions(admin, database: target)
+        if !sessions.isEmpty && !options.terminateConnections {
+            throw PGSnapError("database \"\(target)\" has \(sessions.count) other session(s): \(sessions.joined(separator: "; "))",
+                              next: "Stop those clients, or pass --terminate-connections")
+        }
+        if options.assumeYes { return }
+        guard let confirm = options.confirm else {
+            throw PGSnapError.usage("restore would replace the existing database \"\(target)\" and there is no terminal to confirm",
+                                    next: "Pass --yes to confirm")
+        }
+        let question = "Replace database \"\(target)\" with snapshot \(snapshot)? The current database is kept as \(previousName(for: target)) unless --drop-previous. [y/N] "
+        guard confirm(question) else { throw PGSnapError("restore cancelled; nothing was changed") }
+    }
+
+    /// Creates the scratch database, streams the dump into psql and checks row counts. Returns (tables, rows).
+    func load(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection) throws -> (Int, Int64) {
+        let props = try m.databaseProperties ?? DatabaseFacts.properties(admin, database: maintenanceDatabase(excluding: m.database))
+        let owner = props.owner
+        if try admin.scalar("SELECT 1 FROM pg_roles WHERE rolname = $1", [owner]) != "1" {
+            throw PGSnapError("the snapshot's database owner role \"\(owner)\" does not exist on this server",
+                              next: m.globalsFile.map { "Apply the saved roles first: psql -X -f \(dir.file($0)) postgres" } ?? "Create the role first (CREATE ROLE \(owner)), then restore again")
+        }
+        try admin.query("""
+            CREATE DATABASE \(try admin.quoteIdentifier(scratch)) TEMPLATE template0 ENCODING \(try admin.quoteLiteral(props.encoding)) \
+            LC_COLLATE \(try admin.quoteLiteral(props.collate)) LC_CTYPE \(try admin.quoteLiteral(props.ctype)) OWNER \(try admin.quoteIdentifier(owner))
+            """)
+        try admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(scratch)) IS \(try admin.quoteLiteral("pgsnap scratch host=\(ProcessInfo.processInfo.hostName) pid=\(getpid()) snapshot=\(m.id)"))")
+        let serverMajor = admin.serverVersionNumber / 10000
+        let psql = try PostgresTools(environment: session.environment).locate("psql", serverMajor: serverMajor)
+        let command = ExternalCommand(
+            name: "psql", executable: psql.path,
+            arguments: ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                        "--dbname=\(session.childConninfo(database: scratch))"],
+            environment: session.childEnvironment)
+        session.reporter.info("pgsnap: restoring \(m.id) into scratch database \(scratch)")
+        let child = try ChildProcess(command, stdin: .pipe, stdout: .null, stderr: .pipe)
+        var scanner = DumpScanner()
+        let progress = Progress(reporter: session.reporter, verb: "restored", total: m.compressedBytes)
+        let outcome = try DumpStream.open(path: dir.file(m.file), compression: m.compression.algorithm).readAll(
+            sink: { bytes in
+                scanner.consume(bytes)
+                try child.writeStdin(bytes)
+            },
+            progress: { progress.update(bytesIn: $0, bytesOut: scanner.bytes) },
+            shouldStop: { SignalTrap.received != nil })
+        progress.done()
+        let streamFailed = outcome.readError != nil || outcome.decompressError != nil || SignalTrap.received != nil
+            || outcome.sha256 != m.sha256 || !scanner.sawCompletionTrailer
+        if streamFailed && outcome.sinkError == nil {
+            // Closing psql's stdin would COMMIT what it has: kill it first, then close.
+            child.terminate(grace: 5)
+            child.closeStdin()
+            if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; the target was not changed") }
+            if let e = outcome.readError ?? outcome.decompressError { throw PGSnapError.verification("snapshot \(m.id) is corrupt: \(e)", next: "Nothing was changed; choose another snapshot") }
+            throw PGSnapError.verification("snapshot \(m.id) changed while it was read (checksum or trailer differs)", next: "Nothing was changed; run 'pgsnap verify'")
+        }
+        child.closeStdin()
+        let status = child.wait()
+        guard status.succeeded, outcome.sinkError == nil else {
+            let line = child.lastErrorLine.map { session.redact(oneLine($0)) } ?? "\(status)"
+            var next = "The target was not changed; fix the cause and restore again"
+            if line.contains("role") && line.contains("does not exist") {
+                next = m.globalsFile.map { "Create the missing roles (psql -X -f \(dir.file($0)) postgres) and restore again" }
+                    ?? "Create the missing roles and restore again"
+            }
+            throw PGSnapError("psql failed while restoring \(m.id) (\(status)): \(line)", next: next)
+        }
+        // psql's exit status alone proves nothing: the row counts do.
+        let scratchDB = try session.connect(database: scratch)
+        var rows: Int64 = 0
+        for (table, expected) in m.tableRows.sorted(by: { $0.key < $1.key }) {
+            guard let name = QualifiedName.parse(table) else { throw PGSnapError.verification("malformed table name in manifest") }
+            let got = Int64(try scratchDB.scalar("SELECT count(*) FROM ONLY \(name)") ?? "") ?? -1
+            guard got == expected else {
+                throw PGSnapError("restored table \(table) has \(got) rows, the snapshot has \(expected)", next: "The target was not changed; run 'pgsnap verify \(m.id)'")
+            }
+            rows += got
+        }
+        return (m.tableRows.count, rows)
+    }
+
+    /// Settings, grants and connection limit that a plain dump leaves out.
+    func applyDatabaseProperties(_ m: Manifest, to scratch: String, admin: LibPQConnection) throws {
+        guard let p = m.databaseProperties else { return }
+        let db = try admin.quoteIdentifier(scratch)
+        if !p.settings.isEmpty {
+            try admin.query("BEGIN")
+            do {
+                for s in p.settings {
+                    guard let eq = s.firstIndex(of: "=") else { continue }
+                    let name = String(s[..<eq]), value = String(s[s.index(after: eq)...])
+                    // set_config parses list values (search_path) as a config file would; FROM CURRENT stores them as set.
+                    try admin.query("SELECT set_config($1, $2, true)", [name, value])
+                    try admin.query("ALTER DATABASE \(db) SET \(try admin.quoteIdentifier(name)) FROM CURRENT")
+                }
+                try admin.query("COMMIT")
+            } catch {
+                try? admin.query("ROLLBACK")
+                throw PGSnapError("cannot re-apply database settings (\(error))", next: "The target was not changed")
+            }
+        }
+        if let acl = p.acl {
+            let grants = try admin.query("""
+                SELECT CASE WHEN grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(grantee)) END, privilege_type, is_grantable
+                FROM aclexplode($1::aclitem[])
+                """, [acl])
+            try admin.query("REVOKE ALL ON DATABASE \(db) FROM PUBLIC")
+            for g in grants {
+                let option = g[2] == "t" ? " WITH GRANT OPTION" : ""
+                try admin.query("GRANT \(g[1] ?? "CONNECT") ON DATABASE \(db) TO \(g[0] ?? "PUBLIC")\(option)")
+            }
+        }
+        if let limit = p.connectionLimit, limit >= 0 {
+            try admin.query("ALTER DATABASE \(db) CONNECTION LIMIT \(limit)")
+        }
+    }
+
+    /// Renames target aside and scratch into place in one transaction; returns the previous database's name.
+    func swap(target: String, scratch: String, admin: LibPQConnection, options: RestoreOptions) throws -> String {
+        let t = try admin.quoteIdentifier(target)
+        let allowed = try admin.scalar("SELECT datallowconn FROM pg_database WHERE datname = $1", [target]) == "t"
+        // Close the door first so nothing reconnects between the check and the rename.
+        try admin.query("ALTER DATABASE \(t) ALLOW_CONNECTIONS false")
+        let sessions = try DatabaseFacts.otherSessions(admin, database: target)
+        if !sessions.isEmpty {
+            if options.terminateConnections {
+                try admin.query("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [target])
+            } else {
+                if allowed { try? admin.query("ALTER DATABASE \(t) ALLOW_CONNECTIONS true") }
+                throw PGSnapError("database \"\(target)\" has \(sessions.count) other session(s): \(sessions.joined(separator: "; "))",
+                                  next: "Stop those clients, or pass --terminate-connections; nothing was changed")
+            }
+        }
+        let previous = previousName(for: target)
+        do {
+            try admin.query("BEGIN")
+            try admin.query("ALTER DATABASE \(t) RENAME TO \(try admin.quoteIdentifier(previous))")
+            try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(scratch)) RENAME TO \(t)")
+            try admin.query("COMMIT")
+        } catch {
+            try? admin.query("ROLLBACK")
+            if allowed { try? admin.query("ALTER DATABASE \(t) ALLOW_CONNECTIONS true") }
+            throw PGSnapError("cannot swap the restored database into place: \(error)", next: "\(target) was not changed")
+        }
+        if allowed { try? admin.query("ALTER DATABASE \(try admin.quoteIdentifier(previous)) ALLOW_CONNECTIONS true") }
+        return previous
+    }
+
+    /// `<target>_pre_restore_<UTC time>`, cut to PostgreSQL's 63-byte name limit.
+    func previousName(for target: String) -> String {
+        let suffix = "_pre_restore_" + SnapshotName.timestamp(session.now())
+        var base = target
+        while base.utf8.count + suffix.utf8.count > 63 { base.removeLast() }
+        return base + suffix
+    }
+
+    /// Drops scratch databases left by a pgsnap on this host that is no longer running (killed mid-restore).
+    func dropOrphanedScratchDatabases(_ admin: LibPQConnection) throws {
+        let rows = try admin.query("""
+            SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname LIKE 'pgsnap\\_scratch\\_%'
+            """)
+        let host = ProcessInfo.processInfo.hostName
+        for r in rows {
+            guard let name = r[0], let comment = r[1] else { continue }
+            let fields = Dictionary(comment.split(separator: " ").compactMap { part -> (String, String)? in
+                let kv = part.split(separator: "=", maxSplits: 1)
+                return kv.count == 2 ? (String(kv[0]), String(kv[1])) : nil
+            }, uniquingKeysWith: { a, _ in a })
+            guard fields["host"] == host, let pid = fields["pid"].flatMap({ Int32($0) }), pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                session.reporter.info("pgsnap: dropping scratch database \(name) left by an interrupted run (pid \(pid))")
+                try admin.query("DROP DATABASE IF EXISTS \(try admin.quoteIdentifier(name)) WITH (FORCE)")
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import PGSnapCore
+
+public let pgsnapVersion = "0.1.0"
+
+/// What every command shares: where to connect, how the password travels, the backup directory.
+public final class Session {
+    public let environment: [String: String]
+    public let spec: ConnectionSpec
+    public let credentials: Credentials
+    public let directoryPath: String
+    public let reporter: Reporter
+    public let now: () -> Date
+
+    public init(spec: ConnectionSpec, directory: String, environment: [String: String], reporter: Reporter) throws {
+        self.environment = environment
+        self.spec = spec
+        self.credentials = try Credentials(spec: spec, environment: environment)
+        self.directoryPath = directory
+        self.reporter = reporter
+        // PGSNAP_NOW fixes "now" for tests of retention and health checks; nothing else reads it.
+        if let fixed = environment["PGSNAP_NOW"].flatMap(ISO8601.parse) {
+            now = { fixed }
+        } else {
+            now = { Date() }
+        }
+    }
+
+    public var childEnvironment: [String: String] { credentials.childEnvironment(environment) }
+
+    public func connect(database: String? = nil) throws -> LibPQConnection {
+        do {
+            return try LibPQConnection(conninfo: spec.conninfo(), passfile: credentials.passfile, database: database)
+        } catch let e as PGSnapError {
+            throw PGSnapError(e.status, redactSecrets(e.what, password: credentials.password ?? environment["PGPASSWORD"]), next: e.next)
+        }
+    }
+
+    /// The conninfo a child gets for `database`: no password in it, ever.
+    public func childConninfo(database: String) -> String {
+        var s = spec
+        s.set("dbname", database)
+        return s.conninfo()
+    }
+
+    public func directory(create: Bool) throws -> SnapshotDirectory {
+        try SnapshotDirectory(path: directoryPath, create: create)
+    }
+
+    public func redact(_ text: String) -> String {
+        redactSecrets(text, password: credentials.password ?? environment["PGPASSWORD"])
+    }
+}
+
+/// Human lines on stderr (stdout stays for results), silenced by --quiet.
+public final class Reporter {
+    public let quiet: Bool
+    public let json: Bool
+    public init(quiet: Bool, json: Bool) {
+        self.quiet = quiet
+        self.json = json
+    }
+
+    public func info(_ line: String) {
+        guard !quiet else { return }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    public func warn(_ line: String) {
+        FileHandle.standardError.write(Data(("pgsnap: warning: " + line + "\n").utf8))
+    }
+}

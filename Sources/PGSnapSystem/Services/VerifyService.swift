@@ -1,0 +1,160 @@
+import Foundation
+import PGSnapCore
+
+/// The outcome of verifying one snapshot: the first check that failed, or none.
+public struct VerifyResult: Codable, Sendable {
+    public var id: String
+    public var ok: Bool
+    /// size, checksum, decompression, trailer, row_counts, manifest, files
+    public var failedCheck: String?
+    public var detail: String?
+    public var uncompressedBytes: Int64?
+    public var tables: Int?
+    public var rows: Int64?
+    public var seconds: Double?
+}
+
+/// Reads a snapshot's dump once: size, SHA-256, full decompression (CRC and length of every
+/// member), pg_dump's completion trailer and a recount of every COPY block, all in one pass.
+public struct VerifyService {
+    let session: Session
+    public init(session: Session) { self.session = session }
+
+    public func verify(_ entry: CatalogEntry, in dir: SnapshotDirectory) -> VerifyResult {
+        var result = VerifyResult(id: entry.id, ok: false)
+        guard let m = entry.manifest else {
+            result.failedCheck = entry.status == .invalidManifest ? "manifest" : "files"
+            result.detail = entry.problem ?? "no manifest: the backup did not finish"
+            return result
+        }
+        let start = DispatchTime.now()
+        do {
+            let stream = try DumpStream.open(path: dir.file(m.file), compression: m.compression.algorithm)
+            var scanner = DumpScanner()
+            let progress = Progress(reporter: session.reporter, verb: "verified", total: m.compressedBytes)
+            let outcome = stream.readAll(sink: { scanner.consume($0) }, progress: { progress.update(bytesIn: $0, bytesOut: scanner.bytes) })
+            progress.done()
+            result.uncompressedBytes = scanner.bytes
+            result.tables = scanner.tables.count
+            result.rows = scanner.tables.reduce(0) { $0 + $1.rows }
+            result.seconds = seconds(since: start)
+            if let e = outcome.readError { throw e }
+            if outcome.compressedBytes != m.compressedBytes {
+                return failed(&result, "size", "file is \(outcome.compressedBytes) bytes, manifest says \(m.compressedBytes)")
+            }
+            if outcome.sha256 != m.sha256 {
+                return failed(&result, "checksum", "SHA-256 is \(outcome.sha256), manifest says \(m.sha256)")
+            }
+            if let e = outcome.decompressError {
+                return failed(&result, "decompression", "\(e)")
+            }
+            if scanner.bytes != m.uncompressedBytes {
+                return failed(&result, "decompression", "dump is \(scanner.bytes) bytes uncompressed, manifest says \(m.uncompressedBytes)")
+            }
+            if !scanner.sawCompletionTrailer {
+                return failed(&result, "trailer", "the dump does not end with pg_dump's completion trailer")
+            }
+            let counted = scanner.rowsByTable
+            if counted != m.tableRows {
+                let diff = Set(counted.keys).union(m.tableRows.keys).sorted().first { counted[$0] != m.tableRows[$0] }!
+                return failed(&result, "row_counts", "table \(diff) has \(counted[diff].map(String.init) ?? "no") rows in the dump, manifest says \(m.tableRows[diff].map(String.init) ?? "none")")
+            }
+            result.ok = true
+            return result
+        } catch {
+            return failed(&result, "files", "\(error)")
+        }
+    }
+
+    private func failed(_ r: inout VerifyResult, _ check: String, _ detail: String) -> VerifyResult {
+        r.ok = false
+        r.failedCheck = check
+        r.detail = detail
+        return r
+    }
+}
+
+/// A dump file read back: raw bytes hashed and counted, content decompressed to a sink.
+public struct DumpStream {
+    public struct Outcome {
+        public var compressedBytes: Int64 = 0
+        public var sha256 = ""
+        public var readError: Error?
+        public var decompressError: Error?
+        public var sinkError: Error?
+    }
+
+    let fd: Int32
+    let compression: CompressionAlgorithm
+    let path: String
+
+    /// - Throws: `PGSnapError` when the file cannot be opened.
+    public static func open(path: String, compression: CompressionAlgorithm) throws -> DumpStream {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw SnapshotDirectory.ioError("open \(path)") }
+        return DumpStream(fd: fd, compression: compression, path: path)
+    }
+
+    /// Reads to the end even after a decompression error, so size and checksum are always known.
+    /// A sink error (e.g. psql went away) stops the read at once.
+    public func readAll(sink: (UnsafeRawBufferPointer) throws -> Void, progress: (Int64) -> Void = { _ in },
+                        shouldStop: () -> Bool = { false }) -> Outcome {
+        defer { close(fd) }
+        var out = Outcome()
+        var hash = SHA256Stream()
+        let inflater: GzipInflater?
+        do {
+            inflater = compression == .gzip ? try GzipInflater() : nil
+        } catch {
+            out.decompressError = error
+            return out
+        }
+        if compression == .zstd {
+            out.decompressError = PGSnapError("zstd snapshots are not supported by this pgsnap")
+            return out
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        var inflating = true
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                out.readError = SnapshotDirectory.ioError("read \(path)")
+                break
+            }
+            if n == 0 { break }
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            hash.update(chunk)
+            out.compressedBytes += Int64(n)
+            progress(out.compressedBytes)
+            if inflating {
+                do {
+                    if let inflater {
+                        try inflater.feed(chunk) { bytes in
+                            do { try sink(bytes) } catch {
+                                out.sinkError = error
+                                throw error
+                            }
+                        }
+                    } else {
+                        do { try sink(chunk) } catch {
+                            out.sinkError = error
+                            throw error
+                        }
+                    }
+                } catch {
+                    if out.sinkError != nil { break }
+                    out.decompressError = error
+                    inflating = false
+                }
+            }
+            if shouldStop() { break }
+        }
+        if inflating, out.readError == nil, out.sinkError == nil, let inflater {
+            do { try inflater.finish() } catch { out.decompressError = error }
+        }
+        out.sha256 = hash.finalizeHex()
+        return out
+    }
+}
