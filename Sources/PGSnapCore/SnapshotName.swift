@@ -35,10 +35,8 @@ public enum SnapshotName {
         for (i, byte) in Array(name.utf8).enumerated() {
             let s = Unicode.Scalar(byte)
             let leadingSpecial = i == 0 && (s == "-" || s == ".")
-            if byte < 0x80 && isPlain(s) && !leadingSpecial && s != "_" {
+            if byte < 0x80 && isPlain(s) && !leadingSpecial {
                 out.unicodeScalars.append(s)
-            } else if s == "_" {
-                out += "%5F"  // '_' separates the fields of the id
             } else {
                 out += String(format: "%%%02X", byte)
             }
@@ -82,7 +80,8 @@ public enum SnapshotName {
         public var date: Date
     }
 
-    /// Splits `<db>_<YYYYMMDDTHHMMSSZ>[-n][_label]`; nil when the stem is not a pgsnap id.
+    /// Splits `<db>_<YYYYMMDDTHHMMSSZ>[-n][_label]` at the first field that is a timestamp (database
+    /// names and labels may hold underscores); nil when the stem is not a pgsnap id.
     public static func parse(id: String) -> Parsed? {
         let parts = id.components(separatedBy: "_")
         guard parts.count >= 2 else { return nil }
