@@ -9,6 +9,7 @@ public struct PGSnapCommand: ParsableCommand {
         abstract: "Safe PostgreSQL snapshots around schema migrations: backup, verify, restore, prune.",
         discussion: ExitStatus.table,
         version: pgsnapVersion,
+        helpNames: [.long],
         subcommands: [Backup.self, List.self, Show.self, Verify.self, Restore.self])
 
     public init() {}
