@@ -9,8 +9,8 @@ public struct PGSnapCommand: ParsableCommand {
         abstract: "Safe PostgreSQL snapshots around schema migrations: backup, verify, restore, prune.",
         discussion: ExitStatus.table,
         version: pgsnapVersion,
-        helpNames: [.long],
-        subcommands: [Backup.self, List.self, Show.self, Verify.self, Restore.self])
+        subcommands: [Backup.self, List.self, Show.self, Verify.self, Restore.self],
+        helpNames: [.long])
 
     public init() {}
 
