@@ -31,6 +31,12 @@ struct Backup: ParsableCommand {
     @Flag(help: "Also save roles and tablespaces (pg_dumpall --globals-only) beside the snapshot.")
     var globals = false
 
+    @Flag(help: "After a successful, verified backup, prune this database's snapshots by the policy below.")
+    var prune = false
+
+    @OptionGroup var policy: PolicyOptions
+    @OptionGroup var lock: LockOptions
+
     func validate() throws {
         guard (0...9).contains(level) else { throw ValidationError("--level must be 0-9") }
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be 1-64") }
@@ -42,7 +48,21 @@ struct Backup: ParsableCommand {
     func run() throws {
         let session = try makeSession(connection, directory, output)
         let manifest = try BackupService(session: session).run(
-            BackupOptions(label: label, level: level, jobs: jobs, compression: level == 0 ? .none : .gzip, globals: globals))
+            BackupOptions(label: label, level: level, jobs: jobs, compression: level == 0 ? .none : .gzip, globals: globals),
+            wait: try lock.seconds)
+        if prune {
+            // Only a snapshot proven whole may let older ones go.
+            let dir = try session.directory(create: false)
+            let entry = try SnapshotSelector(kind: .id(manifest.id)).select(from: try dir.catalog(), directory: dir.path)
+            let check = VerifyService(session: session).verify(entry, in: dir)
+            guard check.ok else {
+                throw PGSnapError.verification("new snapshot \(manifest.id) failed verification (\(check.failedCheck ?? "?"): \(check.detail ?? "")); nothing was pruned",
+                                               next: "Investigate before trusting this backup")
+            }
+            let result = try PruneService(session: session).run(policy: policy.policy, database: manifest.database, dryRun: false,
+                                                                wait: try lock.seconds ?? 600)
+            printPrune(result, json: false, reporter: session.reporter)
+        }
         if output.json {
             try printJSON(manifest)
         } else {

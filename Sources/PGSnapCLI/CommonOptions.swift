@@ -46,10 +46,11 @@ struct OutputOptions: ParsableArguments {
     var reporter: Reporter { Reporter(quiet: quiet || json, json: json) }
 }
 
-func makeSession(_ c: ConnectionOptions, _ d: DirectoryOptions, _ o: OutputOptions) throws -> Session {
+/// - Parameter c: nil for commands that never connect (list, prune, check).
+func makeSession(_ c: ConnectionOptions?, _ d: DirectoryOptions, _ o: OutputOptions) throws -> Session {
     let env = ProcessInfo.processInfo.environment
     do {
-        return try Session(spec: try c.spec(env), directory: d.path(env), environment: env, reporter: o.reporter)
+        return try Session(spec: try c?.spec(env) ?? ConnectionSpec(), directory: d.path(env), environment: env, reporter: o.reporter)
     } catch let e as PGSnapError where e.status == .usage {
         throw ValidationError(e.description)
     }

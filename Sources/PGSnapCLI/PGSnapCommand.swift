@@ -9,7 +9,7 @@ public struct PGSnapCommand: ParsableCommand {
         abstract: "Safe PostgreSQL snapshots around schema migrations: backup, verify, restore, prune.",
         discussion: ExitStatus.table,
         version: pgsnapVersion,
-        subcommands: [Backup.self, List.self, Show.self, Verify.self, Restore.self],
+        subcommands: [Backup.self, List.self, Show.self, Verify.self, Restore.self, Prune.self, Check.self],
         helpNames: [.long])
 
     public init() {}
@@ -25,15 +25,15 @@ public struct PGSnapCommand: ParsableCommand {
         } catch let e as PGSnapError {
             printError(e.description)
             code = SignalTrap.received != nil ? ExitStatus.interrupted.rawValue : e.status.rawValue
-        } catch let e as CleanExit {
-            exit(withError: e)
         } catch let e as ValidationError {
             printError("\(e.message)")
             code = ExitStatus.usage.rawValue
         } catch {
-            if let e = error as? ExitCode { exit(withError: e) }
-            // Parsing errors: ArgumentParser formats them and exits 64.
-            exit(withError: error)
+            // --help and --version exit 0 with their text; parse errors become one line and exit 64.
+            if exitCode(for: error) == .success { exit(withError: error) }
+            let message = self.message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "invalid usage"
+            printError(message.replacingOccurrences(of: "Error: ", with: "") + " (see 'pgsnap --help')")
+            code = ExitStatus.usage.rawValue
         }
         Glibc.exit(code)
     }

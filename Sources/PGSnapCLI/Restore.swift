@@ -31,6 +31,7 @@ struct Restore: ParsableCommand {
     var dropPrevious = false
     @Flag(help: "Replace an existing database without asking (required when there is no terminal).")
     var yes = false
+    @OptionGroup var lock: LockOptions
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
@@ -48,7 +49,7 @@ struct Restore: ParsableCommand {
                                          database: snapshot == nil || snapshot == "latest" || label != nil ? service.defaultDatabase(target: target) : nil)
         let interactive = isatty(STDIN_FILENO) == 1 && isatty(STDERR_FILENO) == 1
         let options = RestoreOptions(
-            target: target, terminateConnections: terminateConnections, dropPrevious: dropPrevious, assumeYes: yes,
+            target: target, wait: try lock.seconds, terminateConnections: terminateConnections, dropPrevious: dropPrevious, assumeYes: yes,
             confirm: interactive ? { question in
                 FileHandle.standardError.write(Data(question.utf8))
                 let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""

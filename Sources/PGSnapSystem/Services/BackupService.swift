@@ -26,10 +26,10 @@ public struct BackupService {
     public init(session: Session) { self.session = session }
 
     /// - Throws: `PGSnapError` naming what failed (pg_dump's own last error line included); nothing is left that looks good.
-    public func run(_ options: BackupOptions) throws -> Manifest {
+    public func run(_ options: BackupOptions, wait: Double? = nil) throws -> Manifest {
         if let label = options.label { try SnapshotName.validateLabel(label) }
         let dir = try session.directory(create: true)
-        let lock = try DirectoryLock(directory: dir, mode: .shared, command: "backup", wait: nil)
+        let lock = try DirectoryLock(directory: dir, mode: .shared, command: "backup", wait: wait)
         defer { withExtendedLifetime(lock) {} }
         return try runLocked(options, dir: dir)
     }

@@ -3,14 +3,16 @@ import PGSnapCore
 
 public struct RestoreOptions {
     public var target: String?
+    public var wait: Double?
     public var terminateConnections: Bool
     public var dropPrevious: Bool
     /// Asked before replacing an existing database; returns false to stop. nil: no one to ask.
     public var confirm: ((String) -> Bool)?
     public var assumeYes: Bool
 
-    public init(target: String?, terminateConnections: Bool, dropPrevious: Bool, assumeYes: Bool, confirm: ((String) -> Bool)?) {
+    public init(target: String?, wait: Double? = nil, terminateConnections: Bool, dropPrevious: Bool, assumeYes: Bool, confirm: ((String) -> Bool)?) {
         self.target = target
+        self.wait = wait
         self.terminateConnections = terminateConnections
         self.dropPrevious = dropPrevious
         self.assumeYes = assumeYes
@@ -47,7 +49,7 @@ public struct RestoreService {
     public func restore(_ selector: SnapshotSelector, options: RestoreOptions) throws -> RestoreResult {
         let start = DispatchTime.now()
         let dir = try session.directory(create: false)
-        let lock = try DirectoryLock(directory: dir, mode: .exclusive, command: "restore", wait: nil)
+        let lock = try DirectoryLock(directory: dir, mode: .exclusive, command: "restore", wait: options.wait)
         defer { withExtendedLifetime(lock) {} }
         let entry = try selector.select(from: try dir.catalog(), directory: dir.path)
         guard entry.isGood, let manifest = entry.manifest else {

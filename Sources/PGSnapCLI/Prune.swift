@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import PGSnapCore
+import PGSnapSystem
+
+/// Retention options shared by `prune` and `backup --prune`.
+struct PolicyOptions: ParsableArguments {
+    @Option(help: "Keep every snapshot younger than this many days.")
+    var keepDays = 30
+    @Option(help: "Always keep the newest N good snapshots of each database, whatever their age.")
+    var keepLast = 1
+    @Option(help: "Also keep the newest snapshot of each of the last N days (UTC).")
+    var keepDaily = 0
+    @Option(help: "Also keep the newest snapshot of each of the last N ISO weeks.")
+    var keepWeekly = 0
+    @Option(help: "Also keep the newest snapshot of each of the last N months.")
+    var keepMonthly = 0
+    @Flag(help: "Allow a policy that keeps nothing by any rule (the newest good snapshot is still kept).")
+    var allowEmpty = false
+
+    var policy: RetentionPolicy {
+        RetentionPolicy(keepDays: keepDays, keepLast: keepLast, keepDaily: keepDaily, keepWeekly: keepWeekly, keepMonthly: keepMonthly)
+    }
+
+    func validate() throws {
+        for (name, v) in [("--keep-days", keepDays), ("--keep-last", keepLast), ("--keep-daily", keepDaily),
+                          ("--keep-weekly", keepWeekly), ("--keep-monthly", keepMonthly)] where v < 0 {
+            throw ValidationError("\(name) must be 0 or more")
+        }
+        if policy.isEmpty && !allowEmpty {
+            throw ValidationError("this policy keeps nothing (--keep-days 0 --keep-last 0, no --keep-daily/weekly/monthly); pass --allow-empty if you mean it")
+        }
+    }
+}
+
+struct LockOptions: ParsableArguments {
+    @Option(help: "Wait this long for another pgsnap run's lock (e.g. 30s, 10m); default: fail at once with exit 3.")
+    var wait: String?
+
+    var seconds: Double? {
+        get throws {
+            guard let wait else { return nil }
+            guard let s = parseDuration(wait) else { throw ValidationError("--wait '\(oneLine(wait, limit: 40))' is not a duration like 30s, 10m or 1h") }
+            return s
+        }
+    }
+
+    func validate() throws { _ = try seconds }
+}
+
+struct Prune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete old snapshots by policy; never the newest good one.",
+        discussion: """
+            Default: keep everything younger than 30 days and the newest good snapshot of each
+            database. Incomplete leftovers older than 24 h are removed; damaged snapshots are
+            reported and left alone. Ages come from the manifests, never from file times.
+
+            Example (cron): pgsnap prune --keep-days 30 --keep-weekly 8 --quiet
+
+            \(exitStatusHelp)
+            """)
+
+    @OptionGroup var policy: PolicyOptions
+    @Option(help: "Only snapshots of this database.")
+    var database: String?
+    @Flag(help: "Print the plan; delete nothing.")
+    var dryRun = false
+    @OptionGroup var lock: LockOptions
+    @OptionGroup var directory: DirectoryOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let session = try makeSession(nil, directory, output)
+        let result = try PruneService(session: session).run(policy: policy.policy, database: database, dryRun: dryRun, wait: try lock.seconds)
+        printPrune(result, json: output.json, reporter: session.reporter)
+    }
+}
+
+func printPrune(_ result: PruneResult, json: Bool, reporter: Reporter) {
+    if json {
+        try? printJSON(result)
+        return
+    }
+    let removals = result.decisions.filter { $0.action == .remove }
+    let verb = result.dryRun ? "would remove" : "removed"
+    for d in result.decisions {
+        let line = "\(d.action == .keep ? "keep  " : (result.dryRun ? "remove" : "removed")) \(d.id)  (\(d.reasons.joined(separator: "; ")))"
+        if result.dryRun { printOut(line) } else if d.action == .remove { reporter.info("pgsnap: " + line) }
+    }
+    reporter.info("pgsnap: \(verb) \(removals.count) snapshot(s), \(formatBytes(result.removedBytes > 0 ? result.removedBytes : removals.reduce(0) { $0 + $1.bytes })); kept \(result.decisions.count - removals.count)")
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Health check for cron and monitoring: is the newest good snapshot fresh and big enough?",
+        discussion: """
+            Exit 0 when the newest good snapshot of each database is younger than --max-age, not
+            smaller than --min-size and not less than half the previous one; exit 2 otherwise,
+            one line per problem on stderr.
+
+            Example (hourly cron): pgsnap check --max-age 26h --metrics-file /var/lib/node_exporter/pgsnap.prom --quiet
+
+            \(exitStatusHelp)
+            """)
+
+    @Option(help: "Maximum age of the newest good snapshot (e.g. 26h, 2d).")
+    var maxAge = "26h"
+    @Option(help: "Minimum compressed size in bytes of the newest snapshot.")
+    var minSize: Int64 = 1
+    @Option(help: "Only this database (and complain if it has no snapshot).")
+    var database: String?
+    @Option(help: "Also write node_exporter textfile metrics here (atomically).")
+    var metricsFile: String?
+    @OptionGroup var directory: DirectoryOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard parseDuration(maxAge) != nil else { throw ValidationError("--max-age '\(oneLine(maxAge, limit: 40))' is not a duration like 26h or 2d") }
+        guard minSize >= 0 else { throw ValidationError("--min-size must be 0 or more") }
+    }
+
+    func run() throws {
+        let session = try makeSession(nil, directory, output)
+        let report = try CheckService(session: session).run(maxAge: parseDuration(maxAge)!, minSize: minSize, database: database, metricsFile: metricsFile)
+        if output.json { try printJSON(report) }
+        for p in report.problems { printError(p.problem) }
+        if !report.ok {
+            throw PGSnapError.verification("\(report.problems.count) problem(s) with the snapshots in \(session.directoryPath)",
+                                           next: "Check the backup job's log (cron mail) and run 'pgsnap list'")
+        }
+        if !output.json {
+            for d in report.databases {
+                session.reporter.info("ok  \(d.database): newest \(d.newest ?? "-"), \(String(format: "%.1f", (d.ageSeconds ?? 0) / 3600)) h old, \(formatBytes(d.newestBytes ?? 0))")
+            }
+        }
+    }
+}

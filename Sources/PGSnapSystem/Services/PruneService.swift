@@ -1,0 +1,130 @@
+import Foundation
+import PGSnapCore
+
+public struct PruneResult: Encodable {
+    public var dryRun: Bool
+    public var decisions: [RetentionDecision]
+    public var removedBytes: Int64
+}
+
+/// Applies a retention plan under the exclusive lock: manifest first, then the dump.
+public struct PruneService {
+    let session: Session
+    public init(session: Session) { self.session = session }
+
+    public func run(policy: RetentionPolicy, database: String?, dryRun: Bool, wait: Double?) throws -> PruneResult {
+        let dir = try session.directory(create: false)
+        let lock = try DirectoryLock(directory: dir, mode: .exclusive, command: "prune", wait: wait)
+        defer { withExtendedLifetime(lock) {} }
+        return try runLocked(dir: dir, policy: policy, database: database, dryRun: dryRun)
+    }
+
+    func runLocked(dir: SnapshotDirectory, policy: RetentionPolicy, database: String?, dryRun: Bool) throws -> PruneResult {
+        let entries = try dir.catalog().filter { database == nil || $0.database == database }
+        let plan = RetentionPlan.make(entries: entries, policy: policy, now: session.now())
+        var removed: Int64 = 0
+        if !dryRun {
+            for d in plan where d.action == .remove {
+                for f in RetentionPlan.deletionOrder(d.files) {
+                    try dir.remove(f)
+                }
+                removed += d.bytes
+            }
+            try dir.sync()
+        }
+        return PruneResult(dryRun: dryRun, decisions: plan, removedBytes: removed)
+    }
+}
+
+/// One health problem found by `check`.
+public struct HealthProblem: Encodable {
+    public var database: String?
+    public var problem: String
+}
+
+public struct HealthReport: Encodable {
+    public struct Database: Encodable {
+        public var database: String
+        public var newest: String?
+        public var newestCreatedAt: Date?
+        public var ageSeconds: Double?
+        public var newestBytes: Int64?
+        public var goodSnapshots: Int
+    }
+    public var ok: Bool
+    public var databases: [Database]
+    public var problems: [HealthProblem]
+}
+
+/// For cron and monitoring: is the newest good snapshot of each database fresh and plausibly sized?
+public struct CheckService {
+    let session: Session
+    public init(session: Session) { self.session = session }
+
+    public func run(maxAge: TimeInterval, minSize: Int64, database: String?, metricsFile: String?) throws -> HealthReport {
+        let dir = try session.directory(create: false)
+        let now = session.now()
+        let entries = try dir.catalog().filter { database == nil || $0.database == database }
+        var names = Set(entries.map(\.database))
+        if let database { names.insert(database) }
+        var report = HealthReport(ok: true, databases: [], problems: [])
+        if names.isEmpty {
+            report.problems.append(HealthProblem(database: nil, problem: "no snapshots in \(dir.path)"))
+        }
+        for name in names.sorted() {
+            let good = entries.filter { $0.database == name && $0.isGood }
+            var db = HealthReport.Database(database: name, goodSnapshots: good.count)
+            guard let newest = good.first, let m = newest.manifest else {
+                report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": no good snapshot in \(dir.path)"))
+                report.databases.append(db)
+                continue
+            }
+            db.newest = m.id
+            db.newestCreatedAt = m.createdAt
+            db.ageSeconds = now.timeIntervalSince(m.createdAt)
+            db.newestBytes = m.compressedBytes
+            if now.timeIntervalSince(m.createdAt) > maxAge {
+                report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": newest good snapshot \(m.id) is \(describe(now.timeIntervalSince(m.createdAt))) old (max \(describe(maxAge)))"))
+            }
+            if m.compressedBytes < minSize {
+                report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": newest snapshot \(m.id) is \(m.compressedBytes) bytes, below --min-size \(minSize)"))
+            }
+            if good.count > 1, let prev = good[1].manifest, m.compressedBytes * 2 < prev.compressedBytes {
+                report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": newest snapshot shrank to \(formatBytes(m.compressedBytes)) from \(formatBytes(prev.compressedBytes)) (less than half): check that the dump is complete"))
+            }
+            report.databases.append(db)
+        }
+        report.ok = report.problems.isEmpty
+        if let metricsFile { try writeMetrics(report, to: metricsFile) }
+        return report
+    }
+
+    /// node_exporter textfile format, written to a temp file then renamed.
+    func writeMetrics(_ report: HealthReport, to path: String) throws {
+        var text = """
+            # HELP pgsnap_last_success_timestamp_seconds Creation time of the newest good snapshot.
+            # TYPE pgsnap_last_success_timestamp_seconds gauge
+            # HELP pgsnap_last_size_bytes Compressed size of the newest good snapshot.
+            # TYPE pgsnap_last_size_bytes gauge
+            # HELP pgsnap_snapshots Number of good snapshots.
+            # TYPE pgsnap_snapshots gauge
+
+            """
+        for d in report.databases {
+            let label = "{database=\"\(d.database.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n"))\"}"
+            if let t = d.newestCreatedAt { text += "pgsnap_last_success_timestamp_seconds\(label) \(Int64(t.timeIntervalSince1970))\n" }
+            if let b = d.newestBytes { text += "pgsnap_last_size_bytes\(label) \(b)\n" }
+            text += "pgsnap_snapshots\(label) \(d.goodSnapshots)\n"
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        let dir = try SnapshotDirectory(path: parent.isEmpty ? "." : parent, create: false)
+        try dir.writeAtomically(Data(text.utf8), to: (path as NSString).lastPathComponent)
+        chmod(path, 0o644)
+    }
+
+    func describe(_ s: TimeInterval) -> String {
+        if s >= 2 * 86400 { return String(format: "%.1f days", s / 86400) }
+        if s >= 3600 { return String(format: "%.1f h", s / 3600) }
+        return String(format: "%.0f min", s / 60)
+    }
+}
