@@ -9,7 +9,7 @@ public struct PGSnapCommand: ParsableCommand {
         abstract: "Safe PostgreSQL snapshots around schema migrations: backup, verify, restore, prune.",
         discussion: ExitStatus.table,
         version: pgsnapVersion,
-        subcommands: [Backup.self, List.self, Show.self, Verify.self, Restore.self, Prune.self, Check.self],
+        subcommands: [Backup.self, List.self, Show.self, Verify.self, Restore.self, Prune.self, Check.self, Preflight.self, Guard.self, Diff.self],
         helpNames: [.long])
 
     public init() {}

@@ -27,6 +27,8 @@ public struct Manifest: Codable, Equatable, Sendable {
     public var migrationAfter: MigrationState?
     /// Rows per table, keyed by the table's qualified name as pg_dump wrote it.
     public var tableRows: [String: Int64]
+    /// `pg_database_size` when the snapshot was taken: scales the next snapshot's expected size.
+    public var databaseBytes: Int64?
     public var databaseProperties: DatabaseProperties?
     public var globalsFile: String?
     public var timings: Timings?

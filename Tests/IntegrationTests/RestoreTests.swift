@@ -268,10 +268,11 @@ final class RestoreTests: XCTestCase {
         // datacl compared as a set: its order depends on the grant history, not its meaning.
         func grants() throws -> String {
             try Harness.psql("postgres", """
-                SELECT string_agg(format('%s:%s:%s:%s', a.grantor::regrole,
-                                         CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,
-                                         a.privilege_type, a.is_grantable), ' ' ORDER BY 1)
-                FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = '\(db)'
+                SELECT string_agg(g, ' ' ORDER BY g) FROM (
+                    SELECT format('%s:%s:%s:%s', a.grantor::regrole,
+                                  CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,
+                                  a.privilege_type, a.is_grantable) AS g
+                    FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = '\(db)') grants
                 """)
         }
         func comment() throws -> String {
@@ -372,6 +373,9 @@ final class RestoreTests: XCTestCase {
         XCTAssertEqual(j1["rows_checked"] as? Int, 101)
         XCTAssertNotNil(j1["duration_seconds"] as? Double)
         XCTAssertEqual(try Harness.fingerprint(db), first)
+        XCTAssertEqual(try Harness.psql(previous, "SELECT count(*) FROM items"), "0", "the previous database is not the truncated one")
+        // Dropped here so the next restores cannot collide with its name (see testRestoresWithinOneSecondKeepEachPreviousDatabase).
+        Harness.dropDatabase(previous)
 
         // latest with --label second.
         let r2 = try fixture.pgsnap(["restore", "--label", "second", "--yes", "--drop-previous", "--json", "-d", db])
@@ -389,7 +393,38 @@ final class RestoreTests: XCTestCase {
         let j3 = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r3.stdout.utf8)) as? [String: Any], r3.stdout)
         XCTAssertEqual(j3["snapshot"] as? String, firstID)
         XCTAssertEqual(try Harness.fingerprint(db), first)
-        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [previous])
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [])
+        try assertNoScratchDatabases()
+    }
+
+    // MARK: - Two restores in the same second
+
+    /// A second restore within the same UTC second must not fail on the name of the first one's previous database.
+    ///
+    /// PGSNAP_NOW pins pgsnap's clock, which makes "the same second" deterministic; scripts that restore
+    /// twice in a row (a guard retry, a restore of the wrong snapshot corrected at once) hit it for real.
+    func testRestoresWithinOneSecondKeepEachPreviousDatabase() throws {
+        let db = try fixture.database("rtwice")
+        try Harness.psql(db, Self.simpleSchema(rows: 100))
+        let atBackup = try Harness.fingerprint(db)
+        let id = try fixture.backup(db)
+        let sameSecond: [String: String?] = ["PGSNAP_NOW": "2026-11-20T14:00:00Z"]
+
+        try Harness.psql(db, "DELETE FROM items WHERE id > 10")
+        let r1 = try fixture.pgsnap(["restore", id, "--yes", "-d", db], env: sameSecond)
+        XCTAssertEqual(r1.status, 0, r1.stderr)
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db).count, 1)
+
+        try Harness.psql(db, "DELETE FROM items WHERE id > 20")
+        let changed = try Harness.fingerprint(db)
+        let r2 = try fixture.pgsnap(["restore", id, "--yes", "-d", db], env: sameSecond)
+        XCTAssertEqual(r2.status, 0, "the second restore in the same second failed: \(r2.stderr)")
+        if r2.status == 0 {
+            XCTAssertEqual(try Harness.fingerprint(db), atBackup)
+            XCTAssertEqual(try RestoreFixture.previousDatabases(of: db).count, 2, "both previous databases should be kept")
+        } else {
+            XCTAssertEqual(try Harness.fingerprint(db), changed, "a failed restore must leave the target as it was")
+        }
         try assertNoScratchDatabases()
     }
 

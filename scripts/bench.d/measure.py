@@ -14,6 +14,7 @@ failing step ends the run. Prints one JSON object on stdout:
               this wrapper ran and everything those processes waited for (pg_dump, psql)
   own_hwm_kib the VmHWM of the first process of each step (e.g. pgsnap itself), sampled
               from /proc every 20 ms (max over steps); None when never sampled
+  cpu_user, cpu_sys  CPU seconds of the same process tree (server backends not included)
   rcs         exit statuses, one list per step that ran
   stdout      captured stdout of the last step with "stdout": "capture" (small output only)
   stderr_tail last 4 KiB of stderr of the first failing step
@@ -134,7 +135,10 @@ def main():
         stop.set()
     t.join()
     result["wall"] = wall
-    result["maxrss_kib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["maxrss_kib"] = ru.ru_maxrss
+    result["cpu_user"] = ru.ru_utime
+    result["cpu_sys"] = ru.ru_stime
     result["own_hwm_kib"] = hwm["value"]
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")

@@ -48,6 +48,7 @@ public struct BackupService {
         let snapshotID = try db.scalar("SELECT pg_export_snapshot()") ?? ""
         let migration = try DatabaseFacts.migrationState(db)
         let properties = try DatabaseFacts.properties(db, database: database)
+        let databaseBytes = Int64(try db.scalar("SELECT pg_database_size(current_database())") ?? "")
 
         let (id, partialPath, sink) = try reserveName(dir: dir, database: database, date: started, label: options.label, compression: options.compression)
         let finalName = SnapshotName.dumpFile(id: id, compression: options.compression)
@@ -125,6 +126,7 @@ public struct BackupService {
             timings: .init(dumpSeconds: Double(dumpDone.uptimeNanoseconds - clock.uptimeNanoseconds) / 1e9,
                            compressWaitSeconds: writer.waitSeconds, fsyncSeconds: fsyncSeconds),
             pgsnapVersion: pgsnapVersion)
+        manifest.databaseBytes = databaseBytes
         if options.globals {
             manifest.globalsFile = try dumpGlobals(dir: dir, id: id, serverMajor: serverMajor)
         }
