@@ -197,6 +197,7 @@ final class BackupTests: XCTestCase {
         let a = try XCTUnwrap(results[0]), b = try XCTUnwrap(results[1])
         XCTAssertEqual(a.status, 0, a.stderr)
         XCTAssertEqual(b.status, 0, b.stderr)
+        guard a.status == 0, b.status == 0 else { return }
         let ids = Set([Harness.snapshotID(a), Harness.snapshotID(b)])
         XCTAssertEqual(ids.count, 2, "same id twice: \(ids)")
         for id in ids {

@@ -254,34 +254,37 @@ public struct RestoreService {
     }
 
     /// Renames target aside and scratch into place in one transaction; returns the previous database's name.
+    ///
+    /// Nothing about the target changes before that transaction commits (no ALLOW_CONNECTIONS
+    /// toggling that a kill -9 could leave behind): a client that reconnects between the
+    /// termination and the rename makes the rename fail, the transaction roll back, and we retry.
     func swap(target: String, scratch: String, admin: LibPQConnection, options: RestoreOptions) throws -> String {
         let t = try admin.quoteIdentifier(target)
-        let allowed = try admin.scalar("SELECT datallowconn FROM pg_database WHERE datname = $1", [target]) == "t"
-        // Close the door first so nothing reconnects between the check and the rename.
-        try admin.query("ALTER DATABASE \(t) ALLOW_CONNECTIONS false")
-        let sessions = try DatabaseFacts.otherSessions(admin, database: target)
-        if !sessions.isEmpty {
-            if options.terminateConnections {
+        let previous = previousName(for: target)
+        var lastError: Error?
+        for _ in 0..<10 {
+            let sessions = try DatabaseFacts.otherSessions(admin, database: target)
+            if !sessions.isEmpty {
+                guard options.terminateConnections else {
+                    throw PGSnapError("database \"\(target)\" has \(sessions.count) other session(s): \(sessions.joined(separator: "; "))",
+                                      next: "Stop those clients, or pass --terminate-connections; nothing was changed")
+                }
                 try admin.query("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [target])
-            } else {
-                if allowed { try? admin.query("ALTER DATABASE \(t) ALLOW_CONNECTIONS true") }
-                throw PGSnapError("database \"\(target)\" has \(sessions.count) other session(s): \(sessions.joined(separator: "; "))",
-                                  next: "Stop those clients, or pass --terminate-connections; nothing was changed")
+            }
+            do {
+                try admin.query("BEGIN")
+                try admin.query("ALTER DATABASE \(t) RENAME TO \(try admin.quoteIdentifier(previous))")
+                try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(scratch)) RENAME TO \(t)")
+                try admin.query("COMMIT")
+                return previous
+            } catch {
+                try? admin.query("ROLLBACK")
+                lastError = error
+                guard "\(error)".contains("being accessed by other users") else { break }
             }
         }
-        let previous = previousName(for: target)
-        do {
-            try admin.query("BEGIN")
-            try admin.query("ALTER DATABASE \(t) RENAME TO \(try admin.quoteIdentifier(previous))")
-            try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(scratch)) RENAME TO \(t)")
-            try admin.query("COMMIT")
-        } catch {
-            try? admin.query("ROLLBACK")
-            if allowed { try? admin.query("ALTER DATABASE \(t) ALLOW_CONNECTIONS true") }
-            throw PGSnapError("cannot swap the restored database into place: \(error)", next: "\(target) was not changed")
-        }
-        if allowed { try? admin.query("ALTER DATABASE \(try admin.quoteIdentifier(previous)) ALLOW_CONNECTIONS true") }
-        return previous
+        throw PGSnapError("cannot swap the restored database into place: \(lastError.map { "\($0)" } ?? "unknown error")",
+                          next: "\(target) was not changed; stop the clients that keep reconnecting and restore again")
     }
 
     /// `<target>_pre_restore_<UTC time>`, cut to PostgreSQL's 63-byte name limit.
