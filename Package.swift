@@ -14,6 +14,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .executableTarget(name: "pgsnap", dependencies: ["PGSnapCLI"]),
         .target(
             name: "PGSnapCLI",
@@ -25,7 +26,7 @@ let package = Package(
         .target(
             name: "PGSnapSystem",
             dependencies: [
-                "PGSnapCore", "CZlib", "CLibPQ",
+                "PGSnapCore", "CZlib", "CLibPQ", "CZstd",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .testTarget(name: "PGSnapCoreTests", dependencies: ["PGSnapCore"]),

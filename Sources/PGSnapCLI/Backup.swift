@@ -22,8 +22,11 @@ struct Backup: ParsableCommand {
     @Option(help: "Label stored in the name and manifest: letters, digits, '.', '_', '-' (max 64).")
     var label: String?
 
-    @Option(help: "gzip compression level, 0-9.")
-    var level = 6
+    @Option(help: "gzip (default: any machine can read it), zstd (faster, smaller; zstdcat) or none.")
+    var compress: CompressionAlgorithm = .gzip
+
+    @Option(help: "Compression level: gzip 0-9 (default 6), zstd 1-19 (default 3).")
+    var level: Int?
 
     @Option(help: "Compression threads (default: number of cores).")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -38,7 +41,7 @@ struct Backup: ParsableCommand {
     @OptionGroup var lock: LockOptions
 
     func validate() throws {
-        guard (0...9).contains(level) else { throw ValidationError("--level must be 0-9") }
+        try validateCompression(compress, level)
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be 1-64") }
         if let label {
             do { try SnapshotName.validateLabel(label) } catch let e as PGSnapError { throw ValidationError(e.description) }
@@ -48,7 +51,7 @@ struct Backup: ParsableCommand {
     func run() throws {
         let session = try makeSession(connection, directory, output)
         let manifest = try BackupService(session: session).run(
-            BackupOptions(label: label, level: level, jobs: jobs, compression: level == 0 ? .none : .gzip, globals: globals),
+            BackupOptions(label: label, level: level ?? Codec.defaultLevel(compress), jobs: jobs, compression: compress, globals: globals),
             wait: try lock.seconds)
         if prune {
             // Only a snapshot proven whole may let older ones go.
@@ -69,5 +72,16 @@ struct Backup: ParsableCommand {
             session.reporter.info("pgsnap: snapshot \(manifest.id): \(formatBytes(manifest.compressedBytes)) (\(formatBytes(manifest.uncompressedBytes)) dumped), \(manifest.tableRows.count) tables, \(manifest.tableRows.values.reduce(0, +)) rows, \(String(format: "%.1f", manifest.durationSeconds)) s")
             if !output.quiet { printOut(manifest.id) }
         }
+    }
+}
+
+extension CompressionAlgorithm: ExpressibleByArgument {}
+
+func validateCompression(_ algorithm: CompressionAlgorithm, _ level: Int?) throws {
+    guard let level else { return }
+    switch algorithm {
+    case .gzip: guard (0...9).contains(level) else { throw ValidationError("--level for gzip must be 0-9") }
+    case .zstd: guard (1...19).contains(level) else { throw ValidationError("--level for zstd must be 1-19") }
+    case .none: throw ValidationError("--level makes no sense with --compress none")
     }
 }

@@ -60,8 +60,10 @@ struct Guard: ParsableCommand {
     var autoRestore = false
     @Option(help: "Snapshot label (default: pre_migration_<next version>, or pre_guard).")
     var label: String?
-    @Option(help: "gzip compression level, 0-9.")
-    var level = 6
+    @Option(help: "gzip (default), zstd or none.")
+    var compress: CompressionAlgorithm = .gzip
+    @Option(help: "Compression level: gzip 0-9 (default 6), zstd 1-19 (default 3).")
+    var level: Int?
     @Option(help: "Compression threads (default: number of cores).")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
     @OptionGroup var connection: ConnectionOptions
@@ -72,7 +74,7 @@ struct Guard: ParsableCommand {
 
     func validate() throws {
         guard !command.isEmpty else { throw ValidationError("give the migration command after --, e.g. pgsnap guard -- migrate up") }
-        guard (0...9).contains(level) else { throw ValidationError("--level must be 0-9") }
+        try validateCompression(compress, level)
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be 1-64") }
         if let label {
             do { try SnapshotName.validateLabel(label) } catch let e as PGSnapError { throw ValidationError(e.description) }
@@ -85,7 +87,7 @@ struct Guard: ParsableCommand {
         let env = ProcessInfo.processInfo.environment
         let result = try GuardService(session: session).run(
             command: command, preflight: checks.options,
-            backup: BackupOptions(label: label, level: level, jobs: jobs, compression: level == 0 ? .none : .gzip),
+            backup: BackupOptions(label: label, level: level ?? Codec.defaultLevel(compress), jobs: jobs, compression: compress),
             autoRestore: autoRestore,
             restoreHint: { id in
                 base += [id, "--dir", directory.path(env), "--yes", "--terminate-connections"]

@@ -194,7 +194,7 @@ final class RestoreTests: XCTestCase {
             while Date() < deadline {
                 let n = try? Harness.psql("postgres", """
                     SELECT count(*) FROM pg_stat_activity
-                    WHERE datname LIKE 'pgsnap\\_scratch\\_\(pid)\\_%' AND application_name = 'psql'
+                    WHERE datname LIKE 'pgsnap\\_scratch\\_%\\_\(pid)\\_%' AND application_name = 'psql'
                     """)
                 if let n, n != "0" {
                     loading = true
@@ -207,14 +207,14 @@ final class RestoreTests: XCTestCase {
         XCTAssertTrue(loading, "never saw psql loading the scratch database; stderr: \(killed.stderr)")
         XCTAssertEqual(killed.status, SIGKILL, "pgsnap was not killed (it finished first?): \(killed.stderr)")
 
-        let orphans = try RestoreFixture.scratchDatabases().filter { $0.hasPrefix("pgsnap_scratch_\(killed.pid)_") }
+        let orphans = try RestoreFixture.scratchDatabases().filter { $0.hasPrefix("pgsnap_scratch_") && $0.contains("_\(killed.pid)_") }
         XCTAssertEqual(orphans.count, 1, "the killed run's scratch database should still exist: \(orphans)")
         XCTAssertEqual(try Harness.fingerprint(db), before, "the target changed although the restore was killed")
         XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [])
 
         let next = try fixture.pgsnap(["restore", id, "--yes", "--drop-previous", "-d", db])
         XCTAssertEqual(next.status, 0, next.stderr)
-        XCTAssertTrue(next.stderr.contains("pgsnap_scratch_\(killed.pid)_"), "the next run did not report dropping the orphan: \(next.stderr)")
+        XCTAssertTrue(next.stderr.contains("_\(killed.pid)_"), "the next run did not report dropping the orphan: \(next.stderr)")
         try assertNoScratchDatabases()
         XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM big"), "300000")
         XCTAssertEqual(try Harness.psql(db, "SELECT to_regclass('public.after_backup') IS NULL"), "t")

@@ -70,7 +70,7 @@ public struct BackupService {
         var scanner = DumpScanner()
         let progress = Progress(reporter: session.reporter, verb: "dumped", total: nil)
         var pipelineError: Error?
-        let writer = ParallelGzipWriter(sink: sink, level: options.level, jobs: options.jobs)
+        let writer = try Codec.compressor(options.compression, sink: sink, level: options.level, jobs: options.jobs)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
         defer { buffer.deallocate() }
         while true {
@@ -80,7 +80,7 @@ public struct BackupService {
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
             scanner.consume(chunk)
             do {
-                if options.compression == .none { try sink.write(chunk) } else { try writer.write(chunk) }
+                try writer.write(chunk)
             } catch {
                 pipelineError = error
                 break
@@ -106,7 +106,7 @@ public struct BackupService {
         guard scanner.sawCompletionTrailer else {
             throw PGSnapError("pg_dump output ended without its completion trailer", next: "The dump is incomplete; nothing was kept. Run the backup again")
         }
-        if options.compression != .none { try writer.finish() }
+        try writer.finish()
         let fsyncStart = DispatchTime.now()
         try sink.sync()
         guard rename(partialPath, dir.file(finalName)) == 0 else { throw SnapshotDirectory.ioError("rename \(partialPath)") }

@@ -40,9 +40,21 @@ public struct RestoreService {
 
     public init(session: Session) { self.session = session }
 
-    /// The database `latest` means when none is named: --target, else the connection's database.
+    /// The database `latest` means: the connection's database, else --target.
     public func defaultDatabase(target: String?) -> String? {
-        target ?? session.spec["dbname"] ?? session.environment["PGDATABASE"]
+        session.spec["dbname"] ?? session.environment["PGDATABASE"] ?? target
+    }
+
+    /// `pgsnap_scratch_<host hash>_<pid>_<unix time>`: whose it is can be read from the name alone,
+    /// so a run killed right after CREATE DATABASE still leaves a recognisable orphan.
+    static func scratchName() -> String {
+        "\(scratchPrefix)\(hostTag)_\(getpid())_\(Int(Date().timeIntervalSince1970))"
+    }
+
+    static var hostTag: String {
+        var h: UInt32 = 2166136261
+        for b in ProcessInfo.processInfo.hostName.utf8 { h = (h ^ UInt32(b)) &* 16777619 }
+        return String(h, radix: 16)
     }
 
     /// - Throws: `PGSnapError`: exit 2 for a snapshot that fails its checks, 1 for restore failures; the target is untouched.
@@ -64,10 +76,11 @@ public struct RestoreService {
         if targetExists {
             try confirmReplace(target: target, snapshot: manifest.id, admin: admin, options: options)
         }
-        let scratch = "\(RestoreService.scratchPrefix)\(getpid())_\(Int(Date().timeIntervalSince1970))"
+        let scratch = RestoreService.scratchName()
+        let quotedScratch = try admin.quoteIdentifier(scratch)
         var swapped = false
         defer {
-            if !swapped { try? admin.query("DROP DATABASE IF EXISTS \(try! admin.quoteIdentifier(scratch)) WITH (FORCE)") }
+            if !swapped { try? admin.query("DROP DATABASE IF EXISTS \(quotedScratch) WITH (FORCE)") }
         }
         let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin)
         try applyDatabaseProperties(manifest, to: scratch, admin: admin)
@@ -97,8 +110,9 @@ public struct RestoreService {
         defer { withExtendedLifetime(lock) {} }
         let admin = try session.connect(database: maintenanceDatabase(excluding: manifest.database))
         try dropOrphanedScratchDatabases(admin)
-        let scratch = "\(RestoreService.scratchPrefix)\(getpid())_\(Int(Date().timeIntervalSince1970))"
-        defer { try? admin.query("DROP DATABASE IF EXISTS \(try! admin.quoteIdentifier(scratch)) WITH (FORCE)") }
+        let scratch = RestoreService.scratchName()
+        let quotedScratch = try admin.quoteIdentifier(scratch)
+        defer { try? admin.query("DROP DATABASE IF EXISTS \(quotedScratch) WITH (FORCE)") }
         var result = VerifyResult(id: entry.id, ok: false)
         do {
             let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin)
@@ -260,7 +274,10 @@ public struct RestoreService {
     /// termination and the rename makes the rename fail, the transaction roll back, and we retry.
     func swap(target: String, scratch: String, admin: LibPQConnection, options: RestoreOptions) throws -> String {
         let t = try admin.quoteIdentifier(target)
-        let previous = previousName(for: target)
+        var previous = previousName(for: target)
+        for n in 2...1000 where try DatabaseFacts.exists(admin, database: previous) {
+            previous = previousName(for: target, attempt: n)
+        }
         var lastError: Error?
         for _ in 0..<10 {
             let sessions = try DatabaseFacts.otherSessions(admin, database: target)
@@ -288,8 +305,8 @@ public struct RestoreService {
     }
 
     /// `<target>_pre_restore_<UTC time>`, cut to PostgreSQL's 63-byte name limit.
-    func previousName(for target: String) -> String {
-        let suffix = "_pre_restore_" + SnapshotName.timestamp(session.now())
+    func previousName(for target: String, attempt: Int = 1) -> String {
+        let suffix = "_pre_restore_" + SnapshotName.timestamp(session.now()) + (attempt > 1 ? "-\(attempt)" : "")
         var base = target
         while base.utf8.count + suffix.utf8.count > 63 { base.removeLast() }
         return base + suffix
@@ -298,16 +315,12 @@ public struct RestoreService {
     /// Drops scratch databases left by a pgsnap on this host that is no longer running (killed mid-restore).
     func dropOrphanedScratchDatabases(_ admin: LibPQConnection) throws {
         let rows = try admin.query("""
-            SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname LIKE 'pgsnap\\_scratch\\_%'
+            SELECT datname FROM pg_database WHERE datname LIKE 'pgsnap\\_scratch\\_%'
             """)
-        let host = ProcessInfo.processInfo.hostName
         for r in rows {
-            guard let name = r[0], let comment = r[1] else { continue }
-            let fields = Dictionary(comment.split(separator: " ").compactMap { part -> (String, String)? in
-                let kv = part.split(separator: "=", maxSplits: 1)
-                return kv.count == 2 ? (String(kv[0]), String(kv[1])) : nil
-            }, uniquingKeysWith: { a, _ in a })
-            guard fields["host"] == host, let pid = fields["pid"].flatMap({ Int32($0) }), pid != getpid() else { continue }
+            guard let name = r[0] else { continue }
+            let parts = name.dropFirst(RestoreService.scratchPrefix.count).split(separator: "_")
+            guard parts.count == 3, parts[0] == RestoreService.hostTag, let pid = Int32(parts[1]), pid != getpid() else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH {
                 session.reporter.info("pgsnap: dropping scratch database \(name) left by an interrupted run (pid \(pid))")
                 try admin.query("DROP DATABASE IF EXISTS \(try admin.quoteIdentifier(name)) WITH (FORCE)")

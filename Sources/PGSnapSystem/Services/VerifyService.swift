@@ -102,15 +102,11 @@ public struct DumpStream {
         defer { close(fd) }
         var out = Outcome()
         var hash = SHA256Stream()
-        let inflater: GzipInflater?
+        let inflater: DumpInflater
         do {
-            inflater = compression == .gzip ? try GzipInflater() : nil
+            inflater = try Codec.inflater(compression)
         } catch {
             out.decompressError = error
-            return out
-        }
-        if compression == .zstd {
-            out.decompressError = PGSnapError("zstd snapshots are not supported by this pgsnap")
             return out
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
@@ -130,15 +126,8 @@ public struct DumpStream {
             progress(out.compressedBytes)
             if inflating {
                 do {
-                    if let inflater {
-                        try inflater.feed(chunk) { bytes in
-                            do { try sink(bytes) } catch {
-                                out.sinkError = error
-                                throw error
-                            }
-                        }
-                    } else {
-                        do { try sink(chunk) } catch {
+                    try inflater.feed(chunk) { bytes in
+                        do { try sink(bytes) } catch {
                             out.sinkError = error
                             throw error
                         }
@@ -151,7 +140,7 @@ public struct DumpStream {
             }
             if shouldStop() { break }
         }
-        if inflating, out.readError == nil, out.sinkError == nil, let inflater {
+        if inflating, out.readError == nil, out.sinkError == nil {
             do { try inflater.finish() } catch { out.decompressError = error }
         }
         out.sha256 = hash.finalizeHex()
