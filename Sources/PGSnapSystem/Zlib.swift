@@ -24,23 +24,20 @@ public final class GzipMemberDeflater {
         stream.deallocate()
     }
 
-    /// Appends one gzip member holding `input` to `output` (cleared first).
+    /// Replaces `output` with one gzip member holding `input`, deflated straight into its storage.
     public func compress(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) throws {
         deflateReset(stream)
         let bound = Int(deflateBound(stream, uLong(input.count))) + 64
-        output.removeAll(keepingCapacity: true)
-        output.reserveCapacity(bound)
-        var produced = 0
-        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bound) { out in
+        var rc: Int32 = Z_OK
+        output = [UInt8](unsafeUninitializedCapacity: bound) { out, count in
             stream.pointee.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
             stream.pointee.avail_in = uInt(input.count)
             stream.pointee.next_out = out.baseAddress
             stream.pointee.avail_out = uInt(bound)
-            let rc = deflate(stream, Z_FINISH)
-            guard rc == Z_STREAM_END else { throw PGSnapError("zlib deflate failed (\(rc))") }
-            produced = bound - Int(stream.pointee.avail_out)
-            output.append(contentsOf: UnsafeBufferPointer(start: out.baseAddress, count: produced))
+            rc = deflate(stream, Z_FINISH)
+            count = bound - Int(stream.pointee.avail_out)
         }
+        guard rc == Z_STREAM_END else { throw PGSnapError("zlib deflate failed (\(rc))") }
     }
 }
 

@@ -4,7 +4,7 @@ import XCTest
 /// Helpers shared by the backup, verify, bad-input and secrets tests: files, /proc, gzip and
 /// the shape of pgsnap's error output.
 extension Harness {
-    /// Marks that the dump trailer must be the last thing in a complete plain dump.
+    /// pg_dump's closing comment: only a dump that ran to the end has it (the `\unrestrict` line may follow).
     static let dumpTrailer = "-- PostgreSQL database dump complete"
 
     /// The id pgsnap printed on stdout.
@@ -164,10 +164,18 @@ enum Procfs {
         return out
     }
 
+    /// The program `pid` runs (/proc/PID/exe), or nil when it has gone.
+    static func executable(_ pid: Int32) -> String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+    }
+
     /// argv of `pid`, or nil when it has gone.
     static func cmdline(_ pid: Int32) -> [String]? {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
-        return data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        // Each argument ends with NUL; an empty file (zombie, kernel thread) is no argv at all.
+        var args = data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        if args.last == "" { args.removeLast() }
+        return args
     }
 
     /// The environment of `pid` as raw `KEY=VALUE` strings, or nil when it has gone.

@@ -208,12 +208,9 @@ final class ManifestTests: XCTestCase {
             ("truncated JSON", Data(ManifestTests.golden.utf8.prefix(200)), name, []),
             ("JSON array", Data("[1,2,3]".utf8), name, []),
             ("missing sha256", ManifestTests.mutated { $0["sha256"] = nil }, name, ["missing", "sha256"]),
-            ("missing compressed_bytes", ManifestTests.mutated { $0["compressed_bytes"] = nil }, name,
-             ["missing", "compressed_bytes"]),
-            ("missing format_version", ManifestTests.mutated { $0["format_version"] = nil }, name,
-             ["missing", "format_version"]),
-            ("compressed_bytes is a string", ManifestTests.mutated { $0["compressed_bytes"] = "123456" }, name,
-             ["wrong type", "compressed_bytes"]),
+            ("missing compressed_bytes", ManifestTests.mutated { $0["compressed_bytes"] = nil }, name, ["missing"]),
+            ("missing format_version", ManifestTests.mutated { $0["format_version"] = nil }, name, ["missing"]),
+            ("compressed_bytes is a string", ManifestTests.mutated { $0["compressed_bytes"] = "123456" }, name, ["wrong type"]),
             ("table_rows is a list", ManifestTests.mutated { $0["table_rows"] = ["public.campaigns"] }, name, ["wrong type"]),
             ("sha256 is null", ManifestTests.mutated { $0["sha256"] = NSNull() }, name, ["sha256"]),
             ("row count is a string", ManifestTests.mutated { $0["table_rows"] = ["public.campaigns": "many"] }, name,
@@ -232,8 +229,6 @@ final class ManifestTests: XCTestCase {
             ("sha256 of 65 hex digits", ManifestTests.mutated { $0["sha256"] = String(repeating: "a", count: 65) }, name, []),
             ("sha256 not hex", ManifestTests.mutated { $0["sha256"] = String(repeating: "g", count: 64) }, name, []),
             ("sha256 empty", ManifestTests.mutated { $0["sha256"] = "" }, name, []),
-            ("sha256 of fullwidth digits", ManifestTests.mutated { $0["sha256"] = String(repeating: "\u{FF10}", count: 64) },
-             name, []),
             ("negative compressed_bytes", ManifestTests.mutated { $0["compressed_bytes"] = -1 }, name, []),
             ("negative uncompressed_bytes", ManifestTests.mutated { $0["uncompressed_bytes"] = -5 }, name, []),
             ("negative row count", ManifestTests.mutated { $0["table_rows"] = ["public.campaigns": -1] }, name, []),
@@ -254,6 +249,37 @@ final class ManifestTests: XCTestCase {
             for text in c.mentions {
                 XCTAssertTrue(error.description.contains(text), "\(c.why): expected '\(text)' in: \(error)")
             }
+        }
+    }
+
+    /// A person reads the message, then searches the file: the field must be named as the file spells it.
+    func testErrorsNameTheFieldAsWrittenInTheFile() {
+        let cases: [(why: String, data: Data, field: String)] = [
+            ("missing compressed_bytes", ManifestTests.mutated { $0["compressed_bytes"] = nil }, "'compressed_bytes'"),
+            ("missing format_version", ManifestTests.mutated { $0["format_version"] = nil }, "'format_version'"),
+            ("compressed_bytes is a string", ManifestTests.mutated { $0["compressed_bytes"] = "123456" }, "'compressed_bytes'"),
+            ("connection_limit is a string",
+             ManifestTests.mutated { object in
+                 var p = object["database_properties"] as! [String: Any]
+                 p["connection_limit"] = "ten"
+                 object["database_properties"] = p
+             }, "'database_properties.connection_limit'"),
+        ]
+        for c in cases {
+            let error = assertPGSnapError(.verificationFailed, c.why) { try Manifest.decode(c.data, fileName: ManifestTests.fileName) }
+            XCTAssertTrue(error?.description.contains(c.field) ?? true, "\(c.why): expected \(c.field) in: \(String(describing: error))")
+        }
+    }
+
+    /// Only the 64 ASCII hex digits that a SHA-256 is printed as; lookalikes are a tampered or broken manifest.
+    func testSha256MustBeASCIIHex() {
+        let lookalikes: [(why: String, sha: String)] = [
+            ("fullwidth digits", String(repeating: "\u{FF10}", count: 64)),
+            ("fullwidth letters", String(repeating: "\u{FF41}", count: 64)),
+        ]
+        for c in lookalikes {
+            let data = ManifestTests.mutated { $0["sha256"] = c.sha }
+            assertPGSnapError(.verificationFailed, c.why) { try Manifest.decode(data, fileName: ManifestTests.fileName) }
         }
     }
 

@@ -170,6 +170,14 @@ def table(rows):
 
 # ---------------------------------------------------------------- machine and dataset
 
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def machine_facts(pgsnap):
     facts = []
     model = "?"
@@ -195,6 +203,7 @@ def machine_facts(pgsnap):
     facts.append(run(["gzip", "--version"], stdout=subprocess.PIPE).splitlines()[0].strip()
                  + "; " + (run(["pigz", "--version"], stdout=subprocess.PIPE) or "").strip()
                  + "; python " + sys.version.split()[0])
+    facts.append("load average at start: " + loadavg() + " (other work on the machine skews the timings)")
     facts.append(f"pgsnap: {pgsnap} ({run([pgsnap, '--version'], stdout=subprocess.PIPE).strip()})")
     return facts
 
@@ -406,16 +415,19 @@ def main():
         prune_dir = os.path.join(work, "prune")
         info(f"bench: prune: writing {PRUNE_SNAPSHOTS:,} snapshots (manifest + tiny dump) to {prune_dir}")
         make_prune_fixture(prune_dir, manifests[-1], PRUNE_SNAPSHOTS)
-        before = len(os.listdir(prune_dir))
+        def snapshot_files():  # dot files (the lock) are not snapshots
+            return sorted(n for n in os.listdir(prune_dir) if not n.startswith("."))
+        before = snapshot_files()
 
         def do_prune(i):
             R["prune"].append(measure([step([pgsnap, "prune", "--dry-run", "--dir", prune_dir], stdout="capture")],
                                       "pgsnap prune --dry-run"))
             return R["prune"][-1]
         group("prune", [do_prune])
-        after = len(os.listdir(prune_dir))
+        after = snapshot_files()
         if after != before:
-            prune_note = f"prune --dry-run changed the directory: {before} -> {after} entries"
+            prune_note = (f"prune --dry-run changed the snapshot files: {len(before)} -> {len(after)} "
+                          f"(gone: {sorted(set(before) - set(after))[:3]}, new: {sorted(set(after) - set(before))[:3]})")
     else:
         info("bench: prune: SKIPPED, 'pgsnap --help' lists no prune command")
 
@@ -493,6 +505,7 @@ def main():
     goal(r5 <= GOAL_RESTORE_RATIO, f"restore / (gzip -dc | psql -1) = {r5:.2f} <= {GOAL_RESTORE_RATIO}")
     if prune_note:
         goal(False, prune_note)
+    out(f"load average at end: {loadavg()}")
     out(f"result: {'all goals met' if not missed else f'{len(missed)} goal(s) missed'}")
     return 1 if missed else 0
 

@@ -2,7 +2,7 @@
 -- Deterministic given the caller's setseed() in the same session.
 INSERT INTO generated_domains (id, campaign_id, domain, score, meta, created_at)
 SELECT g,
-       1 + (g * 7919) % 200,
+       1 + ((g::bigint * 7919) % 200)::int,
        format('%s%s-%s.%s',
               (ARRAY['smile','cloudy','hoppy','counsel','kipferl','zen','roofy','motor',
                      'bright','green','alpha','nordic','urban','happy','prime','blue'])[1 + floor(random() * 16)::int],
