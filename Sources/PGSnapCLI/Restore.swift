@@ -29,6 +29,8 @@ struct Restore: ParsableCommand {
     var terminateConnections = false
     @Flag(help: "Drop the previous database after a successful swap instead of keeping it.")
     var dropPrevious = false
+    @Flag(help: "Skip the dump's ALTER ... OWNER TO statements: objects are owned by the restoring user.")
+    var noOwner = false
     @Flag(help: "Replace an existing database without asking (required when there is no terminal).")
     var yes = false
     @OptionGroup var lock: LockOptions
@@ -50,6 +52,7 @@ struct Restore: ParsableCommand {
         let interactive = isatty(STDIN_FILENO) == 1 && isatty(STDERR_FILENO) == 1
         let options = RestoreOptions(
             target: target, wait: try lock.seconds, terminateConnections: terminateConnections, dropPrevious: dropPrevious, assumeYes: yes,
+            noOwner: noOwner,
             confirm: interactive ? { question in
                 FileHandle.standardError.write(Data(question.utf8))
                 let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""

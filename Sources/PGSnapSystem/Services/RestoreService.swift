@@ -6,11 +6,15 @@ public struct RestoreOptions {
     public var wait: Double?
     public var terminateConnections: Bool
     public var dropPrevious: Bool
+    /// Skip the dump's ownership statements; objects end up owned by the restoring user.
+    public var noOwner: Bool = false
     /// Asked before replacing an existing database; returns false to stop. nil: no one to ask.
     public var confirm: ((String) -> Bool)?
     public var assumeYes: Bool
 
-    public init(target: String?, wait: Double? = nil, terminateConnections: Bool, dropPrevious: Bool, assumeYes: Bool, confirm: ((String) -> Bool)?) {
+    public init(target: String?, wait: Double? = nil, terminateConnections: Bool, dropPrevious: Bool, assumeYes: Bool,
+                noOwner: Bool = false, confirm: ((String) -> Bool)?) {
+        self.noOwner = noOwner
         self.target = target
         self.wait = wait
         self.terminateConnections = terminateConnections
@@ -82,7 +86,7 @@ public struct RestoreService {
         defer {
             if !swapped { try? admin.query("DROP DATABASE IF EXISTS \(quotedScratch) WITH (FORCE)") }
         }
-        let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin)
+        let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin, noOwner: options.noOwner)
         try applyDatabaseProperties(manifest, to: scratch, admin: admin)
         if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; \(target) was not changed") }
 
@@ -165,12 +169,14 @@ public struct RestoreService {
     }
 
     /// Creates the scratch database, streams the dump into psql and checks row counts. Returns (tables, rows).
-    func load(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection) throws -> (Int, Int64) {
+    func load(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool = false) throws -> (Int, Int64) {
         let props = try m.databaseProperties ?? DatabaseFacts.properties(admin, database: maintenanceDatabase(excluding: m.database))
-        let owner = props.owner
-        if try admin.scalar("SELECT 1 FROM pg_roles WHERE rolname = $1", [owner]) != "1" {
+        var owner = props.owner
+        if noOwner {
+            owner = try admin.scalar("SELECT current_user") ?? owner
+        } else if try admin.scalar("SELECT 1 FROM pg_roles WHERE rolname = $1", [owner]) != "1" {
             throw PGSnapError("the snapshot's database owner role \"\(owner)\" does not exist on this server",
-                              next: m.globalsFile.map { "Apply the saved roles first: psql -X -f \(dir.file($0)) postgres" } ?? "Create the role first (CREATE ROLE \(owner)), then restore again")
+                              next: (m.globalsFile.map { "Apply the saved roles (psql -X -f \(dir.file($0)) postgres)" } ?? "Create the role (CREATE ROLE \(owner))") + " or restore with --no-owner")
         }
         try admin.query("""
             CREATE DATABASE \(try admin.quoteIdentifier(scratch)) TEMPLATE template0 ENCODING \(try admin.quoteLiteral(props.encoding)) \
@@ -187,15 +193,23 @@ public struct RestoreService {
         session.reporter.info("pgsnap: restoring \(m.id) into scratch database \(scratch)")
         let child = try ChildProcess(command, stdin: .pipe, stdout: .null, stderr: .pipe)
         var scanner = DumpScanner()
+        var filter = noOwner ? OwnershipFilter() : nil
         let progress = Progress(reporter: session.reporter, verb: "restored", total: m.compressedBytes)
-        let outcome = try DumpStream.open(path: dir.file(m.file), compression: m.compression.algorithm).readAll(
+        var outcome = try DumpStream.open(path: dir.file(m.file), compression: m.compression.algorithm).readAll(
             sink: { bytes in
                 scanner.consume(bytes)
-                try child.writeStdin(bytes)
+                if filter != nil {
+                    try filter!.process(bytes) { try child.writeStdin($0) }
+                } else {
+                    try child.writeStdin(bytes)
+                }
             },
             progress: { progress.update(bytesIn: $0, bytesOut: scanner.bytes) },
             shouldStop: { SignalTrap.received != nil })
         progress.done()
+        if filter != nil, outcome.sinkError == nil {
+            do { try filter!.finish { try child.writeStdin($0) } } catch { outcome.sinkError = error }
+        }
         let streamFailed = outcome.readError != nil || outcome.decompressError != nil || SignalTrap.received != nil
             || outcome.sha256 != m.sha256 || !scanner.sawCompletionTrailer
         if streamFailed && outcome.sinkError == nil {
@@ -212,8 +226,8 @@ public struct RestoreService {
             let line = child.lastErrorLine.map { session.redact(oneLine($0)) } ?? "\(status)"
             var next = "The target was not changed; fix the cause and restore again"
             if line.contains("role") && line.contains("does not exist") {
-                next = m.globalsFile.map { "Create the missing roles (psql -X -f \(dir.file($0)) postgres) and restore again" }
-                    ?? "Create the missing roles and restore again"
+                next = (m.globalsFile.map { "Create the missing roles (psql -X -f \(dir.file($0)) postgres) and restore again" }
+                    ?? "Create the missing roles and restore again") + ", or restore with --no-owner"
             }
             throw PGSnapError("psql failed while restoring \(m.id) (\(status)): \(line)", next: next)
         }

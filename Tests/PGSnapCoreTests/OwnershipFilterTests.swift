@@ -1,0 +1,59 @@
+import PGSnapCore
+import XCTest
+
+final class OwnershipFilterTests: XCTestCase {
+    static let dump = """
+        CREATE TABLE public.t (
+            x text
+        );
+
+
+        ALTER TABLE public.t OWNER TO tmpowner;
+
+        --
+        -- Data for Name: t; Type: TABLE DATA; Schema: public; Owner: tmpowner
+        --
+
+        COPY public.t (x) FROM stdin;
+        ALTER TABLE x OWNER TO y;
+        ALTER TABLE x OWNER TO y;
+        \\.
+
+
+        ALTER FUNCTION public.f() OWNER TO tmpowner;
+        --
+        -- PostgreSQL database dump complete
+        --
+
+        """
+
+    func filtered(_ text: String, chunk: Int) throws -> (String, Int) {
+        var f = OwnershipFilter()
+        var out: [UInt8] = []
+        let bytes = Array(text.utf8)
+        var i = 0
+        while i < bytes.count {
+            let end = min(bytes.count, i + chunk)
+            try bytes[i..<end].withUnsafeBytes { try f.process($0) { out.append(contentsOf: $0) } }
+            i = end
+        }
+        try f.finish { out.append(contentsOf: $0) }
+        return (String(decoding: out, as: UTF8.self), f.dropped)
+    }
+
+    func testDropsOwnershipStatementsButNeverCopyData() throws {
+        let expected = OwnershipFilterTests.dump
+            .replacingOccurrences(of: "ALTER TABLE public.t OWNER TO tmpowner;\n", with: "")
+            .replacingOccurrences(of: "ALTER FUNCTION public.f() OWNER TO tmpowner;\n", with: "")
+        for chunk in [1, 2, 3, 7, 64, 100_000] {
+            let (out, dropped) = try filtered(OwnershipFilterTests.dump, chunk: chunk)
+            XCTAssertEqual(out, expected, "chunk \(chunk)")
+            XCTAssertEqual(dropped, 2, "chunk \(chunk)")
+        }
+    }
+
+    func testAnUnterminatedLastLineIsKept() throws {
+        let (out, _) = try filtered("SELECT 1;\nSELECT 2;", chunk: 4)
+        XCTAssertEqual(out, "SELECT 1;\nSELECT 2;")
+    }
+}
