@@ -71,7 +71,7 @@ public struct ConnectionSpec: Equatable, Sendable {
     }
 
     static func quote(_ value: String) -> String {
-        if !value.isEmpty, !value.contains(where: { $0 == " " || $0 == "'" || $0 == "\\" || $0 == "=" || $0.isNewline || $0 == "\t" }) {
+        if !value.isEmpty, !value.contains(where: { $0.isWhitespace || $0 == "'" || $0 == "\\" || $0 == "=" }) {
             return value
         }
         return "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"

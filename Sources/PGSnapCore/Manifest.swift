@@ -125,9 +125,9 @@ public struct Manifest: Codable, Equatable, Sendable {
         do {
             m = try decoder.decode(Manifest.self, from: data)
         } catch let DecodingError.keyNotFound(key, _) {
-            throw PGSnapError.verification("manifest \(fileName) is missing the field '\(key.stringValue)'")
+            throw PGSnapError.verification("manifest \(fileName) is missing the field '\(snakeCase(key.stringValue))'")
         } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
-            let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            let path = ctx.codingPath.map { snakeCase($0.stringValue) }.joined(separator: ".")
             throw PGSnapError.verification("manifest \(fileName) has a wrong type at '\(path)'")
         } catch {
             throw PGSnapError.verification("manifest \(fileName) is not valid JSON")
@@ -143,7 +143,7 @@ public struct Manifest: Codable, Equatable, Sendable {
             throw PGSnapError.verification("manifest \(fileName) names a dump file or id that does not belong to it")
         }
         guard m.compressedBytes >= 0, m.uncompressedBytes >= 0, m.sha256.count == 64,
-              m.sha256.allSatisfy({ $0.isHexDigit }), m.tableRows.values.allSatisfy({ $0 >= 0 })
+              m.sha256.allSatisfy({ $0.isASCII && $0.isHexDigit }), m.tableRows.values.allSatisfy({ $0 >= 0 })
         else {
             throw PGSnapError.verification("manifest \(fileName) has impossible sizes, counts or checksum")
         }
@@ -177,6 +177,19 @@ public struct Manifest: Codable, Equatable, Sendable {
         }
         return d
     }()
+}
+
+/// `compressedBytes` -> `compressed_bytes`: error messages name fields as the file spells them.
+func snakeCase(_ key: String) -> String {
+    var out = ""
+    for ch in key {
+        if ch.isUppercase {
+            out += "_" + ch.lowercased()
+        } else {
+            out.append(ch)
+        }
+    }
+    return out
 }
 
 /// Database-level state that a plain pg_dump leaves out; captured at backup, re-applied at restore.

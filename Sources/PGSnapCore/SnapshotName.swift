@@ -66,7 +66,7 @@ public enum SnapshotName {
 
     /// An id given on the command line: it must be a plain file-name stem, never a path.
     public static func validateID(_ id: String) throws {
-        guard !id.isEmpty, id.utf8.count <= 512, !id.contains("/"), !id.contains(".."),
+        guard !id.isEmpty, id.utf8.count <= 512, !id.contains("/"), id != ".", id != "..",
               id.unicodeScalars.allSatisfy({ isPlain($0) || $0 == "%" }), id.first != "-"
         else {
             throw PGSnapError.usage("invalid snapshot id '\(oneLine(id, limit: 80))'", next: "Run 'pgsnap list' to see the ids")
@@ -80,12 +80,13 @@ public enum SnapshotName {
         public var date: Date
     }
 
-    /// Splits `<db>_<YYYYMMDDTHHMMSSZ>[-n][_label]` at the first field that is a timestamp (database
-    /// names and labels may hold underscores); nil when the stem is not a pgsnap id.
+    /// Splits `<db>_<YYYYMMDDTHHMMSSZ>[-n][_label]` at the last field that is a timestamp:
+    /// database names may hold underscores and even a timestamp (a kept `app_pre_restore_<time>`
+    /// copy being backed up), labels usually do not. Nil when the stem is not a pgsnap id.
     public static func parse(id: String) -> Parsed? {
         let parts = id.components(separatedBy: "_")
         guard parts.count >= 2 else { return nil }
-        for i in 1..<parts.count {
+        for i in stride(from: parts.count - 1, through: 1, by: -1) {
             var stamp = Substring(parts[i])
             if let dash = stamp.firstIndex(of: "-") {
                 guard Int(stamp[stamp.index(after: dash)...]) != nil else { continue }

@@ -171,7 +171,8 @@ final class ConnectionSpecTests: XCTestCase {
             spec.set("dbname", value)
             let conninfo = spec.conninfo()
             do {
-                XCTAssertEqual(ConnectionSpecTests.pairs(try ConnectionSpec.parseKeyValue(conninfo)), [["dbname", value]], conninfo)
+                let back = ConnectionSpecTests.pairs(try ConnectionSpec.parseKeyValue(conninfo))
+                XCTAssertEqual(back, [["dbname", value]], conninfo)
             } catch {
                 XCTFail("value \(value.debugDescription): conninfo \(conninfo.debugDescription) does not parse back: \(error)")
             }
