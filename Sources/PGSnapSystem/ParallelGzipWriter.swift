@@ -109,11 +109,23 @@ public final class FileSink {
     public private(set) var bytes: Int64 = 0
     private var hash = SHA256Stream()
 
-    /// Creates `path` exclusively, 0600. Fails if it exists.
+    /// Thrown when the file to create exclusively is already there (another run took the name).
+    public struct AlreadyExists: Error, CustomStringConvertible {
+        public let path: String
+        public var description: String { "\(path) already exists" }
+    }
+
+    /// Creates `path` exclusively, 0600.
+    ///
+    /// - Throws: `AlreadyExists` if it exists, else a `PGSnapError`.
     public init(creating path: String) throws {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw SnapshotDirectory.ioError("create \(path)") }
+        guard fd >= 0 else {
+            let code = errno
+            if code == EEXIST { throw AlreadyExists(path: path) }
+            throw SnapshotDirectory.ioError("create \(path)", errno: code)
+        }
     }
 
     deinit { close(fd) }

@@ -148,17 +148,28 @@ enum Procfs {
         return Entry(pid: pid, ppid: ppid, comm: comm, state: state)
     }
 
-    /// All descendants of `root` (not `root` itself).
+    /// Direct children of `pid`, from /proc/PID/task/*/children (cheaper than scanning all of /proc,
+    /// so a short-lived child is more likely to be seen).
+    static func children(of pid: Int32) -> [Int32] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        var out: [Int32] = []
+        for t in tasks {
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/task/\(t)/children") else { continue }
+            out += String(decoding: data, as: UTF8.self).split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        return out
+    }
+
+    /// All descendants of `root` (not `root` itself) that still exist.
     static func descendants(of root: Int32) -> [Entry] {
-        let all = snapshot()
-        var children: [Int32: [Entry]] = [:]
-        for e in all { children[e.ppid, default: []].append(e) }
         var out: [Entry] = []
         var queue = [root]
+        var visited: Set<Int32> = [root]
         while let p = queue.popLast() {
-            for c in children[p] ?? [] {
-                out.append(c)
-                queue.append(c.pid)
+            for c in children(of: p) where visited.insert(c).inserted {
+                guard let e = entry(c) else { continue }
+                out.append(e)
+                queue.append(c)
             }
         }
         return out

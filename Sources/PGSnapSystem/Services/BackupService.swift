@@ -41,7 +41,7 @@ public struct BackupService {
         let database = try db.scalar("SELECT current_database()") ?? ""
         let serverVersion = try db.scalar("SHOW server_version") ?? "?"
         let serverMajor = db.serverVersionNumber / 10000
-        let pgDump = try PostgresTools(environment: session.environment).locate("pg_dump", serverMajor: serverMajor)
+        let pgDump = try PostgresTools(environment: session.childEnvironment).locate("pg_dump", serverMajor: serverMajor)
 
         // One consistent view: the migration state we record is the one pg_dump dumps.
         try db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -147,16 +147,15 @@ public struct BackupService {
             let partial = dir.file(final + SnapshotName.partialSuffix)
             do {
                 return (id, partial, try FileSink(creating: partial))
-            } catch {
-                if errno == EEXIST { continue }
-                throw error
+            } catch is FileSink.AlreadyExists {
+                continue
             }
         }
         throw PGSnapError("cannot find a free snapshot name in \(dir.path)")
     }
 
     func dumpGlobals(dir: SnapshotDirectory, id: String, serverMajor: Int) throws -> String {
-        let tool = try PostgresTools(environment: session.environment).locate("pg_dumpall", serverMajor: serverMajor)
+        let tool = try PostgresTools(environment: session.childEnvironment).locate("pg_dumpall", serverMajor: serverMajor)
         let name = id + SnapshotName.globalsSuffix
         let command = ExternalCommand(name: "pg_dumpall", executable: tool.path,
                                       arguments: ["--globals-only", "--no-password", "--dbname=\(session.childConninfo(database: "postgres"))"],

@@ -41,7 +41,7 @@ public struct PreflightService {
         let serverMajor = db.serverVersionNumber / 10000
         add("connection", true, "database \"\(database)\", server \(((try? db.scalar("SHOW server_version")) ?? nil) ?? "?")")
 
-        let tools = PostgresTools(environment: session.environment)
+        let tools = PostgresTools(environment: session.childEnvironment)
         for tool in ["pg_dump", "psql"] {
             do {
                 let t = try tools.locate(tool, serverMajor: serverMajor)

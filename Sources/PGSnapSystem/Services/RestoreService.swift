@@ -184,7 +184,7 @@ public struct RestoreService {
             """)
         try admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(scratch)) IS \(try admin.quoteLiteral("pgsnap scratch host=\(ProcessInfo.processInfo.hostName) pid=\(getpid()) snapshot=\(m.id)"))")
         let serverMajor = admin.serverVersionNumber / 10000
-        let psql = try PostgresTools(environment: session.environment).locate("psql", serverMajor: serverMajor)
+        let psql = try PostgresTools(environment: session.childEnvironment).locate("psql", serverMajor: serverMajor)
         let command = ExternalCommand(
             name: "psql", executable: psql.path,
             arguments: ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction",

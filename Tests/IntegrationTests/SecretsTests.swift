@@ -1,0 +1,186 @@
+import Foundation
+import XCTest
+
+/// A password given to pgsnap reaches PostgreSQL and nothing else: not a child's argv, not the
+/// output, not the manifest, not the backup directory.
+final class SecretsTests: XCTestCase {
+    static let role = "secret_user"
+    static let password = "S3cr3t-pässw0rd:@/"
+    var database = ""
+    var dirs: [String] = []
+
+    /// `text` for the userinfo of a URI: everything but RFC 3986's unreserved ASCII percent-encoded.
+    static func uriEncoded(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn:
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"))!
+    }
+
+    static var encodedPassword: String { uriEncoded(password) }
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        try Harness.psql("postgres", """
+            DO $$ BEGIN
+              IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '\(Self.role)') THEN CREATE ROLE \(Self.role); END IF;
+            END $$;
+            SET password_encryption = 'scram-sha-256';
+            ALTER ROLE \(Self.role) LOGIN PASSWORD '\(Self.password)';
+            """)
+        XCTAssertTrue(try Harness.psql("postgres", "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = '\(Self.role)'") == "t")
+        database = "sec_\(UUID().uuidString.prefix(8).lowercased())"
+        try Harness.psql("postgres", "CREATE DATABASE \(database) OWNER \(Self.role)")
+        // Tables owned by the role, so it can dump them; big enough that pg_dump runs for a while.
+        try Harness.psql(database, """
+            SET ROLE \(Self.role);
+            CREATE TABLE big AS SELECT i, md5(i::text) AS a, md5((i * 3)::text) AS b FROM generate_series(1, 200000) i;
+            CREATE TABLE notes (id int, body text);
+            INSERT INTO notes VALUES (1, 'nothing secret here');
+            """)
+    }
+
+    override func tearDown() {
+        Harness.dropDatabase(database)
+        _ = try? Harness.run(Harness.pgbin + "/psql", ["-X", "-q", "-d", "postgres", "-c", "DROP ROLE IF EXISTS \(Self.role)"])
+        for d in dirs { try? FileManager.default.removeItem(atPath: d) }
+        super.tearDown()
+    }
+
+    func makeDir() throws -> String {
+        let d = try Harness.tempDir()
+        dirs.append(d)
+        return d
+    }
+
+    /// The pgsnap binary with symlinks resolved, as /proc/PID/exe shows it.
+    let binaryPath = URL(fileURLWithPath: Harness.binary).resolvingSymlinksInPath().path
+
+    /// What was seen of pgsnap's descendants while it ran.
+    struct Observation {
+        var argvs: [[String]] = []
+        var environments: [[String]] = []
+        var sawDumpingPgDump = false
+    }
+
+    /// Runs pgsnap and, until it exits, reads argv (and environment) of every descendant.
+    func runWatchingChildren(_ args: [String], dir: String, env: [String: String?]) throws -> (Harness.Result, Observation) {
+        var seen = Observation()
+        var recorded = Set<[String]>()
+        let r = try Harness.pgsnap(args, dir: dir, env: env) { pid in
+            _ = Harness.poll(timeout: 60) {
+                guard Procfs.isAlive(pid) else { return true }
+                for child in Procfs.descendants(of: pid) {
+                    // Between fork and exec a child is still a copy of pgsnap, with pgsnap's own argv and
+                    // environment (which hold what the user gave it). Judge a child only once it runs
+                    // another program; exe is read first because exec never goes back.
+                    guard let exe = Procfs.executable(child.pid), exe != self.binaryPath,
+                          let argv = Procfs.cmdline(child.pid), !argv.isEmpty,
+                          recorded.insert([String(child.pid), exe] + argv).inserted else { continue }
+                    seen.argvs.append(argv)
+                    if let e = Procfs.environ(child.pid) { seen.environments.append(e) }
+                    if exe.hasSuffix("/pg_dump"), argv.contains(where: { $0.hasPrefix("--snapshot") }) {
+                        seen.sawDumpingPgDump = true
+                    }
+                }
+                return false
+            }
+        }
+        return (r, seen)
+    }
+
+    func assertNoSecret(_ text: String, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        for secret in [Self.password, Self.encodedPassword, "S3cr3t"] {
+            XCTAssertFalse(text.contains(secret), "\(what) contains the password (\(secret))", file: file, line: line)
+        }
+    }
+
+    func assertBackupKeepsThePasswordSecret(_ args: [String], env: [String: String?],
+                                            file: StaticString = #filePath, line: UInt = #line) throws {
+        let dir = try makeDir()
+        let (r, seen) = try runWatchingChildren(args, dir: dir, env: env)
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        XCTAssertTrue(seen.sawDumpingPgDump, "never observed pg_dump running; children seen: \(seen.argvs)", file: file, line: line)
+        for argv in seen.argvs {
+            assertNoSecret(argv.joined(separator: " "), "child argv \(argv.first ?? "")", file: file, line: line)
+        }
+        assertNoSecret(r.stdout, "stdout", file: file, line: line)
+        assertNoSecret(r.stderr, "stderr", file: file, line: line)
+
+        let id = Harness.snapshotID(r)
+        let m = try Harness.manifest(dir: dir, id: id)
+        XCTAssertEqual(m["user"] as? String, Self.role, file: file, line: line)
+        XCTAssertEqual(m["database"] as? String, database, file: file, line: line)
+        XCTAssertEqual(m["table_rows"] as? [String: Int], ["public.big": 200000, "public.notes": 1], file: file, line: line)
+        let files = Harness.entries(dir)
+        XCTAssertTrue(files.contains(id + ".manifest.json"), "\(files)", file: file, line: line)
+        for f in files {
+            let bytes = try Harness.bytes(dir + "/" + f)
+            assertNoSecret(String(decoding: bytes, as: UTF8.self), f, file: file, line: line)
+            XCTAssertNil(bytes.range(of: Data(Self.password.utf8)), "\(f) holds the password bytes", file: file, line: line)
+        }
+        let dump = try Harness.gunzip(Harness.dumpPath(dir: dir, id: id))
+        XCTAssertEqual(dump.status, 0, dump.stderr, file: file, line: line)
+        assertNoSecret(dump.stdout, "the decompressed dump", file: file, line: line)
+        XCTAssertTrue(dump.stdout.contains("nothing secret here"), "the dump lacks the data", file: file, line: line)
+    }
+
+    func testPasswordFromPGPASSWORDStaysSecret() throws {
+        try assertBackupKeepsThePasswordSecret(
+            ["backup", "-h", "127.0.0.1", "-p", Harness.tcpPort, "-U", Self.role, "-d", database],
+            env: ["PGPASSWORD": Self.password])
+    }
+
+    /// Credentials promises children a 0600 passfile and never PGPASSWORD: checks every exec'd
+    /// child's /proc/PID/environ (readable by the same user and root) and that the passfile is gone after.
+    /// A child that lives only a few milliseconds (`pg_dump --version`) may escape the polling; then
+    /// this test cannot see it, it never fails because of that.
+    func testChildrenGetThePasswordOnlyThroughAPassfile() throws {
+        let dir = try makeDir()
+        let (r, seen) = try runWatchingChildren(
+            ["backup", "-h", "127.0.0.1", "-p", Harness.tcpPort, "-U", Self.role, "-d", database], dir: dir,
+            env: ["PGPASSWORD": Self.password])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(seen.sawDumpingPgDump, "never observed pg_dump running; children seen: \(seen.argvs)")
+        XCTAssertEqual(seen.argvs.count, seen.environments.count)
+        var passfiles = Set<String>()
+        for (argv, environment) in zip(seen.argvs, seen.environments) {
+            let command = argv.prefix(2).joined(separator: " ")
+            XCTAssertFalse(environment.contains { $0.hasPrefix("PGPASSWORD=") }, "\(command) was given PGPASSWORD")
+            assertNoSecret(environment.joined(separator: "\n"), "the environment of \(command)")
+            if argv.contains(where: { $0.hasPrefix("--snapshot") }) {
+                let p = environment.first { $0.hasPrefix("PGPASSFILE=") }.map { String($0.dropFirst("PGPASSFILE=".count)) }
+                XCTAssertNotNil(p, "the dumping pg_dump has no PGPASSFILE")
+                if let p { passfiles.insert(p) }
+            }
+        }
+        for p in passfiles {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: p), "passfile \(p) left behind")
+        }
+    }
+
+    func testPasswordInAPercentEncodedURIStaysSecret() throws {
+        XCTAssertEqual(Self.encodedPassword, "S3cr3t-p%C3%A4ssw0rd%3A%40%2F")
+        let uri = "postgres://\(Self.role):\(Self.encodedPassword)@127.0.0.1:\(Harness.tcpPort)/\(database)"
+        try assertBackupKeepsThePasswordSecret(["backup", "--dbname", uri], env: ["PGPASSWORD": nil, "PGHOST": nil, "PGUSER": nil])
+    }
+
+    func testWrongPasswordFailsWithoutEchoingItAndLeavesNothing() throws {
+        let dir = try makeDir()
+        let wrong = "Wr0ng-pässw0rd-\(UUID().uuidString.prefix(6))"
+        for (args, env) in [
+            (["backup", "-h", "127.0.0.1", "-p", Harness.tcpPort, "-U", Self.role, "-d", database], ["PGPASSWORD": wrong] as [String: String?]),
+            (["backup", "-d", "postgres://\(Self.role):\(Self.uriEncoded(wrong))@127.0.0.1:\(Harness.tcpPort)/\(database)"],
+             ["PGPASSWORD": nil] as [String: String?]),
+        ] {
+            let r = try Harness.pgsnap(args, dir: dir, env: env)
+            Harness.assertOneErrorLine(r, status: 1, "wrong password")
+            XCTAssertTrue(r.stderr.contains("password authentication failed"), r.stderr)
+            XCTAssertFalse(r.stderr.contains(wrong), "stderr echoes the wrong password: \(r.stderr)")
+            XCTAssertFalse(r.stderr.contains("Wr0ng"), "stderr echoes the wrong password: \(r.stderr)")
+            XCTAssertFalse(r.stdout.contains("Wr0ng"), r.stdout)
+            XCTAssertEqual(Harness.snapshotFiles(dir), [], "a failed backup left files")
+            for f in Harness.entries(dir) {
+                XCTAssertFalse(String(decoding: try Harness.bytes(dir + "/" + f), as: UTF8.self).contains("Wr0ng"), "\(f) holds the password")
+            }
+        }
+    }
+}
