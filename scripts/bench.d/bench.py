@@ -178,7 +178,7 @@ def loadavg():
         return "?"
 
 
-def machine_facts(pgsnap):
+def machine_facts(pgsnap, built_from):
     facts = []
     model = "?"
     try:
@@ -204,7 +204,7 @@ def machine_facts(pgsnap):
                  + "; " + (run(["pigz", "--version"], stdout=subprocess.PIPE) or "").strip()
                  + "; python " + sys.version.split()[0])
     facts.append("load average at start: " + loadavg() + " (other work on the machine skews the timings)")
-    facts.append(f"pgsnap: {pgsnap} ({run([pgsnap, '--version'], stdout=subprocess.PIPE).strip()})")
+    facts.append(f"pgsnap {run([pgsnap, '--version'], stdout=subprocess.PIPE).strip()}, release build of {built_from}")
     return facts
 
 
@@ -303,11 +303,12 @@ def main():
     ap.add_argument("--size-mb", type=int, required=True)
     ap.add_argument("--runs", type=int, required=True)
     ap.add_argument("--db", default="benchdb")
+    ap.add_argument("--built-from", default="?")
     a = ap.parse_args()
     pgsnap, work, db, runs = a.bin, a.work, a.db, a.runs
 
     out("pgsnap benchmark")
-    for line in machine_facts(pgsnap):
+    for line in machine_facts(pgsnap, a.built_from):
         out("  " + line)
     out(f"  size: --size-mb {a.size_mb}, --runs {runs}; pgsnap peak RSS = max ru_maxrss of RUSAGE_CHILDREN "
         "(pgsnap and what it waited for), in () pgsnap's own VmHWM sampled every 20 ms")

@@ -35,12 +35,12 @@ public enum DatabaseFacts {
         try db.scalar("SELECT 1 FROM pg_database WHERE datname = $1", [database]) == "1"
     }
 
-    /// Sessions on `database` other than our own.
+    /// Client sessions on `database` other than our own (autovacuum workers are not clients).
     public static func otherSessions(_ db: LibPQConnection, database: String) throws -> [String] {
         try db.query("""
             SELECT pid::text, coalesce(nullif(application_name, ''), '-'), coalesce(usename, '-'),
                    coalesce(client_addr::text, 'local'), coalesce(state, '-')
-            FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
+            FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'
             ORDER BY pid
             """, [database]).map { r in
             "pid \(r[0] ?? "?") application=\(r[1] ?? "-") user=\(r[2] ?? "-") client=\(r[3] ?? "-") state=\(r[4] ?? "-")"

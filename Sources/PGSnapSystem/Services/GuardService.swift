@@ -19,6 +19,8 @@ public struct GuardService {
     /// - Throws: `PGSnapError` with exit 2 (preflight or verification), 4 (failed, restored), 5 (failed, not restored).
     public func run(command: [String], preflight: PreflightOptions, backup: BackupOptions, autoRestore: Bool,
                     restoreHint: (String) -> String) throws -> GuardResult {
+        // A mistyped command should cost nothing, not a full backup.
+        let executable = try resolve(command[0])
         let pre = PreflightService(session: session).run(preflight)
         let failed = pre.checks.filter { !$0.ok }
         for c in pre.checks { session.reporter.info("preflight \(c.ok ? "ok  " : "FAIL") \(c.name): \(c.value)\(c.detail.map { " (\($0))" } ?? "")") }
@@ -39,7 +41,7 @@ public struct GuardService {
         }
         session.reporter.info("pgsnap: snapshot \(manifest.id) taken and verified; running: \(command.map(shellQuote).joined(separator: " "))")
 
-        let status = try runCommand(command)
+        let status = try runCommand(executable, command)
         let after = try? DatabaseFacts.migrationState(try session.connect(database: database))
         var result = GuardResult(snapshot: manifest.id, commandStatus: "\(status)", migrationBefore: manifest.migration,
                                  migrationAfter: after ?? nil, restored: false)
@@ -73,8 +75,7 @@ public struct GuardService {
     }
 
     /// Runs the user's command with our stdio; no shell. Signals reach it through the trap.
-    func runCommand(_ argv: [String]) throws -> Termination {
-        let path = try resolve(argv[0])
+    func runCommand(_ path: String, _ argv: [String]) throws -> Termination {
         let child = try ChildProcess(ExternalCommand(name: argv[0], executable: path, arguments: Array(argv.dropFirst()), environment: session.environment),
                                      stdin: .inherit, stdout: .inherit, stderr: .inherit)
         return child.wait()
@@ -82,13 +83,13 @@ public struct GuardService {
 
     func resolve(_ name: String) throws -> String {
         if name.contains("/") {
-            guard access(name, X_OK) == 0 else { throw PGSnapError("command \(name) is not executable", next: "Nothing was run; the snapshot is kept") }
+            guard access(name, X_OK) == 0 else { throw PGSnapError("command \(name) is not executable", next: "Nothing was run") }
             return name
         }
         for dir in (session.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") where access("\(dir)/\(name)", X_OK) == 0 {
             return "\(dir)/\(name)"
         }
-        throw PGSnapError("command \(name) not found in PATH", next: "Nothing was run; the snapshot is kept")
+        throw PGSnapError("command \(name) not found in PATH", next: "Nothing was run")
     }
 }
 

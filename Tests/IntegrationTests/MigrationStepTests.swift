@@ -1,0 +1,336 @@
+import Foundation
+import XCTest
+
+/// `pgsnap preflight`, `guard` and `diff` end to end on the demo schema (schema_migrations at 44):
+/// each preflight check failing on its own, guard's exit statuses 0/2/4/5 with what each promises
+/// about the database, and diff's counts after a migration.
+final class MigrationStepTests: XCTestCase {
+    var fixture: RestoreFixture!
+
+    override func setUpWithError() throws {
+        fixture = try RestoreFixture()
+    }
+
+    override func tearDown() {
+        fixture?.cleanUp()
+        fixture = nil
+    }
+
+    // MARK: - Helpers
+
+    var psqlPath: String { Harness.pgbin + "/psql" }
+
+    /// A fresh database loaded with scripts/demo-data/schema.sql, dropped at tear-down.
+    func demoDatabase(_ prefix: String = "mig") throws -> String {
+        let db = try fixture.database(prefix)
+        try Harness.psqlFile(db, Harness.repo + "/scripts/demo-data/schema.sql")
+        XCTAssertEqual(try Harness.psql(db, "SELECT version || ' ' || dirty FROM schema_migrations"), "44 false")
+        return db
+    }
+
+    /// The migration command guard runs: psql on `db` with one `-c` per statement group.
+    func psqlCommand(_ db: String, _ commands: String...) -> [String] {
+        [psqlPath, "-X", "-v", "ON_ERROR_STOP=1", "-d", db] + commands.flatMap { ["-c", $0] }
+    }
+
+    /// `preflight --json`: the checks that did not pass, by name.
+    func failedChecks(_ r: Harness.Result, file: StaticString = #filePath, line: UInt = #line) -> [String] {
+        preflightChecks(r, file: file, line: line).filter { ($0["ok"] as? Bool) != true }.compactMap { $0["name"] as? String }
+    }
+
+    func preflightChecks(_ r: Harness.Result, file: StaticString = #filePath, line: UInt = #line) -> [[String: Any]] {
+        guard let array = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [[String: Any]] else {
+            XCTFail("preflight --json did not print a JSON array: \(r.stdout) / \(r.stderr)", file: file, line: line)
+            return []
+        }
+        return array
+    }
+
+    /// Runs preflight twice (human and --json) and asserts that exactly `check` fails: exit 2, named on stderr.
+    func assertOnlyFailing(_ check: String, _ db: String, _ extra: [String] = [], env: [String: String?] = [:],
+                           file: StaticString = #filePath, line: UInt = #line) throws -> Harness.Result {
+        let human = try fixture.pgsnap(["preflight", "-d", db] + extra, env: env)
+        XCTAssertEqual(human.status, 2, "preflight \(extra): \(human.stderr)", file: file, line: line)
+        XCTAssertTrue(human.stderr.contains("pgsnap: FAIL \(check)"), "no FAIL line for \(check): \(human.stderr)", file: file, line: line)
+        XCTAssertTrue(human.stderr.contains("pgsnap: preflight failed: \(check)."), "final line must name \(check): \(human.stderr)",
+                      file: file, line: line)
+        let json = try fixture.pgsnap(["preflight", "-d", db, "--json"] + extra, env: env)
+        XCTAssertEqual(json.status, 2, json.stderr, file: file, line: line)
+        XCTAssertEqual(failedChecks(json, file: file, line: line), [check], file: file, line: line)
+        return human
+    }
+
+    /// Ids of the snapshots (manifests) in the fixture's directory.
+    func snapshotIDs() -> [String] {
+        Harness.entries(fixture.dir).filter { $0.hasSuffix(".manifest.json") }.map { String($0.dropLast(".manifest.json".count)) }
+    }
+
+    /// `to_regclass(name)` in `db`: the name when the table exists, "" when it does not.
+    func regclass(_ db: String, _ name: String) throws -> String {
+        try Harness.psql(db, "SELECT to_regclass('\(name)')")
+    }
+
+    /// The `pgsnap restore …` command in guard's stderr, split into words.
+    ///
+    /// Only what `shellQuote` produces is understood: bare words, single-quoted words and `\'`;
+    /// anything else a shell would interpret fails the test rather than being guessed at.
+    static func restoreCommand(in stderr: String, file: StaticString = #filePath, line: UInt = #line) -> [String]? {
+        guard let start = stderr.range(of: "pgsnap restore ") else {
+            XCTFail("no 'pgsnap restore' command on stderr: \(stderr)", file: file, line: line)
+            return nil
+        }
+        let text = stderr[start.lowerBound...].prefix { $0 != "\n" }
+        var words: [String] = []
+        var word: String?
+        var quoted = false
+        var escaped = false
+        for ch in text {
+            if quoted {
+                if ch == "'" { quoted = false } else { word!.append(ch) }
+            } else if escaped {
+                word = (word ?? "") + String(ch)
+                escaped = false
+            } else if ch == " " {
+                if let w = word { words.append(w) }
+                word = nil
+            } else if ch == "'" {
+                quoted = true
+                word = word ?? ""
+            } else if ch == "\\" {
+                escaped = true
+            } else if "\"$`;&|<>()*?[]{}~#!".contains(ch) {
+                XCTFail("unexpected shell syntax '\(ch)' in: \(text)", file: file, line: line)
+                return nil
+            } else {
+                word = (word ?? "") + String(ch)
+            }
+        }
+        XCTAssertFalse(quoted || escaped, "unterminated quoting in: \(text)", file: file, line: line)
+        if let w = word { words.append(w) }
+        return words
+    }
+
+    // MARK: - preflight
+
+    func testPreflightPassesOnACleanDatabase() throws {
+        let db = try demoDatabase()
+        let r = try fixture.pgsnap(["preflight", "-d", db])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertFalse(r.stderr.contains("FAIL"), r.stderr)
+        for name in ["connection", "pg_dump", "psql", "schema_migrations", "connections", "backup_directory", "disk_space", "lock"] {
+            XCTAssertTrue(r.stderr.contains("ok   \(name) "), "check \(name) not reported ok: \(r.stderr)")
+        }
+        XCTAssertTrue(r.stderr.contains("version 44"), r.stderr)
+    }
+
+    func testPreflightJSONIsAnArrayOfNameOkValue() throws {
+        let db = try demoDatabase()
+        let r = try fixture.pgsnap(["preflight", "-d", db, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let checks = preflightChecks(r)
+        XCTAssertEqual(checks.compactMap { $0["name"] as? String },
+                       ["connection", "pg_dump", "psql", "schema_migrations", "connections", "backup_directory", "disk_space", "lock"])
+        for c in checks {
+            XCTAssertEqual(c["ok"] as? Bool, true, "\(c)")
+            XCTAssertFalse((c["value"] as? String ?? "").isEmpty, "value missing: \(c)")
+        }
+        let migration = checks.first { $0["name"] as? String == "schema_migrations" }
+        XCTAssertEqual(migration?["value"] as? String, "version 44")
+        let connection = checks.first { $0["name"] as? String == "connection" }
+        XCTAssertTrue((connection?["value"] as? String ?? "").contains("database \"\(db)\""), "\(String(describing: connection))")
+    }
+
+    func testPreflightFailsWhenAnOlderMigrationIsRequired() throws {
+        let db = try demoDatabase()
+        XCTAssertEqual(try fixture.pgsnap(["preflight", "-d", db, "--require-migration", "44"]).status, 0)
+        let r = try assertOnlyFailing("schema_migrations", db, ["--require-migration", "45"])
+        XCTAssertTrue(r.stderr.contains("version 44 is older than the required 45"), r.stderr)
+    }
+
+    func testPreflightFailsOnADirtyMigrationUnlessAllowed() throws {
+        let db = try demoDatabase()
+        try Harness.psql(db, "UPDATE schema_migrations SET dirty = true")
+        let r = try assertOnlyFailing("schema_migrations", db)
+        XCTAssertTrue(r.stderr.contains("dirty"), r.stderr)
+        let allowed = try fixture.pgsnap(["preflight", "-d", db, "--allow-dirty"])
+        XCTAssertEqual(allowed.status, 0, allowed.stderr)
+    }
+
+    func testPreflightFailsWhileAnotherSessionIsConnected() throws {
+        let db = try demoDatabase()
+        let held = try HeldSession(database: db, applicationName: "held_open")
+        defer { held.close() }
+        XCTAssertTrue(try held.waitUntilConnected(), "the held_open session never showed up in pg_stat_activity")
+        let r = try assertOnlyFailing("connections", db)
+        XCTAssertTrue(r.stderr.contains("application=held_open"), "the session must be named: \(r.stderr)")
+        let allowed = try fixture.pgsnap(["preflight", "-d", db, "--max-connections", "1"])
+        XCTAssertEqual(allowed.status, 0, allowed.stderr)
+        XCTAssertTrue(allowed.stderr.contains("1 other session(s), max 1"), allowed.stderr)
+    }
+
+    func testPreflightFailsWhenTheDiskIsFull() throws {
+        let db = try demoDatabase()
+        let r = try assertOnlyFailing("disk_space", db, env: ["PGSNAP_TEST_FREE_BYTES": "1000"])
+        XCTAssertTrue(r.stderr.contains("pgsnap prune"), "must say what to do next: \(r.stderr)")
+    }
+
+    /// pgsnap looks beyond PATH (/usr/lib/postgresql/<server major>/bin first), so an empty PATH
+    /// does not lose pg_dump: preflight passes and reports where it found it.
+    func testPreflightReportsWherePgDumpWasFoundWithoutPATH() throws {
+        let db = try demoDatabase()
+        let major = (Int(try Harness.psql(db, "SHOW server_version_num")) ?? 0) / 10000
+        let r = try fixture.pgsnap(["preflight", "-d", db, "--json"], env: ["PATH": "/nonexistent"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let checks = preflightChecks(r)
+        for tool in ["pg_dump", "psql"] {
+            let c = checks.first { $0["name"] as? String == tool }
+            XCTAssertEqual(c?["ok"] as? Bool, true, "\(String(describing: c))")
+            let value = c?["value"] as? String ?? ""
+            let path = value.components(separatedBy: " at ").last ?? ""
+            XCTAssertEqual(path, "/usr/lib/postgresql/\(major)/bin/\(tool)", "value: \(value)")
+            XCTAssertEqual(access(path, X_OK), 0, "reported \(path) is not executable")
+        }
+    }
+
+    // MARK: - guard
+
+    func testGuardRecordsTheNewVersionWhenTheCommandSucceeds() throws {
+        let db = try demoDatabase()
+        let r = try fixture.pgsnap(["guard", "-d", db, "--"] + psqlCommand(db, "UPDATE schema_migrations SET version=45; CREATE TABLE t45(x int)"))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try regclass(db, "public.t45"), "t45", "the command did not run")
+        let ids = snapshotIDs()
+        XCTAssertEqual(ids.count, 1, "\(Harness.entries(fixture.dir))")
+        guard let id = ids.first else { return }
+        XCTAssertTrue(id.hasPrefix(db + "_") && id.hasSuffix("_pre_migration_000045"), id)
+        let m = try Harness.manifest(dir: fixture.dir, id: id)
+        XCTAssertEqual(m["label"] as? String, "pre_migration_000045")
+        let before = m["migration"] as? [String: Any], after = m["migration_after"] as? [String: Any]
+        XCTAssertEqual(before?["version"] as? Int, 44, "\(m)")
+        XCTAssertEqual(before?["dirty"] as? Bool, false)
+        XCTAssertEqual(after?["version"] as? Int, 45, "\(m)")
+        XCTAssertEqual(after?["dirty"] as? Bool, false)
+        // The snapshot is the state before the command: the migration's table is not in it.
+        XCTAssertNil((m["table_rows"] as? [String: Any])?["public.t45"])
+        let list = try fixture.pgsnap(["list"])
+        XCTAssertEqual(list.status, 0, list.stderr)
+        let row = list.stdout.split(separator: "\n").first { $0.hasPrefix(id) } ?? ""
+        XCTAssertTrue(row.contains("44 -> 45"), "list: \(list.stdout)")
+        XCTAssertEqual(try fixture.pgsnap(["verify", id]).status, 0, "rewriting the manifest must keep the snapshot good")
+    }
+
+    func testGuardAutoRestoresWhenTheCommandFails() throws {
+        let db = try demoDatabase()
+        let before = try Harness.fingerprint(db)
+        let r = try fixture.pgsnap(["guard", "-d", db, "--auto-restore", "--"]
+                                   + psqlCommand(db, "DROP TABLE generated_domains CASCADE", "SELECT 1/0"))
+        XCTAssertEqual(r.status, 4, r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(db), before, "the database must be exactly as before guard")
+        let previous = try RestoreFixture.previousDatabases(of: db)
+        XCTAssertEqual(previous.count, 1, "\(previous)")
+        if let p = previous.first {
+            XCTAssertTrue(r.stderr.contains(p), "stderr must name the kept failed state \(p): \(r.stderr)")
+            XCTAssertEqual(try regclass(p, "public.generated_domains"), "", "the failed state has the table dropped")
+            XCTAssertEqual(try Harness.psql(p, "SELECT count(*) FROM campaigns"), "5")
+        }
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
+    func testGuardWithoutAutoRestoreLeavesTheDatabaseAndPrintsARestoreCommand() throws {
+        let db = try demoDatabase()
+        let before = try Harness.fingerprint(db)
+        let r = try fixture.pgsnap(["guard", "-d", db, "--"] + psqlCommand(db, "DROP TABLE generated_domains CASCADE", "SELECT 1/0"))
+        XCTAssertEqual(r.status, 5, r.stderr)
+        XCTAssertEqual(try regclass(db, "public.generated_domains"), "", "pgsnap must leave the command's result alone")
+        XCTAssertNotEqual(try Harness.fingerprint(db), before)
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [], "nothing may have been restored")
+
+        guard let argv = Self.restoreCommand(in: r.stderr) else { return }
+        XCTAssertEqual(Array(argv.prefix(2)), ["pgsnap", "restore"])
+        XCTAssertEqual(argv.count > 2 ? argv[2] : nil, snapshotIDs().first, "the command must name the new snapshot")
+        let restore = try Harness.run(Harness.binary, Array(argv.dropFirst()))
+        XCTAssertEqual(restore.status, 0, "\(argv): \(restore.stderr)")
+        XCTAssertEqual(try Harness.fingerprint(db), before, "the printed command must restore the pre-guard state")
+    }
+
+    func testGuardTreatsADirtyMigrationAsFailed() throws {
+        let db = try demoDatabase()
+        let r = try fixture.pgsnap(["guard", "-d", db, "--"] + psqlCommand(db, "UPDATE schema_migrations SET version=45, dirty=true"))
+        XCTAssertEqual(r.status, 5, r.stderr)
+        XCTAssertTrue(r.stderr.contains("dirty"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("pgsnap restore "), r.stderr)
+        XCTAssertEqual(try Harness.psql(db, "SELECT version || ' ' || dirty FROM schema_migrations"), "45 true")
+        if let id = snapshotIDs().first {
+            XCTAssertNil(try Harness.manifest(dir: fixture.dir, id: id)["migration_after"], "a failed migration is not recorded as done")
+        } else {
+            XCTFail("no snapshot taken: \(Harness.entries(fixture.dir))")
+        }
+    }
+
+    func testGuardRunsNothingWhenPreflightFails() throws {
+        let db = try demoDatabase()
+        let r = try fixture.pgsnap(["guard", "-d", db, "--require-migration", "99", "--"]
+                                   + psqlCommand(db, "CREATE TABLE guard_marker(x int)"))
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("schema_migrations"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("Nothing was run"), r.stderr)
+        XCTAssertEqual(try regclass(db, "public.guard_marker"), "", "the command ran although preflight failed")
+        XCTAssertEqual(Harness.snapshotFiles(fixture.dir), [], "no snapshot may be written")
+    }
+
+    func testGuardWithAMissingCommandLeavesTheDatabaseUntouched() throws {
+        let db = try demoDatabase()
+        let before = try Harness.fingerprint(db)
+        let r = try fixture.pgsnap(["guard", "-d", db, "--auto-restore", "--", "pgsnap-no-such-migrate-tool", "up"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("pgsnap: command pgsnap-no-such-migrate-tool not found in PATH"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("Nothing was run"), r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(db), before)
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [], "nothing to restore: nothing ran")
+        XCTAssertEqual(Harness.snapshotFiles(fixture.dir), [], "a mistyped command must not cost a backup")
+    }
+
+    // MARK: - diff
+
+    func testDiffCountsAddedDroppedAndChangedTablesAndTheMigration() throws {
+        let db = try demoDatabase()
+        let id = try fixture.backup(db)
+        try Harness.psql(db, """
+            BEGIN;
+            DROP VIEW campaign_stats;
+            DROP TABLE generated_domains;
+            CREATE TABLE phases (id int PRIMARY KEY, name text);
+            INSERT INTO phases VALUES (1, 'a'), (2, 'b'), (3, 'c');
+            DELETE FROM campaigns WHERE id > 3;
+            UPDATE schema_migrations SET version = 45;
+            COMMIT;
+            """)
+        let r = try fixture.pgsnap(["diff", "latest", "-d", db, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        guard let report = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] else {
+            return XCTFail("diff --json did not print an object: \(r.stdout) / \(r.stderr)")
+        }
+        XCTAssertEqual(report["snapshot"] as? String, id)
+        XCTAssertEqual(report["database"] as? String, db)
+        let was = report["migration_before"] as? [String: Any], now = report["migration_now"] as? [String: Any]
+        XCTAssertEqual(was?["version"] as? Int, 44, "\(report)")
+        XCTAssertEqual(now?["version"] as? Int, 45, "\(report)")
+        XCTAssertEqual(now?["dirty"] as? Bool, false)
+
+        let tables = report["tables"] as? [[String: Any]] ?? []
+        var change: [String: String] = [:]
+        for t in tables { change[t["table"] as? String ?? "?"] = t["change"] as? String }
+        XCTAssertEqual(change, ["public.campaigns": "-2 rows", "public.generated_domains": "dropped",
+                                "public.phases": "added", "public.schema_migrations": "unchanged"])
+        XCTAssertEqual(tables.filter { $0["change"] as? String == "added" }.count, 1)
+        XCTAssertEqual(tables.filter { $0["change"] as? String == "dropped" }.count, 1)
+        XCTAssertEqual(tables.filter { !["added", "dropped", "unchanged"].contains($0["change"] as? String ?? "") }.count, 1)
+        let row = { (name: String) in tables.first { $0["table"] as? String == name } ?? [:] }
+        XCTAssertEqual(row("public.phases")["live_rows"] as? Int, 3)
+        XCTAssertNil(row("public.phases")["snapshot_rows"] as? Int)
+        XCTAssertEqual(row("public.generated_domains")["snapshot_rows"] as? Int, 2000)
+        XCTAssertNil(row("public.generated_domains")["live_rows"] as? Int)
+        XCTAssertEqual(row("public.campaigns")["snapshot_rows"] as? Int, 5)
+        XCTAssertEqual(row("public.campaigns")["live_rows"] as? Int, 3)
+    }
+}
