@@ -24,7 +24,12 @@ public struct CatalogEntry: Sendable {
 
     public var id: String
     public var status: Status
-    public var manifest: Manifest?
+    /// Boxed: a manifest is a large value, and catalogs of 10,000 entries are sorted and filtered.
+    private var box: ManifestBox?
+    public var manifest: Manifest? {
+        get { box?.value }
+        set { box = newValue.map(ManifestBox.init) }
+    }
     /// The database, from the manifest or, for leftovers, from the file name.
     public var database: String
     /// From the manifest's `created_at`, or for leftovers from the name; never a file time.
@@ -33,8 +38,25 @@ public struct CatalogEntry: Sendable {
     public var bytes: Int64
     public var problem: String?
 
+    public init(id: String, status: Status, manifest: Manifest?, database: String, createdAt: Date, files: [String],
+                bytes: Int64, problem: String?) {
+        self.id = id
+        self.status = status
+        self.box = manifest.map(ManifestBox.init)
+        self.database = database
+        self.createdAt = createdAt
+        self.files = files
+        self.bytes = bytes
+        self.problem = problem
+    }
+
     public var isGood: Bool { status == .good }
     public var isLeftover: Bool { status == .partial || status == .dumpWithoutManifest || status == .manifestWithoutDump }
+}
+
+final class ManifestBox: Sendable {
+    let value: Manifest
+    init(_ value: Manifest) { self.value = value }
 }
 
 /// Groups the files of a backup directory into snapshots. Pure: the caller lists and reads files.

@@ -35,6 +35,36 @@ public struct Manifest: Codable, Equatable, Sendable {
     public var restoreTest: RestoreTest?
     public var pgsnapVersion: String
 
+    // Explicit keys: JSONDecoder's convertFromSnakeCase cost a fifth of reading 10,000 manifests.
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version"
+        case id
+        case database
+        case label
+        case createdAt = "created_at"
+        case durationSeconds = "duration_seconds"
+        case file
+        case compressedBytes = "compressed_bytes"
+        case uncompressedBytes = "uncompressed_bytes"
+        case sha256
+        case compression
+        case dumpFormat = "dump_format"
+        case pgDumpVersion = "pg_dump_version"
+        case serverVersion = "server_version"
+        case host
+        case port
+        case user
+        case migration
+        case migrationAfter = "migration_after"
+        case tableRows = "table_rows"
+        case databaseBytes = "database_bytes"
+        case databaseProperties = "database_properties"
+        case globalsFile = "globals_file"
+        case timings
+        case restoreTest = "restore_test"
+        case pgsnapVersion = "pgsnap_version"
+    }
+
     public struct Compression: Codable, Equatable, Sendable {
         public var algorithm: CompressionAlgorithm
         public var level: Int
@@ -56,6 +86,11 @@ public struct Manifest: Codable, Equatable, Sendable {
     }
 
     public struct Timings: Codable, Equatable, Sendable {
+        enum CodingKeys: String, CodingKey {
+        case dumpSeconds = "dump_seconds"
+        case compressWaitSeconds = "compress_wait_seconds"
+        case fsyncSeconds = "fsync_seconds"
+        }
         public var dumpSeconds: Double
         public var compressWaitSeconds: Double
         public var fsyncSeconds: Double
@@ -110,6 +145,46 @@ public struct Manifest: Codable, Equatable, Sendable {
         self.pgsnapVersion = pgsnapVersion
     }
 
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        formatVersion = try c.decode(Int.self, forKey: .formatVersion)
+        id = try c.decode(String.self, forKey: .id)
+        database = try c.decode(String.self, forKey: .database)
+        label = try c.decodeIfPresent(String.self, forKey: .label)
+        createdAt = try c.decode(Date.self, forKey: .createdAt)
+        durationSeconds = try c.decode(Double.self, forKey: .durationSeconds)
+        file = try c.decode(String.self, forKey: .file)
+        compressedBytes = try c.decode(Int64.self, forKey: .compressedBytes)
+        uncompressedBytes = try c.decode(Int64.self, forKey: .uncompressedBytes)
+        sha256 = try c.decode(String.self, forKey: .sha256)
+        compression = try c.decode(Compression.self, forKey: .compression)
+        dumpFormat = try c.decode(String.self, forKey: .dumpFormat)
+        pgDumpVersion = try c.decode(String.self, forKey: .pgDumpVersion)
+        serverVersion = try c.decode(String.self, forKey: .serverVersion)
+        host = try c.decodeIfPresent(String.self, forKey: .host)
+        port = try c.decodeIfPresent(String.self, forKey: .port)
+        user = try c.decodeIfPresent(String.self, forKey: .user)
+        migration = try c.decodeIfPresent(MigrationState.self, forKey: .migration)
+        migrationAfter = try c.decodeIfPresent(MigrationState.self, forKey: .migrationAfter)
+        databaseBytes = try c.decodeIfPresent(Int64.self, forKey: .databaseBytes)
+        globalsFile = try c.decodeIfPresent(String.self, forKey: .globalsFile)
+        restoreTest = try c.decodeIfPresent(RestoreTest.self, forKey: .restoreTest)
+        pgsnapVersion = try c.decode(String.self, forKey: .pgsnapVersion)
+        if decoder.userInfo[Manifest.summaryOnly] as? Bool == true {
+            // Retention and health checks never look at these; skipping them keeps a catalog of
+            // 10,000 snapshots fast and small.
+            tableRows = [:]
+            databaseProperties = nil
+            timings = nil
+        } else {
+            tableRows = try c.decode([String: Int64].self, forKey: .tableRows)
+            databaseProperties = try c.decodeIfPresent(DatabaseProperties.self, forKey: .databaseProperties)
+            timings = try c.decodeIfPresent(Timings.self, forKey: .timings)
+        }
+    }
+
+    static let summaryOnly = CodingUserInfoKey(rawValue: "pgsnap.summaryOnly")!
+
     public func encoded() throws -> Data {
         try Manifest.encoder.encode(self) + Data("\n".utf8)
     }
@@ -117,13 +192,14 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// Parses and checks a manifest read from `fileName`.
     ///
     /// - Throws: `PGSnapError` naming the file and what is wrong with it.
-    public static func decode(_ data: Data, fileName: String) throws -> Manifest {
+    /// - Parameter summary: skip table rows, database properties and timings (prune, check).
+    public static func decode(_ data: Data, fileName: String, summary: Bool = false) throws -> Manifest {
         guard data.count <= maxBytes else {
             throw PGSnapError.verification("manifest \(fileName) is \(data.count) bytes, larger than any pgsnap manifest")
         }
         let m: Manifest
         do {
-            m = try decoder.decode(Manifest.self, from: data)
+            m = try (summary ? summaryDecoder : decoder).decode(Manifest.self, from: data)
         } catch let DecodingError.keyNotFound(key, _) {
             throw PGSnapError.verification("manifest \(fileName) is missing the field '\(snakeCase(key.stringValue))'")
         } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
@@ -155,7 +231,6 @@ public struct Manifest: Codable, Equatable, Sendable {
 
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
         e.dateEncodingStrategy = .custom { date, encoder in
             var c = encoder.singleValueContainer()
             try c.encode(ISO8601.format(date))
@@ -164,9 +239,16 @@ public struct Manifest: Codable, Equatable, Sendable {
         return e
     }()
 
-    static let decoder: JSONDecoder = {
+    static let summaryDecoder: JSONDecoder = {
+        let d = makeDecoder()
+        d.userInfo[summaryOnly] = true
+        return d
+    }()
+
+    static let decoder = makeDecoder()
+
+    static func makeDecoder() -> JSONDecoder {
         let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
         d.dateDecodingStrategy = .custom { decoder in
             let c = try decoder.singleValueContainer()
             let s = try c.decode(String.self)
@@ -176,7 +258,7 @@ public struct Manifest: Codable, Equatable, Sendable {
             return date
         }
         return d
-    }()
+    }
 }
 
 /// `compressedBytes` -> `compressed_bytes`: error messages name fields as the file spells them.
@@ -194,6 +276,16 @@ func snakeCase(_ key: String) -> String {
 
 /// Database-level state that a plain pg_dump leaves out; captured at backup, re-applied at restore.
 public struct DatabaseProperties: Codable, Equatable, Sendable {
+    enum CodingKeys: String, CodingKey {
+        case owner
+        case encoding
+        case collate
+        case ctype
+        case acl
+        case settings
+        case comment
+        case connectionLimit = "connection_limit"
+    }
     public var owner: String
     public var encoding: String
     public var collate: String
@@ -218,15 +310,23 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
 }
 
 /// UTC ISO 8601 with milliseconds: `2026-11-22T03:15:00.123Z`.
+///
+/// The manifest's own form is written and read by hand: formatters built per call made a
+/// catalog of 10,000 snapshots take seconds. Other spellings go through Foundation.
 public enum ISO8601 {
     public static func format(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: date)
+        let ms = (date.timeIntervalSince1970 * 1000).rounded()
+        var t = time_t((ms / 1000).rounded(.down))
+        let millis = Int(ms - Double(t) * 1000)
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1, Int(tm.tm_mday),
+                      Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), millis)
     }
 
     /// Accepts full ISO 8601 (with or without fraction, any offset) and `YYYY-MM-DD HH:MM[:SS]` taken as UTC.
     public static func parse(_ s: String) -> Date? {
+        if let d = parseUTC(s) { return d }
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let d = f.date(from: s) { return d }
@@ -240,5 +340,31 @@ public enum ISO8601 {
             if let d = p.date(from: s) { return d }
         }
         return nil
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.fff...]Z` only.
+    static func parseUTC(_ s: String) -> Date? {
+        let b = Array(s.utf8)
+        guard b.count >= 20, b.last == UInt8(ascii: "Z"), b[4] == 0x2D, b[7] == 0x2D, b[10] == UInt8(ascii: "T"),
+              b[13] == 0x3A, b[16] == 0x3A
+        else { return nil }
+        func num(_ from: Int, _ count: Int) -> Int? {
+            var v = 0
+            for i in from..<(from + count) {
+                guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
+                v = v * 10 + Int(b[i] - 0x30)
+            }
+            return v
+        }
+        guard let y = num(0, 4), let mo = num(5, 2), let d = num(8, 2), let h = num(11, 2), let mi = num(14, 2), let sec = num(17, 2)
+        else { return nil }
+        var fraction = 0.0
+        if b.count > 20 {
+            guard b[19] == 0x2E, b.count > 21, b.count <= 30, let digits = num(20, b.count - 21) else { return nil }
+            fraction = Double(digits) / pow(10, Double(b.count - 21))
+        } else if b.count != 20 {
+            return nil
+        }
+        return utcDate(year: y, month: mo, day: d, hour: h, minute: mi, second: sec, fraction: fraction)
     }
 }

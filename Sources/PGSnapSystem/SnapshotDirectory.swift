@@ -60,7 +60,7 @@ public struct SnapshotDirectory {
         return out
     }
 
-    public func readManifest(id: String) throws -> Manifest {
+    public func readManifest(id: String, summary: Bool = false) throws -> Manifest {
         let name = id + SnapshotName.manifestSuffix
         let fd = open(file(name), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw PGSnapError.verification("cannot read manifest \(name): \(String(cString: strerror(errno)))") }
@@ -74,11 +74,12 @@ public struct SnapshotDirectory {
             data.append(contentsOf: buf[0..<n])
             if data.count > Manifest.maxBytes { break }
         }
-        return try Manifest.decode(data, fileName: name)
+        return try Manifest.decode(data, fileName: name, summary: summary)
     }
 
-    public func catalog() throws -> [CatalogEntry] {
-        Catalog.build(files: try list(), loadManifest: { try readManifest(id: $0) })
+    /// - Parameter summaries: keep only the manifest fields prune and check need.
+    public func catalog(summaries: Bool = false) throws -> [CatalogEntry] {
+        Catalog.build(files: try list(), loadManifest: { try readManifest(id: $0, summary: summaries) })
     }
 
     /// Writes `data` to `name` atomically: `name.partial` (0600), fsync, rename, fsync directory.

@@ -20,7 +20,7 @@ public struct PruneService {
     }
 
     func runLocked(dir: SnapshotDirectory, policy: RetentionPolicy, database: String?, dryRun: Bool) throws -> PruneResult {
-        let entries = try dir.catalog().filter { database == nil || $0.database == database }
+        let entries = try dir.catalog(summaries: true).filter { database == nil || $0.database == database }
         let plan = RetentionPlan.make(entries: entries, policy: policy, now: session.now())
         var removed: Int64 = 0
         if !dryRun {
@@ -64,7 +64,7 @@ public struct CheckService {
     public func run(maxAge: TimeInterval, minSize: Int64, database: String?, metricsFile: String?) throws -> HealthReport {
         let dir = try session.directory(create: false)
         let now = session.now()
-        let entries = try dir.catalog().filter { database == nil || $0.database == database }
+        let entries = try dir.catalog(summaries: true).filter { database == nil || $0.database == database }
         var names = Set(entries.map(\.database))
         if let database { names.insert(database) }
         var report = HealthReport(ok: true, databases: [], problems: [])
