@@ -31,17 +31,14 @@ public final class DirectoryLock {
             usleep(useconds_t(delay * 1_000_000))
             delay = min(delay * 2, 0.5)
         }
-        if mode == .exclusive {
-            let info = "pid=\(getpid()) host=\(ProcessInfo.processInfo.hostName) started=\(ISO8601.format(Date())) command=\(command)\n"
-            ftruncate(fd, 0)
-            _ = info.withCString { pwrite(fd, $0, strlen($0), 0) }
-        } else {
-            // Shared holders append a line each; the file is trimmed by the next exclusive holder.
-            let info = "pid=\(getpid()) host=\(ProcessInfo.processInfo.hostName) started=\(ISO8601.format(Date())) command=\(command) (shared)\n"
-            var st = stat()
-            fstat(fd, &st)
-            if st.st_size < 64 << 10 { _ = info.withCString { pwrite(fd, $0, strlen($0), st.st_size) } }
-        }
+        let host = ProcessInfo.processInfo.hostName
+        let info = "pid=\(getpid()) host=\(host) started=\(ISO8601.format(Date())) command=\(command)\(mode == .shared ? " (shared)" : "")\n"
+        // The file only says who holds the lock, for the message of a run that finds it taken.
+        // Shared holders each add a line; finished holders' lines are dropped as we go.
+        let keep = mode == .shared ? DirectoryLock.liveLines(fd) : []
+        let text = keep.joined() + info
+        ftruncate(fd, 0)
+        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
     }
 
     deinit {
@@ -49,11 +46,23 @@ public final class DirectoryLock {
         close(fd)
     }
 
-    static func describeHolder(_ fd: Int32) -> String {
-        var buf = [UInt8](repeating: 0, count: 4096)
+    /// Lines of the lock file whose process is still alive (other hosts' lines are kept).
+    static func liveLines(_ fd: Int32) -> [String] {
+        var buf = [UInt8](repeating: 0, count: 64 << 10)
         let n = pread(fd, &buf, buf.count, 0)
-        guard n > 0 else { return "" }
-        let lines = String(decoding: buf[0..<n], as: UTF8.self).split(separator: "\n").suffix(3)
-        return lines.isEmpty ? "" : " (" + oneLine(lines.joined(separator: "; "), limit: 300) + ")"
+        guard n > 0 else { return [] }
+        let host = ProcessInfo.processInfo.hostName
+        return String(decoding: buf[0..<n], as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ")
+            guard let pid = fields.first(where: { $0.hasPrefix("pid=") }).flatMap({ Int32($0.dropFirst(4)) }) else { return nil }
+            let sameHost = fields.contains { $0 == "host=\(host)" }
+            if sameHost && kill(pid, 0) != 0 && errno == ESRCH { return nil }
+            return String(line) + "\n"
+        }.suffix(200)
+    }
+
+    static func describeHolder(_ fd: Int32) -> String {
+        let lines = liveLines(fd).suffix(3).map { $0.trimmingCharacters(in: .newlines) }
+        return lines.isEmpty ? "" : " (" + oneLine(lines.joined(separator: "; "), limit: 400) + ")"
     }
 }

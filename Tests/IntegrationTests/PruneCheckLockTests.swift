@@ -402,6 +402,33 @@ final class PruneCheckLockTests: XCTestCase {
         XCTAssertEqual(Set(Harness.snapshotFiles(dir)), Self.snapshotFiles(id))
     }
 
+    /// A directory that has seen many backups and no prune (nightly backups without --prune): the
+    /// holder named must still be the backup running now, not one that finished weeks ago.
+    func testTheHolderIsNamedAfterManyEarlierBackups() throws {
+        let tiny = try Harness.createDatabase("tiny")
+        databases.append(tiny)
+        let big = try bigDatabase()
+        let dir = try makeDir()
+        for i in 0..<60 {
+            let r = try Harness.pgsnap(["backup", "-d", tiny, "--quiet", "--jobs", "1"], dir: dir)
+            XCTAssertEqual(r.status, 0, "backup \(i): \(r.stderr)")
+            if r.status != 0 { return }
+        }
+        var prune: Result?
+        var holder: Int32 = 0
+        let b = try Harness.pgsnap(["backup", "-d", big], dir: dir) { pid in
+            holder = pid
+            guard self.waitForPartial(dir) != nil else { return }
+            kill(pid, SIGSTOP)
+            defer { kill(pid, SIGCONT) }
+            prune = try? Harness.pgsnap(["prune"], dir: dir)
+        }
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let p = try XCTUnwrap(prune, "the backup never showed a .partial file")
+        Harness.assertOneErrorLine(p, status: 3, "prune while a backup runs")
+        XCTAssertTrue(mentions(p.stderr, number: holder), "the running holder's pid \(holder) is named: \(p.stderr)")
+    }
+
     func testPruneWithWaitWaitsForTheBackupThenSucceeds() throws {
         let big = try bigDatabase()
         let small = try makeDatabase("waitsmall")
