@@ -19,17 +19,7 @@ struct Backup: ParsableCommand {
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: "Label stored in the name and manifest: letters, digits, '.', '_', '-' (max 64).")
-    var label: String?
-
-    @Option(help: "gzip (default: any machine can read it), zstd (faster, smaller; zstdcat) or none.")
-    var compress: CompressionAlgorithm = .gzip
-
-    @Option(help: "Compression level: gzip 0-9 (default 6), zstd 1-19 (default 3).")
-    var level: Int?
-
-    @Option(help: "Compression threads (default: number of cores).")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var snapshot: SnapshotOptions
 
     @Flag(help: "Also save roles and tablespaces (pg_dumpall --globals-only) beside the snapshot.")
     var globals = false
@@ -40,18 +30,10 @@ struct Backup: ParsableCommand {
     @OptionGroup var policy: PolicyOptions
     @OptionGroup var lock: LockOptions
 
-    func validate() throws {
-        try validateCompression(compress, level)
-        guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be 1-64") }
-        if let label {
-            do { try SnapshotName.validateLabel(label) } catch let e as PGSnapError { throw ValidationError(e.description) }
-        }
-    }
-
     func run() throws {
         let session = try makeSession(connection, directory, output)
         let manifest = try BackupService(session: session).run(
-            BackupOptions(label: label, level: level ?? Codec.defaultLevel(compress), jobs: jobs, compression: compress, globals: globals),
+            snapshot.backupOptions(globals: globals),
             wait: try lock.seconds)
         if prune {
             // Only a snapshot proven whole may let older ones go.
@@ -77,11 +59,34 @@ struct Backup: ParsableCommand {
 
 extension CompressionAlgorithm: ExpressibleByArgument {}
 
-func validateCompression(_ algorithm: CompressionAlgorithm, _ level: Int?) throws {
-    guard let level else { return }
-    switch algorithm {
-    case .gzip: guard (0...9).contains(level) else { throw ValidationError("--level for gzip must be 0-9") }
-    case .zstd: guard (1...19).contains(level) else { throw ValidationError("--level for zstd must be 1-19") }
-    case .none: throw ValidationError("--level makes no sense with --compress none")
+/// How a snapshot is taken: shared by `backup` and `guard`.
+struct SnapshotOptions: ParsableArguments {
+    @Option(help: "Label stored in the name and manifest: letters, digits, '.', '_', '-' (max 64).")
+    var label: String?
+
+    @Option(help: "gzip (default: any machine can read it), zstd (faster, smaller; zstdcat) or none.")
+    var compress: CompressionAlgorithm = .gzip
+
+    @Option(help: "Compression level: gzip 0-9 (default 6), zstd 1-19 (default 3).")
+    var level: Int?
+
+    @Option(help: "Compression threads (default: number of cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        switch (compress, level) {
+        case (_, nil): break
+        case (.gzip, let l?): guard (0...9).contains(l) else { throw ValidationError("--level for gzip must be 0-9") }
+        case (.zstd, let l?): guard (1...19).contains(l) else { throw ValidationError("--level for zstd must be 1-19") }
+        case (.none, _): throw ValidationError("--level makes no sense with --compress none")
+        }
+        guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be 1-64") }
+        if let label {
+            do { try SnapshotName.validateLabel(label) } catch let e as PGSnapError { throw ValidationError(e.description) }
+        }
+    }
+
+    func backupOptions(globals: Bool = false) -> BackupOptions {
+        BackupOptions(label: label, level: level ?? Codec.defaultLevel(compress), jobs: jobs, compression: compress, globals: globals)
     }
 }

@@ -46,6 +46,8 @@ struct Guard: ParsableCommand {
         abstract: "Preflight, back up and verify, run the migration command, restore if it fails.",
         discussion: """
             The command runs without a shell, with pgsnap's stdin/stdout/stderr.
+            The snapshot is labelled pre_migration_<next version> (pre_guard without
+            schema_migrations) unless --label is given.
             Exit 0: the command succeeded (the manifest records the new migration version).
             Exit 4: the command failed and the database was restored from the new snapshot.
             Exit 5: the command failed and the database was NOT restored (the restore command is printed).
@@ -58,14 +60,8 @@ struct Guard: ParsableCommand {
     @OptionGroup var checks: MigrationCheckOptions
     @Flag(help: "Restore the snapshot automatically when the command fails or leaves schema_migrations dirty.")
     var autoRestore = false
-    @Option(help: "Snapshot label (default: pre_migration_<next version>, or pre_guard).")
-    var label: String?
-    @Option(help: "gzip (default), zstd or none.")
-    var compress: CompressionAlgorithm = .gzip
-    @Option(help: "Compression level: gzip 0-9 (default 6), zstd 1-19 (default 3).")
-    var level: Int?
-    @Option(help: "Compression threads (default: number of cores).")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// --label defaults to pre_migration_<next version>, or pre_guard without schema_migrations.
+    @OptionGroup var snapshot: SnapshotOptions
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
@@ -74,11 +70,6 @@ struct Guard: ParsableCommand {
 
     func validate() throws {
         guard !command.isEmpty else { throw ValidationError("give the migration command after --, e.g. pgsnap guard -- migrate up") }
-        try validateCompression(compress, level)
-        guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be 1-64") }
-        if let label {
-            do { try SnapshotName.validateLabel(label) } catch let e as PGSnapError { throw ValidationError(e.description) }
-        }
     }
 
     func run() throws {
@@ -87,7 +78,7 @@ struct Guard: ParsableCommand {
         let env = ProcessInfo.processInfo.environment
         let result = try GuardService(session: session).run(
             command: command, preflight: checks.options,
-            backup: BackupOptions(label: label, level: level ?? Codec.defaultLevel(compress), jobs: jobs, compression: compress),
+            backup: snapshot.backupOptions(),
             autoRestore: autoRestore,
             restoreHint: { id in
                 base += [id, "--dir", directory.path(env), "--yes", "--terminate-connections"]

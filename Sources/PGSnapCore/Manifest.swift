@@ -348,14 +348,7 @@ public enum ISO8601 {
         guard b.count >= 20, b.last == UInt8(ascii: "Z"), b[4] == 0x2D, b[7] == 0x2D, b[10] == UInt8(ascii: "T"),
               b[13] == 0x3A, b[16] == 0x3A
         else { return nil }
-        func num(_ from: Int, _ count: Int) -> Int? {
-            var v = 0
-            for i in from..<(from + count) {
-                guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
-                v = v * 10 + Int(b[i] - 0x30)
-            }
-            return v
-        }
+        func num(_ from: Int, _ count: Int) -> Int? { decimal(b, from, count) }
         guard let y = num(0, 4), let mo = num(5, 2), let d = num(8, 2), let h = num(11, 2), let mi = num(14, 2), let sec = num(17, 2)
         else { return nil }
         var fraction = 0.0

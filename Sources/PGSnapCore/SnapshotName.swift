@@ -103,18 +103,21 @@ public enum SnapshotName {
     public static func parseTimestamp(_ s: String) -> Date? {
         let b = Array(s.utf8)
         guard b.count == 16, b[8] == UInt8(ascii: "T"), b[15] == UInt8(ascii: "Z") else { return nil }
-        func num(_ from: Int, _ count: Int) -> Int? {
-            var v = 0
-            for i in from..<(from + count) {
-                guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
-                v = v * 10 + Int(b[i] - 0x30)
-            }
-            return v
-        }
+        func num(_ from: Int, _ count: Int) -> Int? { decimal(b, from, count) }
         guard let y = num(0, 4), let mo = num(4, 2), let d = num(6, 2), let h = num(9, 2), let mi = num(11, 2), let sec = num(13, 2)
         else { return nil }
         return utcDate(year: y, month: mo, day: d, hour: h, minute: mi, second: sec)
     }
+}
+
+/// The unsigned decimal number in `bytes[from..<from+count]`, or nil if any byte is not a digit.
+func decimal(_ bytes: [UInt8], _ from: Int, _ count: Int) -> Int? {
+    var v = 0
+    for i in from..<(from + count) {
+        guard bytes[i] >= 0x30, bytes[i] <= 0x39 else { return nil }
+        v = v * 10 + Int(bytes[i] - 0x30)
+    }
+    return v
 }
 
 /// A UTC calendar time as a Date, or nil when a field is out of range (2026-02-30 is nil).

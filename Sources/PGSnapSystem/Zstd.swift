@@ -18,7 +18,11 @@ public final class ZstdWriter: DumpCompressor {
         out = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
         try check(ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, Int32(level)), "set level \(level)")
         try check(ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 1), "enable checksums")
-        if jobs > 1 { try check(ZSTD_CCtx_setParameter(ctx, ZSTD_c_nbWorkers, Int32(jobs)), "use \(jobs) threads") }
+        if jobs > 1 {
+            try check(ZSTD_CCtx_setParameter(ctx, ZSTD_c_nbWorkers, Int32(jobs)), "use \(jobs) threads")
+            // Default jobs are 4 windows (8 MiB at level 3) each, buffered per worker: small jobs keep memory flat.
+            try check(ZSTD_CCtx_setParameter(ctx, ZSTD_c_jobSize, 2 << 20), "set the job size")
+        }
     }
 
     deinit { ZSTD_freeCCtx(ctx) }
