@@ -88,11 +88,13 @@ public final class ChildProcess {
         ChildRegistry.add(process.processIdentifier)
         if let inPipe {
             stdinFD = fcntl(inPipe.fileHandleForWriting.fileDescriptor, F_DUPFD_CLOEXEC, 0)
+            ChildProcess.widen(stdinFD)
             try? inPipe.fileHandleForWriting.close()
             try? inPipe.fileHandleForReading.close()
         }
         if let outPipe {
             stdoutFD = fcntl(outPipe.fileHandleForReading.fileDescriptor, F_DUPFD_CLOEXEC, 0)
+            ChildProcess.widen(stdoutFD)
             try? outPipe.fileHandleForReading.close()
             try? outPipe.fileHandleForWriting.close()
         }
@@ -116,6 +118,12 @@ public final class ChildProcess {
         } else {
             stderrDone.signal()
         }
+    }
+
+    /// A 1 MiB pipe instead of 64 KiB: fewer wake-ups per megabyte between pg_dump/psql and us.
+    static func widen(_ fd: Int32) {
+        let F_SETPIPE_SZ: Int32 = 1031  // Linux; not exported by Glibc's module
+        _ = fcntl(fd, F_SETPIPE_SZ, 1 << 20)
     }
 
     deinit {

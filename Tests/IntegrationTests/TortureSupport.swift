@@ -100,11 +100,12 @@ enum Torture {
         return left
     }
 
-    /// The first live direct child of `pid` named `comm`, or nil.
-    static func child(of pid: Int32, named comm: String) -> Int32? {
+    /// The first live direct child of `pid` named `comm` with an argument containing `argument`
+    /// (pgsnap also runs short `pg_dump --version` probes), or nil.
+    static func child(of pid: Int32, named comm: String, withArgument argument: String) -> Int32? {
         Procfs.children(of: pid).first { c in
-            guard let e = Procfs.entry(c) else { return false }
-            return e.comm == comm && e.state != "Z"
+            guard let e = Procfs.entry(c), e.comm == comm, e.state != "Z" else { return false }
+            return (Procfs.cmdline(c) ?? []).contains { $0.contains(argument) }
         }
     }
 
