@@ -101,7 +101,10 @@ public struct DumpStream {
                         shouldStop: () -> Bool = { false }) -> Outcome {
         defer { close(fd) }
         var out = Outcome()
-        var hash = SHA256Stream()
+        // Hashing runs on its own thread, overlapped with inflating the same chunk; two buffers
+        // alternate so the next read never overwrites a chunk still being hashed.
+        let hash = HashBox()
+        let hashQueue = DispatchQueue(label: "pgsnap.hash")
         let inflater: DumpInflater
         do {
             inflater = try Codec.inflater(compression)
@@ -109,10 +112,17 @@ public struct DumpStream {
             out.decompressError = error
             return out
         }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buffer.deallocate() }
+        let buffers = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16) }
+        defer {
+            hashQueue.sync {}
+            buffers.forEach { $0.deallocate() }
+        }
         var inflating = true
+        var turn = 0
         while true {
+            let buffer = buffers[turn]
+            turn ^= 1
+            hashQueue.sync {}
             let n = read(fd, buffer.baseAddress, buffer.count)
             if n < 0 {
                 if errno == EINTR { continue }
@@ -121,7 +131,7 @@ public struct DumpStream {
             }
             if n == 0 { break }
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            hash.update(chunk)
+            hashQueue.async { hash.stream.update(chunk) }
             out.compressedBytes += Int64(n)
             progress(out.compressedBytes)
             if inflating {
@@ -143,7 +153,12 @@ public struct DumpStream {
         if inflating, out.readError == nil, out.sinkError == nil {
             do { try inflater.finish() } catch { out.decompressError = error }
         }
-        out.sha256 = hash.finalizeHex()
+        hashQueue.sync {}
+        out.sha256 = hash.stream.finalizeHex()
         return out
     }
+}
+
+final class HashBox: @unchecked Sendable {
+    var stream = SHA256Stream()
 }
