@@ -27,7 +27,7 @@ struct List: ParsableCommand {
         }
         var rows = [["ID", "STATUS", "CREATED (UTC)", "LABEL", "SIZE", "MIGRATION"]]
         for e in entries {
-            rows.append([e.id, statusText(e), ISO8601.format(e.createdAt).replacingOccurrences(of: "T", with: " ").prefix(19) + "",
+            rows.append([oneLine(e.id, limit: 200), statusText(e), ISO8601.format(e.createdAt).replacingOccurrences(of: "T", with: " ").prefix(19) + "",
                          e.manifest?.label ?? "-", formatBytes(e.bytes), migrationText(e.manifest)])
         }
         printOut(table(rows))
@@ -106,18 +106,20 @@ struct Show: ParsableCommand {
             return
         }
         var lines: [(String, String)] = [
-            ("id", m.id), ("status", statusText(entry)), ("database", m.database), ("label", m.label ?? "-"),
+            ("id", m.id), ("status", statusText(entry)), ("database", oneLine(m.database, limit: 200)), ("label", m.label ?? "-"),
             ("created", ISO8601.format(m.createdAt)), ("file", m.file),
             ("size", "\(formatBytes(m.compressedBytes)) compressed, \(formatBytes(m.uncompressedBytes)) dumped"),
             ("sha256", m.sha256), ("compression", "\(m.compression.algorithm.rawValue) level \(m.compression.level)"),
-            ("pg_dump", m.pgDumpVersion), ("server", m.serverVersion), ("migration", migrationText(m)),
+            ("pg_dump", oneLine(m.pgDumpVersion, limit: 200)), ("server", oneLine(m.serverVersion, limit: 200)), ("migration", migrationText(m)),
             ("duration", String(format: "%.2f s", m.durationSeconds)),
         ]
         if let t = m.restoreTest {
             lines.append(("restore test", "\(t.ok ? "passed" : "FAILED") at \(ISO8601.format(t.at)) in \(String(format: "%.1f", t.seconds)) s"))
         }
-        lines.append(("tables", "\(m.tableRows.count), \(m.tableRows.values.reduce(0, +)) rows"))
+        // Saturating: a hand-edited manifest may hold counts near Int64.max.
+        let total = m.tableRows.values.reduce(Int64(0)) { a, b in let (s, o) = a.addingReportingOverflow(b); return o ? .max : s }
+        lines.append(("tables", "\(m.tableRows.count), \(total) rows"))
         for (k, v) in lines { printOut(k.padding(toLength: 13, withPad: " ", startingAt: 0) + v) }
-        for (t, n) in m.tableRows.sorted(by: { $0.key < $1.key }) { printOut("  \(t): \(n)") }
+        for (t, n) in m.tableRows.sorted(by: { $0.key < $1.key }) { printOut("  \(oneLine(t, limit: 200)): \(n)") }
     }
 }

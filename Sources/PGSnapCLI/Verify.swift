@@ -32,14 +32,16 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
+        // Bad input is a usage error (64) before any file is looked at.
+        let selector = all ? nil : try parseSelector(snapshot, label: nil, before: nil, database: database)
         let session = try makeSession(connection, directory, output)
         let dir = try session.directory(create: false)
         let catalog = try dir.catalog()
         let entries: [CatalogEntry]
-        if all {
-            entries = catalog.filter { database == nil || $0.database == database }
+        if let selector {
+            entries = [try selector.select(from: catalog, directory: dir.path)]
         } else {
-            entries = [try parseSelector(snapshot, label: nil, before: nil, database: database).select(from: catalog, directory: dir.path)]
+            entries = catalog.filter { database == nil || $0.database == database }
         }
         var results: [VerifyResult] = []
         for e in entries {

@@ -170,17 +170,32 @@ public struct Manifest: Codable, Equatable, Sendable {
         globalsFile = try c.decodeIfPresent(String.self, forKey: .globalsFile)
         restoreTest = try c.decodeIfPresent(RestoreTest.self, forKey: .restoreTest)
         pgsnapVersion = try c.decode(String.self, forKey: .pgsnapVersion)
+        // Decoded (and so type-checked) even for a summary: prune and check must call a manifest
+        // bad exactly when verify and restore would, or retention could count a broken snapshot
+        // as the good one it keeps.
+        let rows = try c.decode([String: Int64].self, forKey: .tableRows)
+        let properties = try c.decodeIfPresent(DatabaseProperties.self, forKey: .databaseProperties)
+        let timings = try c.decodeIfPresent(Timings.self, forKey: .timings)
         if decoder.userInfo[Manifest.summaryOnly] as? Bool == true {
-            // Retention and health checks never look at these; skipping them keeps a catalog of
-            // 10,000 snapshots fast and small.
+            // Retention and health checks never look at these; dropping them keeps a catalog of
+            // 10,000 snapshots small. `decode` validates the rows before they are dropped.
             tableRows = [:]
             databaseProperties = nil
-            timings = nil
+            self.timings = nil
+            try Manifest.validate(rows: rows)
         } else {
-            tableRows = try c.decode([String: Int64].self, forKey: .tableRows)
-            databaseProperties = try c.decodeIfPresent(DatabaseProperties.self, forKey: .databaseProperties)
-            timings = try c.decodeIfPresent(Timings.self, forKey: .timings)
+            tableRows = rows
+            databaseProperties = properties
+            self.timings = timings
         }
+    }
+
+    /// Thrown from `init(from:)` so a summary rejects exactly the row maps a full decode rejects.
+    struct InvalidRows: Error { let table: String? }
+
+    static func validate(rows: [String: Int64]) throws {
+        guard rows.values.allSatisfy({ $0 >= 0 }) else { throw InvalidRows(table: nil) }
+        for table in rows.keys where QualifiedName.parse(table) == nil { throw InvalidRows(table: table) }
     }
 
     static let summaryOnly = CodingUserInfoKey(rawValue: "pgsnap.summaryOnly")!
@@ -205,6 +220,8 @@ public struct Manifest: Codable, Equatable, Sendable {
         } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
             let path = ctx.codingPath.map { snakeCase($0.stringValue) }.joined(separator: ".")
             throw PGSnapError.verification("manifest \(fileName) has a wrong type at '\(path)'")
+        } catch let e as InvalidRows {
+            throw rowsError(e, fileName: fileName)
         } catch {
             throw PGSnapError.verification("manifest \(fileName) is not valid JSON")
         }
@@ -219,14 +236,25 @@ public struct Manifest: Codable, Equatable, Sendable {
             throw PGSnapError.verification("manifest \(fileName) names a dump file or id that does not belong to it")
         }
         guard m.compressedBytes >= 0, m.uncompressedBytes >= 0, m.sha256.count == 64,
-              m.sha256.allSatisfy({ $0.isASCII && $0.isHexDigit }), m.tableRows.values.allSatisfy({ $0 >= 0 })
+              m.sha256.allSatisfy({ $0.isASCII && $0.isHexDigit })
         else {
             throw PGSnapError.verification("manifest \(fileName) has impossible sizes, counts or checksum")
         }
-        for table in m.tableRows.keys where QualifiedName.parse(table) == nil {
-            throw PGSnapError.verification("manifest \(fileName) has a malformed table name '\(oneLine(table, limit: 80))'")
+        if let label = m.label {
+            // A label is printed by list and show: hold it to the rules backup enforces.
+            guard (try? SnapshotName.validateLabel(label)) != nil, m.id.hasSuffix("_" + label) else {
+                throw PGSnapError.verification("manifest \(fileName) has a label that does not match its id")
+            }
         }
+        do { try validate(rows: m.tableRows) } catch let e as InvalidRows { throw rowsError(e, fileName: fileName) }
         return m
+    }
+
+    static func rowsError(_ e: InvalidRows, fileName: String) -> PGSnapError {
+        guard let table = e.table else {
+            return .verification("manifest \(fileName) has impossible sizes, counts or checksum")
+        }
+        return .verification("manifest \(fileName) has a malformed table name '\(oneLine(table, limit: 80))'")
     }
 
     static let encoder: JSONEncoder = {

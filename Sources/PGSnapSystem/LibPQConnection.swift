@@ -31,6 +31,9 @@ public final class LibPQConnection {
             PQfinish(c)
             throw LibPQConnection.connectionError(message)
         }
+        // libpq prints server notices (e.g. "WARNING: terminating connection due to immediate
+        // shutdown") straight to stderr; pgsnap's own one-line error says what happened instead.
+        PQsetNoticeProcessor(c, { _, _ in }, nil)
         conn = c
     }
 

@@ -62,8 +62,11 @@ public struct SnapshotDirectory {
 
     public func readManifest(id: String, summary: Bool = false) throws -> Manifest {
         let name = id + SnapshotName.manifestSuffix
-        let fd = open(file(name), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw PGSnapError.verification("cannot read manifest \(name): \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        switch SnapshotDirectory.openRegular(file(name)) {
+        case .success(let opened): fd = opened
+        case .failure(let why): throw PGSnapError.verification("cannot read manifest \(name): \(why.text)")
+        }
         defer { close(fd) }
         var data = Data()
         var buf = [UInt8](repeating: 0, count: 65536)
@@ -120,6 +123,30 @@ public struct SnapshotDirectory {
         if unlink(file(name)) != 0 && errno != ENOENT {
             throw SnapshotDirectory.ioError("remove \(file(name))")
         }
+    }
+
+    /// Opens a file for reading only if it is a regular file: a FIFO or device planted in the
+    /// backup directory would otherwise block a read (and a cron job) forever.
+    public static func openRegularFile(_ path: String) throws -> Int32 {
+        switch openRegular(path) {
+        case .success(let fd): return fd
+        case .failure(let why): throw PGSnapError("cannot open \(path): \(why.text)", next: why.next)
+        }
+    }
+
+    struct OpenFailure: Error { var text: String; var next: String? }
+
+    static func openRegular(_ path: String) -> Result<Int32, OpenFailure> {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return .failure(OpenFailure(text: String(cString: strerror(errno)))) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            return .failure(OpenFailure(text: "not a regular file", next: "Move it out of the backup directory"))
+        }
+        // Back to blocking reads: O_NONBLOCK only guarded the open itself.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return .success(fd)
     }
 
     public func sync() throws { try SnapshotDirectory.fsyncPath(path) }

@@ -238,7 +238,8 @@ public struct RestoreService {
             guard let name = QualifiedName.parse(table) else { throw PGSnapError.verification("malformed table name in manifest") }
             let got = Int64(try scratchDB.scalar("SELECT count(*) FROM ONLY \(name)") ?? "") ?? -1
             guard got == expected else {
-                throw PGSnapError("restored table \(table) has \(got) rows, the snapshot has \(expected)", next: "The target was not changed; run 'pgsnap verify \(m.id)'")
+                // The snapshot does not hold what its manifest promises: a verification failure (2).
+                throw PGSnapError.verification("restored table \(table) has \(got) rows, the snapshot has \(expected)", next: "The target was not changed; run 'pgsnap verify \(m.id)'")
             }
             rows += got
         }

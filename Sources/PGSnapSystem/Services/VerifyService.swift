@@ -22,7 +22,7 @@ public struct VerifyService {
 
     public func verify(_ entry: CatalogEntry, in dir: SnapshotDirectory) -> VerifyResult {
         var result = VerifyResult(id: entry.id, ok: false)
-        guard let m = entry.manifest else {
+        guard let m = entry.manifest, entry.isGood else {
             result.failedCheck = entry.status == .invalidManifest ? "manifest" : "files"
             result.detail = entry.problem ?? "no manifest: the backup did not finish"
             return result
@@ -90,8 +90,7 @@ public struct DumpStream {
 
     /// - Throws: `PGSnapError` when the file cannot be opened.
     public static func open(path: String, compression: CompressionAlgorithm) throws -> DumpStream {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { throw SnapshotDirectory.ioError("open \(path)") }
+        let fd = try SnapshotDirectory.openRegularFile(path)
         return DumpStream(fd: fd, compression: compression, path: path)
     }
 
