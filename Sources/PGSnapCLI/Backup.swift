@@ -73,6 +73,9 @@ struct SnapshotOptions: ParsableArguments {
     @Option(help: "Compression threads (default: number of cores).")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: "Seconds to wait for a table another session holds locked (default: the server's lock_timeout, e.g. from PGOPTIONS; 0 there means wait).")
+    var lockWaitTimeout: Double?
+
     func validate() throws {
         switch (compress, level) {
         case (_, nil): break
@@ -81,12 +84,16 @@ struct SnapshotOptions: ParsableArguments {
         case (.none, _): throw ValidationError("--level makes no sense with --compress none")
         }
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be 1-64") }
+        if let lockWaitTimeout, !(lockWaitTimeout.isFinite && lockWaitTimeout > 0 && lockWaitTimeout <= 86400) {
+            throw ValidationError("--lock-wait-timeout must be more than 0 and at most 86400 seconds")
+        }
         if let label {
             do { try SnapshotName.validateLabel(label) } catch let e as PGSnapError { throw ValidationError(e.description) }
         }
     }
 
     func backupOptions(globals: Bool = false) -> BackupOptions {
-        BackupOptions(label: label, level: level ?? Codec.defaultLevel(compress), jobs: jobs, compression: compress, globals: globals)
+        BackupOptions(label: label, level: level ?? Codec.defaultLevel(compress), jobs: jobs, compression: compress, globals: globals,
+                      lockWaitTimeout: lockWaitTimeout)
     }
 }

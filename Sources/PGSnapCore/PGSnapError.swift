@@ -16,7 +16,8 @@ public struct PGSnapError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         guard let next, !next.isEmpty else { return what }
-        return "\(what). \(next)"
+        // Tool messages often end with their own period ("PQgetCopyData() failed.").
+        return what.hasSuffix(".") ? "\(what) \(next)" : "\(what). \(next)"
     }
 
     public static func usage(_ what: String, next: String? = nil) -> PGSnapError {

@@ -198,7 +198,16 @@ public final class ChildProcess {
     /// The most telling line of stderr: the last ERROR/FATAL/error line, else the last line.
     public var lastErrorLine: String? {
         let lines = stderrLines
-        return lines.last(where: { $0.contains("ERROR") || $0.contains("FATAL") || $0.contains("error:") }) ?? lines.last
+        guard let i = lines.lastIndex(where: { $0.contains("ERROR") || $0.contains("FATAL") || $0.contains("error:") }) else {
+            return lines.last
+        }
+        // "pg_dump: error: ... PQgetCopyData() failed." says little; the server's reason follows as a detail.
+        let marker = "detail: Error message from server: "
+        if i + 1 < lines.count, let r = lines[i + 1].range(of: marker) {
+            let what = lines[i].hasSuffix(".") ? String(lines[i].dropLast()) : lines[i]
+            return what + ": " + lines[i + 1][r.upperBound...]
+        }
+        return lines[i]
     }
 
     /// Runs a short command to completion and returns its stdout (small outputs only).

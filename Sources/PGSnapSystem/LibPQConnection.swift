@@ -52,6 +52,9 @@ public final class LibPQConnection {
         return PGSnapError("cannot connect to PostgreSQL: \(line)", next: next)
     }
 
+    /// The SQLSTATE of the last query that failed (e.g. "55P03" for a lock timeout).
+    public private(set) var lastSQLState: String?
+
     public var serverVersionNumber: Int { Int(PQserverVersion(conn)) }
 
     /// Runs one statement with text parameters; returns rows of optional text values.
@@ -67,6 +70,7 @@ public final class LibPQConnection {
         let status = PQresultStatus(result)
         guard status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK else {
             let message = oneLine(String(cString: PQresultErrorMessage(result)))
+            lastSQLState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }  // PG_DIAG_SQLSTATE
             throw PGSnapError("query failed: \(message)")
         }
         var rows: [[String?]] = []

@@ -122,6 +122,29 @@ enum Torture {
         return r.stdout.trimmingCharacters(in: .newlines)
     }
 
+    /// `psql -At -c sql`'s output, or nil on failure; for polling inside `whileRunning`.
+    ///
+    /// Unlike `Harness.run` it uses no dispatch queue: inside `whileRunning` the outer run's two
+    /// blocked pipe readers already hold the global queue's threads (2 cores), and a nested
+    /// `Harness.run` can wait a long time for a thread, missing short windows.
+    static func query(_ database: String, _ sql: String, env: [String: String?] = [:]) -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Harness.pgbin + "/psql")
+        p.arguments = ["-X", "-q", "-At", "-d", database, "-c", sql]
+        var e = Harness.env
+        for (k, v) in env { e[k] = v }
+        p.environment = e
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        p.waitUntilExit()  // small answers only: they fit in the pipe buffer
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        guard p.terminationStatus == 0 else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+    }
+
     /// Fills `database` with `big(id, a, b)`, about 75 bytes of dump per row (md5 text: gzip halves it),
     /// and a one-row `small`.
     static func fill(_ database: String, rows: Int, env: [String: String?] = [:], user: String? = nil) throws {
@@ -184,10 +207,10 @@ final class ThrowawayServer {
         var template = Array("/tmp/pgsF-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw Failure(description: "mkdtemp: \(String(cString: strerror(errno)))") }
         dir = String(cString: made)
-        let r = try Harness.run("/bin/bash", [Harness.repo + "/scripts/pg", "start", dir])
+        let r = try ThrowawayServer.launch([Harness.repo + "/scripts/pg", "start", dir])
         guard r.status == 0 else {
             _ = try? Harness.run("/bin/bash", [Harness.repo + "/scripts/pg", "stop", dir])
-            throw Failure(description: "scripts/pg start \(dir) failed: \(r.stderr)")
+            throw Failure(description: "scripts/pg start \(dir) failed: \(r.stdout)")
         }
         var values: [String: String] = [:]
         let text = (try? String(contentsOfFile: dir + "/env", encoding: .utf8)) ?? ""
@@ -207,6 +230,34 @@ final class ThrowawayServer {
                "PGPASSWORD": nil, "PGPASSFILE": nil, "PGOPTIONS": nil, "DATABASE_URL": nil]
     }
 
+    /// Runs a command that leaves a daemon behind (the postmaster), from `/`, with every descriptor
+    /// above 2 closed first; its output (stdout and stderr together) is returned as `stdout`.
+    ///
+    /// Foundation's Process learns that a child ended when the socket it hands the child is closed;
+    /// a postmaster that inherited that socket would make `Harness.run` wait as long as the server
+    /// runs. Output goes to a file, not a pipe read on a dispatch queue, so this can also be called
+    /// inside `whileRunning` without waiting for a thread.
+    static func launch(_ argv: [String]) throws -> Harness.Result {
+        let script = #"cd / && for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; exec "$@""#
+        let log = NSTemporaryDirectory() + "pgsnap-torture-launch-" + UUID().uuidString
+        guard FileManager.default.createFile(atPath: log, contents: nil), let out = FileHandle(forWritingAtPath: log) else {
+            throw Failure(description: "cannot create \(log)")
+        }
+        defer { unlink(log) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", script, "pgsnap-torture-launch"] + argv
+        p.environment = Harness.env
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        try? out.close()
+        p.waitUntilExit()
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return Harness.Result(status: p.terminationStatus, stdout: text, stderr: text, pid: p.processIdentifier)
+    }
+
     /// Stops the server and removes its directory.
     func stop() {
         _ = try? Harness.run("/bin/bash", [Harness.repo + "/scripts/pg", "stop", dir])
@@ -215,21 +266,19 @@ final class ThrowawayServer {
     /// `pg_ctl -D data ARGS`, as the server's OS user when we are root.
     @discardableResult
     func pgCtl(_ args: [String]) throws -> Harness.Result {
-        let pgCtl = Harness.pgbin + "/pg_ctl"
-        if runAs.isEmpty { return try Harness.run(pgCtl, ["-D", data] + args) }
-        // env -C /: the server's user may not be able to enter our working directory.
-        return try Harness.run("/usr/bin/env", ["-C", "/", "runuser", "-u", runAs, "--", pgCtl, "-D", data] + args)
+        let pgCtl = [Harness.pgbin + "/pg_ctl", "-D", data] + args
+        return try ThrowawayServer.launch(runAs.isEmpty ? pgCtl : ["runuser", "-u", runAs, "--"] + pgCtl)
     }
 
     /// `pg_ctl stop -m immediate`: every backend dies at once, as in a crash.
     func stopImmediately() throws {
         let r = try pgCtl(["stop", "-m", "immediate", "-w"])
-        if r.status != 0 { throw Failure(description: "pg_ctl stop -m immediate failed: \(r.stdout) \(r.stderr)") }
+        if r.status != 0 { throw Failure(description: "pg_ctl stop -m immediate failed: \(r.stdout)") }
     }
 
     /// Starts the server again (crash recovery after an immediate stop) and waits until it accepts connections.
     func start() throws {
         let r = try pgCtl(["-l", dir + "/server.log", "-w", "-t", "60", "start"])
-        if r.status != 0 { throw Failure(description: "pg_ctl start failed: \(r.stdout) \(r.stderr)") }
+        if r.status != 0 { throw Failure(description: "pg_ctl start failed: \(r.stdout)") }
     }
 }

@@ -7,7 +7,11 @@ public struct BackupOptions {
     public var jobs: Int
     public var compression: CompressionAlgorithm
     public var globals: Bool
-    public init(label: String?, level: Int, jobs: Int, compression: CompressionAlgorithm = .gzip, globals: Bool = false) {
+    /// Seconds to wait for a table another session holds; nil: the session's lock_timeout.
+    public var lockWaitTimeout: Double?
+    public init(label: String?, level: Int, jobs: Int, compression: CompressionAlgorithm = .gzip, globals: Bool = false,
+                lockWaitTimeout: Double? = nil) {
+        self.lockWaitTimeout = lockWaitTimeout
         self.label = label
         self.level = level
         self.jobs = jobs
@@ -43,9 +47,13 @@ public struct BackupService {
         let serverMajor = db.serverVersionNumber / 10000
         let pgDump = try PostgresTools(environment: session.childEnvironment).locate("pg_dump", serverMajor: serverMajor)
 
-        // One consistent view: the migration state we record is the one pg_dump dumps.
-        try db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        let snapshotID = try db.scalar("SELECT pg_export_snapshot()") ?? ""
+        // One consistent view: the migration state we record is the one pg_dump dumps. The tables
+        // are locked before the snapshot is taken, see `DatabaseFacts.lockTablesAndExportSnapshot`.
+        let lockTimeoutMs = options.lockWaitTimeout.map { Int(($0 * 1000).rounded(.up)) }
+        let snapshotID = try DatabaseFacts.lockTablesAndExportSnapshot(db, lockTimeoutMs: lockTimeoutMs)
+        // pg_dump's own locks can then only wait behind an exclusive request queued after ours,
+        // which itself waits for this backup: bounded, so that never hangs.
+        let dumpLockTimeoutMs = lockTimeoutMs ?? 60_000
         let migration = try DatabaseFacts.migrationState(db)
         let properties = try DatabaseFacts.properties(db, database: database)
         let databaseBytes = Int64(try db.scalar("SELECT pg_database_size(current_database())") ?? "")
@@ -64,7 +72,7 @@ public struct BackupService {
 
         let command = ExternalCommand(
             name: "pg_dump", executable: pgDump.path,
-            arguments: ["--format=plain", "--no-password", "--snapshot=\(snapshotID)", "--dbname=\(session.childConninfo(database: database))"],
+            arguments: ["--format=plain", "--no-password", "--snapshot=\(snapshotID)", "--lock-wait-timeout=\(dumpLockTimeoutMs)", "--dbname=\(session.childConninfo(database: database))"],
             environment: session.childEnvironment)
         let child = try ChildProcess(command, stdin: .null, stdout: .pipe, stderr: .pipe)
         var scanner = DumpScanner()

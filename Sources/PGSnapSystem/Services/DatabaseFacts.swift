@@ -31,6 +31,53 @@ public enum DatabaseFacts {
                                   acl: r[4], settings: settings, comment: r[6], connectionLimit: r[5].flatMap { Int($0) })
     }
 
+    /// Locks every table (ACCESS SHARE, as pg_dump does) and only then takes and exports the
+    /// snapshot pg_dump will use; the transaction stays open until the dump is done.
+    ///
+    /// Why: TRUNCATE and table rewrites are not MVCC-safe. One that commits after the snapshot but
+    /// before pg_dump has locked the table would leave the snapshot seeing the table empty, a state
+    /// the database was never in. Locked first, such a statement either committed before the
+    /// snapshot (its result is dumped) or waits until the dump is done.
+    ///
+    /// - Throws: `PGSnapError` when a table stays locked by another session for `lockTimeoutMs`.
+    public static func lockTablesAndExportSnapshot(_ db: LibPQConnection, lockTimeoutMs: Int?) throws -> String {
+        let dropped = "42P01", lockTimeout = "55P03"
+        for attempt in 1...5 {
+            // Listed outside the transaction: in REPEATABLE READ the first query fixes the
+            // snapshot, and LOCK must come before it.
+            let tables = try db.query("""
+                SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname <> 'information_schema'
+                  AND n.nspname NOT LIKE 'pg\\_%'
+                ORDER BY c.oid
+                """).compactMap { $0[0] }
+            try db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            if let lockTimeoutMs { try db.query("SET LOCAL lock_timeout = \(lockTimeoutMs)") }
+            do {
+                if !tables.isEmpty {
+                    try db.query("LOCK TABLE \(tables.joined(separator: ", ")) IN ACCESS SHARE MODE")
+                }
+                return try db.scalar("SELECT pg_export_snapshot()") ?? ""
+            } catch {
+                let state = db.lastSQLState
+                try? db.query("ROLLBACK")
+                if state == dropped && attempt < 5 { continue }  // a table was dropped meanwhile: list again
+                if state == lockTimeout {
+                    let limit = lockTimeoutMs.map(formatSeconds) ?? (try? db.scalar("SHOW lock_timeout")).flatMap { $0 } ?? "lock_timeout"
+                    throw PGSnapError(
+                        "could not lock every table (lock timeout after \(limit)): another session holds an exclusive lock (a running migration, VACUUM FULL or ALTER TABLE?)",
+                        next: "Nothing was written; wait for it to finish, or raise --lock-wait-timeout")
+                }
+                throw error
+            }
+        }
+        throw PGSnapError("tables kept being dropped while the backup started", next: "Nothing was written; run the backup again")
+    }
+
+    static func formatSeconds(_ ms: Int) -> String {
+        ms % 1000 == 0 ? "\(ms / 1000) s" : String(format: "%.1f s", Double(ms) / 1000)
+    }
+
     public static func exists(_ db: LibPQConnection, database: String) throws -> Bool {
         try db.scalar("SELECT 1 FROM pg_database WHERE datname = $1", [database]) == "1"
     }

@@ -22,7 +22,9 @@ public struct VerifyService {
 
     public func verify(_ entry: CatalogEntry, in dir: SnapshotDirectory) -> VerifyResult {
         var result = VerifyResult(id: entry.id, ok: false)
-        guard let m = entry.manifest, entry.isGood else {
+        // Only a dump that is there as a regular file is read (a damaged one too, so its size
+        // check is named); anything else is reported from the catalog without opening it.
+        guard let m = entry.manifest, entry.isGood || entry.status == .damaged else {
             result.failedCheck = entry.status == .invalidManifest ? "manifest" : "files"
             result.detail = entry.problem ?? "no manifest: the backup did not finish"
             return result
