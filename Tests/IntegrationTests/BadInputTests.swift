@@ -110,6 +110,12 @@ final class BadInputTests: XCTestCase {
         Harness.assertOneErrorLine(level, status: 64, "--level 10")
         XCTAssertTrue(level.stderr.contains("--level"), level.stderr)
 
+        for bad in ["0", "-1", "nan", "90000", "soon"] {
+            let wait = try Harness.pgsnap(["backup", "-d", db, "--lock-wait-timeout", bad], dir: dir)
+            Harness.assertOneErrorLine(wait, status: 64, "--lock-wait-timeout \(bad)")
+            XCTAssertTrue(wait.stderr.contains("--lock-wait-timeout"), wait.stderr)
+        }
+
         let conn = try Harness.pgsnap(["backup", "-d", "host='unterminated"], dir: dir)
         Harness.assertOneErrorLine(conn, status: 64, "bad connection string")
         XCTAssertTrue(conn.stderr.contains("connection string"), conn.stderr)
