@@ -15,6 +15,9 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // Compresses whole 1 MiB blocks about twice as fast as zlib at the same level and size;
+        // zlib still reads everything back (a stream, not whole members).
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
         .executableTarget(name: "pgsnap", dependencies: ["PGSnapCLI"]),
         .target(
             name: "PGSnapCLI",
@@ -26,7 +29,7 @@ let package = Package(
         .target(
             name: "PGSnapSystem",
             dependencies: [
-                "PGSnapCore", "CZlib", "CLibPQ", "CZstd",
+                "PGSnapCore", "CZlib", "CLibPQ", "CZstd", "CDeflate",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .testTarget(name: "PGSnapCoreTests", dependencies: ["PGSnapCore"]),

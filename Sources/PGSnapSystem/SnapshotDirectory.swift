@@ -82,7 +82,23 @@ public struct SnapshotDirectory {
 
     /// - Parameter summaries: keep only the manifest fields prune and check need.
     public func catalog(summaries: Bool = false) throws -> [CatalogEntry] {
-        Catalog.build(files: try list(), loadManifest: { try readManifest(id: $0, summary: summaries) })
+        let files = try list()
+        // Reading and decoding manifests is nearly all the time `list`, `prune` and `check` take
+        // over a big directory; they are independent, so every core decodes.
+        let ids = files.compactMap { f in
+            f.name.hasSuffix(SnapshotName.manifestSuffix) ? String(f.name.dropLast(SnapshotName.manifestSuffix.count)) : nil
+        }
+        var loaded = [Result<Manifest, Error>?](repeating: nil, count: ids.count)
+        loaded.withUnsafeMutableBufferPointer { slots in
+            DispatchQueue.concurrentPerform(iterations: ids.count) { i in
+                slots[i] = Result { try readManifest(id: ids[i], summary: summaries) }
+            }
+        }
+        let byID = Dictionary(zip(ids, loaded), uniquingKeysWith: { first, _ in first })
+        return Catalog.build(files: files, loadManifest: { id in
+            guard let result = byID[id] ?? nil else { return try readManifest(id: id, summary: summaries) }
+            return try result.get()
+        })
     }
 
     /// Writes `data` to `name` atomically: `name.partial` (0600), fsync, rename, fsync directory.

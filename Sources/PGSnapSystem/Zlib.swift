@@ -3,44 +3,6 @@ import PGSnapCore
 
 /// The one place that talks to zlib. Streams live on the heap: a copied `z_stream` is invalid.
 
-/// Compresses one whole buffer into one complete gzip member.
-public final class GzipMemberDeflater {
-    private let stream: UnsafeMutablePointer<z_stream>
-    private let level: Int32
-
-    public init(level: Int) throws {
-        self.level = Int32(level)
-        stream = .allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        let rc = czlib_deflate_init_gzip(stream, self.level)
-        guard rc == Z_OK else {
-            stream.deallocate()
-            throw PGSnapError("zlib deflateInit2 failed (\(rc))")
-        }
-    }
-
-    deinit {
-        deflateEnd(stream)
-        stream.deallocate()
-    }
-
-    /// Replaces `output` with one gzip member holding `input`, deflated straight into its storage.
-    public func compress(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) throws {
-        deflateReset(stream)
-        let bound = Int(deflateBound(stream, uLong(input.count))) + 64
-        var rc: Int32 = Z_OK
-        output = [UInt8](unsafeUninitializedCapacity: bound) { out, count in
-            stream.pointee.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
-            stream.pointee.avail_in = uInt(input.count)
-            stream.pointee.next_out = out.baseAddress
-            stream.pointee.avail_out = uInt(bound)
-            rc = deflate(stream, Z_FINISH)
-            count = bound - Int(stream.pointee.avail_out)
-        }
-        guard rc == Z_STREAM_END else { throw PGSnapError("zlib deflate failed (\(rc))") }
-    }
-}
-
 /// Inflates a gzip stream of one or more members (pigz-style parallel output, or appended files).
 public final class GzipInflater {
     private let stream: UnsafeMutablePointer<z_stream>

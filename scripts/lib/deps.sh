@@ -6,7 +6,7 @@
 
 PGSNAP_PGBIN=/usr/lib/postgresql/15/bin
 PGSNAP_APT_PACKAGES=(postgresql-15 postgresql-client-15 libpq-dev zlib1g-dev
-  pkg-config pigz zstd libzstd-dev)
+  pkg-config pigz zstd libzstd-dev libdeflate-dev)
 
 # Prints what is missing, one indented item a line; nothing when all is there.
 pgsnap_missing_deps() {
@@ -17,8 +17,8 @@ pgsnap_missing_deps() {
   # The Swift C shims link against these; headers come with the -dev packages.
   if ! command -v pkg-config >/dev/null 2>&1; then
     echo "  pkg-config"
-  elif ! pkg-config --exists libpq zlib libzstd; then
-    echo "  pkg-config --exists libpq zlib libzstd"
+  elif ! pkg-config --exists libpq zlib libzstd libdeflate; then
+    echo "  pkg-config --exists libpq zlib libzstd libdeflate"
   fi
   command -v pigz >/dev/null 2>&1 || echo "  pigz"
   command -v zstd >/dev/null 2>&1 || echo "  zstd"
