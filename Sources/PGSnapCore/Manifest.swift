@@ -1,7 +1,7 @@
 import Foundation
 
 /// The JSON record beside each dump. Writing it is the commit point of a snapshot.
-public struct Manifest: Codable, Equatable, Sendable {
+public struct Manifest: Encodable, Equatable, Sendable {
     public static let currentFormatVersion = 1
     /// Manifests are small; anything bigger is not one of ours.
     public static let maxBytes = 16 << 20
@@ -83,6 +83,10 @@ public struct Manifest: Codable, Equatable, Sendable {
             self.version = version
             self.dirty = dirty
         }
+        init(json f: JSONFields) throws {
+            version = try f.required("version", JSONFields.int64)
+            dirty = try f.required("dirty", JSONFields.bool)
+        }
     }
 
     public struct Timings: Codable, Equatable, Sendable {
@@ -99,6 +103,11 @@ public struct Manifest: Codable, Equatable, Sendable {
             self.compressWaitSeconds = compressWaitSeconds
             self.fsyncSeconds = fsyncSeconds
         }
+        init(json f: JSONFields) throws {
+            dumpSeconds = try f.required("dump_seconds", JSONFields.double)
+            compressWaitSeconds = try f.required("compress_wait_seconds", JSONFields.double)
+            fsyncSeconds = try f.required("fsync_seconds", JSONFields.double)
+        }
     }
 
     public struct RestoreTest: Codable, Equatable, Sendable {
@@ -111,6 +120,12 @@ public struct Manifest: Codable, Equatable, Sendable {
             self.ok = ok
             self.seconds = seconds
             self.detail = detail
+        }
+        init(json f: JSONFields) throws {
+            at = try f.required("at", JSONFields.date)
+            ok = try f.required("ok", JSONFields.bool)
+            seconds = try f.required("seconds", JSONFields.double)
+            detail = try f.optional("detail", JSONFields.string)
         }
     }
 
@@ -145,60 +160,55 @@ public struct Manifest: Codable, Equatable, Sendable {
         self.pgsnapVersion = pgsnapVersion
     }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        formatVersion = try c.decode(Int.self, forKey: .formatVersion)
-        id = try c.decode(String.self, forKey: .id)
-        database = try c.decode(String.self, forKey: .database)
-        label = try c.decodeIfPresent(String.self, forKey: .label)
-        createdAt = try c.decode(Date.self, forKey: .createdAt)
-        durationSeconds = try c.decode(Double.self, forKey: .durationSeconds)
-        file = try c.decode(String.self, forKey: .file)
-        compressedBytes = try c.decode(Int64.self, forKey: .compressedBytes)
-        uncompressedBytes = try c.decode(Int64.self, forKey: .uncompressedBytes)
-        sha256 = try c.decode(String.self, forKey: .sha256)
-        compression = try c.decode(Compression.self, forKey: .compression)
-        dumpFormat = try c.decode(String.self, forKey: .dumpFormat)
-        pgDumpVersion = try c.decode(String.self, forKey: .pgDumpVersion)
-        serverVersion = try c.decode(String.self, forKey: .serverVersion)
-        host = try c.decodeIfPresent(String.self, forKey: .host)
-        port = try c.decodeIfPresent(String.self, forKey: .port)
-        user = try c.decodeIfPresent(String.self, forKey: .user)
-        migration = try c.decodeIfPresent(MigrationState.self, forKey: .migration)
-        migrationAfter = try c.decodeIfPresent(MigrationState.self, forKey: .migrationAfter)
-        databaseBytes = try c.decodeIfPresent(Int64.self, forKey: .databaseBytes)
-        globalsFile = try c.decodeIfPresent(String.self, forKey: .globalsFile)
-        restoreTest = try c.decodeIfPresent(RestoreTest.self, forKey: .restoreTest)
-        pgsnapVersion = try c.decode(String.self, forKey: .pgsnapVersion)
-        // Decoded (and so type-checked) even for a summary: prune and check must call a manifest
-        // bad exactly when verify and restore would, or retention could count a broken snapshot
-        // as the good one it keeps.
-        let rows = try c.decode([String: Int64].self, forKey: .tableRows)
-        let properties = try c.decodeIfPresent(DatabaseProperties.self, forKey: .databaseProperties)
-        let timings = try c.decodeIfPresent(Timings.self, forKey: .timings)
-        if decoder.userInfo[Manifest.summaryOnly] as? Bool == true {
-            // Retention and health checks never look at these; dropping them keeps a catalog of
-            // 10,000 snapshots small. `decode` validates the rows before they are dropped.
-            tableRows = [:]
-            databaseProperties = nil
-            self.timings = nil
-            try Manifest.validate(rows: rows)
-        } else {
-            tableRows = rows
-            databaseProperties = properties
-            self.timings = timings
-        }
+    /// Maps a parsed manifest by hand (see `JSONValue` for why), field by field as in the file.
+    /// - Parameter summary: drop what prune and check never look at, after checking it all the same.
+    init(json f: JSONFields, summary: Bool) throws {
+        typealias J = JSONFields
+        formatVersion = try f.required("format_version", J.int)
+        id = try f.required("id", J.string)
+        database = try f.required("database", J.string)
+        label = try f.optional("label", J.string)
+        createdAt = try f.required("created_at", J.date)
+        durationSeconds = try f.required("duration_seconds", J.double)
+        file = try f.required("file", J.string)
+        compressedBytes = try f.required("compressed_bytes", J.int64)
+        uncompressedBytes = try f.required("uncompressed_bytes", J.int64)
+        sha256 = try f.required("sha256", J.string)
+        guard let c = try f.nested("compression") else { throw JSONFields.Failure.missing("compression") }
+        compression = Compression(
+            algorithm: try c.required("algorithm") { J.string($0).flatMap(CompressionAlgorithm.init(rawValue:)) },
+            level: try c.required("level", J.int), jobs: try c.optional("jobs", J.int))
+        dumpFormat = try f.required("dump_format", J.string)
+        pgDumpVersion = try f.required("pg_dump_version", J.string)
+        serverVersion = try f.required("server_version", J.string)
+        host = try f.optional("host", J.string)
+        port = try f.optional("port", J.string)
+        user = try f.optional("user", J.string)
+        migration = try f.nested("migration").map(MigrationState.init(json:))
+        migrationAfter = try f.nested("migration_after").map(MigrationState.init(json:))
+        databaseBytes = try f.optional("database_bytes", J.int64)
+        globalsFile = try f.optional("globals_file", J.string)
+        restoreTest = try f.nested("restore_test").map(RestoreTest.init(json:))
+        pgsnapVersion = try f.required("pgsnap_version", J.string)
+        let rows = try f.required("table_rows", J.int64Map)
+        let properties = try f.nested("database_properties").map(DatabaseProperties.init(json:))
+        let timings = try f.nested("timings").map(Timings.init(json:))
+        // Retention and health checks never look at these; dropping them keeps a catalog of
+        // 10,000 snapshots small. They were type-checked above and `decode` checks the rows, so
+        // prune and check call a manifest bad exactly when verify and restore would.
+        tableRows = summary ? [:] : rows
+        databaseProperties = summary ? nil : properties
+        self.timings = summary ? nil : timings
+        if summary { try Manifest.validate(rows: rows) }
     }
 
-    /// Thrown from `init(from:)` so a summary rejects exactly the row maps a full decode rejects.
+    /// Thrown by `validate(rows:)`: a negative count (table nil) or a malformed table name.
     struct InvalidRows: Error { let table: String? }
 
     static func validate(rows: [String: Int64]) throws {
         guard rows.values.allSatisfy({ $0 >= 0 }) else { throw InvalidRows(table: nil) }
         for table in rows.keys where QualifiedName.parse(table) == nil { throw InvalidRows(table: table) }
     }
-
-    static let summaryOnly = CodingUserInfoKey(rawValue: "pgsnap.summaryOnly")!
 
     public func encoded() throws -> Data {
         try Manifest.encoder.encode(self) + Data("\n".utf8)
@@ -209,16 +219,19 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// - Throws: `PGSnapError` naming the file and what is wrong with it.
     /// - Parameter summary: skip table rows, database properties and timings (prune, check).
     public static func decode(_ data: Data, fileName: String, summary: Bool = false) throws -> Manifest {
-        guard data.count <= maxBytes else {
-            throw PGSnapError.verification("manifest \(fileName) is \(data.count) bytes, larger than any pgsnap manifest")
+        try decode(bytes: [UInt8](data), fileName: fileName, summary: summary)
+    }
+
+    public static func decode(bytes: [UInt8], fileName: String, summary: Bool = false) throws -> Manifest {
+        guard bytes.count <= maxBytes else {
+            throw PGSnapError.verification("manifest \(fileName) is \(bytes.count) bytes, larger than any pgsnap manifest")
         }
         let m: Manifest
         do {
-            m = try (summary ? summaryDecoder : decoder).decode(Manifest.self, from: data)
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw PGSnapError.verification("manifest \(fileName) is missing the field '\(snakeCase(key.stringValue))'")
-        } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
-            let path = ctx.codingPath.map { snakeCase($0.stringValue) }.joined(separator: ".")
+            m = try Manifest(json: try JSONFields(try JSONValue.parse(bytes)), summary: summary)
+        } catch JSONFields.Failure.missing(let field) {
+            throw PGSnapError.verification("manifest \(fileName) is missing the field '\(field)'")
+        } catch JSONFields.Failure.wrongType(let path) {
             throw PGSnapError.verification("manifest \(fileName) has a wrong type at '\(path)'")
         } catch let e as InvalidRows {
             throw rowsError(e, fileName: fileName)
@@ -266,40 +279,6 @@ public struct Manifest: Codable, Equatable, Sendable {
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return e
     }()
-
-    static let summaryDecoder: JSONDecoder = {
-        let d = makeDecoder()
-        d.userInfo[summaryOnly] = true
-        return d
-    }()
-
-    static let decoder = makeDecoder()
-
-    static func makeDecoder() -> JSONDecoder {
-        let d = JSONDecoder()
-        d.dateDecodingStrategy = .custom { decoder in
-            let c = try decoder.singleValueContainer()
-            let s = try c.decode(String.self)
-            guard let date = ISO8601.parse(s) else {
-                throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an ISO 8601 date")
-            }
-            return date
-        }
-        return d
-    }
-}
-
-/// `compressedBytes` -> `compressed_bytes`: error messages name fields as the file spells them.
-func snakeCase(_ key: String) -> String {
-    var out = ""
-    for ch in key {
-        if ch.isUppercase {
-            out += "_" + ch.lowercased()
-        } else {
-            out.append(ch)
-        }
-    }
-    return out
 }
 
 /// Database-level state that a plain pg_dump leaves out; captured at backup, re-applied at restore.
@@ -334,6 +313,17 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
         self.settings = settings
         self.comment = comment
         self.connectionLimit = connectionLimit
+    }
+
+    init(json f: JSONFields) throws {
+        owner = try f.required("owner", JSONFields.string)
+        encoding = try f.required("encoding", JSONFields.string)
+        collate = try f.required("collate", JSONFields.string)
+        ctype = try f.required("ctype", JSONFields.string)
+        acl = try f.optional("acl", JSONFields.string)
+        settings = try f.required("settings", JSONFields.strings)
+        comment = try f.optional("comment", JSONFields.string)
+        connectionLimit = try f.optional("connection_limit", JSONFields.int)
     }
 }
 

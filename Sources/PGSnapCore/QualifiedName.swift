@@ -51,8 +51,30 @@ public enum QualifiedName {
 
     /// The whole of `text` as a qualified name, or nil.
     public static func parse(_ text: String) -> String? {
+        if isPlainASCII(text) { return text }
         guard let (name, rest) = parsePrefix(Substring(text)), rest.isEmpty else { return nil }
         return name
+    }
+
+    /// Fast path for the common `schema.table`: 1-3 ASCII identifiers of `[A-Za-z_][A-Za-z0-9_$]*`,
+    /// which `parsePrefix` would return unchanged. A manifest holds one per table, prune reads them all.
+    static func isPlainASCII(_ text: String) -> Bool {
+        var parts = 1, atStart = true
+        for b in text.utf8 {
+            switch b {
+            case UInt8(ascii: "."):
+                guard !atStart, parts < 3 else { return false }
+                parts += 1
+                atStart = true
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "_"):
+                atStart = false
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "$"):
+                guard !atStart else { return false }
+            default:
+                return false
+            }
+        }
+        return !atStart
     }
 
     static func isPlainIdentifierChar(_ c: Character) -> Bool {

@@ -85,23 +85,30 @@ public enum SnapshotName {
     /// database names may hold underscores and even a timestamp (a kept `app_pre_restore_<time>`
     /// copy being backed up), labels usually do not. Nil when the stem is not a pgsnap id.
     public static func parse(id: String) -> Parsed? {
-        let parts = id.components(separatedBy: "_")
-        guard parts.count >= 2 else { return nil }
-        for i in stride(from: parts.count - 1, through: 1, by: -1) {
-            var stamp = Substring(parts[i])
-            if let dash = stamp.firstIndex(of: "-") {
-                guard Int(stamp[stamp.index(after: dash)...]) != nil else { continue }
-                stamp = stamp[..<dash]
+        // Over bytes, not `components(separatedBy:)`: a catalog parses every file name.
+        let b = Array(id.utf8)
+        var fieldEnd = b.count
+        var u = b.count - 1
+        while u >= 0 {
+            defer { u -= 1 }
+            guard b[u] == UInt8(ascii: "_") else { continue }
+            let field = b[(u + 1)..<fieldEnd]
+            fieldEnd = u
+            var stampEnd = field.endIndex
+            if let dash = field.firstIndex(of: UInt8(ascii: "-")) {
+                guard Int(String(decoding: field[(dash + 1)...], as: UTF8.self)) != nil else { continue }
+                stampEnd = dash
             }
-            if stamp.count == 16, let date = parseTimestamp(String(stamp)) {
-                return Parsed(id: id, encodedDatabase: parts[..<i].joined(separator: "_"), date: date)
+            if stampEnd - field.startIndex == 16, let date = parseTimestamp(Array(field[field.startIndex..<stampEnd])) {
+                return Parsed(id: id, encodedDatabase: String(decoding: b[0..<u], as: UTF8.self), date: date)
             }
         }
         return nil
     }
 
-    public static func parseTimestamp(_ s: String) -> Date? {
-        let b = Array(s.utf8)
+    public static func parseTimestamp(_ s: String) -> Date? { parseTimestamp(Array(s.utf8)) }
+
+    static func parseTimestamp(_ b: [UInt8]) -> Date? {
         guard b.count == 16, b[8] == UInt8(ascii: "T"), b[15] == UInt8(ascii: "Z") else { return nil }
         func num(_ from: Int, _ count: Int) -> Int? { decimal(b, from, count) }
         guard let y = num(0, 4), let mo = num(4, 2), let d = num(6, 2), let h = num(9, 2), let mi = num(11, 2), let sec = num(13, 2)

@@ -68,16 +68,18 @@ public struct SnapshotDirectory {
         case .failure(let why): throw PGSnapError.verification("cannot read manifest \(name): \(why.text)")
         }
         defer { close(fd) }
-        var data = Data()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &buf, buf.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            data.append(contentsOf: buf[0..<n])
-            if data.count > Manifest.maxBytes { break }
+        // A manifest is a few KB; a scratch buffer that is not zeroed each time, as prune reads thousands.
+        var bytes: [UInt8] = []
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16384) { buf in
+            while true {
+                let n = read(fd, buf.baseAddress, buf.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                bytes.append(contentsOf: buf[0..<n])
+                if bytes.count > Manifest.maxBytes { break }
+            }
         }
-        return try Manifest.decode(data, fileName: name, summary: summary)
+        return try Manifest.decode(bytes: bytes, fileName: name, summary: summary)
     }
 
     /// - Parameter summaries: keep only the manifest fields prune and check need.

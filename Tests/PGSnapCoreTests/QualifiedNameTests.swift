@@ -3,6 +3,17 @@ import XCTest
 @testable import PGSnapCore
 
 final class QualifiedNameTests: XCTestCase {
+    /// `parse` answers plain ASCII names without the full parser; both must always agree.
+    func testFastPathAgreesWithTheFullParser() {
+        let samples = ["t", "public.t", "a.b.c", "a.b.c.d", "_x.$y", "$x", "1a", "a.1b", "a..b", ".a", "a.", "",
+                       "public.t$1", "Public.CamelCase", "a b", "a;b", "public.\"q\"", "é.t", "a.b-c", "a\u{0}"]
+        for text in samples {
+            let full = QualifiedName.parsePrefix(Substring(text)).flatMap { $0.rest.isEmpty ? $0.name : nil }
+            XCTAssertEqual(QualifiedName.parse(text), full, text.debugDescription)
+            if QualifiedName.isPlainASCII(text) { XCTAssertEqual(full, text, "fast path accepted \(text.debugDescription)") }
+        }
+    }
+
     func testAcceptedNamesParseToThemselves() {
         let accepted = [
             "campaigns",
