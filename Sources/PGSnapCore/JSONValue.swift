@@ -1,3 +1,5 @@
+import Foundation
+
 /// A strict RFC 8259 JSON reader for manifests.
 ///
 /// Why not JSONDecoder: `prune` and `check` read every manifest in the directory, and
@@ -274,5 +276,3 @@ struct JSONFields {
         return ISO8601.parse(s)
     }
 }
-
-import Foundation

@@ -161,8 +161,7 @@ public struct Manifest: Encodable, Equatable, Sendable {
     }
 
     /// Maps a parsed manifest by hand (see `JSONValue` for why), field by field as in the file.
-    /// - Parameter summary: drop what prune and check never look at, after checking it all the same.
-    init(json f: JSONFields, summary: Bool) throws {
+    init(json f: JSONFields) throws {
         typealias J = JSONFields
         formatVersion = try f.required("format_version", J.int)
         id = try f.required("id", J.string)
@@ -190,24 +189,9 @@ public struct Manifest: Encodable, Equatable, Sendable {
         globalsFile = try f.optional("globals_file", J.string)
         restoreTest = try f.nested("restore_test").map(RestoreTest.init(json:))
         pgsnapVersion = try f.required("pgsnap_version", J.string)
-        let rows = try f.required("table_rows", J.int64Map)
-        let properties = try f.nested("database_properties").map(DatabaseProperties.init(json:))
-        let timings = try f.nested("timings").map(Timings.init(json:))
-        // Retention and health checks never look at these; dropping them keeps a catalog of
-        // 10,000 snapshots small. They were type-checked above and `decode` checks the rows, so
-        // prune and check call a manifest bad exactly when verify and restore would.
-        tableRows = summary ? [:] : rows
-        databaseProperties = summary ? nil : properties
-        self.timings = summary ? nil : timings
-        if summary { try Manifest.validate(rows: rows) }
-    }
-
-    /// Thrown by `validate(rows:)`: a negative count (table nil) or a malformed table name.
-    struct InvalidRows: Error { let table: String? }
-
-    static func validate(rows: [String: Int64]) throws {
-        guard rows.values.allSatisfy({ $0 >= 0 }) else { throw InvalidRows(table: nil) }
-        for table in rows.keys where QualifiedName.parse(table) == nil { throw InvalidRows(table: table) }
+        tableRows = try f.required("table_rows", J.int64Map)
+        databaseProperties = try f.nested("database_properties").map(DatabaseProperties.init(json:))
+        timings = try f.nested("timings").map(Timings.init(json:))
     }
 
     public func encoded() throws -> Data {
@@ -226,15 +210,13 @@ public struct Manifest: Encodable, Equatable, Sendable {
         guard bytes.count <= maxBytes else {
             throw PGSnapError.verification("manifest \(fileName) is \(bytes.count) bytes, larger than any pgsnap manifest")
         }
-        let m: Manifest
+        var m: Manifest
         do {
-            m = try Manifest(json: try JSONFields(try JSONValue.parse(bytes)), summary: summary)
+            m = try Manifest(json: try JSONFields(try JSONValue.parse(bytes)))
         } catch JSONFields.Failure.missing(let field) {
             throw PGSnapError.verification("manifest \(fileName) is missing the field '\(field)'")
         } catch JSONFields.Failure.wrongType(let path) {
             throw PGSnapError.verification("manifest \(fileName) has a wrong type at '\(path)'")
-        } catch let e as InvalidRows {
-            throw rowsError(e, fileName: fileName)
         } catch {
             throw PGSnapError.verification("manifest \(fileName) is not valid JSON")
         }
@@ -249,7 +231,7 @@ public struct Manifest: Encodable, Equatable, Sendable {
             throw PGSnapError.verification("manifest \(fileName) names a dump file or id that does not belong to it")
         }
         guard m.compressedBytes >= 0, m.uncompressedBytes >= 0, m.sha256.count == 64,
-              m.sha256.allSatisfy({ $0.isASCII && $0.isHexDigit })
+              m.sha256.allSatisfy({ $0.isASCII && $0.isHexDigit }), m.tableRows.values.allSatisfy({ $0 >= 0 })
         else {
             throw PGSnapError.verification("manifest \(fileName) has impossible sizes, counts or checksum")
         }
@@ -259,15 +241,17 @@ public struct Manifest: Encodable, Equatable, Sendable {
                 throw PGSnapError.verification("manifest \(fileName) has a label that does not match its id")
             }
         }
-        do { try validate(rows: m.tableRows) } catch let e as InvalidRows { throw rowsError(e, fileName: fileName) }
-        return m
-    }
-
-    static func rowsError(_ e: InvalidRows, fileName: String) -> PGSnapError {
-        guard let table = e.table else {
-            return .verification("manifest \(fileName) has impossible sizes, counts or checksum")
+        for table in m.tableRows.keys where QualifiedName.parse(table) == nil {
+            throw PGSnapError.verification("manifest \(fileName) has a malformed table name '\(oneLine(table, limit: 80))'")
         }
-        return .verification("manifest \(fileName) has a malformed table name '\(oneLine(table, limit: 80))'")
+        if summary {
+            // Checked in full above, so prune and check call a manifest bad exactly when verify and
+            // restore do; then dropped: they never look at these, and a catalog of 10,000 stays small.
+            m.tableRows = [:]
+            m.databaseProperties = nil
+            m.timings = nil
+        }
+        return m
     }
 
     static let encoder: JSONEncoder = {

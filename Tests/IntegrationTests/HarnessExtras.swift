@@ -1,6 +1,16 @@
 import Foundation
 import XCTest
 
+/// A value shared between a test and the threads or callbacks it starts.
+final class Box<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T
+    init(_ value: T) { self.value = value }
+    var get: T { lock.lock(); defer { lock.unlock() }; return value }
+    func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
+    func update(_ change: (inout T) -> Void) { lock.lock(); change(&value); lock.unlock() }
+}
+
 /// Helpers shared by the backup, verify, bad-input and secrets tests: files, /proc, gzip and
 /// the shape of pgsnap's error output.
 extension Harness {

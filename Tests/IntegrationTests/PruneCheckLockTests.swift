@@ -183,14 +183,6 @@ final class PruneCheckLockTests: XCTestCase {
         return false
     }
 
-    final class Box<T>: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value: T
-        init(_ value: T) { self.value = value }
-        var get: T { lock.lock(); defer { lock.unlock() }; return value }
-        func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
-    }
-
     static let day: TimeInterval = 86400
 
     /// node_exporter textfile lines `name{labels} value`, comments skipped; each series once.

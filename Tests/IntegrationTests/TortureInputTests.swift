@@ -1119,15 +1119,6 @@ final class TortureInputTests: XCTestCase {
         super.tearDown()
     }
 
-    final class Box<T>: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value: T
-        init(_ value: T) { self.value = value }
-        var get: T { lock.lock(); defer { lock.unlock() }; return value }
-        func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
-        func update(_ change: (inout T) -> Void) { lock.lock(); change(&value); lock.unlock() }
-    }
-
     static func holdsLockFile(_ pid: Int32, dir: String) -> Bool {
         let fds = "/proc/\(pid)/fd"
         for fd in (try? FileManager.default.contentsOfDirectory(atPath: fds)) ?? [] {
