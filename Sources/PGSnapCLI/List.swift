@@ -58,12 +58,22 @@ func table(_ rows: [[String]]) -> String {
     }.joined(separator: "\n")
 }
 
-/// `list --json` rows: the manifest fields plus status, or what is known of a leftover.
+/// `list --json` rows: the snapshot's own fields at the top level (as restic's `snapshots --json`),
+/// so `jq '.[].label'` works, plus the full manifest nested; leftovers carry what is known of them.
 struct ListedSnapshot: Encodable {
     var id: String
     var status: String
     var database: String
+    var label: String?
     var createdAt: Date
+    var file: String?
+    var compressedBytes: Int64?
+    var uncompressedBytes: Int64?
+    var sha256: String?
+    var compression: String?
+    var migration: Manifest.MigrationState?
+    var migrationAfter: Manifest.MigrationState?
+    var restoreTested: Bool?
     var files: [String]
     var bytes: Int64
     var problem: String?
@@ -78,6 +88,17 @@ struct ListedSnapshot: Encodable {
         bytes = e.bytes
         problem = e.problem
         manifest = e.manifest
+        if let m = e.manifest {
+            label = m.label
+            file = m.file
+            compressedBytes = m.compressedBytes
+            uncompressedBytes = m.uncompressedBytes
+            sha256 = m.sha256
+            compression = m.compression.algorithm.rawValue
+            migration = m.migration
+            migrationAfter = m.migrationAfter
+            restoreTested = m.restoreTest?.ok
+        }
     }
 }
 

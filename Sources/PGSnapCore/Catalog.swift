@@ -51,6 +51,9 @@ public struct CatalogEntry: Sendable {
     }
 
     public var isGood: Bool { status == .good }
+    /// Its manifest was written (the commit point), whatever happened to it since: `latest` may
+    /// only skip what is not, so a damaged newest snapshot is refused rather than passed over.
+    public var isCommitted: Bool { status != .partial && status != .dumpWithoutManifest }
     public var isLeftover: Bool { status == .partial || status == .dumpWithoutManifest || status == .manifestWithoutDump }
 }
 
@@ -154,27 +157,63 @@ public struct SnapshotSelector: Equatable, Sendable {
     }
 
     /// Picks from a catalog. An explicit id may name a snapshot in any state (so verify can report it);
-    /// `latest` and labels only ever pick good snapshots.
+    /// `latest`, a label and `--before` pick the newest *committed* snapshot in scope, good or not:
+    /// passing over a damaged one would quietly roll back further than asked. Callers that need a
+    /// good snapshot refuse a bad one with `refusal(_:check:detail:among:command:)`.
     ///
     /// - Throws: `PGSnapError` saying nothing matched and how to list snapshots.
     public func select(from entries: [CatalogEntry], directory: String) throws -> CatalogEntry {
         let sorted = Catalog.sorted(entries)
-        var scope = ""
-        if let database { scope += " for database \"\(database)\"" }
-        if let before { scope += " taken before \(ISO8601.format(before))" }
-        let candidates = sorted.filter { e in
-            (database == nil || e.database == database) && (before == nil || e.createdAt < before!)
-        }
         switch kind {
         case .id(let id):
             if let e = sorted.first(where: { $0.id == id }) { return e }
             throw PGSnapError(.failure, "No snapshot with id '\(oneLine(id, limit: 120))' in \(directory)", next: "Run 'pgsnap list --dir \(directory)'")
         case .latest:
-            if let e = candidates.first(where: \.isGood) { return e }
-            throw PGSnapError(.failure, "No good snapshot matches 'latest'\(scope) in \(directory)", next: "Run 'pgsnap list --dir \(directory)'")
+            if let e = inScope(sorted).first { return e }
+            throw PGSnapError(.failure, "No snapshot matches 'latest'\(scope) in \(directory)", next: "Run 'pgsnap list --dir \(directory)'")
         case .label(let label):
-            if let e = candidates.first(where: { $0.isGood && $0.manifest?.label == label }) { return e }
-            throw PGSnapError(.failure, "No good snapshot with label '\(label)'\(scope) in \(directory)", next: "Run 'pgsnap list --dir \(directory)'")
+            if let e = inScope(sorted).first { return e }
+            throw PGSnapError(.failure, "No snapshot with label '\(label)'\(scope) in \(directory)", next: "Run 'pgsnap list --dir \(directory)'")
         }
+    }
+
+    /// Committed snapshots this selector could mean, newest first (for an id: that one).
+    func inScope(_ sorted: [CatalogEntry]) -> [CatalogEntry] {
+        sorted.filter { e in
+            guard e.isCommitted, database == nil || e.database == database, before == nil || e.createdAt < before! else { return false }
+            switch kind {
+            case .id(let id): return e.id == id
+            case .latest: return true
+            case .label(let label): return e.manifest.map { $0.label == label } ?? e.id.hasSuffix("_" + label)
+            }
+        }
+    }
+
+    /// The error for a selected snapshot that failed `check`: names it, and for `latest`, a label or
+    /// `--before` also the next older good snapshot with the command that restores it on purpose.
+    ///
+    /// - Parameter command: the restore command line for a snapshot id.
+    public func refusal(_ entry: CatalogEntry, check: String, detail: String, among entries: [CatalogEntry],
+                        command: (String) -> String) -> PGSnapError {
+        let what = "snapshot \(entry.id) failed the \(check) check (\(oneLine(detail, limit: 200)))"
+        if case .id = kind {
+            return PGSnapError.verification(what, next: "Nothing was changed; choose another snapshot ('pgsnap list')")
+        }
+        let newest: String
+        switch kind {
+        case .label(let label): newest = "the newest snapshot with label '\(label)'\(scope)"
+        default: newest = "the newest snapshot\(scope)"
+        }
+        let older = inScope(Catalog.sorted(entries)).drop { $0.id != entry.id }.dropFirst().first(where: \.isGood)
+        let next = older.map { "Nothing was changed and no older snapshot was used in its place. To restore the next older one, \($0.id), on purpose: \(command($0.id))" }
+            ?? "Nothing was changed; there is no older good snapshot to fall back to ('pgsnap list')"
+        return PGSnapError.verification("\(newest) is damaged: \(what)", next: next)
+    }
+
+    var scope: String {
+        var s = ""
+        if let database { s += " for database \"\(database)\"" }
+        if let before { s += " taken before \(ISO8601.format(before))" }
+        return s
     }
 }

@@ -271,6 +271,16 @@ struct JSONFields {
         return out
     }
 
+    static func stringsMap(_ v: JSONValue) -> [String: [String]]? {
+        guard case .object(let o) = v else { return nil }
+        var out: [String: [String]] = [:]
+        for (k, e) in o {
+            guard let list = strings(e) else { return nil }
+            out[k] = list
+        }
+        return out
+    }
+
     static func date(_ v: JSONValue) -> Date? {
         guard case .string(let s) = v else { return nil }
         return ISO8601.parse(s)

@@ -29,6 +29,8 @@ public struct Manifest: Encodable, Equatable, Sendable {
     public var tableRows: [String: Int64]
     /// `pg_database_size` when the snapshot was taken: scales the next snapshot's expected size.
     public var databaseBytes: Int64?
+    /// Whether the tables were locked before the snapshot (absent in manifests older than this field).
+    public var tableLocking: TableLocking?
     public var databaseProperties: DatabaseProperties?
     public var globalsFile: String?
     public var timings: Timings?
@@ -58,6 +60,7 @@ public struct Manifest: Encodable, Equatable, Sendable {
         case migrationAfter = "migration_after"
         case tableRows = "table_rows"
         case databaseBytes = "database_bytes"
+        case tableLocking = "table_locking"
         case databaseProperties = "database_properties"
         case globalsFile = "globals_file"
         case timings
@@ -86,6 +89,26 @@ public struct Manifest: Encodable, Equatable, Sendable {
         init(json f: JSONFields) throws {
             version = try f.required("version", JSONFields.int64)
             dirty = try f.required("dirty", JSONFields.bool)
+        }
+    }
+
+    /// How the backup kept a TRUNCATE from slipping in between the snapshot and pg_dump's locks.
+    public struct TableLocking: Codable, Equatable, Sendable {
+        public enum Mode: String, Codable, Sendable {
+            /// Every table locked before the snapshot was taken: no gap.
+            case beforeSnapshot = "before_snapshot"
+            /// Too many tables for the server's lock table: pg_dump's own locking only, as plain pg_dump.
+            case pgDumpOnly = "pg_dump_only"
+        }
+        public var mode: Mode
+        public var tables: Int
+        public init(mode: Mode, tables: Int) {
+            self.mode = mode
+            self.tables = tables
+        }
+        init(json f: JSONFields) throws {
+            mode = try f.required("mode") { JSONFields.string($0).flatMap(Mode.init(rawValue:)) }
+            tables = try f.required("tables", JSONFields.int)
         }
     }
 
@@ -186,6 +209,7 @@ public struct Manifest: Encodable, Equatable, Sendable {
         migration = try f.nested("migration").map(MigrationState.init(json:))
         migrationAfter = try f.nested("migration_after").map(MigrationState.init(json:))
         databaseBytes = try f.optional("database_bytes", J.int64)
+        tableLocking = try f.nested("table_locking").map(TableLocking.init(json:))
         globalsFile = try f.optional("globals_file", J.string)
         restoreTest = try f.nested("restore_test").map(RestoreTest.init(json:))
         pgsnapVersion = try f.required("pgsnap_version", J.string)
@@ -276,6 +300,7 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
         case settings
         case comment
         case connectionLimit = "connection_limit"
+        case roleSettings = "role_settings"
     }
     public var owner: String
     public var encoding: String
@@ -287,8 +312,13 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
     public var settings: [String]
     public var comment: String?
     public var connectionLimit: Int?
+    /// `ALTER ROLE r IN DATABASE ... SET` settings, by role name: kept under the database's oid,
+    /// so a database restored anew would lose them.
+    public var roleSettings: [String: [String]]?
 
-    public init(owner: String, encoding: String, collate: String, ctype: String, acl: String?, settings: [String], comment: String?, connectionLimit: Int?) {
+    public init(owner: String, encoding: String, collate: String, ctype: String, acl: String?, settings: [String], comment: String?,
+                connectionLimit: Int?, roleSettings: [String: [String]]? = nil) {
+        self.roleSettings = roleSettings
         self.owner = owner
         self.encoding = encoding
         self.collate = collate
@@ -308,6 +338,7 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
         settings = try f.required("settings", JSONFields.strings)
         comment = try f.optional("comment", JSONFields.string)
         connectionLimit = try f.optional("connection_limit", JSONFields.int)
+        roleSettings = try f.optional("role_settings", JSONFields.stringsMap)
     }
 }
 

@@ -54,6 +54,8 @@ public final class LibPQConnection {
 
     /// The SQLSTATE of the last query that failed (e.g. "55P03" for a lock timeout).
     public private(set) var lastSQLState: String?
+    /// The server's primary message for that failure, without the "ERROR:" prefix.
+    public private(set) var lastErrorMessage: String?
 
     public var serverVersionNumber: Int { Int(PQserverVersion(conn)) }
 
@@ -71,6 +73,7 @@ public final class LibPQConnection {
         guard status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK else {
             let message = oneLine(String(cString: PQresultErrorMessage(result)))
             lastSQLState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }  // PG_DIAG_SQLSTATE
+            lastErrorMessage = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }  // PG_DIAG_MESSAGE_PRIMARY
             throw PGSnapError("query failed: \(message)")
         }
         var rows: [[String?]] = []

@@ -185,14 +185,15 @@ final class CatalogTests: XCTestCase {
         let t0 = CatalogTests.t0
         let cases: [(why: String, selector: SnapshotSelector, expected: String)] = [
             ("latest of all databases", .init(kind: .latest), "bill1"),
-            ("latest per database", .init(kind: .latest, database: "app"), "app1"),
+            ("latest per database is the newest committed, damaged or not", .init(kind: .latest, database: "app"), "app2"),
             ("latest per other database", .init(kind: .latest, database: "billing"), "bill1"),
             ("latest before a time", .init(kind: .latest, database: "billing", before: t0.addingTimeInterval(3600)), "bill0"),
             ("before is exclusive", .init(kind: .latest, database: "app", before: t0.addingTimeInterval(3600.25)), "app0"),
             ("label", .init(kind: .label("pre_migration_000045")), "app1"),
-            ("label skips damaged", .init(kind: .label("nightly"), database: "app"), "app0"),
+            ("label does not skip damaged", .init(kind: .label("nightly"), database: "app"), "app2"),
             ("label across databases", .init(kind: .label("nightly")), "bill1"),
-            ("label before", .init(kind: .label("nightly"), before: t0.addingTimeInterval(14400)), "app0"),
+            ("label before", .init(kind: .label("nightly"), before: t0.addingTimeInterval(14400)), "app2"),
+            ("label before the damaged one", .init(kind: .label("nightly"), before: t0.addingTimeInterval(7200)), "app0"),
             ("id of a good snapshot", .init(kind: .id(ids["app1"]!)), "app1"),
             ("id of a damaged snapshot", .init(kind: .id(ids["app2"]!)), "app2"),
             ("id of a leftover", .init(kind: .id(ids["partial"]!)), "partial"),
@@ -203,14 +204,44 @@ final class CatalogTests: XCTestCase {
         }
     }
 
-    func testLatestSkipsSnapshotsThatAreNotGood() throws {
+    /// `latest` skips what was never committed (the partial), never what was committed and is damaged.
+    func testLatestSkipsOnlyUncommittedLeftovers() throws {
         let (entries, ids) = CatalogTests.sampleCatalog()
         let app = entries.filter { $0.database == "app" }
         XCTAssertEqual(app.first?.status, .partial, "the newest app entry is a leftover")
         XCTAssertEqual(app.dropFirst().first?.status, .damaged)
         let picked = try SnapshotSelector(kind: .latest, database: "app").select(from: entries, directory: "./backups")
-        XCTAssertEqual(picked.id, ids["app1"])
-        XCTAssertTrue(picked.isGood)
+        XCTAssertEqual(picked.id, ids["app2"])
+        XCTAssertFalse(picked.isGood)
+    }
+
+    func testRefusalNamesTheDamagedSnapshotAndTheOlderGoodOneWithItsCommand() throws {
+        let (entries, ids) = CatalogTests.sampleCatalog()
+        let damaged = try XCTUnwrap(entries.first { $0.id == ids["app2"] })
+        let command = { (id: String) in "pgsnap restore \(id) -d app" }
+        let latest = SnapshotSelector(kind: .latest, database: "app")
+        let e1 = latest.refusal(damaged, check: "size", detail: "file is 1 bytes, manifest says 1000", among: entries, command: command)
+        XCTAssertEqual(e1.status, .verificationFailed)
+        XCTAssertEqual(e1.description, """
+            the newest snapshot for database "app" is damaged: snapshot \(ids["app2"]!) failed the size check (file is 1 bytes, manifest says 1000). \
+            Nothing was changed and no older snapshot was used in its place. To restore the next older one, \(ids["app1"]!), on purpose: \
+            pgsnap restore \(ids["app1"]!) -d app
+            """)
+        // A label's fallback is the next older snapshot with the same label.
+        let label = SnapshotSelector(kind: .label("nightly"), database: "app")
+        let e2 = label.refusal(damaged, check: "checksum", detail: "SHA-256 differs", among: entries, command: command)
+        XCTAssertTrue(e2.description.hasPrefix("the newest snapshot with label 'nightly' for database \"app\" is damaged"), e2.description)
+        XCTAssertTrue(e2.description.hasSuffix("pgsnap restore \(ids["app0"]!) -d app"), e2.description)
+        // Nothing older: say so, and never suggest a snapshot out of scope.
+        let before = SnapshotSelector(kind: .label("nightly"), database: "app")
+        let oldest = try XCTUnwrap(entries.first { $0.id == ids["app0"] })
+        let e3 = before.refusal(oldest, check: "checksum", detail: "x", among: entries, command: command)
+        XCTAssertTrue(e3.description.contains("there is no older good snapshot"), e3.description)
+        // An explicit id is refused without any fallback.
+        let byID = SnapshotSelector(kind: .id(ids["app2"]!))
+        let e4 = byID.refusal(damaged, check: "size", detail: "x", among: entries, command: command)
+        XCTAssertFalse(e4.description.contains(ids["app1"]!), e4.description)
+        XCTAssertEqual(e4.status, .verificationFailed)
     }
 
     func testNoMatchSaysWhatAndWhatToDoNext() {
@@ -232,7 +263,7 @@ final class CatalogTests: XCTestCase {
             }
         }
         let empty = assertPGSnapError(.failure) { try SnapshotSelector(kind: .latest).select(from: [], directory: "/srv/backups") }
-        XCTAssertEqual(empty?.description, "No good snapshot matches 'latest' in /srv/backups. Run 'pgsnap list --dir /srv/backups'")
+        XCTAssertEqual(empty?.description, "No snapshot matches 'latest' in /srv/backups. Run 'pgsnap list --dir /srv/backups'")
     }
 }
 

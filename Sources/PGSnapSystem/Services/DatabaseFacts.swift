@@ -4,14 +4,18 @@ import PGSnapCore
 /// Queries pgsnap asks of a database, in one place.
 public enum DatabaseFacts {
     public static func migrationState(_ db: LibPQConnection) throws -> Manifest.MigrationState? {
-        // golang-migrate keeps one row in schema_migrations(version bigint, dirty boolean).
+        // golang-migrate keeps one row in schema_migrations(version bigint, dirty boolean); Rails and
+        // dbmate one row per applied migration (version varchar, no dirty column): the newest counts.
         guard try db.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL") == "t" else { return nil }
         let cols = try db.query("""
             SELECT count(*) FILTER (WHERE attname = 'version'), count(*) FILTER (WHERE attname = 'dirty')
             FROM pg_attribute WHERE attrelid = 'schema_migrations'::regclass AND NOT attisdropped
             """)
-        guard cols.first?[0] == "1", cols.first?[1] == "1" else { return nil }
-        let rows = try db.query("SELECT version::bigint, dirty::boolean FROM schema_migrations ORDER BY version DESC LIMIT 1")
+        guard cols.first?[0] == "1" else { return nil }
+        let query = cols.first?[1] == "1"
+            ? "SELECT version::bigint, dirty::boolean FROM schema_migrations ORDER BY version DESC LIMIT 1"
+            : "SELECT max(version::text::numeric)::bigint, false FROM schema_migrations WHERE version::text ~ '^[0-9]{1,18}$'"
+        let rows = try db.query(query)
         guard let row = rows.first, let v = row[0].flatMap({ Int64($0) }) else { return nil }
         return Manifest.MigrationState(version: v, dirty: row[1] == "t")
     }
@@ -27,8 +31,28 @@ public enum DatabaseFacts {
             SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
             WHERE d.datname = $1 AND s.setrole = 0
             """, [database]).compactMap { $0[0] }
+        var roleSettings: [String: [String]] = [:]
+        for row in try db.query("""
+            SELECT r.rolname, unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+            JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = $1 AND s.setrole <> 0 ORDER BY 1
+            """, [database]) {
+            guard let role = row[0], let setting = row[1] else { continue }
+            roleSettings[role, default: []].append(setting)
+        }
         return DatabaseProperties(owner: r[0] ?? "", encoding: r[1] ?? "UTF8", collate: r[2] ?? "C", ctype: r[3] ?? "C",
-                                  acl: r[4], settings: settings, comment: r[6], connectionLimit: r[5].flatMap { Int($0) })
+                                  acl: r[4], settings: settings, comment: r[6], connectionLimit: r[5].flatMap { Int($0) },
+                                  roleSettings: roleSettings.isEmpty ? nil : roleSettings)
+    }
+
+    /// How the backup's tables were locked against a TRUNCATE slipping in before pg_dump locks them.
+    public struct TableLocking: Sendable {
+        public var snapshotID: String
+        /// Tables pg_dump will lock (ordinary and partitioned).
+        public var tables: Int
+        /// False when locking them twice (ours, then pg_dump's) would not fit the server's lock table.
+        public var beforeSnapshot: Bool
+        /// Lock slots the whole server has: max_locks_per_transaction x (backends + prepared transactions).
+        public var lockSlots: Int
     }
 
     /// Locks every table (ACCESS SHARE, as pg_dump does) and only then takes and exports the
@@ -39,27 +63,39 @@ public enum DatabaseFacts {
     /// the database was never in. Locked first, such a statement either committed before the
     /// snapshot (its result is dumped) or waits until the dump is done.
     ///
-    /// - Throws: `PGSnapError` when a table stays locked by another session for `lockTimeoutMs`.
-    public static func lockTablesAndExportSnapshot(_ db: LibPQConnection, lockTimeoutMs: Int?) throws -> String {
+    /// Only what pg_dump locks is locked: ordinary and partitioned tables (LOCK refuses views,
+    /// materialized views and foreign tables). Our locks and pg_dump's are held at once, so this
+    /// needs two lock slots per table; when that would not fit the server's shared lock table the
+    /// snapshot is exported without them and pg_dump's own locking is all there is, exactly as
+    /// with plain pg_dump (`beforeSnapshot` false: the caller warns and notes it in the manifest).
+    ///
+    /// - Throws: `PGSnapError` when a table stays locked by another session for `lockTimeoutMs`, or cannot be locked.
+    public static func lockTablesAndExportSnapshot(_ db: LibPQConnection, lockTimeoutMs: Int?) throws -> TableLocking {
         let dropped = "42P01", lockTimeout = "55P03"
+        let slots = try lockSlots(db)
         for attempt in 1...5 {
             // Listed outside the transaction: in REPEATABLE READ the first query fixes the
             // snapshot, and LOCK must come before it.
             let tables = try db.query("""
                 SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname <> 'information_schema'
+                WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema'
                   AND n.nspname NOT LIKE 'pg\\_%'
                 ORDER BY c.oid
                 """).compactMap { $0[0] }
+            let inUse = Int(try db.scalar("SELECT count(*) FROM pg_locks") ?? "") ?? 0
+            // Ours and pg_dump's, plus a tenth of the table for everyone else.
+            let fits = 2 * tables.count + inUse <= slots - slots / 10
             try db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             if let lockTimeoutMs { try db.query("SET LOCAL lock_timeout = \(lockTimeoutMs)") }
             do {
-                if !tables.isEmpty {
+                if fits && !tables.isEmpty {
                     try db.query("LOCK TABLE \(tables.joined(separator: ", ")) IN ACCESS SHARE MODE")
                 }
-                return try db.scalar("SELECT pg_export_snapshot()") ?? ""
+                let id = try db.scalar("SELECT pg_export_snapshot()") ?? ""
+                return TableLocking(snapshotID: id, tables: tables.count, beforeSnapshot: fits, lockSlots: slots)
             } catch {
                 let state = db.lastSQLState
+                let message = db.lastErrorMessage
                 try? db.query("ROLLBACK")
                 if state == dropped && attempt < 5 { continue }  // a table was dropped meanwhile: list again
                 if state == lockTimeout {
@@ -68,10 +104,32 @@ public enum DatabaseFacts {
                         "could not lock every table (lock timeout after \(limit)): another session holds an exclusive lock (a running migration, VACUUM FULL or ALTER TABLE?)",
                         next: "Nothing was written; wait for it to finish, or raise --lock-wait-timeout")
                 }
-                throw error
+                if state == outOfSharedMemory {
+                    throw outOfLocks(tool: "locking the tables", tables: tables.count, slots: slots)
+                }
+                throw PGSnapError("could not lock table(s) before the snapshot: \(oneLine(message ?? "\(error)"))",
+                                  next: "Nothing was written; pg_dump needs the same locks: fix the cause (privileges?) and run the backup again")
             }
         }
         throw PGSnapError("tables kept being dropped while the backup started", next: "Nothing was written; run the backup again")
+    }
+
+    static let outOfSharedMemory = "53200"
+
+    /// The size of the server's shared lock table (PostgreSQL's NLOCKENTS).
+    static func lockSlots(_ db: LibPQConnection) throws -> Int {
+        let v = try db.scalar("""
+            SELECT current_setting('max_locks_per_transaction')::int * (current_setting('max_connections')::int
+                + current_setting('autovacuum_max_workers')::int + 1 + current_setting('max_worker_processes')::int
+                + current_setting('max_wal_senders')::int + current_setting('max_prepared_transactions')::int)
+            """)
+        return Int(v ?? "") ?? 0
+    }
+
+    /// "out of shared memory" from locking, said so that the cause and the setting are named.
+    public static func outOfLocks(tool: String, tables: Int, slots: Int) -> PGSnapError {
+        PGSnapError("\(tool) ran out of lock slots (out of shared memory): \(tables) tables, the server's lock table holds about \(slots)",
+                    next: "Raise max_locks_per_transaction on the server (it needs a restart) and run it again; nothing was kept")
     }
 
     static func formatSeconds(_ ms: Int) -> String {

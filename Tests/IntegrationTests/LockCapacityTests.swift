@@ -1,0 +1,177 @@
+import Foundation
+import XCTest
+
+/// pgsnap backs up and restores every database plain pg_dump and psql can, on the same server
+/// settings (issue 11): on a throwaway server whose lock table is small, a schema of 1,500 tables
+/// (each with a primary key) fits pg_dump's locks once but not twice, and not a one-transaction load.
+final class LockCapacityTests: XCTestCase {
+    static let tables = 1500
+    /// max_locks_per_transaction 64 x (10 connections + 22 other backends) = 2,048 lock slots.
+    static let settings = ["max_connections=10", "max_locks_per_transaction=64"]
+    nonisolated(unsafe) static var serverDir: String?
+    nonisolated(unsafe) static var serverEnv: [String: String?] = [:]
+    nonisolated(unsafe) static var startError: String?
+
+    override class func setUp() {
+        super.setUp()
+        let dir = "/tmp/pgsnap-lk-" + UUID().uuidString.prefix(6)
+        do {
+            let r = try Harness.run("/bin/bash", [Harness.repo + "/scripts/pg", "start", dir] + settings)
+            guard r.status == 0 else {
+                startError = "scripts/pg start failed: \(r.stderr)"
+                return
+            }
+            serverDir = dir
+            let text = try String(contentsOfFile: dir + "/env", encoding: .utf8)
+            for line in text.split(separator: "\n") where line.hasPrefix("export ") {
+                let pair = line.dropFirst("export ".count)
+                guard let eq = pair.firstIndex(of: "=") else { continue }
+                serverEnv[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+            }
+        } catch {
+            startError = "\(error)"
+        }
+    }
+
+    override class func tearDown() {
+        if let dir = serverDir { _ = try? Harness.run("/bin/bash", [Harness.repo + "/scripts/pg", "stop", dir]) }
+        super.tearDown()
+    }
+
+    var dirs: [String] = []
+
+    override func setUpWithError() throws {
+        // A failure, never a skip: CI must exercise the real thing.
+        if let e = Self.startError { XCTFail(e) }
+    }
+
+    override func tearDown() {
+        for d in dirs { try? FileManager.default.removeItem(atPath: d) }
+    }
+
+    @discardableResult
+    func run(_ tool: String, _ args: [String], stdin: Data? = nil) throws -> Harness.Result {
+        try Harness.run(Harness.pgbin + "/" + tool, args, env: Self.serverEnv, stdin: stdin)
+    }
+
+    func pgsnap(_ args: [String], dir: String) throws -> Harness.Result {
+        var e = Self.serverEnv
+        e["PGSNAP_DIR"] = dir
+        return try Harness.run(Harness.binary, args, env: e)
+    }
+
+    func sql(_ db: String, _ text: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let r = try run("psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", text])
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        return r.stdout.trimmingCharacters(in: .newlines)
+    }
+
+    /// A database of `tables` tables with a primary key and a row each, created in batches
+    /// (one transaction for all would itself run out of lock slots).
+    func makeManyTables() throws -> String {
+        let db = "many_" + UUID().uuidString.prefix(8).lowercased()
+        try sql("postgres", "CREATE DATABASE \(db)")
+        var script = "SET synchronous_commit = off;\n"
+        for batch in stride(from: 0, to: Self.tables, by: 150) {
+            script += "BEGIN;\n"
+            for i in batch..<min(batch + 150, Self.tables) {
+                script += "CREATE TABLE t\(i) (id int PRIMARY KEY, v text); INSERT INTO t\(i) VALUES (\(i), 'row \(i)');\n"
+            }
+            script += "COMMIT;\n"
+        }
+        let r = try run("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db], stdin: Data(script.utf8))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return db
+    }
+
+    func tempDir() throws -> String {
+        let d = try Harness.tempDir()
+        dirs.append(d)
+        return d
+    }
+
+    func testBackupAndRestoreOfMoreTablesThanFitTwiceInTheLockTable() throws {
+        let db = try makeManyTables()
+        // What plain tools do on this server: pg_dump succeeds, a one-transaction load does not.
+        let plain = try run("pg_dump", ["-d", db])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        try sql("postgres", "CREATE DATABASE \(db)_one_tx")
+        let oneTx = try run("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", db + "_one_tx"],
+                            stdin: Data(plain.stdout.utf8))
+        XCTAssertTrue(oneTx.stderr.contains("out of shared memory"), "precondition: psql -1 should run out of locks: \(oneTx.stderr)")
+        try sql("postgres", "DROP DATABASE \(db)_one_tx")
+
+        let dir = try tempDir()
+        let backup = try pgsnap(["backup", "-d", db], dir: dir)
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let warnings = backup.stderr.split(separator: "\n").filter { $0.hasPrefix("pgsnap: warning: ") }
+        XCTAssertEqual(warnings.count, 1, backup.stderr)
+        XCTAssertTrue(warnings.first?.contains("\(Self.tables) tables") ?? false, backup.stderr)
+        XCTAssertTrue(warnings.first?.contains("max_locks_per_transaction") ?? false, backup.stderr)
+        let id = Harness.snapshotID(backup)
+        let locking = try XCTUnwrap(try Harness.manifest(dir: dir, id: id)["table_locking"] as? [String: Any])
+        XCTAssertEqual(locking["mode"] as? String, "pg_dump_only")
+        XCTAssertEqual(locking["tables"] as? Int, Self.tables)
+
+        let copy = db + "_copy"
+        let restore = try pgsnap(["restore", id, "--target", copy], dir: dir)
+        XCTAssertEqual(restore.status, 0, restore.stderr)
+        XCTAssertEqual(try sql(copy, "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"), "\(Self.tables)")
+        XCTAssertEqual(try sql(copy, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE i.indisprimary AND c.relnamespace = 'public'::regnamespace"), "\(Self.tables)")
+        XCTAssertEqual(try sql(copy, "SELECT v FROM t1499"), "row 1499")
+        for name in [db, copy] { try sql("postgres", "DROP DATABASE \(name) WITH (FORCE)") }
+    }
+
+    /// When even pg_dump's own locks do not fit (another session holds as many), the error names the cause.
+    func testOutOfLockSlotsNamesTheSettingAndTheTableCount() throws {
+        let db = try makeManyTables()
+        let holder = try LockHolder(env: Self.serverEnv, database: db,
+                                    sql: "BEGIN; LOCK TABLE \((0..<Self.tables).map { "t\($0)" }.joined(separator: ", ")) IN ACCESS SHARE MODE;")
+        defer { holder.close() }
+        XCTAssertTrue(Harness.poll(timeout: 60) {
+            (try? self.sql("postgres", "SELECT count(*) >= \(Self.tables) FROM pg_locks WHERE mode = 'AccessShareLock'")) == "t"
+        }, "the holder never took its locks")
+        let plain = try run("pg_dump", ["-d", db])
+        XCTAssertNotEqual(plain.status, 0, "precondition: plain pg_dump should run out of locks too")
+
+        let dir = try tempDir()
+        let r = try pgsnap(["backup", "-d", db, "--quiet"], dir: dir)
+        XCTAssertEqual(r.status, 1, r.stderr)
+        let errors = r.stderr.split(separator: "\n").filter { !$0.hasPrefix("pgsnap: warning: ") }
+        XCTAssertEqual(errors.count, 1, r.stderr)
+        let line = String(errors.first ?? "")
+        XCTAssertTrue(line.hasPrefix("pgsnap: "), line)
+        XCTAssertTrue(line.contains("max_locks_per_transaction"), line)
+        XCTAssertTrue(line.contains("\(Self.tables) tables"), line)
+        XCTAssertEqual(Harness.snapshotFiles(dir), [], "a failed backup left files")
+        holder.close()
+        try sql("postgres", "DROP DATABASE \(db) WITH (FORCE)")
+    }
+}
+
+/// A psql session that runs `sql` and then stays open (its stdin is a pipe we keep) until `close`.
+final class LockHolder {
+    let process = Process()
+    private let input = Pipe()
+    private var closed = false
+
+    init(env: [String: String?], database: String, sql: String) throws {
+        process.executableURL = URL(fileURLWithPath: Harness.pgbin + "/psql")
+        process.arguments = ["-X", "-q", "-d", database]
+        var e = Harness.env
+        for (k, v) in env { e[k] = v }
+        process.environment = e
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try input.fileHandleForWriting.write(contentsOf: Data((sql + "\n").utf8))
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        try? input.fileHandleForWriting.close()
+        if process.isRunning { process.waitUntilExit() }
+    }
+}
