@@ -66,7 +66,7 @@ final class TortureFaultTests: XCTestCase {
 
     /// pgsnap's restoring psql (not its `psql --version` probe).
     private static func psqlChild(of pid: Int32) -> Int32? {
-        Torture.child(of: pid, named: "psql", withArgument: "--single-transaction")
+        Torture.child(of: pid, named: "psql", withArgument: "ON_ERROR_STOP=1")
     }
 
     /// Puts what pgsnap said after a fault into the test log, for the person reading it.

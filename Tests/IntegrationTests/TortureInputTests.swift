@@ -964,8 +964,12 @@ final class TortureInputTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: Harness.manifestPath(dir: dir, id: older))
                           && FileManager.default.fileExists(atPath: Harness.dumpPath(dir: dir, id: older)),
                           "\(context): prune deleted \(older), the only restorable snapshot: \(prune.stderr)")
-            let restore = try pgsnap(["restore", "latest", "--dbname=\(db)", "--target=\(db)_copy\(n)"], dir: dir)
-            XCTAssertEqual(restore.status, 0, "\(context): after prune, 'restore latest' must still find a snapshot: \(restore.stderr)")
+            // 'latest' is the rejected one: refused, naming the older snapshot, which restores on purpose.
+            let latest = try pgsnap(["restore", "latest", "--dbname=\(db)", "--target=\(db)_copy\(n)"], dir: dir)
+            XCTAssertEqual(latest.status, 2, "\(context): 'restore latest' must refuse the rejected newest snapshot: \(latest.stderr)")
+            XCTAssertTrue(latest.stderr.contains("pgsnap restore \(older)"), "\(context): must name the older snapshot: \(latest.stderr)")
+            let restore = try pgsnap(["restore", older, "--dbname=\(db)", "--target=\(db)_copy\(n)"], dir: dir)
+            XCTAssertEqual(restore.status, 0, "\(context): after prune, the older snapshot must still restore: \(restore.stderr)")
         }
     }
 
