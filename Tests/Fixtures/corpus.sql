@@ -359,6 +359,12 @@ CREATE TABLE "schéma ünïcødé 表"."tåble 表" (id int PRIMARY KEY, "値" t
 INSERT INTO "schéma ünïcødé 表"."tåble 表" VALUES (1, 'いち'), (2, 'に'), (3, E'\\N not null');
 CREATE TABLE "select"."from" ("where" int PRIMARY KEY, "order" text, "group" text);
 INSERT INTO "select"."from" VALUES (1, 'by', 'by'), (2, NULL, '');
+-- A newline inside a table and a column name: pg_dump's COPY line for it spans two lines.
+CREATE TABLE public."line
+break" ("col
+with newline" int, v text);
+INSERT INTO public."line
+break" VALUES (1, 'a'), (2, E'b\nc'), (3, NULL);
 CREATE TABLE public."UPPER lower" (id int);
 INSERT INTO public."UPPER lower" VALUES (1), (NULL);
 COMMENT ON TABLE "Weird.Schema ""q"""."table ""with"" quotes.and dots" IS 'awkward names';
@@ -390,8 +396,13 @@ CREATE TRIGGER orders_audit_row AFTER INSERT OR UPDATE OF amount ON public.order
 CREATE TRIGGER orders_audit_stmt AFTER TRUNCATE ON public.orders FOR EACH STATEMENT EXECUTE FUNCTION public.audit();
 CREATE CONSTRAINT TRIGGER orders_amount_limit AFTER INSERT OR UPDATE ON public.orders
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.check_amount();
+CREATE FUNCTION "Weird.Schema ""q"""."touch ""row"""() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW."a.b" := coalesce(NEW."a.b", 'touched');
+    RETURN NEW;
+END $$;
 CREATE TRIGGER "trigger ""odd"" name" BEFORE UPDATE ON "Weird.Schema ""q"""."table ""with"" quotes.and dots"
-    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION public.audit();
+    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION "Weird.Schema ""q"""."touch ""row"""();
 CREATE TRIGGER events_audit AFTER INSERT ON public.events FOR EACH ROW EXECUTE FUNCTION public.audit();
 CREATE TRIGGER disabled_trigger AFTER DELETE ON public.customers FOR EACH ROW EXECUTE FUNCTION public.audit();
 ALTER TABLE public.customers DISABLE TRIGGER disabled_trigger;
@@ -518,6 +529,72 @@ GRANT SELECT, UPDATE ON LARGE OBJECT 424203 TO pgsnap_corpus_writer;
 COMMENT ON LARGE OBJECT 424201 IS 'a large object with owner, ACL and comment';
 CREATE TABLE public.attachments (id int PRIMARY KEY, blob oid NOT NULL);
 INSERT INTO public.attachments VALUES (1, 424201), (2, 424202), (3, 424203);
+
+-- ---------------------------------------------------------------------------------------------
+-- More kinds: a procedural language, typed tables, domain over domain, arrays of user types,
+-- unlogged sequence, NOT VALID / NO INHERIT constraints (with a row the NOT VALID FK rejects),
+-- hash / spgist indexes, replica identity by index, attribute options, a foreign partition,
+-- a 63-byte name, the public schema's own ACL and comment
+-- ---------------------------------------------------------------------------------------------
+-- The handlers are C functions of our own over plpgsql's library: pg_dump 15 writes a language
+-- whose handler lives in pg_catalog as a bare "CREATE LANGUAGE name", which only works for
+-- languages that are extensions.
+CREATE FUNCTION public.corpus_call_handler() RETURNS language_handler LANGUAGE c AS '$libdir/plpgsql', 'plpgsql_call_handler';
+CREATE FUNCTION public.corpus_inline_handler(internal) RETURNS void LANGUAGE c STRICT AS '$libdir/plpgsql', 'plpgsql_inline_handler';
+CREATE FUNCTION public.corpus_validator(oid) RETURNS void LANGUAGE c STRICT AS '$libdir/plpgsql', 'plpgsql_validator';
+CREATE TRUSTED LANGUAGE corpus_plpgsql HANDLER public.corpus_call_handler INLINE public.corpus_inline_handler
+    VALIDATOR public.corpus_validator;
+COMMENT ON LANGUAGE corpus_plpgsql IS 'a second procedural language';
+CREATE FUNCTION public.in_corpus_language(i int) RETURNS int LANGUAGE corpus_plpgsql AS $$ BEGIN RETURN i * 2; END $$;
+DO LANGUAGE corpus_plpgsql $$ BEGIN IF public.in_corpus_language(2) <> 4 THEN RAISE EXCEPTION 'language broken'; END IF; END $$;
+
+CREATE TABLE public.points OF "Weird.Schema ""q"""."Point 3D" (x WITH OPTIONS NOT NULL, PRIMARY KEY (x));
+INSERT INTO public.points SELECT g, g * 1.5, -g FROM generate_series(1, 10) g;
+COMMENT ON COLUMN "Weird.Schema ""q"""."Point 3D"."z.axis" IS 'composite attribute comment';
+
+CREATE DOMAIN public.small_positive AS positive_int CHECK (VALUE < 1000);
+CREATE TABLE public.typed_arrays (
+    id          int PRIMARY KEY,
+    smalls      small_positive[],
+    multis      float_multirange[],
+    emails      email[],
+    nested      int[][] ,
+    postal      us_postal
+);
+INSERT INTO public.typed_arrays VALUES
+    (1, '{1,2,999}', ARRAY[float_multirange(float_range(1, 2)), '{}'::float_multirange], '{a@b,C@D}', '{{1,2},{3,4}}', DEFAULT),
+    (2, '{}', NULL, ARRAY[NULL::email], '{}', '12345');
+
+CREATE UNLOGGED SEQUENCE public.unlogged_seq;
+SELECT nextval('public.unlogged_seq') FROM generate_series(1, 3);
+
+ALTER TABLE public.vehicles ADD CONSTRAINT wheels_small CHECK (wheels < 100) NO INHERIT;
+ALTER TABLE public.audit_log ADD CONSTRAINT audit_op_nonempty CHECK (op <> '') NOT VALID;
+CREATE TABLE public.order_notes (id int PRIMARY KEY, order_id bigint, body text);
+INSERT INTO public.order_notes VALUES (1, 1, 'fine'), (2, 999999, 'orphan kept by a NOT VALID foreign key');
+ALTER TABLE public.order_notes ADD CONSTRAINT order_notes_order_fk FOREIGN KEY (order_id) REFERENCES public.orders (id)
+    MATCH FULL ON UPDATE RESTRICT NOT VALID;
+ALTER TABLE public.rule_target ADD CONSTRAINT rule_target_uniq UNIQUE (id) DEFERRABLE INITIALLY IMMEDIATE;
+
+CREATE INDEX customers_email_hash ON public.customers USING hash (email);
+CREATE INDEX ranges_during_spgist ON public.ranges USING spgist (during);
+ALTER INDEX public.orders_expr_idx ALTER COLUMN 1 SET STATISTICS 300;
+ALTER TABLE public.session_cache REPLICA IDENTITY USING INDEX session_cache_pkey;
+ALTER TABLE public.orders ALTER COLUMN placed SET (n_distinct = 700);
+
+CREATE TABLE public.measurements (city int, logdate date NOT NULL) PARTITION BY RANGE (logdate);
+CREATE TABLE public.measurements_local PARTITION OF public.measurements FOR VALUES FROM ('2000-01-01') TO ('2100-01-01');
+CREATE FOREIGN TABLE public.measurements_remote PARTITION OF public.measurements
+    FOR VALUES FROM ('1990-01-01') TO ('2000-01-01') SERVER "remote server" OPTIONS (table_name 'measurements');
+INSERT INTO public.measurements_local VALUES (1, '2020-02-02'), (2, '2021-03-03');
+COMMENT ON COLUMN public.measurements_remote.city IS 'foreign table column comment';
+
+CREATE TABLE public.a_name_of_exactly_sixty_three_bytes_xxxxxxxxxxxxxxxxxxxxxxxxxxx (
+    a_column_name_of_exactly_sixty_three_bytes_yyyyyyyyyyyyyyyyyyyy int);
+INSERT INTO public.a_name_of_exactly_sixty_three_bytes_xxxxxxxxxxxxxxxxxxxxxxxxxxx VALUES (63);
+
+COMMENT ON SCHEMA public IS 'public, with a changed comment';
+GRANT CREATE ON SCHEMA public TO pgsnap_corpus_writer;
 
 -- ---------------------------------------------------------------------------------------------
 -- golang-migrate's schema_migrations

@@ -56,12 +56,16 @@ struct DatabaseFingerprint: Equatable {
         }.map(String.init)
     }
 
+    /// A relation's name as a label on one output line: schema-qualified, quoted as needed, a
+    /// newline inside a name written as `\\n` (psql would otherwise split the line).
+    static let label = "replace(format('%I.%I', n.nspname, c.relname), E'\\n', '\\n')"
+
     /// Every relation that stores rows of its own: tables (partitions included) and matviews.
     static let rowsQuery = """
         SELECT CASE WHEN c.relkind = 'm' AND NOT c.relispopulated
-                    THEN format('SELECT %L || '': not populated''', format('%I.%I', n.nspname, c.relname))
+                    THEN format('SELECT %L || '': not populated''', \(label))
                     ELSE format('SELECT %L || '': '' || count(*) || '' rows '' || md5(coalesce(string_agg(t::text, E''\\n'' ORDER BY t::text), '''')) FROM ONLY %s t',
-                                format('%I.%I', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname))
+                                \(label), format('%I.%I', n.nspname, c.relname))
                END
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
@@ -70,7 +74,7 @@ struct DatabaseFingerprint: Equatable {
 
     static let sequencesQuery = """
         SELECT format('SELECT %L || '': last_value '' || last_value || '' is_called '' || is_called FROM %s',
-                      format('%I.%I', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname))
+                      \(label), format('%I.%I', n.nspname, c.relname))
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
         ORDER BY format('%I.%I', n.nspname, c.relname) COLLATE "C"
@@ -93,8 +97,8 @@ struct DatabaseFingerprint: Equatable {
             UNION ALL
             SELECT 'comment=' || coalesce(quote_literal(shobj_description(d.oid, 'pg_database')), '-') FROM d
             UNION ALL
-            (SELECT 'security label ' || l.provider || '=' || quote_literal(l.label) FROM d JOIN pg_shseclabel l
-                ON l.objoid = d.oid AND l.classoid = 'pg_database'::regclass ORDER BY 1 COLLATE "C")
+            (SELECT x FROM (SELECT 'security label ' || l.provider || '=' || quote_literal(l.label) AS x FROM d JOIN pg_shseclabel l
+                ON l.objoid = d.oid AND l.classoid = 'pg_database'::regclass) labels ORDER BY x COLLATE "C")
             UNION ALL
             SELECT 'acl=' || coalesce((
                 SELECT string_agg(g, ' ' ORDER BY g COLLATE "C") FROM (
@@ -103,8 +107,8 @@ struct DatabaseFingerprint: Equatable {
                                   a.privilege_type, CASE WHEN a.is_grantable THEN '*' ELSE '' END) AS g
                     FROM aclexplode(d.datacl) a) grants), CASE WHEN d.datacl IS NULL THEN 'default' ELSE 'none' END) FROM d
             UNION ALL
-            (SELECT format('setting %s: %s', CASE WHEN s.setrole = 0 THEN '(all roles)' ELSE pg_get_userbyid(s.setrole) END, c)
-             FROM d JOIN pg_db_role_setting s ON s.setdatabase = d.oid, unnest(s.setconfig) c ORDER BY 1 COLLATE "C")
+            (SELECT x FROM (SELECT format('setting %s: %s', CASE WHEN s.setrole = 0 THEN '(all roles)' ELSE pg_get_userbyid(s.setrole) END, c) AS x
+             FROM d JOIN pg_db_role_setting s ON s.setdatabase = d.oid, unnest(s.setconfig) c) settings ORDER BY x COLLATE "C")
             """
     }
 
@@ -143,7 +147,7 @@ struct DatabaseFingerprint: Equatable {
                 shown += 1
             }
             if missing.isEmpty && extra.isEmpty {
-                let first = zip(a.lines, b.lines).firstIndex { $0 != $1 } ?? min(a.lines.count, b.lines.count)
+                let first = (0..<min(a.lines.count, b.lines.count)).first { a.lines[$0] != b.lines[$0] } ?? min(a.lines.count, b.lines.count)
                 out.append("  same lines, different order or multiplicity; first difference at line \(first + 1)")
             }
         }

@@ -16,7 +16,15 @@ final class FidelityTests: XCTestCase {
     }
 
     override func tearDown() {
-        fixture?.cleanUp()
+        if let fixture {
+            // DROP DATABASE refuses a database that holds a subscription, even WITH (FORCE).
+            for db in fixture.databases {
+                CorpusCluster.dropSubscriptions(in: db)
+                for previous in (try? RestoreFixture.previousDatabases(of: db)) ?? [] { CorpusCluster.dropSubscriptions(in: previous) }
+            }
+            for scratch in (try? RestoreFixture.scratchDatabases()) ?? [] { CorpusCluster.dropSubscriptions(in: scratch) }
+            fixture.cleanUp()
+        }
         fixture = nil
     }
 
@@ -105,6 +113,31 @@ final class FidelityTests: XCTestCase {
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
     }
 
+    /// The manifest's row counts cover every table with its true count, awkward names included
+    /// (a name with a newline makes pg_dump's COPY line span two lines).
+    func testManifestCountsEveryTableOfCorpus() throws {
+        let db = try corpusDatabase()
+        let id = try backupAndVerify(db)
+        let manifestRows = try XCTUnwrap(try Harness.manifest(dir: fixture.dir, id: id)["table_rows"] as? [String: Any])
+        var recorded: [String: Int64] = [:]
+        for (k, v) in manifestRows { recorded[k.replacingOccurrences(of: "\n", with: "\\n")] = (v as? NSNumber)?.int64Value }
+        let actual = try DatabaseFingerprint.gexec(db, """
+            SELECT format('SELECT %L || E''\\t'' || count(*) FROM ONLY %I.%I', \(DatabaseFingerprint.label), n.nspname, c.relname)
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            """, file: #filePath, line: #line)
+        var expected: [String: Int64] = [:]
+        for l in actual {
+            guard let tab = l.lastIndex(of: "\t") else { continue }
+            expected[String(l[..<tab])] = Int64(l[l.index(after: tab)...])
+        }
+        XCTAssertGreaterThan(expected.count, 30)
+        XCTAssertEqual(Set(recorded.keys).symmetricDifference(expected.keys).sorted(), [], "tables missing from or extra in the manifest")
+        for (table, n) in expected where recorded[table] != nil {
+            XCTAssertEqual(recorded[table], n, "rows of \(table)")
+        }
+    }
+
     /// Damage the original every way a bad migration could, restore over it: it is the corpus again.
     func testRestoreOverDamagedOriginalReproducesCorpus() throws {
         let db = try corpusDatabase()
@@ -173,7 +206,8 @@ final class FidelityTests: XCTestCase {
         let original = try DatabaseFingerprint.of(db)
 
         let id = try backupAndVerify(db)
-        XCTAssertEqual(try migrationVersion(id), newest, "manifest: \(try Harness.manifest(dir: fixture.dir, id: id)["migration"] ?? "none")")
+        let recorded = try Harness.manifest(dir: fixture.dir, id: id)["migration"]
+        XCTAssertEqual(try migrationVersion(id), newest, "manifest migration: \(recorded ?? "none")")
 
         let copy = "\(db)_copy"
         fixture.track(database: copy)
@@ -202,6 +236,16 @@ enum CorpusCluster {
             try FileManager.default.setAttributes([.ownerAccountName: user], ofItemAtPath: location)
         }
         try Harness.psql("postgres", "CREATE TABLESPACE \(tablespace) LOCATION '\(location)'")
+    }
+
+    /// Drops the subscriptions of `database` (the corpus's never has a slot), so it can be dropped.
+    static func dropSubscriptions(in database: String) {
+        let sql = """
+            SELECT format('DROP SUBSCRIPTION %I', subname) FROM pg_subscription
+            WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+            \\gexec
+            """
+        _ = try? Harness.run(Harness.pgbin + "/psql", ["-X", "-q", "-d", database], stdin: Data(sql.utf8))
     }
 
     /// Best effort, after every corpus database is gone: the tablespace, then the roles.
