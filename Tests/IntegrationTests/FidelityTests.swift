@@ -43,14 +43,30 @@ final class FidelityTests: XCTestCase {
         return db
     }
 
+    /// Thrown after a failed step, so the test stops at its first real failure instead of
+    /// piling up errors about databases that were never made.
+    struct StepFailed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// `pgsnap ARGS`; a non-zero exit fails the test and stops it.
+    @discardableResult
+    func pgsnapStep(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Harness.Result {
+        let r = try fixture.pgsnap(args)
+        guard r.status == 0 else {
+            let what = "pgsnap \(args.joined(separator: " ")) exited \(r.status): \(r.stderr)"
+            XCTFail(what, file: file, line: line)
+            throw StepFailed(description: what)
+        }
+        return r
+    }
+
     /// `pgsnap backup -d db ARGS`, then `pgsnap verify ID`; returns the id.
     func backupAndVerify(_ db: String, _ extra: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let b = try fixture.pgsnap(["backup", "-d", db] + extra)
-        XCTAssertEqual(b.status, 0, "backup failed: \(b.stderr)", file: file, line: line)
+        let b = try pgsnapStep(["backup", "-d", db] + extra, file: file, line: line)
         let id = Harness.snapshotID(b)
         XCTAssertTrue(id.hasPrefix(db + "_"), "unexpected snapshot id '\(id)'; stderr: \(b.stderr)", file: file, line: line)
-        let v = try fixture.pgsnap(["verify", id])
-        XCTAssertEqual(v.status, 0, "verify \(id) failed: \(v.stdout) \(v.stderr)", file: file, line: line)
+        try pgsnapStep(["verify", id], file: file, line: line)
         return id
     }
 
@@ -106,8 +122,7 @@ final class FidelityTests: XCTestCase {
 
         let copy = "\(db)_copy"
         fixture.track(database: copy)
-        let r = try fixture.pgsnap(["restore", id, "--target", copy, "-d", db])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        try pgsnapStep(["restore", id, "--target", copy, "-d", db])
         DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "restore --target \(copy)")
         DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(db), original, "the original after restore --target")
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
@@ -170,8 +185,7 @@ final class FidelityTests: XCTestCase {
         let held = try HeldSession(database: db, applicationName: "fidelity_held")
         defer { held.close() }
         XCTAssertTrue(try held.waitUntilConnected(), "the held psql session never appeared")
-        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--terminate-connections"])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        try pgsnapStep(["restore", id, "-d", db, "--yes", "--terminate-connections"])
         DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(db), original, "restore over the damaged original")
         let previous = try RestoreFixture.previousDatabases(of: db)
         XCTAssertEqual(previous.count, 1, "expected the damaged database kept aside: \(previous)")
@@ -189,8 +203,7 @@ final class FidelityTests: XCTestCase {
             let id = try backupAndVerify(db, ["--compress", mode])
             let copy = "\(db)_\(mode)"
             fixture.track(database: copy)
-            let r = try fixture.pgsnap(["restore", id, "--target", copy, "-d", db])
-            XCTAssertEqual(r.status, 0, "\(mode): \(r.stderr)")
+            try pgsnapStep(["restore", id, "--target", copy, "-d", db])
             DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "--compress \(mode)")
         }
     }
@@ -211,8 +224,7 @@ final class FidelityTests: XCTestCase {
 
         let copy = "\(db)_copy"
         fixture.track(database: copy)
-        let r = try fixture.pgsnap(["restore", id, "--target", copy, "-d", db])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        try pgsnapStep(["restore", id, "--target", copy, "-d", db])
         DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "Rails-shaped restore --target")
     }
 }
