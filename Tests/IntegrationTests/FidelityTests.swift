@@ -153,6 +153,27 @@ final class FidelityTests: XCTestCase {
         }
     }
 
+    /// The databases pgsnap drops itself (a restore test's scratch database, the previous one
+    /// under --drop-previous) go, although the corpus holds a subscription: DROP DATABASE
+    /// refuses a database with a subscription, even WITH (FORCE).
+    func testRestoreTestAndDropPreviousLeaveNothingBehind() throws {
+        let db = try corpusDatabase()
+        let original = try DatabaseFingerprint.of(db)
+        let id = try backupAndVerify(db)
+
+        let tested = try fixture.pgsnap(["verify", id, "--restore-test", "-d", db])
+        XCTAssertEqual(tested.status, 0, tested.stderr)
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [], "verify --restore-test left its scratch database")
+        CorpusCluster.dropLeftoverScratchDatabases()
+
+        try Harness.psql(db, "DELETE FROM public.orders WHERE id % 3 = 0")
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--drop-previous"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [], "--drop-previous kept the previous database")
+        DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(db), original, "restore --drop-previous")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
     /// Damage the original every way a bad migration could, restore over it: it is the corpus again.
     func testRestoreOverDamagedOriginalReproducesCorpus() throws {
         let db = try corpusDatabase()
@@ -208,6 +229,27 @@ final class FidelityTests: XCTestCase {
         }
     }
 
+    /// Properties fixed when a database is created (ICU locale provider, default tablespace):
+    /// the restored database is created with them too.
+    func testDatabaseLocaleProviderAndTablespaceSurvive() throws {
+        let db = "fidicu_\(UUID().uuidString.prefix(8).lowercased())"
+        fixture.track(database: db)
+        try Harness.psql("postgres", """
+            CREATE DATABASE \(db) TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' \
+            LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' TABLESPACE \(CorpusCluster.tablespace)
+            """)
+        try Harness.psqlFile(db, Harness.repo + "/Tests/Fixtures/corpus-rails-migrations.sql")
+        let original = try DatabaseFingerprint.of(db)
+        let properties = original.sections.last?.lines.first ?? ""
+        XCTAssertTrue(properties.contains("provider=i icu=de-DE tablespace=\(CorpusCluster.tablespace)"), properties)
+
+        let id = try backupAndVerify(db)
+        let copy = "\(db)_copy"
+        fixture.track(database: copy)
+        try pgsnapStep(["restore", id, "--target", copy, "-d", db])
+        DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "ICU database in a tablespace, restore --target")
+    }
+
     /// Rails / dbmate keep one varchar row per migration and no dirty column: the manifest records
     /// the newest version by number (not by text), and the database round-trips.
     func testRailsShapedSchemaMigrationsRecordNewestVersion() throws {
@@ -258,6 +300,15 @@ enum CorpusCluster {
             \\gexec
             """
         _ = try? Harness.run(Harness.pgbin + "/psql", ["-X", "-q", "-d", database], stdin: Data(sql.utf8))
+    }
+
+    /// Drops scratch databases a failed step left (subscriptions first), so the next step's
+    /// own checks see only what it did.
+    static func dropLeftoverScratchDatabases() {
+        for scratch in (try? RestoreFixture.scratchDatabases()) ?? [] {
+            dropSubscriptions(in: scratch)
+            Harness.dropDatabase(scratch)
+        }
     }
 
     /// Best effort, after every corpus database is gone: the tablespace, then the roles.
