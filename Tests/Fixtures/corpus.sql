@@ -1,13 +1,17 @@
 -- pgsnap fidelity corpus: one database holding at least one of every kind of object a plain
 -- pg_dump (PostgreSQL 15) can carry, with awkward names wherever a name can go.
 --
--- Loaded by Tests/IntegrationTests/FidelityTests.swift with
+-- Loaded by Tests/IntegrationTests/CorpusTestCase.swift with
 --     psql -X -q -v ON_ERROR_STOP=1 -d <fresh database> -f corpus.sql
--- Preconditions (cluster-wide, so the test sets them up, not this file):
---   * the tablespace pgsnap_corpus_space exists (CREATE TABLESPACE cannot run in a transaction
---     and needs a directory owned by the server's OS user);
--- Roles are cluster-wide too: they are created here if missing (DO blocks), with names no other
--- test uses. psql's own :DBNAME variable names the database for the database-level statements.
+-- Precondition: the tablespace pgsnap_corpus_space exists. It is cluster-wide, CREATE TABLESPACE
+-- cannot run in a transaction and needs a directory owned by the server's OS user, so the test
+-- creates it (CorpusCluster.prepare). Roles are cluster-wide too: they are created here if missing
+-- (DO blocks), with names no other test uses. psql's own :DBNAME variable names the database for
+-- the database-level statements.
+--
+-- Not here, because PostgreSQL 15 with Debian's contrib cannot make them: security labels (no
+-- label provider; dummy_seclabel is a test module) and transforms (they need C functions of a
+-- language other than plpgsql, e.g. hstore_plperl from postgresql-plperl).
 --
 -- Everything is deterministic (no random(), no now() in stored data): two loads of this file
 -- have equal fingerprints, and so must a backup and its restore.
