@@ -30,10 +30,21 @@ enum Harness {
         var pid: Int32
     }
 
+    /// A no-op SIGPIPE handler, installed once: writing stdin to a child that already exited
+    /// (psql that could not connect) then throws EPIPE instead of killing the whole test process
+    /// with signal 13. A handler, not SIG_IGN: handlers reset at exec, so children are unaffected.
+    static let sigpipeHandled: Void = {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        sigaction(SIGPIPE, &action, nil)
+    }()
+
     /// Runs `executable` with `args`, environment = ours + `env` (nil values remove a variable).
     @discardableResult
     static func run(_ executable: String, _ args: [String], env extra: [String: String?] = [:], stdin: Data? = nil,
                     whileRunning: ((Int32) -> Void)? = nil) throws -> Result {
+        _ = sigpipeHandled
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
