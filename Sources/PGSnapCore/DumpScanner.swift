@@ -19,6 +19,8 @@ public struct DumpScanner: Sendable {
     private var inCopy = false
     private var rows: Int64 = 0
     private var sawDataHeader = false
+    /// A COPY statement whose quoted table or column name holds a newline, so far.
+    private var pendingCopy: [UInt8]?
     /// The current line's first bytes (all of it in SQL mode, up to `lineCap`).
     private var line: [UInt8] = []
     private var lineLength = 0
@@ -96,17 +98,34 @@ public struct DumpScanner: Sendable {
             }
             return
         }
+        if let pending = pendingCopy {
+            // A quoted name with a newline in it: the COPY statement goes on past this line.
+            pendingCopy = nil
+            guard lineLength == line.count else { return }
+            startCopy(pending + [0x0A] + line)
+            return
+        }
         if line.starts(with: DumpScanner.dataHeader) {
             sawDataHeader = DumpScanner.contains(line, DumpScanner.tableDataMarker)
             return
         }
         if line.first == 0x2D || lineLength == 0 { return }  // comment or blank: the header still applies
         defer { sawDataHeader = false }
-        guard sawDataHeader, line.starts(with: DumpScanner.copyPrefix), lineLength == line.count,
-              line.count > DumpScanner.copySuffix.count,
-              Array(line.suffix(DumpScanner.copySuffix.count)) == DumpScanner.copySuffix
+        guard sawDataHeader, line.starts(with: DumpScanner.copyPrefix), lineLength == line.count else { return }
+        startCopy(line)
+    }
+
+    /// `COPY name (columns) FROM stdin;`, possibly still open inside a quoted name.
+    private mutating func startCopy(_ statement: [UInt8]) {
+        let quotes = statement.reduce(0) { $1 == 0x22 ? $0 + 1 : $0 }
+        if quotes % 2 == 1 {
+            if statement.count < DumpScanner.lineCap { pendingCopy = statement }
+            return
+        }
+        guard statement.count > DumpScanner.copySuffix.count,
+              Array(statement.suffix(DumpScanner.copySuffix.count)) == DumpScanner.copySuffix
         else { return }
-        let text = String(decoding: line.dropFirst(DumpScanner.copyPrefix.count), as: UTF8.self)
+        let text = String(decoding: statement.dropFirst(DumpScanner.copyPrefix.count), as: UTF8.self)
         guard let (name, _) = QualifiedName.parsePrefix(Substring(text)) else { return }
         tables.append((name, 0))
         rows = 0

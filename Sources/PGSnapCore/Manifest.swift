@@ -301,6 +301,9 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
         case comment
         case connectionLimit = "connection_limit"
         case roleSettings = "role_settings"
+        case localeProvider = "locale_provider"
+        case iculocale = "icu_locale"
+        case tablespace
     }
     public var owner: String
     public var encoding: String
@@ -315,10 +318,19 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
     /// `ALTER ROLE r IN DATABASE ... SET` settings, by role name: kept under the database's oid,
     /// so a database restored anew would lose them.
     public var roleSettings: [String: [String]]?
+    /// `datlocprovider` ("c" libc, "i" ICU) and the ICU locale: fixed when a database is created.
+    public var localeProvider: String?
+    public var iculocale: String?
+    /// The database's default tablespace, when not pg_default: fixed when it is created, too.
+    public var tablespace: String?
 
     public init(owner: String, encoding: String, collate: String, ctype: String, acl: String?, settings: [String], comment: String?,
-                connectionLimit: Int?, roleSettings: [String: [String]]? = nil) {
+                connectionLimit: Int?, roleSettings: [String: [String]]? = nil, localeProvider: String? = nil, iculocale: String? = nil,
+                tablespace: String? = nil) {
         self.roleSettings = roleSettings
+        self.localeProvider = localeProvider
+        self.iculocale = iculocale
+        self.tablespace = tablespace
         self.owner = owner
         self.encoding = encoding
         self.collate = collate
@@ -339,6 +351,9 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
         comment = try f.optional("comment", JSONFields.string)
         connectionLimit = try f.optional("connection_limit", JSONFields.int)
         roleSettings = try f.optional("role_settings", JSONFields.stringsMap)
+        localeProvider = try f.optional("locale_provider", JSONFields.string)
+        iculocale = try f.optional("icu_locale", JSONFields.string)
+        tablespace = try f.optional("tablespace", JSONFields.string)
     }
 }
 

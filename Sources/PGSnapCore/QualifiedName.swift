@@ -24,7 +24,8 @@ public enum QualifiedName {
                         j = k
                         break
                     }
-                    if text[j] == "\n" || text[j] == "\0" { return nil }
+                    // A newline is a legal identifier character (pg_dump writes it as is); NUL never is.
+                    if text[j] == "\0" { return nil }
                     ident.append(text[j])
                     j = text.index(after: j)
                 }

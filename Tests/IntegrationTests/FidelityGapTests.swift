@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// Fidelity gaps the corpus found beyond issue 11's list, one test each; they fail until fixed.
+/// Fidelity gaps the corpus found beyond issue 11's list, one test each (each failed before its fix).
 ///
 /// - A table or column name with a newline: pg_dump's COPY line spans two lines, DumpScanner
 ///   misses the table, so the manifest has no row count for it and restore checks nothing there.

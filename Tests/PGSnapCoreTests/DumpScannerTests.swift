@@ -203,6 +203,23 @@ final class DumpScannerTests: XCTestCase {
         }
     }
 
+    /// pg_dump writes a name holding a newline as is, inside quotes: the COPY line spans lines.
+    func testNewlineInsideAQuotedTableOrColumnNameIsOneCopyStatement() {
+        let header = "--\n-- Data for Name: a b; Type: TABLE DATA; Schema: public; Owner: postgres\n--\n\n"
+        let table = header + "COPY public.\"a\nb\" (id, \"x\ny\nz\") FROM stdin;\n1\t2\n3\t4\n\\.\n"
+        XCTAssertEqual(DumpScannerTests.scan(table).tables, ["public.\"a\nb\""])
+        XCTAssertEqual(DumpScannerTests.scan(table).rows, [2])
+        // Split anywhere, the count is the same.
+        let bytes = Array(table.utf8)
+        for cut in 1..<bytes.count {
+            let scan = DumpScannerTests.scan([bytes[..<cut], bytes[cut...]])
+            XCTAssertEqual(scan.rows, [2], "cut at \(cut): \(scan)")
+        }
+        // A quote that never closes (pg_dump never writes one) starts no block: nothing is counted as rows.
+        let broken = header + "COPY public.\"a FROM stdin;\n" + header + "COPY public.t (id) FROM stdin;\n1\n\\.\n"
+        XCTAssertEqual(DumpScannerTests.scan(broken).tables.count, 0, "a COPY with an open quote is not data")
+    }
+
     func testCompletionTrailer() {
         let d = DumpScannerTests.self
         let cases: [(why: String, text: String, trailer: Bool)] = [

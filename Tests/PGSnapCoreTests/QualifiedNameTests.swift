@@ -59,7 +59,6 @@ final class QualifiedNameTests: XCTestCase {
             ("trailing space", "public.t "),
             ("comment", "public.t--"),
             ("parenthesis", "public.t()"),
-            ("newline inside quotes", "public.\"a\nb\""),
             ("NUL inside quotes", "public.\"a\u{0}b\""),
             ("single quotes", "'public'.'t'"),
             ("text after a quoted part", "\"a\"b"),
@@ -75,6 +74,7 @@ final class QualifiedNameTests: XCTestCase {
             ("public.\"Mixed Case\" (id, \"Note\") FROM stdin;", "public.\"Mixed Case\"", " (id, \"Note\") FROM stdin;"),
             ("\"a\"\"b\".c FROM stdin;", "\"a\"\"b\".c", " FROM stdin;"),
             ("t", "t", ""),
+            ("public.\"a\nb\" (id) FROM stdin;", "public.\"a\nb\"", " (id) FROM stdin;"),
         ]
         for c in cases {
             let parsed = try XCTUnwrap(QualifiedName.parsePrefix(Substring(c.text)), c.text)

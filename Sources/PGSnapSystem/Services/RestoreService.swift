@@ -92,7 +92,7 @@ public struct RestoreService {
         let quotedScratch = try admin.quoteIdentifier(scratch)
         var swapped = false
         defer {
-            if !swapped { try? admin.query("DROP DATABASE IF EXISTS \(quotedScratch) WITH (FORCE)") }
+            if !swapped { try? dropDatabase(scratch, admin: admin) }
         }
         let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin, noOwner: options.noOwner)
         try applyDatabaseProperties(manifest, to: scratch, admin: admin)
@@ -107,7 +107,7 @@ public struct RestoreService {
         swapped = true
         try? admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(target)) IS \(manifest.databaseProperties?.comment.map { try admin.quoteLiteral($0) } ?? "NULL")")
         if let p = previous, options.dropPrevious {
-            try admin.query("DROP DATABASE \(try admin.quoteIdentifier(p)) WITH (FORCE)")
+            try dropDatabase(p, admin: admin)
             previous = nil
         }
         return RestoreResult(snapshot: manifest.id, target: target, previousDatabase: previous, tablesChecked: tables,
@@ -124,7 +124,7 @@ public struct RestoreService {
         try dropOrphanedScratchDatabases(admin)
         let scratch = RestoreService.scratchName()
         let quotedScratch = try admin.quoteIdentifier(scratch)
-        defer { try? admin.query("DROP DATABASE IF EXISTS \(quotedScratch) WITH (FORCE)") }
+        defer { try? dropDatabase(scratch, admin: admin) }
         var result = VerifyResult(id: entry.id, ok: false)
         do {
             let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin)
@@ -196,9 +196,20 @@ public struct RestoreService {
             throw PGSnapError("the snapshot's database owner role \"\(owner)\" does not exist on this server",
                               next: (m.globalsFile.map { "Apply the saved roles (psql -X -f \(dir.file($0)) postgres)" } ?? "Create the role (CREATE ROLE \(owner))") + " or restore with --no-owner")
         }
+        var fixedAtCreation = ""
+        if props.localeProvider == "i", let icu = props.iculocale {
+            fixedAtCreation += " LOCALE_PROVIDER icu ICU_LOCALE \(try admin.quoteLiteral(icu))"
+        }
+        if let tablespace = props.tablespace {
+            guard try admin.scalar("SELECT 1 FROM pg_tablespace WHERE spcname = $1", [tablespace]) == "1" else {
+                throw PGSnapError("the snapshot's database lives in tablespace \"\(tablespace)\", which does not exist on this server",
+                                  next: "Create it (CREATE TABLESPACE \(tablespace) LOCATION '...') and restore again; nothing was changed")
+            }
+            fixedAtCreation += " TABLESPACE \(try admin.quoteIdentifier(tablespace))"
+        }
         try admin.query("""
             CREATE DATABASE \(try admin.quoteIdentifier(scratch)) TEMPLATE template0 ENCODING \(try admin.quoteLiteral(props.encoding)) \
-            LC_COLLATE \(try admin.quoteLiteral(props.collate)) LC_CTYPE \(try admin.quoteLiteral(props.ctype)) OWNER \(try admin.quoteIdentifier(owner))
+            LC_COLLATE \(try admin.quoteLiteral(props.collate)) LC_CTYPE \(try admin.quoteLiteral(props.ctype))\(fixedAtCreation) OWNER \(try admin.quoteIdentifier(owner))
             """)
         try admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(scratch)) IS \(try admin.quoteLiteral("pgsnap scratch host=\(ProcessInfo.processInfo.hostName) pid=\(getpid()) snapshot=\(m.id)"))")
         let serverMajor = admin.serverVersionNumber / 10000
@@ -391,6 +402,26 @@ public struct RestoreService {
         return base + suffix
     }
 
+    /// DROP DATABASE ... WITH (FORCE), after detaching its subscriptions, which DROP DATABASE
+    /// refuses even forced. Detached: disabled and `slot_name = NONE`, so the publisher's slot is
+    /// not dropped (a restored copy of the subscription names the same slot).
+    func dropDatabase(_ name: String, admin: LibPQConnection) throws {
+        guard try DatabaseFacts.exists(admin, database: name) else { return }
+        let subscribed = try admin.scalar("""
+            SELECT count(*) FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = $1
+            """, [name]) ?? "0"
+        if subscribed != "0" {
+            let db = try session.connect(database: name)
+            for row in try db.query("SELECT quote_ident(subname) FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())") {
+                guard let sub = row[0] else { continue }
+                try db.query("ALTER SUBSCRIPTION \(sub) DISABLE")
+                try db.query("ALTER SUBSCRIPTION \(sub) SET (slot_name = NONE)")
+                try db.query("DROP SUBSCRIPTION \(sub)")
+            }
+        }
+        try admin.query("DROP DATABASE IF EXISTS \(try admin.quoteIdentifier(name)) WITH (FORCE)")
+    }
+
     /// Drops scratch databases left by a pgsnap on this host that is no longer running (killed mid-restore).
     func dropOrphanedScratchDatabases(_ admin: LibPQConnection) throws {
         let rows = try admin.query("""
@@ -402,7 +433,7 @@ public struct RestoreService {
             guard parts.count == 3, parts[0] == RestoreService.hostTag, let pid = Int32(parts[1]), pid != getpid() else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH {
                 session.reporter.info("pgsnap: dropping scratch database \(name) left by an interrupted run (pid \(pid))")
-                try admin.query("DROP DATABASE IF EXISTS \(try admin.quoteIdentifier(name)) WITH (FORCE)")
+                try dropDatabase(name, admin: admin)
             }
         }
     }
