@@ -8,7 +8,8 @@ struct Backup: ParsableCommand {
         abstract: "Dump a database with pg_dump into a compressed, checksummed snapshot.",
         discussion: """
             Writes DIR/<db>_<UTC time>[_<label>].sql.gz (zcat-readable) and a .manifest.json beside it.
-            The manifest is written last: a snapshot without one does not exist.
+            The manifest is written last: a snapshot without one does not exist. With --encrypt-to the
+            file is <id>.sql.gz.age, encrypted by the age command: 'age -d -i key.txt FILE | zcat'.
 
             Example: pgsnap backup --dbname app --label pre_migration_000045
 
@@ -27,14 +28,16 @@ struct Backup: ParsableCommand {
     @Flag(help: "After a successful, verified backup, prune this database's snapshots by the policy below.")
     var prune = false
 
+    @OptionGroup(title: "Encryption") var encryption: EncryptionOptions
+
     @OptionGroup var policy: PolicyOptions
     @OptionGroup var lock: LockOptions
 
     func run() throws {
         let session = try makeSession(connection, directory, output)
-        let manifest = try BackupService(session: session).run(
-            snapshot.backupOptions(globals: globals),
-            wait: try lock.seconds)
+        var options = snapshot.backupOptions(globals: globals)
+        options.encryptTo = try encryption.recipients(session.environment)
+        let manifest = try BackupService(session: session).run(options, wait: try lock.seconds)
         if prune {
             // Only a snapshot proven whole may let older ones go.
             let dir = try session.directory(create: false)

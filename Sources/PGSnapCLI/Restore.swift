@@ -33,6 +33,7 @@ struct Restore: ParsableCommand {
     var noOwner = false
     @Flag(help: "Replace an existing database without asking (required when there is no terminal).")
     var yes = false
+    @OptionGroup(title: "Encryption") var identity: IdentityOptions
     @OptionGroup var lock: LockOptions
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var directory: DirectoryOptions
@@ -46,6 +47,7 @@ struct Restore: ParsableCommand {
 
     func run() throws {
         let session = try makeSession(connection, directory, output)
+        session.ageIdentity = try identity.load(session.environment)
         let service = RestoreService(session: session)
         let selector = try parseSelector(snapshot, label: label, before: before,
                                          database: snapshot == nil || snapshot == "latest" || label != nil ? service.defaultDatabase(target: target) : nil)

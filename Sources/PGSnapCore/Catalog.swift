@@ -64,7 +64,7 @@ final class ManifestBox: Sendable {
 
 /// Groups the files of a backup directory into snapshots. Pure: the caller lists and reads files.
 public enum Catalog {
-    static let dumpSuffixes = CompressionAlgorithm.allCases.map(\.fileSuffix).sorted { $0.count > $1.count }
+    static let dumpSuffixes = SnapshotName.dumpSuffixes
 
     /// - Parameter loadManifest: reads and decodes `<id>.manifest.json`; its error text becomes the entry's problem.
     public static func build(files: [DirectoryFile], loadManifest: (String) throws -> Manifest) -> [CatalogEntry] {

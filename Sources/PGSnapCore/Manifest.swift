@@ -17,6 +17,8 @@ public struct Manifest: Encodable, Equatable, Sendable {
     public var uncompressedBytes: Int64
     public var sha256: String
     public var compression: Compression
+    /// Who can read the stored file (age); nil: stored as plain compressed SQL.
+    public var encryption: Encryption?
     public var dumpFormat: String
     public var pgDumpVersion: String
     public var serverVersion: String
@@ -50,6 +52,7 @@ public struct Manifest: Encodable, Equatable, Sendable {
         case uncompressedBytes = "uncompressed_bytes"
         case sha256
         case compression
+        case encryption
         case dumpFormat = "dump_format"
         case pgDumpVersion = "pg_dump_version"
         case serverVersion = "server_version"
@@ -200,6 +203,7 @@ public struct Manifest: Encodable, Equatable, Sendable {
         compression = Compression(
             algorithm: try c.required("algorithm") { J.string($0).flatMap(CompressionAlgorithm.init(rawValue:)) },
             level: try c.required("level", J.int), jobs: try c.optional("jobs", J.int))
+        encryption = try f.nested("encryption").map(Encryption.init(json:))
         dumpFormat = try f.required("dump_format", J.string)
         pgDumpVersion = try f.required("pg_dump_version", J.string)
         serverVersion = try f.required("server_version", J.string)
@@ -249,7 +253,13 @@ public struct Manifest: Encodable, Equatable, Sendable {
                 "manifest \(fileName) has format_version \(m.formatVersion); this pgsnap reads up to \(currentFormatVersion)",
                 next: "Use a newer pgsnap")
         }
-        guard m.file == SnapshotName.dumpFile(id: m.id, compression: m.compression.algorithm),
+        if let e = m.encryption {
+            // Only age is known; a manifest naming another tool (or no key) cannot be restored by us.
+            guard e.tool == "age", !e.recipients.isEmpty, e.recipients.allSatisfy({ (try? AgeRecipient.parse($0)) != nil }) else {
+                throw PGSnapError.verification("manifest \(fileName) has an encryption record this pgsnap cannot use (tool must be age, with valid recipients)")
+            }
+        }
+        guard m.file == SnapshotName.dumpFile(id: m.id, compression: m.compression.algorithm, encrypted: m.encryption != nil),
               fileName == m.id + SnapshotName.manifestSuffix
         else {
             throw PGSnapError.verification("manifest \(fileName) names a dump file or id that does not belong to it")

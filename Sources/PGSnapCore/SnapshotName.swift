@@ -61,9 +61,17 @@ public enum SnapshotName {
         return id
     }
 
-    public static func dumpFile(id: String, compression: CompressionAlgorithm) -> String {
-        id + compression.fileSuffix
+    /// `.age` after the compression suffix: the stored file is age's format (`age -d` first).
+    public static let encryptedSuffix = ".age"
+
+    public static func dumpFile(id: String, compression: CompressionAlgorithm, encrypted: Bool = false) -> String {
+        id + compression.fileSuffix + (encrypted ? encryptedSuffix : "")
     }
+
+    /// Every suffix a dump file can have, longest first.
+    public static let dumpSuffixes: [String] = CompressionAlgorithm.allCases
+        .flatMap { [$0.fileSuffix + encryptedSuffix, $0.fileSuffix] }
+        .sorted { $0.count > $1.count }
 
     /// An id given on the command line: it must be a plain file-name stem, never a path.
     public static func validateID(_ id: String) throws {

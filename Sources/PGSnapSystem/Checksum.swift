@@ -12,3 +12,6 @@ public struct SHA256Stream {
         }.joined()
     }
 }
+
+/// SHA-256 of a short byte string (an SSH key blob).
+public func sha256Digest(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }

@@ -8,10 +8,21 @@ public protocol DumpCompressor: AnyObject {
     var waitSeconds: Double { get }
 }
 
+/// Where a stage sends its output: the `.partial` file, or the next stage (age) on its way there.
+public protocol ByteSink: AnyObject {
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+}
+
 /// What verify and restore read the dump through.
 public protocol DumpInflater: AnyObject {
     func feed(_ bytes: UnsafeRawBufferPointer, sink: (UnsafeRawBufferPointer) throws -> Void) throws
     func finish() throws
+    /// The end of input; a stage that buffers (age) still has output for `sink` then.
+    func finish(sink: (UnsafeRawBufferPointer) throws -> Void) throws
+}
+
+extension DumpInflater {
+    public func finish(sink: (UnsafeRawBufferPointer) throws -> Void) throws { try finish() }
 }
 
 extension ParallelGzipWriter: DumpCompressor {}
@@ -19,9 +30,9 @@ extension GzipInflater: DumpInflater {}
 
 /// `--compress none`: the plain SQL, hashed and counted by the sink.
 public final class PlainWriter: DumpCompressor {
-    private let sink: FileSink
+    private let sink: ByteSink
     public let waitSeconds: Double = 0
-    public init(sink: FileSink) { self.sink = sink }
+    public init(sink: ByteSink) { self.sink = sink }
     public func write(_ bytes: UnsafeRawBufferPointer) throws { try sink.write(bytes) }
     public func finish() throws {}
 }
@@ -33,7 +44,7 @@ public final class PlainInflater: DumpInflater {
 }
 
 public enum Codec {
-    public static func compressor(_ algorithm: CompressionAlgorithm, sink: FileSink, level: Int, jobs: Int) throws -> DumpCompressor {
+    public static func compressor(_ algorithm: CompressionAlgorithm, sink: ByteSink, level: Int, jobs: Int) throws -> DumpCompressor {
         switch algorithm {
         case .gzip: return ParallelGzipWriter(sink: sink, level: level, jobs: jobs)
         case .zstd: return try ZstdWriter(sink: sink, level: level, jobs: jobs)

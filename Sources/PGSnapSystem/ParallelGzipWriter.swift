@@ -9,7 +9,7 @@ import PGSnapCore
 public final class ParallelGzipWriter {
     public static let defaultBlockSize = 1 << 20
 
-    private let sink: FileSink
+    private let sink: ByteSink
     private let level: Int
     private let blockSize: Int
     private let maxInFlight: Int
@@ -29,7 +29,7 @@ public final class ParallelGzipWriter {
         init(input: [UInt8]) { self.input = input }
     }
 
-    public init(sink: FileSink, level: Int, jobs: Int, blockSize: Int = ParallelGzipWriter.defaultBlockSize) {
+    public init(sink: ByteSink, level: Int, jobs: Int, blockSize: Int = ParallelGzipWriter.defaultBlockSize) {
         self.sink = sink
         self.level = level
         self.blockSize = blockSize
@@ -103,7 +103,7 @@ public final class ParallelGzipWriter {
 }
 
 /// A file being written: counts and hashes what goes through, reports ENOSPC by name.
-public final class FileSink {
+public final class FileSink: ByteSink {
     public let path: String
     public let fd: Int32
     public private(set) var bytes: Int64 = 0

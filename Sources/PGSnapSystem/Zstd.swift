@@ -6,12 +6,12 @@ import PGSnapCore
 
 public final class ZstdWriter: DumpCompressor {
     private let ctx: OpaquePointer
-    private let sink: FileSink
+    private let sink: ByteSink
     private var out: [UInt8]
     public private(set) var waitSeconds: Double = 0
 
     /// - Throws: `PGSnapError` when the level or thread count is refused.
-    public init(sink: FileSink, level: Int, jobs: Int) throws {
+    public init(sink: ByteSink, level: Int, jobs: Int) throws {
         guard let c = ZSTD_createCCtx() else { throw PGSnapError("cannot create a zstd compressor") }
         ctx = c
         self.sink = sink

@@ -36,6 +36,8 @@ GOAL_BACKUP_PIGZ_RATIO = 1.00      # pgsnap backup / (pg_dump | pigz -6)
 GOAL_BACKUP_ZSTD_RATIO = 1.30      # pgsnap backup --compress zstd / (pg_dump -Fp > /dev/null)
 GOAL_VERIFY_RATIO = 0.60           # pgsnap verify / (gzip -t; sha256sum)
 GOAL_RESTORE_RATIO = 1.05          # pgsnap restore / (gzip -dc | psql -1), into an empty database
+GOAL_ENCRYPT_RATIO = 1.05          # pgsnap backup --encrypt-to / pgsnap backup (age on the other core)
+GOAL_DECRYPT_RATIO = 1.05          # pgsnap restore of an encrypted snapshot / of a plain one
 GOAL_RSS_MIB = 64                  # every pgsnap command measured
 GOAL_PRUNE_SECONDS = 1.0           # prune --dry-run over PRUNE_SNAPSHOTS snapshots (absolute)
 PRUNE_SNAPSHOTS = 10_000
@@ -332,8 +334,17 @@ def main():
     base_gz = os.path.join(work, "baseline.sql.gz")
     base_pigz = os.path.join(work, "baseline-pigz.sql.gz")
     base_zst = os.path.join(work, "baseline.sql.zst")
+    snapdir_age = os.path.join(work, "snapshots-age")    # apart as well: backup --encrypt-to
     R = {k: [] for k in ("backup", "backup_zstd", "gzip", "pigz", "producer", "zstd", "verify", "verify_base",
-                         "restore", "restore_base", "prune")}
+                         "restore", "restore_base", "prune", "backup_age", "restore_age")}
+    manifests_age = []   # pgsnap backup --encrypt-to, one per run
+    # A key made for this run: the public half to encrypt to, the identity (0600) to restore with.
+    age_identity = os.path.join(work, "bench-age-key.txt")
+    run(["age-keygen", "-o", age_identity], what="age-keygen")
+    os.chmod(age_identity, 0o600)
+    age_recipient = (run(["age-keygen", "-y", age_identity], stdout=subprocess.PIPE, what="age-keygen -y") or "").strip()
+    if not age_recipient.startswith("age1"):
+        raise BenchError(f"age-keygen -y printed {age_recipient!r}, not a public key")
     manifests = []       # pgsnap backup (gzip), one per run
     manifests_zstd = []  # pgsnap backup --compress zstd, one per run
 
@@ -341,6 +352,7 @@ def main():
     #      pg_dump | zstd -3 -T0
     latest = {"id": None}        # newest gzip snapshot: verify and restore use it
     latest_zstd = {"id": None}
+    latest_age = {"id": None}
 
     def backup(key, extra, directory, newest, into, algorithm, label):
         r = measure([step([pgsnap, "backup", "--dir", directory, "-d", db, *extra], stdout="capture")], label)
@@ -354,6 +366,8 @@ def main():
         got = (m.get("compression") or {}).get("algorithm")
         if got != algorithm:
             raise BenchError(f"{label}: snapshot {sid} is compressed with {got!r}, expected {algorithm!r}")
+        if ("--encrypt-to" in extra) != bool(m.get("encryption")):
+            raise BenchError(f"{label}: snapshot {sid} has encryption {m.get('encryption')!r}, expected it {'on' if extra else 'off'}")
         into.append(m)
         if newest["id"]:  # keep only the newest snapshot (outside the timed region)
             old = os.path.join(directory, newest["id"] + ".manifest.json")
@@ -371,6 +385,10 @@ def main():
     def do_backup_zstd(i):
         return backup("backup_zstd", ["--compress", "zstd"], snapdir_zstd, latest_zstd, manifests_zstd, "zstd",
                       "pgsnap backup --compress zstd")
+
+    def do_backup_age(i):
+        return backup("backup_age", ["--encrypt-to", age_recipient], snapdir_age, latest_age, manifests_age, "gzip",
+                      "pgsnap backup --encrypt-to")
 
     def do_gzip(i):
         R["gzip"].append(measure([step([PG_DUMP, "-d", db], ["gzip", "-6"], stdout=base_gz)], "pg_dump | gzip -6"))
@@ -413,6 +431,18 @@ def main():
         R["restore"].append(r)
         return r
 
+    def do_restore_age(i):
+        target = f"benchage_{i + 1}"
+        psql("postgres", "-c", "CHECKPOINT")
+        r = measure([step([pgsnap, "restore", latest_age["id"], "--target", target, "--yes", "--dir", snapdir_age,
+                           "--identity", age_identity])], "pgsnap restore (encrypted)")
+        got = count_rows(target)
+        psql("postgres", "-c", f"DROP DATABASE {target}")
+        if got != rows:
+            raise BenchError(f"pgsnap restore (encrypted): {target} has {got} generated_domains rows, expected {rows}")
+        R["restore_age"].append(r)
+        return r
+
     def do_restore_base(i):
         target = f"benchbase_{i + 1}"
         psql("postgres", "-c", f"CREATE DATABASE {target}")
@@ -437,12 +467,13 @@ def main():
 
     os.makedirs(snapdir)
     os.makedirs(snapdir_zstd)
-    group("backup", [do_backup, do_gzip, do_backup_zstd, do_pigz, do_producer, do_zstd])
+    os.makedirs(snapdir_age)
+    group("backup", [do_backup, do_gzip, do_backup_zstd, do_pigz, do_producer, do_zstd, do_backup_age])
     gz_size, pigz_size, zst_size = os.path.getsize(base_gz), os.path.getsize(base_pigz), os.path.getsize(base_zst)
     snap_size = manifests[-1]["compressed_bytes"]
     snap_zst_size = manifests_zstd[-1]["compressed_bytes"]
     group("verify", [do_verify, do_verify_base])
-    group("restore", [do_restore, do_restore_base])
+    group("restore", [do_restore, do_restore_base, do_restore_age])
 
     # ---- 6: prune over 10,000 snapshots, if this pgsnap has prune
     help_text = run([pgsnap, "--help"], stdout=subprocess.PIPE, check=False) or ""
@@ -478,6 +509,8 @@ def main():
     b, g, p, prod = med("backup"), med("gzip"), med("pigz"), med("producer")
     bz, z = med("backup_zstd"), med("zstd")
     v, vb, rs, rsb = med("verify"), med("verify_base"), med("restore"), med("restore_base")
+    ba, rsa = med("backup_age"), med("restore_age")
+    age_size = manifests_age[-1]["compressed_bytes"]
     rows_out = [["pair", "pgsnap s", "baseline s", "ratio", "pgsnap RSS MiB", "sizes"]]
 
     def row(name, a, bb, reports, sizes):
@@ -502,6 +535,9 @@ def main():
     else:
         rows_out.append([f"6 prune --dry-run, {PRUNE_SNAPSHOTS:,} snapshots", "SKIP", "-", "-", "-",
                          "pgsnap has no prune command"])
+    row("8 backup --encrypt-to vs backup", ba, b, R["backup_age"],
+        f"encrypted {fmt_bytes(age_size)}, plain {fmt_bytes(snap_size)} (+{age_size - snap_size:,} bytes)")
+    row("9 restore encrypted vs restore", rsa, rs, R["restore_age"], "age -d before gunzip, same checks")
     out()
     out(table(rows_out))
 
@@ -511,7 +547,8 @@ def main():
                     ("backup_zstd", "pgsnap backup zstd"), ("producer", "pg_dump > /dev/null"),
                     ("zstd", "pg_dump | zstd -3 -T0"), ("verify", "pgsnap verify"),
                     ("verify_base", "gzip -t + sha256sum"), ("restore", "pgsnap restore"),
-                    ("restore_base", "gzip -dc | psql -1"), ("prune", "pgsnap prune --dry-run")):
+                    ("restore_base", "gzip -dc | psql -1"), ("prune", "pgsnap prune --dry-run"),
+                    ("backup_age", "pgsnap backup --encrypt"), ("restore_age", "pgsnap restore (age)")):
         if R[k]:
             cpu = median([r["cpu_user"] + r["cpu_sys"] for r in R[k]])
             out(f"  {name:<24} " + " ".join(f"{r['wall']:.2f}" for r in R[k])
@@ -549,13 +586,16 @@ def main():
     # child's, pg_dump or psql, if that is larger) and pgsnap's own VmHWM as sampled every 20 ms
     # (exact but for the last interval), shown in (). Both are the max over runs.
     for k, name in (("backup", "backup"), ("backup_zstd", "backup --compress zstd"), ("verify", "verify"),
-                    ("restore", "restore"), ("prune", "prune --dry-run")):
+                    ("restore", "restore"), ("prune", "prune --dry-run"), ("backup_age", "backup --encrypt-to"),
+                    ("restore_age", "restore --identity")):
         tree, own = rss_mib(R[k]) if R[k] else (None, None)
         peak = None if tree is None else max(tree, own or 0)
         goal(f"6 peak RSS, pgsnap {name}", peak, GOAL_RSS_MIB, ".1f", " MiB",
              extra=f" (own {own:.1f})" if own is not None else "", limit_fmt=".0f")
     goal(f"7 prune --dry-run, {PRUNE_SNAPSHOTS:,} snapshots", med("prune"), GOAL_PRUNE_SECONDS, ".2f", " s",
          strict=True, limit_fmt=".0f")
+    goal("8 backup --encrypt-to / backup", ratio(ba, b), GOAL_ENCRYPT_RATIO, ".2f")
+    goal("9 restore encrypted / restore", ratio(rsa, rs), GOAL_DECRYPT_RATIO, ".2f")
     if prune_note:
         goals.append(["7 prune --dry-run leaves the snapshots alone", "changed", "unchanged", "MISSED"])
         missed.append("prune --dry-run changed the snapshot files")

@@ -6,7 +6,7 @@
 
 PGSNAP_PGBIN=/usr/lib/postgresql/15/bin
 PGSNAP_APT_PACKAGES=(postgresql-15 postgresql-client-15 libpq-dev zlib1g-dev
-  pkg-config pigz zstd libzstd-dev libdeflate-dev)
+  pkg-config pigz zstd libzstd-dev libdeflate-dev age)
 
 # Prints what is missing, one indented item a line; nothing when all is there.
 pgsnap_missing_deps() {
@@ -22,6 +22,9 @@ pgsnap_missing_deps() {
   fi
   command -v pigz >/dev/null 2>&1 || echo "  pigz"
   command -v zstd >/dev/null 2>&1 || echo "  zstd"
+  # Encryption at rest (backup --encrypt-to) and its tests; age-keygen comes in the same package.
+  command -v age >/dev/null 2>&1 || echo "  age"
+  command -v age-keygen >/dev/null 2>&1 || echo "  age-keygen"
 }
 
 pgsnap_ensure_deps() {

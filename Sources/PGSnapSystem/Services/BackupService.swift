@@ -9,6 +9,8 @@ public struct BackupOptions {
     public var globals: Bool
     /// Seconds to wait for a table another session holds; nil: the session's lock_timeout.
     public var lockWaitTimeout: Double?
+    /// Public keys to encrypt to with age; empty: not encrypted.
+    public var encryptTo: [AgeRecipient] = []
     public init(label: String?, level: Int, jobs: Int, compression: CompressionAlgorithm = .gzip, globals: Bool = false,
                 lockWaitTimeout: Double? = nil) {
         self.lockWaitTimeout = lockWaitTimeout
@@ -32,13 +34,15 @@ public struct BackupService {
     /// - Throws: `PGSnapError` naming what failed (pg_dump's own last error line included); nothing is left that looks good.
     public func run(_ options: BackupOptions, wait: Double? = nil) throws -> Manifest {
         if let label = options.label { try SnapshotName.validateLabel(label) }
+        // A missing age is found before the directory, the lock or the server are touched.
+        let age = options.encryptTo.isEmpty ? nil : try AgeTool.locate(environment: session.environment)
         let dir = try session.directory(create: true)
         let lock = try DirectoryLock(directory: dir, mode: .shared, command: "backup", wait: wait)
         defer { withExtendedLifetime(lock) {} }
-        return try runLocked(options, dir: dir)
+        return try runLocked(options, dir: dir, age: age)
     }
 
-    func runLocked(_ options: BackupOptions, dir: SnapshotDirectory) throws -> Manifest {
+    func runLocked(_ options: BackupOptions, dir: SnapshotDirectory, age: AgeTool?) throws -> Manifest {
         let started = session.now()
         let clock = DispatchTime.now()
         let db = try session.connect()
@@ -62,17 +66,22 @@ public struct BackupService {
         let properties = try DatabaseFacts.properties(db, database: database)
         let databaseBytes = Int64(try db.scalar("SELECT pg_database_size(current_database())") ?? "")
 
-        let (id, partialPath, sink) = try reserveName(dir: dir, database: database, date: started, label: options.label, compression: options.compression)
-        let finalName = SnapshotName.dumpFile(id: id, compression: options.compression)
+        let encrypted = age != nil
+        let (id, partialPath, sink) = try reserveName(dir: dir, database: database, date: started, label: options.label,
+                                                      compression: options.compression, encrypted: encrypted)
+        let finalName = SnapshotName.dumpFile(id: id, compression: options.compression, encrypted: encrypted)
+        var encryptor: AgeEncryptor?
         var committed = false
         defer {
             if !committed {
+                encryptor?.abort()
                 unlink(partialPath)
                 unlink(dir.file(finalName))
                 unlink(dir.file(id + SnapshotName.manifestSuffix + SnapshotName.partialSuffix))
             }
         }
-        session.reporter.info("pgsnap: backing up database \"\(database)\" (\(session.redact(session.spec.redacted))) to \(dir.file(finalName))")
+        let encryptedNote = encrypted ? ", encrypted with age to \(options.encryptTo.count) recipient(s)" : ""
+        session.reporter.info("pgsnap: backing up database \"\(database)\" (\(session.redact(session.spec.redacted))) to \(dir.file(finalName))\(encryptedNote)")
 
         let command = ExternalCommand(
             name: "pg_dump", executable: pgDump.path,
@@ -82,7 +91,9 @@ public struct BackupService {
         var scanner = DumpScanner()
         let progress = Progress(reporter: session.reporter, verb: "dumped", total: nil)
         var pipelineError: Error?
-        let writer = try Codec.compressor(options.compression, sink: sink, level: options.level, jobs: options.jobs)
+        // pg_dump -> scanner -> compressor -> [age] -> file: the stored bytes are hashed by the file sink.
+        encryptor = try age.map { try AgeEncryptor(tool: $0, recipients: options.encryptTo, environment: session.childEnvironment, sink: sink) }
+        let writer = try Codec.compressor(options.compression, sink: encryptor ?? sink, level: options.level, jobs: options.jobs)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
         defer { buffer.deallocate() }
         while true {
@@ -122,6 +133,7 @@ public struct BackupService {
             throw PGSnapError("pg_dump output ended without its completion trailer", next: "The dump is incomplete; nothing was kept. Run the backup again")
         }
         try writer.finish()
+        try encryptor?.finish()
         let fsyncStart = DispatchTime.now()
         try sink.sync()
         guard rename(partialPath, dir.file(finalName)) == 0 else { throw SnapshotDirectory.ioError("rename \(partialPath)") }
@@ -143,6 +155,7 @@ public struct BackupService {
             pgsnapVersion: pgsnapVersion)
         manifest.databaseBytes = databaseBytes
         manifest.tableLocking = .init(mode: locking.beforeSnapshot ? .beforeSnapshot : .pgDumpOnly, tables: locking.tables)
+        if encrypted { manifest.encryption = Encryption(recipients: options.encryptTo) }
         if options.globals {
             manifest.globalsFile = try dumpGlobals(dir: dir, id: id, serverMajor: serverMajor)
         }
@@ -153,13 +166,16 @@ public struct BackupService {
     }
 
     /// Picks a free id and creates its `.partial` file exclusively, so two backups in one second never collide.
-    func reserveName(dir: SnapshotDirectory, database: String, date: Date, label: String?, compression: CompressionAlgorithm) throws
+    func reserveName(dir: SnapshotDirectory, database: String, date: Date, label: String?, compression: CompressionAlgorithm,
+                     encrypted: Bool = false) throws
         -> (String, String, FileSink)
     {
         for attempt in 1...1000 {
             let id = SnapshotName.id(database: database, date: date, label: label, attempt: attempt)
-            let final = SnapshotName.dumpFile(id: id, compression: compression)
-            if access(dir.file(final), F_OK) == 0 || access(dir.file(id + SnapshotName.manifestSuffix), F_OK) == 0 { continue }
+            let final = SnapshotName.dumpFile(id: id, compression: compression, encrypted: encrypted)
+            // Any kind of dump under this id (another run may compress or encrypt differently) takes it.
+            let taken = SnapshotName.dumpSuffixes.contains { access(dir.file(id + $0), F_OK) == 0 || access(dir.file(id + $0 + SnapshotName.partialSuffix), F_OK) == 0 }
+            if taken || access(dir.file(id + SnapshotName.manifestSuffix), F_OK) == 0 { continue }
             let partial = dir.file(final + SnapshotName.partialSuffix)
             do {
                 return (id, partial, try FileSink(creating: partial))

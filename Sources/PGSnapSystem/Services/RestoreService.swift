@@ -78,9 +78,11 @@ public struct RestoreService {
             throw selector.refusal(entry, check: RestoreService.failedCheck(entry.status), detail: entry.problem ?? entry.status.rawValue,
                                    among: catalog, command: command)
         }
+        let decryption = try session.requireAgeDecryption(for: manifest)
         if let problem = try integrityProblem(manifest, dir: dir) {
             throw selector.refusal(entry, check: problem.check, detail: problem.detail, among: catalog, command: command)
         }
+        try checkIdentity(decryption, manifest, dir: dir)
         let admin = try session.connect(database: maintenanceDatabase(excluding: target))
         try dropOrphanedScratchDatabases(admin)
 
@@ -94,7 +96,7 @@ public struct RestoreService {
         defer {
             if !swapped { try? dropDatabase(scratch, admin: admin) }
         }
-        let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin, noOwner: options.noOwner)
+        let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin, noOwner: options.noOwner, decryption: decryption)
         try applyDatabaseProperties(manifest, to: scratch, admin: admin)
         if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; \(target) was not changed") }
 
@@ -118,6 +120,8 @@ public struct RestoreService {
     public func restoreTest(_ entry: CatalogEntry, in dir: SnapshotDirectory) throws -> VerifyResult {
         guard let manifest = entry.manifest else { throw PGSnapError.verification("snapshot \(entry.id) has no manifest") }
         let start = DispatchTime.now()
+        let decryption = try session.requireAgeDecryption(for: manifest)
+        try checkIdentity(decryption, manifest, dir: dir)
         let lock = try DirectoryLock(directory: dir, mode: .shared, command: "verify --restore-test", wait: nil)
         defer { withExtendedLifetime(lock) {} }
         let admin = try session.connect(database: maintenanceDatabase(excluding: manifest.database))
@@ -127,7 +131,7 @@ public struct RestoreService {
         defer { try? dropDatabase(scratch, admin: admin) }
         var result = VerifyResult(id: entry.id, ok: false)
         do {
-            let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin)
+            let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin, decryption: decryption)
             result.ok = true
             result.tables = tables
             result.rows = rows
@@ -171,6 +175,15 @@ public struct RestoreService {
         return nil
     }
 
+    /// An encrypted snapshot: the identity opens it, before a scratch database is created.
+    func checkIdentity(_ decryption: AgeDecryption?, _ m: Manifest, dir: SnapshotDirectory) throws {
+        do {
+            try decryption?.checkIdentity(path: dir.file(m.file))
+        } catch let e as AgeIdentityMismatch {
+            throw e.error
+        }
+    }
+
     func confirmReplace(target: String, snapshot: String, admin: LibPQConnection, options: RestoreOptions) throws {
         let sessions = try DatabaseFacts.otherSessions(admin, database: target)
         if !sessions.isEmpty && !options.terminateConnections {
@@ -187,7 +200,8 @@ public struct RestoreService {
     }
 
     /// Creates the scratch database, streams the dump into psql and checks row counts. Returns (tables, rows).
-    func load(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool = false) throws -> (Int, Int64) {
+    func load(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool = false,
+              decryption: AgeDecryption? = nil) throws -> (Int, Int64) {
         let props = try m.databaseProperties ?? DatabaseFacts.properties(admin, database: maintenanceDatabase(excluding: m.database))
         var owner = props.owner
         if noOwner {
@@ -227,7 +241,7 @@ public struct RestoreService {
         var scanner = DumpScanner()
         var filter = noOwner ? OwnershipFilter() : nil
         let progress = Progress(reporter: session.reporter, verb: "restored", total: m.compressedBytes)
-        var outcome = try DumpStream.open(path: dir.file(m.file), compression: m.compression.algorithm).readAll(
+        var outcome = try DumpStream.open(path: dir.file(m.file), compression: m.compression.algorithm, decryption: decryption).readAll(
             sink: { bytes in
                 scanner.consume(bytes)
                 if filter != nil {
@@ -249,6 +263,7 @@ public struct RestoreService {
             child.terminate(grace: 5)
             child.closeStdin()
             if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; the target was not changed") }
+            if let e = outcome.decompressError as? AgeIdentityMismatch { throw e.error }
             if let e = outcome.readError ?? outcome.decompressError { throw PGSnapError.verification("snapshot \(m.id) is corrupt: \(e)", next: "Nothing was changed; choose another snapshot") }
             throw PGSnapError.verification("snapshot \(m.id) changed while it was read (checksum or trailer differs)", next: "Nothing was changed; run 'pgsnap verify'")
         }

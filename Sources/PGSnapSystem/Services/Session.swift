@@ -11,6 +11,8 @@ public final class Session {
     public let directoryPath: String
     public let reporter: Reporter
     public let now: () -> Date
+    /// `--identity` / `PGSNAP_AGE_IDENTITY`: reads encrypted snapshots; nil when none was given.
+    public var ageIdentity: AgeIdentity?
 
     public init(spec: ConnectionSpec, directory: String, environment: [String: String], reporter: Reporter) throws {
         self.environment = environment

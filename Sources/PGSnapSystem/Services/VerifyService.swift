@@ -5,8 +5,11 @@ import PGSnapCore
 public struct VerifyResult: Codable, Sendable {
     public var id: String
     public var ok: Bool
-    /// size, checksum, decompression, trailer, row_counts, manifest, files
+    /// size, checksum, header, decompression, trailer, row_counts, manifest, files; identity and age
+    /// (the key or the tool is missing or wrong: not the snapshot's fault).
     public var failedCheck: String?
+    /// false for an encrypted snapshot verified without its identity: only size, SHA-256 and the age header.
+    public var contentsChecked: Bool?
     public var detail: String?
     public var uncompressedBytes: Int64?
     public var tables: Int?
@@ -30,8 +33,17 @@ public struct VerifyService {
             return result
         }
         let start = DispatchTime.now()
+        let decryption: AgeDecryption?
         do {
-            let stream = try DumpStream.open(path: dir.file(m.file), compression: m.compression.algorithm)
+            decryption = try session.ageDecryption(for: m)
+        } catch {
+            return failed(&result, "age", "\(error)")
+        }
+        if let encryption = m.encryption, decryption == nil {
+            return verifyStoredOnly(m, encryption: encryption, in: dir, result: &result, start: start)
+        }
+        do {
+            let stream = try DumpStream.open(path: dir.file(m.file), compression: m.compression.algorithm, decryption: decryption)
             var scanner = DumpScanner()
             let progress = Progress(reporter: session.reporter, verb: "verified", total: m.compressedBytes)
             let outcome = stream.readAll(sink: { scanner.consume($0) }, progress: { progress.update(bytesIn: $0, bytesOut: scanner.bytes) })
@@ -47,8 +59,11 @@ public struct VerifyService {
             if outcome.sha256 != m.sha256 {
                 return failed(&result, "checksum", "SHA-256 is \(outcome.sha256), manifest says \(m.sha256)")
             }
+            if let e = outcome.decompressError as? AgeIdentityMismatch {
+                return failed(&result, "identity", e.description)
+            }
             if let e = outcome.decompressError {
-                return failed(&result, "decompression", "\(e)")
+                return failed(&result, decryption == nil ? "decompression" : "decryption", "\(e)")
             }
             if scanner.bytes != m.uncompressedBytes {
                 return failed(&result, "decompression", "dump is \(scanner.bytes) bytes uncompressed, manifest says \(m.uncompressedBytes)")
@@ -66,6 +81,46 @@ public struct VerifyService {
         } catch {
             return failed(&result, "files", "\(error)")
         }
+    }
+
+    /// An encrypted snapshot without its identity: size, SHA-256 and what the age header shows.
+    private func verifyStoredOnly(_ m: Manifest, encryption: Encryption, in dir: SnapshotDirectory, result: inout VerifyResult,
+                                  start: DispatchTime) -> VerifyResult {
+        do {
+            let path = dir.file(m.file)
+            let progress = Progress(reporter: session.reporter, verb: "verified", total: m.compressedBytes)
+            let outcome = try DumpStream.open(path: path, compression: .none).readAll(sink: { _ in }, progress: { progress.update(bytesIn: $0, bytesOut: $0) })
+            progress.done()
+            result.seconds = seconds(since: start)
+            if let e = outcome.readError { throw e }
+            if outcome.compressedBytes != m.compressedBytes {
+                return failed(&result, "size", "file is \(outcome.compressedBytes) bytes, manifest says \(m.compressedBytes)")
+            }
+            if outcome.sha256 != m.sha256 {
+                return failed(&result, "checksum", "SHA-256 is \(outcome.sha256), manifest says \(m.sha256)")
+            }
+            guard let header = AgeHeader.parse(try Self.head(path)) else {
+                return failed(&result, "header", "the file does not start with an age header")
+            }
+            let recipients = encryption.recipients.compactMap { try? AgeRecipient.parse($0) }
+            let check = header.check(against: recipients, sha256: sha256Digest)
+            if let problem = check.problems.first { return failed(&result, "header", problem) }
+            result.ok = true
+            result.contentsChecked = false
+            result.detail = check.summary
+            return result
+        } catch {
+            return failed(&result, "files", "\(error)")
+        }
+    }
+
+    /// The first 64 KiB of a file: more than any age header with a handful of recipients.
+    static func head(_ path: String) throws -> [UInt8] {
+        let fd = try SnapshotDirectory.openRegularFile(path)
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 64 << 10)
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        return Array(bytes.prefix(max(0, n)))
     }
 
     private func failed(_ r: inout VerifyResult, _ check: String, _ detail: String) -> VerifyResult {
@@ -89,11 +144,13 @@ public struct DumpStream {
     let fd: Int32
     let compression: CompressionAlgorithm
     let path: String
+    /// Set for an encrypted snapshot read with its identity: age runs before the inflater.
+    let decryption: AgeDecryption?
 
     /// - Throws: `PGSnapError` when the file cannot be opened.
-    public static func open(path: String, compression: CompressionAlgorithm) throws -> DumpStream {
+    public static func open(path: String, compression: CompressionAlgorithm, decryption: AgeDecryption? = nil) throws -> DumpStream {
         let fd = try SnapshotDirectory.openRegularFile(path)
-        return DumpStream(fd: fd, compression: compression, path: path)
+        return DumpStream(fd: fd, compression: compression, path: path, decryption: decryption)
     }
 
     /// Reads to the end even after a decompression error, so size and checksum are always known.
@@ -108,7 +165,8 @@ public struct DumpStream {
         let hashQueue = DispatchQueue(label: "pgsnap.hash")
         let inflater: DumpInflater
         do {
-            inflater = try Codec.inflater(compression)
+            let plain = try Codec.inflater(compression)
+            inflater = try decryption.map { try $0.decryptor(inner: plain) } ?? plain
         } catch {
             out.decompressError = error
             return out
@@ -120,6 +178,12 @@ public struct DumpStream {
         }
         var inflating = true
         var turn = 0
+        func recordingSink(_ bytes: UnsafeRawBufferPointer) throws {
+            do { try sink(bytes) } catch {
+                out.sinkError = error
+                throw error
+            }
+        }
         while true {
             let buffer = buffers[turn]
             turn ^= 1
@@ -137,12 +201,7 @@ public struct DumpStream {
             progress(out.compressedBytes)
             if inflating {
                 do {
-                    try inflater.feed(chunk) { bytes in
-                        do { try sink(bytes) } catch {
-                            out.sinkError = error
-                            throw error
-                        }
-                    }
+                    try inflater.feed(chunk, sink: recordingSink)
                 } catch {
                     if out.sinkError != nil { break }
                     out.decompressError = error
@@ -152,7 +211,7 @@ public struct DumpStream {
             if shouldStop() { break }
         }
         if inflating, out.readError == nil, out.sinkError == nil {
-            do { try inflater.finish() } catch { out.decompressError = error }
+            do { try inflater.finish(sink: recordingSink) } catch { if out.sinkError == nil { out.decompressError = error } }
         }
         hashQueue.sync {}
         out.sha256 = hash.stream.finalizeHex()

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import PGSnapCore
+import PGSnapSystem
+
+/// `backup`'s encryption to public keys: the machine taking backups never holds the key that reads them.
+struct EncryptionOptions: ParsableArguments {
+    @Option(name: .customLong("encrypt-to"),
+            help: ArgumentHelp("Encrypt with age to this public key (age1..., or an SSH public key line); repeatable: any one matching identity decrypts. Default: PGSNAP_AGE_RECIPIENTS (separated by commas or newlines).",
+                               valueName: "recipient"))
+    var encryptTo: [String] = []
+
+    @Option(name: .customLong("encrypt-to-file"),
+            help: ArgumentHelp("Encrypt to every public key in this age recipients file (one per line, # comments); repeatable.", valueName: "file"))
+    var encryptToFiles: [String] = []
+
+    /// The recipients, each once, in the order given; empty: not encrypted.
+    ///
+    /// - Throws: a usage error for a malformed key or an unreadable file.
+    func recipients(_ env: [String: String]) throws -> [AgeRecipient] {
+        var all: [AgeRecipient] = []
+        if encryptTo.isEmpty && encryptToFiles.isEmpty, let list = env["PGSNAP_AGE_RECIPIENTS"], !list.isEmpty {
+            all = try AgeRecipient.parseList(list, source: "PGSNAP_AGE_RECIPIENTS")
+            if all.isEmpty { throw PGSnapError.usage("PGSNAP_AGE_RECIPIENTS holds no recipient", next: "Unset it, or give age1... public keys") }
+        }
+        all += try encryptTo.map(AgeRecipient.parse)
+        for file in encryptToFiles {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw PGSnapError.usage("cannot read recipients file \(file)", next: "Check --encrypt-to-file")
+            }
+            let found = try AgeRecipient.parseFile(String(decoding: data, as: UTF8.self), source: file)
+            if found.isEmpty { throw PGSnapError.usage("recipients file \(file) holds no recipient", next: "Add age1... public keys, one per line") }
+            all += found
+        }
+        var seen = Set<AgeRecipient>()
+        return all.filter { seen.insert($0).inserted }
+    }
+
+    func validate() throws {
+        do { _ = try recipients(ProcessInfo.processInfo.environment) } catch let e as PGSnapError { throw ValidationError(e.description) }
+    }
+}
+
+/// The key that reads encrypted snapshots: `verify`, `restore`, `verify --restore-test`.
+struct IdentityOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("age identity file that decrypts encrypted snapshots (default: PGSNAP_AGE_IDENTITY); must be readable by its owner only.",
+                               valueName: "file"))
+    var identity: String?
+
+    /// - Throws: a usage error when the file is missing or readable by group or others.
+    func load(_ env: [String: String]) throws -> AgeIdentity? {
+        guard let path = identity ?? env["PGSNAP_AGE_IDENTITY"].flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
+        return try AgeIdentity(path: path)
+    }
+
+    func validate() throws {
+        if let identity, identity.isEmpty || identity.contains("\0") { throw ValidationError("--identity must be a file path") }
+    }
+}

@@ -1,0 +1,394 @@
+import Foundation
+import XCTest
+
+/// Encryption at rest with the real `age` and `age-keygen`: keys are made in the test's own
+/// directory, snapshots are encrypted to them, and every way of reading one back is tried.
+final class EncryptionTests: XCTestCase {
+    var fixture: RestoreFixture!
+    var keyDir: String!
+
+    /// A marker no compressed or encrypted stream would hold by chance: it must not be in the stored file.
+    static let marker = "plaintext-marker-7f3a9c-customer-record"
+
+    override func setUpWithError() throws {
+        fixture = try RestoreFixture()
+        keyDir = try Harness.tempDir()
+        chmod(keyDir, 0o700)
+    }
+
+    override func tearDown() {
+        fixture.cleanUp()
+        try? FileManager.default.removeItem(atPath: keyDir)
+    }
+
+    struct Key {
+        var identity: String
+        var recipient: String
+        var secret: String
+    }
+
+    /// `age-keygen -o FILE`, then the public key from `age-keygen -y FILE`.
+    func makeKey(_ name: String) throws -> Key {
+        let path = keyDir + "/" + name + ".txt"
+        let gen = try Harness.run(Self.tool("age-keygen"), ["-o", path])
+        XCTAssertEqual(gen.status, 0, gen.stderr)
+        chmod(path, 0o600)
+        let pub = try Harness.run(Self.tool("age-keygen"), ["-y", path])
+        XCTAssertEqual(pub.status, 0, pub.stderr)
+        let secret = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").first { $0.hasPrefix("AGE-SECRET-KEY-") }
+        XCTAssertNotNil(secret, "age-keygen wrote no secret key")
+        return Key(identity: path, recipient: pub.stdout.trimmingCharacters(in: .whitespacesAndNewlines), secret: String(secret ?? "?"))
+    }
+
+    /// The tool in PATH; a missing one fails the test (scripts/lib/deps.sh installs age).
+    static func tool(_ name: String) -> String {
+        for dir in (Harness.env["PATH"] ?? "").split(separator: ":") where access("\(dir)/\(name)", X_OK) == 0 {
+            return "\(dir)/\(name)"
+        }
+        XCTFail("\(name) is not in PATH: scripts/lib/deps.sh installs the age package")
+        return "/nonexistent/\(name)"
+    }
+
+    /// A small database with a row that can be searched for in the stored file.
+    func makeDatabase(_ prefix: String, rows: Int = 3000) throws -> String {
+        let db = try fixture.database(prefix)
+        try Torture.fill(db, rows: rows)
+        try Harness.psql(db, "CREATE TABLE customer (id int, note text); INSERT INTO customer VALUES (1, '\(Self.marker)')")
+        return db
+    }
+
+    func encryptedBackup(_ db: String, to keys: [Key], extra: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let r = try fixture.pgsnap(["backup", "-d", db] + keys.flatMap { ["--encrypt-to", $0.recipient] } + extra)
+        XCTAssertEqual(r.status, 0, "encrypted backup failed: \(r.stderr)", file: file, line: line)
+        return Harness.snapshotID(r)
+    }
+
+    // MARK: Backup and restore
+
+    func testTwoRecipientsEachIdentityAloneRestoresExactly() throws {
+        let (alice, bob) = (try makeKey("alice"), try makeKey("bob"))
+        let db = try makeDatabase("enc")
+        let id = try encryptedBackup(db, to: [alice, bob])
+        let stored = fixture.dir + "/" + id + ".sql.gz.age"
+        XCTAssertEqual(try fixture.dumpPath(id), stored, "stored name")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: fixture.dir + "/" + id + ".sql.gz"), "no plaintext dump beside it")
+        XCTAssertEqual(Harness.permissions(stored), 0o600)
+
+        let m = try Harness.manifest(dir: fixture.dir, id: id)
+        let encryption = m["encryption"] as? [String: Any]
+        XCTAssertEqual(encryption?["tool"] as? String, "age")
+        XCTAssertEqual(encryption?["recipients"] as? [String], [alice.recipient, bob.recipient])
+        XCTAssertEqual(m["sha256"] as? String, try Harness.sha256sum(stored), "checksum is of the stored file")
+        XCTAssertEqual((m["compressed_bytes"] as? NSNumber)?.int64Value, try Harness.fileSize(stored))
+        let rows = m["table_rows"] as? [String: Any]
+        XCTAssertEqual((rows?["public.big"] as? NSNumber)?.intValue, 3000, "row counts are of the plaintext")
+        XCTAssertEqual((rows?["public.customer"] as? NSNumber)?.intValue, 1)
+
+        let bytes = try Harness.bytes(stored)
+        XCTAssertTrue(bytes.starts(with: Data("age-encryption.org/v1\n".utf8)), "stored file must be age's format")
+        XCTAssertFalse(bytes.starts(with: Data([0x1f, 0x8b])), "stored file must not be gzip")
+        XCTAssertNil(bytes.range(of: Data(Self.marker.utf8)), "a plaintext row is in the stored file")
+        let listed = try Torture.list(fixture.dir)
+        XCTAssertEqual(listed.first { $0.id == id }?.status, "good", "list treats an encrypted snapshot as any other")
+
+        let expected = try Harness.fingerprint(db)
+        for key in [alice, bob] {
+            let target = db + "_" + String(key.identity.dropLast(4).split(separator: "/").last!)
+            fixture.track(database: target)
+            let r = try fixture.pgsnap(["restore", id, "--target", target, "--identity", key.identity])
+            XCTAssertEqual(r.status, 0, "restore with \(key.identity): \(r.stderr)")
+            XCTAssertEqual(try Harness.fingerprint(target), expected, "restored with \(key.identity) alone")
+        }
+    }
+
+    func testRestoreWithoutIdentityIsAUsageErrorNamingTheRecipients() throws {
+        let (alice, bob) = (try makeKey("alice"), try makeKey("bob"))
+        let db = try makeDatabase("enc")
+        let id = try encryptedBackup(db, to: [alice, bob])
+        let before = try Harness.fingerprint(db)
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes"], env: ["PGSNAP_AGE_IDENTITY": nil])
+        Harness.assertOneErrorLine(r, status: 64, "restore without identity")
+        XCTAssertTrue(r.stderr.contains(alice.recipient) && r.stderr.contains(bob.recipient), "must name the recipients: \(r.stderr)")
+        XCTAssertTrue(r.stderr.contains("--identity"), r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(db), before)
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+
+        // PGSNAP_AGE_IDENTITY does what --identity does.
+        let copy = db + "_env"
+        fixture.track(database: copy)
+        let e = try fixture.pgsnap(["restore", id, "--target", copy], env: ["PGSNAP_AGE_IDENTITY": bob.identity])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertEqual(try Harness.fingerprint(copy), before)
+    }
+
+    func testRestoringByHandWithAgeZcatPsql() throws {
+        let key = try makeKey("ops")
+        let db = try makeDatabase("hand")
+        let id = try encryptedBackup(db, to: [key])
+        let copy = db + "_byhand"
+        fixture.track(database: copy)
+        try Harness.psql("postgres", "CREATE DATABASE \"\(copy)\" TEMPLATE template0")
+        // Exactly the README's pipeline, as a person would type it.
+        let line = "age -d -i '\(key.identity)' '\(try fixture.dumpPath(id))' | zcat | psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d '\(copy)'"
+        let r = try Harness.run("/bin/bash", ["-o", "pipefail", "-c", line])
+        XCTAssertEqual(r.status, 0, "by hand: \(r.stderr)")
+        XCTAssertEqual(try Harness.fingerprint(copy), try Harness.fingerprint(db))
+    }
+
+    // MARK: Verify
+
+    func testVerifyWithAndWithoutIdentity() throws {
+        let key = try makeKey("ops")
+        let db = try makeDatabase("ver")
+        let id = try encryptedBackup(db, to: [key])
+
+        let without = try fixture.pgsnap(["verify", id])
+        XCTAssertEqual(without.status, 0, without.stderr)
+        let lines = without.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "one line: \(without.stderr)")
+        XCTAssertTrue(without.stderr.contains("contents NOT checked"), without.stderr)
+        XCTAssertTrue(without.stderr.contains("1 X25519 stanza(s) for 1 age1 recipient(s)"), without.stderr)
+        let json = Harness.verifyResults(try fixture.pgsnap(["verify", id, "--json"]))
+        XCTAssertEqual(json.first?["contents_checked"] as? Bool, false)
+        XCTAssertEqual(json.first?["ok"] as? Bool, true)
+
+        let with = try fixture.pgsnap(["verify", id, "--identity", key.identity, "--json"])
+        XCTAssertEqual(with.status, 0, with.stderr)
+        let full = Harness.verifyResults(with)
+        XCTAssertEqual(full.first?["ok"] as? Bool, true)
+        XCTAssertNil(full.first?["contents_checked"], "with the identity the contents are checked")
+        XCTAssertEqual((full.first?["rows"] as? NSNumber)?.intValue, 3002, "rows recounted from the decrypted dump")
+
+        // verify --restore-test decrypts as restore does.
+        let rt = try fixture.pgsnap(["verify", id, "--restore-test", "--identity", key.identity])
+        XCTAssertEqual(rt.status, 0, rt.stderr)
+        XCTAssertTrue(rt.stderr.contains("restore-tested"), rt.stderr)
+        let rtWithout = try fixture.pgsnap(["verify", id, "--restore-test"])
+        Harness.assertOneErrorLine(rtWithout, status: 64, "restore test without identity")
+    }
+
+    func testVerifyWithoutIdentityCatchesAHeaderForOtherKeys() throws {
+        let (alice, bob) = (try makeKey("alice"), try makeKey("bob"))
+        let db = try makeDatabase("hdr", rows: 100)
+        let id = try encryptedBackup(db, to: [alice])
+        // A manifest that claims two recipients for a file encrypted to one: size and checksum
+        // still match, the header does not.
+        let path = Harness.manifestPath(dir: fixture.dir, id: id)
+        var m = try Harness.manifest(dir: fixture.dir, id: id)
+        m["encryption"] = ["tool": "age", "recipients": [alice.recipient, bob.recipient]]
+        try Harness.writeJSON(m, to: path)
+        let r = try fixture.pgsnap(["verify", id])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("header check failed"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("1 X25519 stanza(s), the manifest lists 2"), r.stderr)
+    }
+
+    func testWrongIdentityExitsOneAndChangesNothing() throws {
+        let (alice, mallory) = (try makeKey("alice"), try makeKey("mallory"))
+        let db = try makeDatabase("wrong")
+        let id = try encryptedBackup(db, to: [alice])
+        let before = try Harness.fingerprint(db)
+        let expected = "no identity in \(mallory.identity) matches the snapshot's recipients (\(alice.recipient))"
+
+        let v = try fixture.pgsnap(["verify", id, "--identity", mallory.identity])
+        Harness.assertOneErrorLine(v, status: 1, "verify with a wrong identity")
+        XCTAssertTrue(v.stderr.contains(expected), v.stderr)
+
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--identity", mallory.identity])
+        Harness.assertOneErrorLine(r, status: 1, "restore with a wrong identity")
+        XCTAssertTrue(r.stderr.contains(expected), r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(db), before, "target untouched")
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [])
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
+    func testGroupReadableIdentityIsRefused() throws {
+        let key = try makeKey("ops")
+        let db = try makeDatabase("perm", rows: 100)
+        let id = try encryptedBackup(db, to: [key])
+        chmod(key.identity, 0o640)
+        for args in [["restore", id, "-d", db, "--yes"], ["verify", id]] {
+            let r = try fixture.pgsnap(args + ["--identity", key.identity])
+            Harness.assertOneErrorLine(r, status: 64, "\(args[0]) with a group-readable identity")
+            XCTAssertTrue(r.stderr.contains("readable by group or others"), r.stderr)
+            XCTAssertTrue(r.stderr.contains("chmod 600 \(key.identity)"), r.stderr)
+            XCTAssertFalse(r.stderr.contains(key.secret), "the identity's contents in a message")
+        }
+    }
+
+    // MARK: Damage
+
+    /// Flipped byte and truncation: exit 2 from verify (with and without identity) and restore, target untouched.
+    func testChangedOrTruncatedCiphertextIsCaught() throws {
+        let key = try makeKey("ops")
+        let db = try makeDatabase("dmg", rows: 20000)
+        let id = try encryptedBackup(db, to: [key])
+        let stored = try fixture.dumpPath(id)
+        let good = try Harness.bytes(stored)
+        let manifestPath = Harness.manifestPath(dir: fixture.dir, id: id)
+        let goodManifest = try Harness.bytes(manifestPath)
+        let before = try Harness.fingerprint(db)
+
+        var flipped = good
+        flipped[good.count / 2] ^= 0x01
+        let truncated = good.prefix(good.count - 1000)
+        for (name, damaged, consistentManifest) in [("flipped byte", flipped, false), ("truncated", Data(truncated), false),
+                                                    ("flipped byte, manifest rewritten to match", flipped, true)] {
+            try damaged.write(to: URL(fileURLWithPath: stored))
+            try goodManifest.write(to: URL(fileURLWithPath: manifestPath))
+            if consistentManifest {
+                // Someone who can write the directory: size and SHA-256 agree, so only age's authentication can tell.
+                var m = try Harness.manifest(dir: fixture.dir, id: id)
+                m["sha256"] = try Harness.sha256sum(stored)
+                m["compressed_bytes"] = damaged.count
+                try Harness.writeJSON(m, to: manifestPath)
+            }
+            let v = try fixture.pgsnap(["verify", id, "--identity", key.identity])
+            XCTAssertEqual(v.status, 2, "\(name): verify with identity: \(v.stderr)")
+            if consistentManifest {
+                XCTAssertTrue(v.stderr.contains("decryption check failed"), "\(name): \(v.stderr)")
+                XCTAssertTrue(v.stderr.contains("failed to decrypt and authenticate"), "\(name): age's own reason: \(v.stderr)")
+            } else {
+                let w = try fixture.pgsnap(["verify", id])
+                XCTAssertEqual(w.status, 2, "\(name): verify without identity: \(w.stderr)")
+            }
+            let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--quiet", "--terminate-connections", "--identity", key.identity])
+            Harness.assertOneErrorLine(r, status: 2, "\(name): restore")
+            XCTAssertEqual(try Harness.fingerprint(db), before, "\(name): target untouched")
+            XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [], "\(name): no swap happened")
+            XCTAssertEqual(try RestoreFixture.scratchDatabases(), [], "\(name): scratch database dropped")
+        }
+    }
+
+    // MARK: Bad input and a missing tool
+
+    func testBadRecipientsAreUsageErrorsBeforeAnythingIsWritten() throws {
+        let key = try makeKey("ops")
+        let db = try makeDatabase("rcp", rows: 10)
+        let dir = fixture.dir + "/never-created"
+        let typo = String(key.recipient.dropLast()) + (key.recipient.last == "q" ? "p" : "q")
+        for (args, env, what) in [(["--encrypt-to", typo], [String: String?](), "not a valid age public key"),
+                                  (["--encrypt-to", "ssh-ed25519 AAAAnotakey"], [:], "not a valid ssh-ed25519"),
+                                  (["--encrypt-to", key.secret], [:], "not a recipient"),
+                                  ([], ["PGSNAP_AGE_RECIPIENTS": "\(key.recipient),age1nope"], "PGSNAP_AGE_RECIPIENTS"),
+                                  (["--encrypt-to-file", keyDir + "/missing.txt"], [:], "cannot read recipients file")] {
+            let r = try Harness.pgsnap(["backup", "-d", db] + args, dir: dir, env: env)
+            Harness.assertOneErrorLine(r, status: 64, what)
+            XCTAssertTrue(r.stderr.contains(what), "\(what): \(r.stderr)")
+            XCTAssertFalse(r.stderr.contains(key.secret), "a secret key echoed back: \(r.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir), "\(what): the backup directory was created")
+        }
+    }
+
+    func testRecipientsFileAndEnvironment() throws {
+        let (alice, bob) = (try makeKey("alice"), try makeKey("bob"))
+        let db = try makeDatabase("rfile", rows: 10)
+        let file = keyDir + "/recipients.txt"
+        try "# ops team\n\(alice.recipient)\n\n  # backup key\n\(bob.recipient)\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let a = try fixture.pgsnap(["backup", "-d", db, "--encrypt-to-file", file])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        let ma = try Harness.manifest(dir: fixture.dir, id: Harness.snapshotID(a))
+        XCTAssertEqual((ma["encryption"] as? [String: Any])?["recipients"] as? [String], [alice.recipient, bob.recipient])
+
+        let b = try fixture.pgsnap(["backup", "-d", db], env: ["PGSNAP_AGE_RECIPIENTS": "\(bob.recipient), \(alice.recipient)"])
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let idB = Harness.snapshotID(b)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: fixture.dir + "/" + idB + ".sql.gz.age"))
+        let mb = try Harness.manifest(dir: fixture.dir, id: idB)
+        XCTAssertEqual((mb["encryption"] as? [String: Any])?["recipients"] as? [String], [bob.recipient, alice.recipient])
+
+        // zstd and none get .age after their own suffix.
+        for (compress, suffix) in [("zstd", ".sql.zst.age"), ("none", ".sql.age")] {
+            let r = try fixture.pgsnap(["backup", "-d", db, "--compress", compress, "--encrypt-to", alice.recipient])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let id = Harness.snapshotID(r)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: fixture.dir + "/" + id + suffix), "\(compress): \(Harness.entries(fixture.dir))")
+            let v = try fixture.pgsnap(["verify", id, "--identity", alice.identity, "--quiet"])
+            XCTAssertEqual(v.status, 0, "\(compress): \(v.stderr)")
+        }
+        // prune and check need no key.
+        let c = try fixture.pgsnap(["check", "--max-age", "1h", "--quiet"])
+        XCTAssertEqual(c.status, 0, c.stderr)
+        let p = try fixture.pgsnap(["prune", "--dry-run", "--quiet"])
+        XCTAssertEqual(p.status, 0, p.stderr)
+    }
+
+    func testAgeMissingFromPathFailsBeforeAnythingIsWritten() throws {
+        let key = try makeKey("ops")
+        let db = try makeDatabase("noage", rows: 10)
+        let dir = fixture.dir + "/never-created"
+        // pg_dump is still found (pgsnap also looks in /usr/lib/postgresql/<major>/bin); age is not.
+        let r = try Harness.pgsnap(["backup", "-d", db, "--encrypt-to", key.recipient], dir: dir, env: ["PATH": "/nonexistent"])
+        Harness.assertOneErrorLine(r, status: 1, "backup without age")
+        XCTAssertTrue(r.stderr.contains("apt-get install age"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir), "nothing may be written")
+
+        let id = try encryptedBackup(db, to: [key])
+        let v = try fixture.pgsnap(["verify", id, "--identity", key.identity], env: ["PATH": "/nonexistent"])
+        Harness.assertOneErrorLine(v, status: 1, "verify without age")
+        XCTAssertTrue(v.stderr.contains("apt-get install age"), v.stderr)
+    }
+
+    // MARK: Faults and secrets
+
+    func testKill9OfTheAgeChildLeavesNothingGood() throws {
+        let key = try makeKey("ops")
+        let db = try makeDatabase("kage", rows: 200_000)
+        var killed: Int32?
+        let r = try fixture.pgsnap(["backup", "-d", db, "--jobs", "1", "--quiet", "--encrypt-to", key.recipient]) { pid in
+            var age: Int32?
+            _ = Harness.poll(timeout: 30) {
+                age = Torture.child(of: pid, named: "age", withArgument: "-r")
+                return age != nil || !Procfs.isAlive(pid)
+            }
+            guard let age else { return }
+            // Mid-stream: once age has written some of the file.
+            _ = Harness.poll(timeout: 30) {
+                let partial = Torture.partialFiles(self.fixture.dir).first
+                return !Procfs.isAlive(pid) || (partial.flatMap { Torture.size(self.fixture.dir + "/" + $0) } ?? 0) >= 256 << 10
+            }
+            if kill(age, SIGKILL) == 0 { killed = age }
+        }
+        XCTAssertNotNil(killed, "never saw the age child mid-stream")
+        Torture.inject("kill -9 age")
+        Harness.assertOneErrorLine(r, status: 1, "age killed")
+        XCTAssertTrue(r.stderr.contains("age failed while encrypting"), r.stderr)
+        XCTAssertEqual(Harness.snapshotFiles(fixture.dir), [], "nothing may be left")
+        try Torture.assertGood(exactly: [], dir: fixture.dir, "age killed")
+        XCTAssertEqual(Torture.waitUntilGone(comm: "pg_dump", mentioning: db), [], "pg_dump left running")
+    }
+
+    /// No identity, secret key or identity contents in any child's argv or environment while it runs.
+    func testNoKeyMaterialInChildren() throws {
+        let key = try makeKey("ops")
+        let db = try makeDatabase("sec", rows: 100_000)
+        var id = ""
+        for (args, wantArgs) in [(["backup", "-d", db, "--jobs", "1", "--encrypt-to", key.recipient], ["-r", key.recipient]),
+                                 (["restore", "latest", "-d", db, "--target", db + "_copy", "--identity", key.identity], ["-d", "-i", key.identity])] {
+            if args[0] == "restore" { fixture.track(database: db + "_copy") }
+            var ageArgvs: [[String]] = []
+            var seen: [String] = []
+            let r = try fixture.pgsnap(args) { pid in
+                _ = Harness.poll(timeout: 60) {
+                    guard Procfs.isAlive(pid) else { return true }
+                    for child in Procfs.descendants(of: pid) {
+                        guard let exe = Procfs.executable(child.pid), !exe.hasSuffix("/pgsnap"), let argv = Procfs.cmdline(child.pid), !argv.isEmpty
+                        else { continue }
+                        seen.append(argv.joined(separator: " ") + " " + (Procfs.environ(child.pid) ?? []).joined(separator: " "))
+                        if exe.hasSuffix("/age"), !ageArgvs.contains(argv) { ageArgvs.append(argv) }
+                    }
+                    return false
+                }
+            }
+            XCTAssertEqual(r.status, 0, "\(args[0]): \(r.stderr)")
+            if args[0] == "backup" { id = Harness.snapshotID(r) }
+            XCTAssertTrue(ageArgvs.contains { Array($0.dropFirst()) == wantArgs }, "\(args[0]): age children seen: \(ageArgvs)")
+            for s in seen + [r.stdout, r.stderr] {
+                XCTAssertFalse(s.contains("AGE-SECRET-KEY"), "\(args[0]): key material in a child or output: \(s.prefix(200))")
+                XCTAssertFalse(s.contains(key.secret), "\(args[0]): the identity's contents")
+            }
+        }
+        let m = try String(contentsOfFile: Harness.manifestPath(dir: fixture.dir, id: id), encoding: .utf8)
+        XCTAssertFalse(m.contains("AGE-SECRET-KEY"), "key material in the manifest")
+    }
+}
