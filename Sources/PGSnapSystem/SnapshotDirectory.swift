@@ -21,7 +21,7 @@ public struct SnapshotDirectory {
                                   next: "Create its parent directory or choose another --dir")
             }
             chmod(path, 0o700)
-            try SnapshotDirectory.fsyncPath((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
+            try SnapshotDirectory.fsyncPath(SnapshotDirectory.parent(of: path))
             return
         }
         var target = st
@@ -168,6 +168,15 @@ public struct SnapshotDirectory {
     }
 
     public func sync() throws { try SnapshotDirectory.fsyncPath(path) }
+
+    /// The directory holding `path`, by hand: NSString's deletingLastPathComponent trapped in
+    /// release builds on a one-character relative path ("d").
+    public static func parent(of path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1, p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "." }
+        return slash == p.startIndex ? "/" : String(p[..<slash])
+    }
 
     public static func fsyncPath(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -122,3 +122,15 @@ final class DumpStreamTests: XCTestCase {
         }
     }
 }
+
+/// SnapshotDirectory.parent(of:) replaces NSString's deletingLastPathComponent, which trapped in
+/// release builds on a one-character relative path.
+final class SnapshotDirectoryParentTests: XCTestCase {
+    func testParentOfPaths() {
+        let cases: [(String, String)] = [("d", "."), ("dd", "."), ("./d", "."), ("a/b", "a"), ("a/b/", "a"), ("/d", "/"),
+                                         ("/", "/"), ("/var/backups/pgsnap", "/var/backups"), ("a//b", "a/"), ("../x", "..")]
+        for (path, parent) in cases {
+            XCTAssertEqual(SnapshotDirectory.parent(of: path), parent, path)
+        }
+    }
+}

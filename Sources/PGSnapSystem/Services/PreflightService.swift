@@ -128,7 +128,7 @@ public struct PreflightService {
     func nearestExisting(_ path: String) -> String {
         var p = path
         while !p.isEmpty && access(p, F_OK) != 0 {
-            let parent = (p as NSString).deletingLastPathComponent
+            let parent = SnapshotDirectory.parent(of: p)
             if parent == p { break }
             p = parent
         }

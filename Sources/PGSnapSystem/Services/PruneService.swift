@@ -116,8 +116,7 @@ public struct CheckService {
             if let b = d.newestBytes { text += "pgsnap_last_size_bytes\(label) \(b)\n" }
             text += "pgsnap_snapshots\(label) \(d.goodSnapshots)\n"
         }
-        let parent = (path as NSString).deletingLastPathComponent
-        let dir = try SnapshotDirectory(path: parent.isEmpty ? "." : parent, create: false)
+        let dir = try SnapshotDirectory(path: SnapshotDirectory.parent(of: path), create: false)
         try dir.writeAtomically(Data(text.utf8), to: (path as NSString).lastPathComponent)
         chmod(path, 0o644)
     }
