@@ -26,14 +26,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "PGSnapCore"),
+        // AWS Signature Version 4: pure, apart from swift-crypto's HMAC and hashes.
+        .target(name: "PGSnapSigV4", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "PGSnapSystem",
             dependencies: [
-                "PGSnapCore", "CZlib", "CLibPQ", "CZstd", "CDeflate",
+                "PGSnapCore", "PGSnapSigV4", "CZlib", "CLibPQ", "CZstd", "CDeflate",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .testTarget(name: "PGSnapCoreTests", dependencies: ["PGSnapCore"]),
-        .testTarget(name: "PGSnapSystemTests", dependencies: ["PGSnapSystem", "PGSnapCore"]),
+        .testTarget(name: "PGSnapSystemTests", dependencies: ["PGSnapSystem", "PGSnapCore", "PGSnapSigV4"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PGSnapCore"]),
     ],
     swiftLanguageModes: [.v5]
