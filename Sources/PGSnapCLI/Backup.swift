@@ -30,6 +30,10 @@ struct Backup: ParsableCommand {
 
     @OptionGroup(title: "Encryption") var encryption: EncryptionOptions
 
+    @Flag(help: "After the backup, verify it and copy it to --remote s3://... (or PGSNAP_REMOTE); exit 6 if only the copy fails.")
+    var push = false
+    @OptionGroup var remote: RemoteOptions
+
     @OptionGroup var policy: PolicyOptions
     @OptionGroup var lock: LockOptions
 
@@ -37,6 +41,8 @@ struct Backup: ParsableCommand {
         let session = try makeSession(connection, directory, output)
         var options = snapshot.backupOptions(globals: globals)
         options.encryptTo = try encryption.recipients(session.environment)
+        // Before the backup: a missing bucket name or credentials is a usage problem, found in a second.
+        let storage = push ? try remote.storage(session.environment) : nil
         let manifest = try BackupService(session: session).run(options, wait: try lock.seconds)
         if prune {
             // Only a snapshot proven whole may let older ones go.
@@ -51,6 +57,7 @@ struct Backup: ParsableCommand {
                                                                 wait: try lock.seconds ?? 600)
             printPrune(result, json: false, reporter: session.reporter)
         }
+        if let storage { try pushAfterBackup(manifest, storage: storage, session: session, wait: try lock.seconds) }
         if output.json {
             try printJSON(manifest)
         } else {

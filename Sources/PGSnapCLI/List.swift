@@ -12,8 +12,10 @@ struct List: ParsableCommand {
     @OptionGroup var output: OutputOptions
     @Option(help: "Only snapshots of this database.")
     var database: String?
+    @OptionGroup var remote: RemoteOptions
 
     func run() throws {
+        if remote.wanted { return try listRemote(remote, output: output, database: database) }
         let env = ProcessInfo.processInfo.environment
         let dir = try SnapshotDirectory(path: directory.path(env), create: false)
         let entries = try dir.catalog().filter { database == nil || $0.database == database }

@@ -9,7 +9,8 @@ public struct PGSnapCommand: ParsableCommand {
         abstract: "Safe PostgreSQL snapshots around schema migrations: backup, verify, restore, prune.",
         discussion: ExitStatus.table,
         version: pgsnapVersion,
-        subcommands: [Backup.self, List.self, Show.self, Verify.self, Restore.self, Prune.self, Check.self, Preflight.self, Guard.self, Diff.self],
+        subcommands: [Backup.self, List.self, Show.self, Verify.self, Restore.self, Prune.self, Check.self, Preflight.self, Guard.self, Diff.self,
+                      Push.self, Pull.self],
         helpNames: [.long])
 
     public init() {}
@@ -19,7 +20,7 @@ public struct PGSnapCommand: ParsableCommand {
         SignalTrap.install()
         let code: Int32
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(RemoteOptions.normalise(Array(CommandLine.arguments.dropFirst())))
             try command.run()
             code = SignalTrap.received == nil ? 0 : ExitStatus.interrupted.rawValue
         } catch let e as PGSnapError {

@@ -38,6 +38,7 @@ struct Restore: ParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var remote: RemoteOptions
 
     func validate() throws {
         if let target, target.isEmpty || target.utf8.count > 63 || target.contains("\0") {
@@ -49,7 +50,7 @@ struct Restore: ParsableCommand {
         let session = try makeSession(connection, directory, output)
         session.ageIdentity = try identity.load(session.environment)
         let service = RestoreService(session: session)
-        let selector = try parseSelector(snapshot, label: label, before: before,
+        var selector = try parseSelector(snapshot, label: label, before: before,
                                          database: snapshot == nil || snapshot == "latest" || label != nil ? service.defaultDatabase(target: target) : nil)
         let interactive = isatty(STDIN_FILENO) == 1 && isatty(STDERR_FILENO) == 1
         let options = RestoreOptions(
@@ -60,6 +61,7 @@ struct Restore: ParsableCommand {
                 let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
                 return answer == "y" || answer == "yes"
             } : nil)
+        if remote.wanted { selector = try pullForRestore(remote, session: session, selector: selector, wait: try lock.seconds) }
         let result: RestoreResult
         do {
             result = try service.restore(selector, options: options)

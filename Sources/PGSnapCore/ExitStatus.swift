@@ -6,6 +6,7 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
     case locked = 3
     case migrationFailedRestored = 4
     case migrationFailedNotRestored = 5
+    case offsiteCopyFailed = 6
     case usage = 64
     case interrupted = 130
 
@@ -17,6 +18,7 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
         case .locked: return "another pgsnap run holds the lock on the backup directory"
         case .migrationFailedRestored: return "guard: the command failed and the database was restored"
         case .migrationFailedNotRestored: return "guard: the command failed and the database was NOT restored"
+        case .offsiteCopyFailed: return "backup --push: the local snapshot is good; the offsite copy failed (run 'pgsnap push')"
         case .usage: return "usage error: bad option or argument, nothing was done"
         case .interrupted: return "interrupted (Ctrl-C / SIGTERM): children stopped, partial files removed"
         }

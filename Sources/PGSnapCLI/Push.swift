@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import PGSnapCore
+import PGSnapSystem
+
+struct Push: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy good local snapshots to S3-compatible storage (manifest last; skips what is already there).",
+        discussion: """
+            Without an argument: the newest good snapshot of each database. The dump goes up as a
+            multipart upload (parts of 8-64 MiB, Content-MD5 on each, size checked after completion,
+            SHA-256 in the object metadata); the manifest is written last, so a half-finished push
+            never looks like a snapshot and the next push completes it.
+
+            Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), else the
+            profile AWS_PROFILE (default "default") in AWS_SHARED_CREDENTIALS_FILE (default
+            $HOME/.aws/credentials). Region: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1.
+            Other providers: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL (path-style addressing).
+
+            Example: pgsnap push --remote s3://acme-backups/pgsnap
+
+            \(exitStatusHelp)
+            """)
+
+    @Argument(help: "Snapshot id, or 'latest' (the newest good snapshot; with --database, of that database).")
+    var snapshot: String?
+    @Flag(help: "Every good local snapshot.")
+    var all = false
+    @Option(help: "With 'latest': the newest snapshot of this database.")
+    var database: String?
+    @OptionGroup var remote: RemoteOptions
+    @OptionGroup var directory: DirectoryOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var lock: LockOptions
+
+    func validate() throws {
+        if all && snapshot != nil { throw ValidationError("give either a snapshot or --all, not both") }
+    }
+
+    func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        let storage = try remote.storage(env)
+        let session = try makeSession(nil, directory, output)
+        let selector = try snapshot.map { try parseSelector($0, label: nil, before: nil, database: database) }
+            ?? (database.map { SnapshotSelector(kind: .latest, database: $0) })
+        let results = try PushService(session: session, remote: storage).run(selector: selector, all: all, wait: try lock.seconds)
+        if output.json {
+            try printJSON(results)
+        } else if !output.quiet {
+            for r in results { printOut("\(r.id) \(r.action)") }
+        }
+    }
+}
+
+struct Pull: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Download a snapshot from S3-compatible storage into the backup directory, checked as it streams.",
+        discussion: """
+            Size and SHA-256 are checked against the remote manifest while the dump streams in;
+            it is written as .partial and renamed, the manifest last, exactly like a backup. A
+            snapshot already whole locally is not downloaded again. Credentials as for 'push'.
+
+            Example (a new machine): pgsnap pull latest --database app --remote s3://acme-backups/pgsnap --dir /var/backups/pgsnap
+
+            \(exitStatusHelp)
+            """)
+
+    @Argument(help: "Snapshot id, or 'latest'.")
+    var snapshot: String = "latest"
+    @Option(help: "The newest good snapshot with this label.")
+    var label: String?
+    @Option(help: "With 'latest' or --label: of this database.")
+    var database: String?
+    @OptionGroup var remote: RemoteOptions
+    @OptionGroup var directory: DirectoryOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var lock: LockOptions
+
+    func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        let storage = try remote.storage(env)
+        let session = try makeSession(nil, directory, output)
+        let selector = try parseSelector(label == nil ? snapshot : nil, label: label, before: nil, database: database)
+        let result = try PullService(session: session, remote: storage).pull(selector, wait: try lock.seconds)
+        if output.json {
+            try printJSON(result)
+        } else if !output.quiet {
+            printOut(result.id)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+
+/// Snapshots in a bucket from one object listing: no GET per snapshot.
+///
+/// A listing proves less than a local manifest read: an object with both its dump and its
+/// manifest is `good` (push writes the manifest only after the dump's size was checked);
+/// anything else is a leftover. `pull` and `verify --remote` check the content itself.
+public enum RemoteCatalog {
+    public static func build(files: [DirectoryFile]) -> [CatalogEntry] {
+        var byID: [String: [DirectoryFile]] = [:]
+        for f in files {
+            guard let id = Catalog.snapshotID(ofFile: f.name) else { continue }
+            byID[id, default: []].append(f)
+        }
+        var out: [CatalogEntry] = []
+        for (id, group) in byID {
+            let names = Set(group.map(\.name))
+            let hasManifest = names.contains(id + SnapshotName.manifestSuffix)
+            let hasDump = Catalog.dumpSuffixes.contains { names.contains(id + $0) }
+            let parsed = SnapshotName.parse(id: id)
+            let status: CatalogEntry.Status
+            let problem: String?
+            switch (hasManifest, hasDump) {
+            case (true, true): (status, problem) = (.good, nil)
+            case (true, false): (status, problem) = (.manifestWithoutDump, "the dump object is missing")
+            case (false, true): (status, problem) = (.dumpWithoutManifest, "no manifest: the upload did not finish")
+            case (false, false): (status, problem) = (.partial, "no dump and no manifest")
+            }
+            out.append(CatalogEntry(
+                id: id, status: status, manifest: nil,
+                database: parsed.map { $0.encodedDatabase.removingPercentEncoding ?? $0.encodedDatabase } ?? id,
+                createdAt: parsed?.date ?? Date(timeIntervalSince1970: 0), files: group.map(\.name).sorted(),
+                bytes: group.reduce(0) { $0 + $1.size }, problem: problem))
+        }
+        return Catalog.sorted(out)
+    }
+
+    /// The label part of an id (`<db>_<time>[-n]_<label>`), or nil.
+    public static func label(ofID id: String) -> String? {
+        guard let parsed = SnapshotName.parse(id: id) else { return nil }
+        // After the database and the 16-character timestamp: optional "-n", then "_label".
+        var rest = id.dropFirst(parsed.encodedDatabase.utf8.count + 1 + 16)
+        if rest.hasPrefix("-") { rest = rest.drop { $0 != "_" } }
+        return rest.hasPrefix("_") && rest.count > 1 ? String(rest.dropFirst()) : nil
+    }
+
+    /// The newest good remote snapshot a selector means, chosen from the listing alone
+    /// (labels are part of the id, so no manifest is read to find them).
+    public static func select(_ selector: SnapshotSelector, from entries: [CatalogEntry], location: String) throws -> CatalogEntry {
+        switch selector.kind {
+        case .id, .latest:
+            return try selector.select(from: entries, directory: location)
+        case .label(let label):
+            let matching = entries.filter {
+                $0.isGood && label == RemoteCatalog.label(ofID: $0.id) && (selector.database == nil || $0.database == selector.database)
+                    && (selector.before == nil || $0.createdAt < selector.before!)
+            }
+            guard let e = Catalog.sorted(matching).first else {
+                throw PGSnapError("No good snapshot with label '\(label)'\(selector.database.map { " for database \"\($0)\"" } ?? "") in \(location)",
+                                  next: "Run 'pgsnap list --remote \(location)'")
+            }
+            return e
+        }
+    }
+}

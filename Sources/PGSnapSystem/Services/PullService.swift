@@ -1,0 +1,123 @@
+import Foundation
+import PGSnapCore
+
+public struct PullResult: Codable, Sendable {
+    public var id: String
+    /// "downloaded", or "skipped" when the local copy was already whole.
+    public var action: String
+    public var bytes: Int64
+    public var seconds: Double
+}
+
+/// Copies one remote snapshot into the local directory exactly as a backup writes one: each
+/// data file as `.partial`, size and SHA-256 checked while it streams, renamed, manifest last.
+public struct PullService {
+    let session: Session
+    let remote: S3Storage
+
+    public init(session: Session, remote: S3Storage) {
+        self.session = session
+        self.remote = remote
+    }
+
+    /// The remote snapshot a selector means, and its manifest (one listing, one GET).
+    ///
+    /// - Throws: `PGSnapError`: exit 2 when the remote copy is incomplete or its dump has the wrong size.
+    public func resolve(_ selector: SnapshotSelector) throws -> (manifest: Manifest, bytes: [UInt8], files: [String: Int64]) {
+        var files: [String: Int64] = [:]
+        for f in try remote.list() { files[f.name] = f.size }
+        let entries = RemoteCatalog.build(files: files.map { DirectoryFile(name: $0.key, size: $0.value) })
+        let entry = try RemoteCatalog.select(selector, from: entries, location: remote.location)
+        guard entry.isGood else {
+            throw PGSnapError.verification("remote snapshot \(entry.id) in \(remote.location) is incomplete: \(entry.problem ?? entry.status.rawValue)",
+                                           next: "Push it again from the machine that has it, or choose another ('pgsnap list --remote')")
+        }
+        let manifestName = entry.id + SnapshotName.manifestSuffix
+        let bytes = try remote.readSmall(manifestName, limit: Manifest.maxBytes)
+        let m: Manifest
+        do {
+            m = try Manifest.decode(bytes: bytes, fileName: manifestName)
+        } catch let e as PGSnapError {
+            throw PGSnapError.verification("in \(remote.location): \(e.what)", next: "The remote copy of \(entry.id) cannot be used; choose another ('pgsnap list --remote')")
+        }
+        guard m.id == entry.id else {
+            throw PGSnapError.verification("remote manifest \(manifestName) describes snapshot \(m.id)", next: "The remote copy cannot be used")
+        }
+        guard let size = files[m.file], size == m.compressedBytes else {
+            throw PGSnapError.verification(
+                "remote copy of \(m.id) is damaged: \(m.file) is \(files[m.file].map(String.init) ?? "missing") bytes in \(remote.location), its manifest says \(m.compressedBytes)",
+                next: "Nothing was downloaded; push it again or choose another snapshot")
+        }
+        return (m, bytes, files)
+    }
+
+    /// - Throws: `PGSnapError`: exit 2 when what arrives does not match the manifest (nothing is kept), 1 otherwise.
+    public func pull(_ selector: SnapshotSelector, wait: Double?) throws -> PullResult {
+        let start = DispatchTime.now()
+        let (m, manifestBytes, files) = try resolve(selector)
+        let dir = try session.directory(create: true)
+        let lock = try DirectoryLock(directory: dir, mode: .shared, command: "pull", wait: wait)
+        defer { withExtendedLifetime(lock) {} }
+        if let localEntry = try dir.catalog().first(where: { $0.id == m.id }), localEntry.isGood {
+            guard localEntry.manifest?.sha256 == m.sha256 else {
+                throw PGSnapError("a different snapshot named \(m.id) is already in \(dir.path)", next: "Move it away, then pull again")
+            }
+            session.reporter.info("pgsnap: \(m.id) is already whole in \(dir.path)")
+            return PullResult(id: m.id, action: "skipped", bytes: 0, seconds: seconds(since: start))
+        }
+        let local = LocalStorage(dir)
+        try download(m.file, size: m.compressedBytes, sha256: m.sha256, into: local)
+        var bytes = m.compressedBytes
+        if let g = m.globalsFile {
+            guard let size = files[g] else {
+                throw PGSnapError.verification("remote copy of \(m.id) lacks its globals file \(g)", next: "Push it again from the machine that has it")
+            }
+            try download(g, size: size, sha256: nil, into: local)
+            bytes += size
+        }
+        // Last: only now does the snapshot exist locally.
+        try local.putSmall(m.id + SnapshotName.manifestSuffix, bytes: manifestBytes)
+        let secs = seconds(since: start)
+        session.reporter.info("pgsnap: pulled \(m.id) from \(remote.location): \(formatBytes(bytes)) in \(String(format: "%.1f", secs)) s")
+        return PullResult(id: m.id, action: "downloaded", bytes: bytes, seconds: secs)
+    }
+
+    func download(_ name: String, size: Int64, sha256: String?, into local: LocalStorage) throws {
+        if let free = local.directory.freeBytes(), free < size {
+            throw PGSnapError("\(local.directory.path) has \(formatBytes(free)) free, \(name) needs \(formatBytes(size))",
+                              next: "Free space or pull into another --dir; nothing was downloaded")
+        }
+        let file = try local.create(name, expectedSize: size, sha256: sha256)
+        var hash = SHA256Stream()
+        var count: Int64 = 0
+        do {
+            let progress = Progress(reporter: session.reporter, verb: "pulled", total: size)
+            try remote.read(name, size: size) { chunk in
+                hash.update(chunk)
+                count += Int64(chunk.count)
+                guard count <= size else {
+                    throw PGSnapError.verification("remote \(name) in \(remote.location) is longer than its manifest says (\(size) bytes)",
+                                                   next: "Nothing was kept; push it again or choose another snapshot")
+                }
+                try file.write(chunk)
+                progress.update(bytesIn: count, bytesOut: count)
+            }
+            progress.done()
+            guard count == size else {
+                throw PGSnapError.verification("remote \(name) in \(remote.location) ended at \(count) of \(size) bytes",
+                                               next: "Nothing was kept; push it again or choose another snapshot")
+            }
+            if let sha256 {
+                let got = hash.finalizeHex()
+                guard got == sha256 else {
+                    throw PGSnapError.verification("remote copy of \(name) in \(remote.location) is damaged: SHA-256 \(got), its manifest says \(sha256)",
+                                                   next: "Nothing was kept; push it again or choose another snapshot")
+                }
+            }
+            _ = try file.commit()
+        } catch {
+            file.abort()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import PGSnapCore
+
+public struct PushResult: Codable, Sendable {
+    public var id: String
+    /// "uploaded", or "skipped" when the remote copy was already whole.
+    public var action: String
+    public var bytes: Int64
+    public var seconds: Double
+}
+
+/// Copies committed local snapshots to the remote: data files first (multipart, checked), the
+/// manifest last, so on the remote too a snapshot without its manifest does not exist.
+public struct PushService {
+    let session: Session
+    let remote: S3Storage
+
+    public init(session: Session, remote: S3Storage) {
+        self.session = session
+        self.remote = remote
+    }
+
+    /// - Throws: `PGSnapError`: exit 2 when a local dump no longer matches its manifest, 1 for S3 trouble.
+    public func run(selector: SnapshotSelector?, all: Bool, wait: Double?) throws -> [PushResult] {
+        let dir = try session.directory(create: false)
+        // Shared, like a backup: prune (exclusive) cannot delete a file while it is being read.
+        let lock = try DirectoryLock(directory: dir, mode: .shared, command: "push", wait: wait)
+        defer { withExtendedLifetime(lock) {} }
+        let localFiles = try dir.list()
+        let chosen = try PushSelection.choose(from: try dir.catalog(), selector: selector, all: all, directory: dir.path)
+        if chosen.isEmpty {
+            throw PGSnapError("no good snapshot to push in \(dir.path)", next: "Run 'pgsnap backup' first")
+        }
+        var remoteFiles: [String: Int64] = [:]
+        for f in try remote.list() { remoteFiles[f.name] = f.size }
+        return try chosen.map { entry in
+            try push(entry.manifest!, dir: dir, localFiles: localFiles, remoteFiles: remoteFiles)
+        }
+    }
+
+    func push(_ m: Manifest, dir: SnapshotDirectory, localFiles: [DirectoryFile], remoteFiles: [String: Int64]) throws -> PushResult {
+        let start = DispatchTime.now()
+        if PushSelection.isWhole(m, localFiles: localFiles, remoteFiles: remoteFiles) {
+            session.reporter.info("pgsnap: \(m.id) is already in \(remote.location)")
+            return PushResult(id: m.id, action: "skipped", bytes: 0, seconds: seconds(since: start))
+        }
+        let local = LocalStorage(dir)
+        var sent: Int64 = 0
+        // A dump left whole by a push killed before its manifest (same size, same SHA-256 recorded) is kept.
+        if remoteFiles[m.file] == m.compressedBytes, let meta = try remote.stat(m.file), meta.size == m.compressedBytes,
+           meta.metadata["sha256"] == m.sha256 {
+            session.reporter.info("pgsnap: \(m.file) is already uploaded; writing the manifest")
+        } else {
+            try upload(m.file, size: m.compressedBytes, sha256: m.sha256, from: local)
+            sent += m.compressedBytes
+        }
+        if let g = m.globalsFile {
+            let size = localFiles.first { $0.name == g }?.size ?? 0
+            try upload(g, size: size, sha256: nil, from: local)
+            sent += size
+        }
+        // A push killed mid-upload leaves an unfinished multipart upload that S3 keeps (and bills).
+        if let n = try? remote.abortUnfinishedUploads(of: m.file), n > 0 {
+            session.reporter.info("pgsnap: aborted \(n) unfinished upload(s) of \(m.file) left by an earlier push")
+        }
+        let manifestName = m.id + SnapshotName.manifestSuffix
+        try remote.putSmall(manifestName, bytes: try local.readSmall(manifestName, limit: Manifest.maxBytes))
+        let secs = seconds(since: start)
+        session.reporter.info("pgsnap: pushed \(m.id) to \(remote.location): \(formatBytes(sent)) in \(String(format: "%.1f", secs)) s")
+        return PushResult(id: m.id, action: "uploaded", bytes: sent, seconds: secs)
+    }
+
+    /// Streams a local file into a multipart upload, hashing as it goes: a local file that no
+    /// longer matches its manifest is never committed on the remote.
+    func upload(_ name: String, size: Int64, sha256: String?, from local: LocalStorage) throws {
+        let upload = try remote.create(name, expectedSize: size, sha256: sha256)
+        var hash = SHA256Stream()
+        var count: Int64 = 0
+        do {
+            try local.read(name, size: size) { chunk in
+                hash.update(chunk)
+                count += Int64(chunk.count)
+                try upload.write(chunk)
+            }
+            if count != size {
+                throw PGSnapError.verification("local file \(local.directory.file(name)) is \(count) bytes, expected \(size); nothing was uploaded",
+                                               next: "Run 'pgsnap verify' on it")
+            }
+            if let sha256 {
+                let got = hash.finalizeHex()
+                guard got == sha256 else {
+                    throw PGSnapError.verification("local file \(local.directory.file(name)) has SHA-256 \(got), its manifest says \(sha256); nothing was uploaded",
+                                                   next: "Run 'pgsnap verify' on it")
+                }
+            }
+            _ = try upload.commit()
+        } catch {
+            upload.abort()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import PGSnapCore
+
+/// The backup directory as a `SnapshotStorage`: `SnapshotDirectory` underneath, files 0600,
+/// written as `.partial`, fsynced, renamed, directory fsynced, as every local write is.
+public final class LocalStorage: SnapshotStorage {
+    public let directory: SnapshotDirectory
+    public var location: String { directory.path }
+
+    public init(_ directory: SnapshotDirectory) { self.directory = directory }
+
+    public func list() throws -> [DirectoryFile] { try directory.list() }
+
+    public func readSmall(_ name: String, limit: Int) throws -> [UInt8] {
+        let fd = try SnapshotDirectory.openRegularFile(directory.file(name))
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw SnapshotDirectory.ioError("read \(directory.file(name))") }
+            if n == 0 { return out }
+            out += buf[0..<n]
+            if out.count > limit { throw PGSnapError.verification("\(directory.file(name)) is more than \(limit) bytes") }
+        }
+    }
+
+    public func read(_ name: String, size: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let fd = try SnapshotDirectory.openRegularFile(directory.file(name))
+        defer { close(fd) }
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buf.deallocate() }
+        while true {
+            let n = Glibc.read(fd, buf.baseAddress, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw SnapshotDirectory.ioError("read \(directory.file(name))") }
+            if n == 0 { return }
+            try consume(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+        }
+    }
+
+    public func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload {
+        try LocalUpload(directory: directory, name: name)
+    }
+
+    public func putSmall(_ name: String, bytes: [UInt8]) throws { try directory.writeAtomically(Data(bytes), to: name) }
+
+    public func delete(_ name: String) throws { try directory.remove(name) }
+}
+
+/// `name.partial` until commit: fsync, rename, fsync the directory.
+final class LocalUpload: StorageUpload {
+    let directory: SnapshotDirectory
+    let name: String
+    let tmp: String
+    private var fd: Int32
+    private var written: Int64 = 0
+
+    init(directory: SnapshotDirectory, name: String) throws {
+        self.directory = directory
+        self.name = name
+        tmp = directory.file(name + SnapshotName.partialSuffix)
+        unlink(tmp)
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw SnapshotDirectory.ioError("create \(tmp)") }
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SnapshotDirectory.ioError("write \(tmp)")
+            }
+            off += n
+        }
+        written += Int64(bytes.count)
+    }
+
+    func commit() throws -> Int64 {
+        guard fsync(fd) == 0 else { throw SnapshotDirectory.ioError("fsync \(tmp)") }
+        close(fd)
+        fd = -1
+        guard rename(tmp, directory.file(name)) == 0 else { throw SnapshotDirectory.ioError("rename \(tmp)") }
+        try directory.sync()
+        return written
+    }
+
+    func abort() {
+        if fd >= 0 {
+            close(fd)
+            fd = -1
+        }
+        unlink(tmp)
+    }
+}

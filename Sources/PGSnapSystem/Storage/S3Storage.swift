@@ -1,0 +1,185 @@
+import Foundation
+import PGSnapCore
+import PGSnapSigV4
+
+/// Snapshot files as objects under `s3://bucket/prefix/`, the same names as on disk.
+public final class S3Storage: SnapshotStorage {
+    let client: S3Client
+    public let remote: RemoteLocation
+    /// Parts in flight during an upload: memory is about (inFlight + 1) x part size.
+    let inFlight: Int
+    let partSizeOverride: Int?
+
+    public var location: String { remote.description }
+    public var endpoint: String { client.endpointText }
+
+    /// - Throws: `PGSnapError` when no credentials are found or the endpoint is unusable.
+    public init(remote: RemoteLocation, environment: [String: String]) throws {
+        self.remote = remote
+        let settings = try S3Settings.resolve(environment: environment) { path in
+            try? String(contentsOfFile: path, encoding: .utf8)
+        }
+        client = S3Client(settings: settings, location: remote, environment: environment)
+        inFlight = environment["PGSNAP_S3_PARTS_IN_FLIGHT"].flatMap(Int.init).map { max(1, min($0, 16)) } ?? 3
+        // Tests use small parts to get several of them from a small database; S3's floor is 5 MiB.
+        partSizeOverride = environment["PGSNAP_S3_PART_SIZE"].flatMap(Int.init).map { max($0, 5 << 20) }
+    }
+
+    public func list() throws -> [DirectoryFile] {
+        try client.listObjects(prefix: remote.listPrefix).compactMap { o in
+            remote.name(ofKey: o.key).flatMap { $0.hasPrefix(".") ? nil : DirectoryFile(name: $0, size: o.size) }
+        }
+    }
+
+    public func readSmall(_ name: String, limit: Int) throws -> [UInt8] {
+        let data = try client.get(remote.key(name))
+        guard data.count <= limit else { throw PGSnapError.verification("\(location)/\(name) is \(data.count) bytes, more than a manifest can be") }
+        return [UInt8](data)
+    }
+
+    /// Ranged GETs of one part size each: bounded memory, and a dropped connection costs one range.
+    public func read(_ name: String, size: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let key = remote.key(name)
+        let chunk = Int64(S3Storage.partSize(for: size, override: partSizeOverride))
+        var offset: Int64 = 0
+        while offset < size {
+            let end = min(offset + chunk, size) - 1
+            let data = try client.get(key, range: offset...end)
+            guard !data.isEmpty else { throw PGSnapError.verification("\(location)/\(name) ends at byte \(offset), expected \(size)") }
+            try data.withUnsafeBytes { try consume($0) }
+            offset += Int64(data.count)
+        }
+    }
+
+    public func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload {
+        let key = remote.key(name)
+        var meta: [String: String] = [:]
+        if let sha256 { meta["sha256"] = sha256 }
+        let id = try client.createMultipartUpload(key, metadata: meta)
+        return S3MultipartUpload(client: client, key: key, uploadID: id,
+                                 partSize: S3Storage.partSize(for: expectedSize, override: partSizeOverride), inFlight: inFlight)
+    }
+
+    public func putSmall(_ name: String, bytes: [UInt8]) throws {
+        try client.put(remote.key(name), body: Data(bytes))
+    }
+
+    public func delete(_ name: String) throws { try client.delete(remote.key(name)) }
+
+    /// Size and metadata of one file, nil when absent.
+    public func stat(_ name: String) throws -> (size: Int64, metadata: [String: String])? { try client.head(remote.key(name)) }
+
+    /// Aborts unfinished uploads of `name` (what a killed push leaves behind).
+    public func abortUnfinishedUploads(of name: String) throws -> Int {
+        let key = remote.key(name)
+        let uploads = try client.listMultipartUploads(prefix: key).filter { $0.key == key }
+        for u in uploads { try client.abortMultipartUpload(u.key, uploadID: u.uploadID) }
+        return uploads.count
+    }
+
+    /// 8 MiB, or more so a big dump fits S3's 10,000 parts; at most 64 MiB (dumps up to 625 GiB).
+    static func partSize(for size: Int64, override: Int?) -> Int {
+        if let override { return override }
+        let needed = (size + 9_999) / 10_000
+        let mib = Int64(1 << 20)
+        return Int(min(max(8 * mib, (needed + mib - 1) / mib * mib), 64 * mib))
+    }
+}
+
+/// One multipart upload: parts filled in order, a few sent at once, completed in part order.
+final class S3MultipartUpload: StorageUpload, @unchecked Sendable {
+    let client: S3Client
+    let key: String
+    let uploadID: String
+    let partSize: Int
+    private var buffer: UnsafeMutableRawPointer?
+    private var filled = 0
+    private var parts = 0
+    private var written: Int64 = 0
+    private let slots: DispatchSemaphore
+    private let group = DispatchGroup()
+    private let lock = NSLock()
+    private var etags: [Int: String] = [:]
+    private var firstError: Error?
+    private var finished = false
+
+    init(client: S3Client, key: String, uploadID: String, partSize: Int, inFlight: Int) {
+        self.client = client
+        self.key = key
+        self.uploadID = uploadID
+        self.partSize = partSize
+        slots = DispatchSemaphore(value: inFlight)
+    }
+
+    deinit {
+        if let buffer { free(buffer) }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var off = 0
+        while off < bytes.count {
+            if buffer == nil {
+                guard let b = malloc(partSize) else { throw PGSnapError("out of memory for an upload part of \(partSize) bytes") }
+                buffer = b
+            }
+            let n = min(partSize - filled, bytes.count - off)
+            (buffer! + filled).copyMemory(from: bytes.baseAddress! + off, byteCount: n)
+            filled += n
+            off += n
+            if filled == partSize { try send() }
+        }
+        written += Int64(bytes.count)
+    }
+
+    /// Hands the full buffer to a worker (the Data owns and frees it) and waits for a free slot first.
+    private func send() throws {
+        slots.wait()
+        if let e = lock.withLock({ firstError }) {
+            slots.signal()
+            throw e
+        }
+        parts += 1
+        let number = parts
+        let data = Data(bytesNoCopy: buffer!, count: filled, deallocator: .free)
+        buffer = nil
+        filled = 0
+        group.enter()
+        DispatchQueue.global().async { [self] in
+            defer {
+                slots.signal()
+                group.leave()
+            }
+            do {
+                let etag = try client.uploadPart(key, uploadID: uploadID, number: number, body: data)
+                lock.withLock { etags[number] = etag }
+            } catch {
+                lock.withLock { if firstError == nil { firstError = error } }
+            }
+        }
+    }
+
+    func commit() throws -> Int64 {
+        if filled > 0 || parts == 0 { try send() }
+        group.wait()
+        if let e = lock.withLock({ firstError }) { throw e }
+        let ordered = (1...parts).map { etags[$0] ?? "" }
+        try client.completeMultipartUpload(key, uploadID: uploadID, etags: ordered)
+        finished = true
+        // The size S3 stored, not the one we meant: a lost part would show here.
+        guard let stored = try client.head(key) else {
+            throw PGSnapError("S3 at \(client.endpointText) lists no \(key) after completing its upload", next: "Run the command again")
+        }
+        guard stored.size == written else {
+            try? client.delete(key)
+            throw PGSnapError("S3 at \(client.endpointText) stored \(stored.size) bytes of \(key), sent \(written); the object was removed",
+                              next: "Run the command again")
+        }
+        return stored.size
+    }
+
+    func abort() {
+        group.wait()
+        guard !finished else { return }
+        try? client.abortMultipartUpload(key, uploadID: uploadID)
+    }
+}
