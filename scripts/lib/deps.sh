@@ -27,6 +27,24 @@ pgsnap_missing_deps() {
   command -v age-keygen >/dev/null 2>&1 || echo "  age-keygen"
 }
 
+# The offsite tests need a real S3 API server (moto_server, PyPI moto[server]) and the signer
+# test needs botocore (a moto dependency). Quick when present: one python3 import.
+pgsnap_ensure_python_deps() {
+  if ! command -v python3 >/dev/null 2>&1; then
+    echo "pgsnap: python3 not found; installing via apt" >&2
+    local sudo=()
+    [[ $(id -u) -ne 0 ]] && sudo=(sudo)
+    "${sudo[@]}" apt-get update && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y --no-install-recommends python3 python3-pip python3-venv </dev/null || return 1
+  fi
+  if ! python3 -c 'import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ("moto", "flask", "boto3", "botocore")))' \
+    >/dev/null 2>&1; then
+    echo "pgsnap: installing moto[server] from PyPI (S3 test server)" >&2
+    python3 -m pip install --quiet 'moto[server]>=5,<6' ||
+      python3 -m pip install --quiet --break-system-packages 'moto[server]>=5,<6' || return 1
+  fi
+}
+
 pgsnap_ensure_deps() {
   local missing
   missing=$(pgsnap_missing_deps)
@@ -53,6 +71,8 @@ pgsnap_ensure_deps() {
       return 1
     fi
   fi
+
+  pgsnap_ensure_python_deps || return 1
 
   # The Swift toolchain is not a Debian package here; it lives in /opt/swift.
   if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then

@@ -84,7 +84,9 @@ final class S3Client: @unchecked Sendable {
             headers += signer.sign(SigV4Request(method: method, encodedPath: path, query: query, headers: headers, payloadHash: payloadHash),
                                    credentials: credentials, date: Date())
             // URLSession sets Host itself from the URL (the same value, it is signed above).
-            let sent = headers.filter { $0.0 != "host" }
+            // identity: curl offers gzip by default, and a store that honoured it would hand back
+            // a .sql.gz decompressed, which no size or SHA-256 check would then match.
+            let sent = headers.filter { $0.0 != "host" } + [("Accept-Encoding", "identity")]
             switch transport.send(method: method, url: url, headers: sent, body: body) {
             case .failure(let f):
                 lastCause = f.text
