@@ -69,9 +69,15 @@ struct Prune: ParsableCommand {
     @OptionGroup var lock: LockOptions
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var remote: RemoteOptions
 
     func run() throws {
         let session = try makeSession(nil, directory, output)
+        if remote.wanted {
+            let result = try RemotePruneService(session: session, remote: try remote.storage(session.environment))
+                .run(policy: policy.policy, database: database, dryRun: dryRun, wait: try lock.seconds)
+            return printPrune(result, json: output.json, reporter: session.reporter)
+        }
         let result = try PruneService(session: session).run(policy: policy.policy, database: database, dryRun: dryRun, wait: try lock.seconds)
         printPrune(result, json: output.json, reporter: session.reporter)
     }
@@ -114,6 +120,7 @@ struct Check: ParsableCommand {
     var metricsFile: String?
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var remote: RemoteOptions
 
     func validate() throws {
         guard parseDuration(maxAge) != nil else { throw ValidationError("--max-age '\(oneLine(maxAge, limit: 40))' is not a duration like 26h or 2d") }
@@ -122,11 +129,14 @@ struct Check: ParsableCommand {
 
     func run() throws {
         let session = try makeSession(nil, directory, output)
-        let report = try CheckService(session: session).run(maxAge: parseDuration(maxAge)!, minSize: minSize, database: database, metricsFile: metricsFile)
+        let storage = remote.wanted ? try remote.storage(session.environment) : nil
+        let report = try storage.map {
+            try RemoteCheckService(session: session, remote: $0).run(maxAge: parseDuration(maxAge)!, minSize: minSize, database: database, metricsFile: metricsFile)
+        } ?? CheckService(session: session).run(maxAge: parseDuration(maxAge)!, minSize: minSize, database: database, metricsFile: metricsFile)
         if output.json { try printJSON(report) }
         for p in report.problems { printError(p.problem) }
         if !report.ok {
-            throw PGSnapError.verification("\(report.problems.count) problem(s) with the snapshots in \(session.directoryPath)",
+            throw PGSnapError.verification("\(report.problems.count) problem(s) with the snapshots in \(storage?.location ?? session.directoryPath)",
                                            next: "Check the backup job's log (cron mail) and run 'pgsnap list'")
         }
         if !output.json {

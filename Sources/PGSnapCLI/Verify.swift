@@ -29,6 +29,7 @@ struct Verify: ParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var remote: RemoteOptions
 
     func validate() throws {
         if all && snapshot != nil { throw ValidationError("give a snapshot or --all, not both") }
@@ -39,6 +40,7 @@ struct Verify: ParsableCommand {
         let selector = all ? nil : try parseSelector(snapshot, label: nil, before: nil, database: database)
         let session = try makeSession(connection, directory, output)
         session.ageIdentity = try identity.load(session.environment)
+        if remote.wanted { return try verifyRemote(remote, session: session, selector: selector, database: database, output: output) }
         let dir = try session.directory(create: false)
         let catalog = try dir.catalog()
         let entries: [CatalogEntry]

@@ -183,9 +183,16 @@ final class RemoteFaultTests: XCTestCase {
         let key = prefix + "/" + id + ".sql.gz"
         let size = try Harness.fileSize(Harness.dumpPath(dir: dir, id: id))
 
-        for (damage, word) in [(["flip", S3Harness.bucket, key, String(size / 2)], "SHA-256"),
-                               (["truncate", S3Harness.bucket, key, String(size / 2)], "damaged")] {
+        let verified = try Harness.pgsnap(["verify", "--remote", id], dir: dir, env: env)
+        XCTAssertEqual(verified.status, 0, verified.stderr)
+        for (damage, word, check) in [(["flip", S3Harness.bucket, key, String(size / 2)], "SHA-256", "checksum"),
+                                      (["truncate", S3Harness.bucket, key, String(size / 2)], "damaged", "size")] {
             _ = try S3Harness.boto(damage)
+            let verify = try Harness.pgsnap(["verify", "--remote", "--json"], dir: dir, env: env)
+            XCTAssertEqual(verify.status, 2, verify.stderr)
+            let results = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [[String: Any]])
+            XCTAssertEqual(results.map { $0["failed_check"] as? String }, [check], verify.stdout)
+
             let fresh = try Harness.tempDir()
             dirs.append(fresh)
             let pull = try Harness.pgsnap(["pull", id, "--quiet"], dir: fresh, env: env)

@@ -40,6 +40,8 @@ enum S3Harness {
         elif op == "uploads":
             r = s3.list_multipart_uploads(Bucket=bucket, Prefix=arg)
             print(json.dumps([u["Key"] for u in r.get("Uploads", [])]))
+        elif op == "start-upload":
+            print(json.dumps(s3.create_multipart_upload(Bucket=bucket, Key=arg)["UploadId"]))
         elif op == "meta":
             print(json.dumps(s3.head_object(Bucket=bucket, Key=arg)["Metadata"]))
         elif op == "truncate":

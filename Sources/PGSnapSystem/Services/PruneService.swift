@@ -63,19 +63,27 @@ public struct CheckService {
 
     public func run(maxAge: TimeInterval, minSize: Int64, database: String?, metricsFile: String?) throws -> HealthReport {
         let dir = try session.directory(create: false)
-        let now = session.now()
         let entries = try dir.catalog(summaries: true).filter { database == nil || $0.database == database }
+        let report = evaluate(entries, location: dir.path, maxAge: maxAge, minSize: minSize, database: database)
+        if let metricsFile { try writeMetrics(report, to: metricsFile) }
+        return report
+    }
+
+    /// The health rules over a catalog (local, or a bucket's with its newest manifests read).
+    /// Only the two newest good entries of each database need their manifest.
+    public func evaluate(_ entries: [CatalogEntry], location: String, maxAge: TimeInterval, minSize: Int64, database: String?) -> HealthReport {
+        let now = session.now()
         var names = Set(entries.map(\.database))
         if let database { names.insert(database) }
         var report = HealthReport(ok: true, databases: [], problems: [])
         if names.isEmpty {
-            report.problems.append(HealthProblem(database: nil, problem: "no snapshots in \(dir.path)"))
+            report.problems.append(HealthProblem(database: nil, problem: "no snapshots in \(location)"))
         }
         for name in names.sorted() {
             let good = entries.filter { $0.database == name && $0.isGood }
             var db = HealthReport.Database(database: name, goodSnapshots: good.count)
             guard let newest = good.first, let m = newest.manifest else {
-                report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": no good snapshot in \(dir.path)"))
+                report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": no good snapshot in \(location)"))
                 report.databases.append(db)
                 continue
             }
@@ -95,26 +103,27 @@ public struct CheckService {
             report.databases.append(db)
         }
         report.ok = report.problems.isEmpty
-        if let metricsFile { try writeMetrics(report, to: metricsFile) }
         return report
     }
 
     /// node_exporter textfile format, written to a temp file then renamed.
-    func writeMetrics(_ report: HealthReport, to path: String) throws {
+    ///
+    /// - Parameter prefix: `pgsnap`, or `pgsnap_remote` for the offsite copy's health.
+    public func writeMetrics(_ report: HealthReport, to path: String, prefix: String = "pgsnap") throws {
         var text = """
-            # HELP pgsnap_last_success_timestamp_seconds Creation time of the newest good snapshot.
-            # TYPE pgsnap_last_success_timestamp_seconds gauge
-            # HELP pgsnap_last_size_bytes Compressed size of the newest good snapshot.
-            # TYPE pgsnap_last_size_bytes gauge
-            # HELP pgsnap_snapshots Number of good snapshots.
-            # TYPE pgsnap_snapshots gauge
+            # HELP \(prefix)_last_success_timestamp_seconds Creation time of the newest good snapshot.
+            # TYPE \(prefix)_last_success_timestamp_seconds gauge
+            # HELP \(prefix)_last_size_bytes Compressed size of the newest good snapshot.
+            # TYPE \(prefix)_last_size_bytes gauge
+            # HELP \(prefix)_snapshots Number of good snapshots.
+            # TYPE \(prefix)_snapshots gauge
 
             """
         for d in report.databases {
             let label = "{database=\"\(d.database.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n"))\"}"
-            if let t = d.newestCreatedAt { text += "pgsnap_last_success_timestamp_seconds\(label) \(Int64(t.timeIntervalSince1970))\n" }
-            if let b = d.newestBytes { text += "pgsnap_last_size_bytes\(label) \(b)\n" }
-            text += "pgsnap_snapshots\(label) \(d.goodSnapshots)\n"
+            if let t = d.newestCreatedAt { text += "\(prefix)_last_success_timestamp_seconds\(label) \(Int64(t.timeIntervalSince1970))\n" }
+            if let b = d.newestBytes { text += "\(prefix)_last_size_bytes\(label) \(b)\n" }
+            text += "\(prefix)_snapshots\(label) \(d.goodSnapshots)\n"
         }
         let dir = try SnapshotDirectory(path: SnapshotDirectory.parent(of: path), create: false)
         try dir.writeAtomically(Data(text.utf8), to: (path as NSString).lastPathComponent)

@@ -77,6 +77,15 @@ public final class S3Storage: SnapshotStorage {
         return uploads.count
     }
 
+    /// Aborts unfinished uploads under the prefix started before `cutoff` (prune's leftovers).
+    public func abortUnfinishedUploads(initiatedBefore cutoff: Date) throws -> Int {
+        let stale = try client.listMultipartUploads(prefix: remote.listPrefix).filter { u in
+            remote.name(ofKey: u.key) != nil && (u.initiated.map { $0 < cutoff } ?? false)
+        }
+        for u in stale { try client.abortMultipartUpload(u.key, uploadID: u.uploadID) }
+        return stale.count
+    }
+
     /// 8 MiB, or more so a big dump fits S3's 10,000 parts; at most 64 MiB (dumps up to 625 GiB).
     static func partSize(for size: Int64, override: Int?) -> Int {
         if let override { return override }

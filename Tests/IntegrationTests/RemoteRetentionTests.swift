@@ -1,0 +1,88 @@
+import Foundation
+import XCTest
+
+/// `prune --remote` and `check --remote` against the bucket, and `verify --remote` of good copies.
+final class RemoteRetentionTests: XCTestCase {
+    var databases: [String] = []
+    var dirs: [String] = []
+
+    override func tearDown() {
+        for d in databases { Harness.dropDatabase(d) }
+        for d in dirs { try? FileManager.default.removeItem(atPath: d) }
+        super.tearDown()
+    }
+
+    /// Three snapshots of one database, all pushed; returns them oldest first.
+    func pushedThree() throws -> (db: String, dir: String, ids: [String], remote: String, prefix: String) {
+        let db = try Harness.createDatabase("ret")
+        databases.append(db)
+        try Harness.psql(db, "CREATE TABLE t AS SELECT g FROM generate_series(1, 5000) g")
+        let dir = try Harness.tempDir()
+        dirs.append(dir)
+        var ids: [String] = []
+        for _ in 0..<3 {
+            let r = try Harness.pgsnap(["backup", "-d", db], dir: dir)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            ids.append(Harness.snapshotID(r))
+        }
+        let (remote, prefix) = S3Harness.newRemote()
+        let push = try Harness.pgsnap(["push", "--all", "-q"], dir: dir, env: S3Harness.env(remote: remote))
+        XCTAssertEqual(push.status, 0, push.stderr)
+        return (db, dir, ids, remote, prefix)
+    }
+
+    /// The newest copy is damaged in the bucket (a listing still shows it "good"): prune must
+    /// keep the newest copy that really is whole, remove the oldest, leave the damaged one for a
+    /// person, and abort an unfinished upload older than 24 h.
+    func testPruneRemoteNeverDeletesTheNewestConfirmedGoodCopy() throws {
+        let (_, _, ids, remote, prefix) = try pushedThree()
+        let newestKey = prefix + "/" + ids[2] + ".sql.gz"
+        _ = try S3Harness.boto(["truncate", S3Harness.bucket, newestKey, "100"])
+        _ = try S3Harness.boto(["start-upload", S3Harness.bucket, prefix + "/leftover_20261101T000000Z.sql.gz"])
+        XCTAssertEqual(try S3Harness.unfinishedUploads(prefix).count, 1)
+
+        var env = S3Harness.env(remote: remote)
+        env["PGSNAP_NOW"] = "2030-01-01T00:00:00Z"  // everything is years old and past the 24 h grace
+        let dry = try Harness.pgsnap(["prune", "--remote", "--dry-run", "--json"], dir: try Harness.tempDir(), env: env)
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        let plan = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(dry.stdout.utf8)) as? [String: Any])?["decisions"] as? [[String: Any]])
+        let actions = Dictionary(uniqueKeysWithValues: plan.map { ($0["id"] as! String, $0["action"] as! String) })
+        XCTAssertEqual(actions, [ids[0]: "remove", ids[1]: "keep", ids[2]: "keep"])
+        XCTAssertEqual(plan.first { $0["id"] as? String == ids[2] }?["status"] as? String, "damaged")
+        XCTAssertEqual(try S3Harness.objects(prefix).count, 6, "a dry run deletes nothing")
+
+        let prune = try Harness.pgsnap(["prune", "--remote"], dir: try Harness.tempDir(), env: env)
+        XCTAssertEqual(prune.status, 0, prune.stderr)
+        let left = Set(try S3Harness.objects(prefix).keys)
+        var expected = Set<String>()
+        for id in [ids[1], ids[2]] {
+            expected.insert(prefix + "/" + id + ".sql.gz")
+            expected.insert(prefix + "/" + id + ".manifest.json")
+        }
+        XCTAssertEqual(left, expected)
+        XCTAssertEqual(try S3Harness.unfinishedUploads(prefix), [])
+    }
+
+    func testCheckRemoteFreshnessSizeAndMetrics() throws {
+        let (db, dir, ids, remote, _) = try pushedThree()
+        let env = S3Harness.env(remote: remote)
+        let metrics = dir + "/remote.prom"
+        let ok = try Harness.pgsnap(["check", "--remote", "--max-age", "1h", "--metrics-file", metrics], dir: dir, env: env)
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        let text = try String(contentsOfFile: metrics, encoding: .utf8)
+        XCTAssertTrue(text.contains("pgsnap_remote_snapshots{database=\"\(db)\"} 3"), text)
+        XCTAssertTrue(text.contains("pgsnap_remote_last_size_bytes{database=\"\(db)\"} \(try Harness.fileSize(Harness.dumpPath(dir: dir, id: ids[2])))"), text)
+
+        var stale = env
+        stale["PGSNAP_NOW"] = "2030-01-01T00:00:00Z"
+        let old = try Harness.pgsnap(["check", "--remote", "--max-age", "26h", "--quiet"], dir: dir, env: stale)
+        XCTAssertEqual(old.status, 2, old.stderr)
+        XCTAssertTrue(old.stderr.contains(ids[2]) && old.stderr.contains("old (max"), old.stderr)
+        let missing = try Harness.pgsnap(["check", "--remote", "--database", "nosuchdb", "--quiet"], dir: dir, env: env)
+        XCTAssertEqual(missing.status, 2, missing.stderr)
+
+        let verify = try Harness.pgsnap(["verify", "--remote", "--all"], dir: dir, env: env)
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        XCTAssertEqual(verify.stderr.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count, 3, verify.stderr)
+    }
+}
