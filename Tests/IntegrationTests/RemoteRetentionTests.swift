@@ -85,4 +85,24 @@ final class RemoteRetentionTests: XCTestCase {
         XCTAssertEqual(verify.status, 0, verify.stderr)
         XCTAssertEqual(verify.stderr.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count, 3, verify.stderr)
     }
+
+    /// 1,010 objects: list --remote pages through them with exactly two ListObjectsV2 requests
+    /// (S3 returns at most 1,000 keys each) and reads no object.
+    func testListRemotePagesThroughMoreThanAThousandKeysWithoutReadingObjects() throws {
+        let (remote, prefix) = S3Harness.newRemote()
+        _ = try S3Harness.boto(["fill", S3Harness.bucket, prefix, "505"])
+        let counting = try FaultProxy(upstream: S3Harness.endpoint) { _, _ in .forward }
+        defer { counting.stop() }
+        let dir = try Harness.tempDir()
+        dirs.append(dir)
+        let list = try Harness.pgsnap(["list", "--remote", "--json"], dir: dir, env: S3Harness.env(remote: remote, endpoint: counting.endpoint))
+        XCTAssertEqual(list.status, 0, list.stderr)
+        let rows = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
+        XCTAssertEqual(rows.count, 505)
+        XCTAssertEqual(Set(rows.map { $0["status"] as? String }), ["good"])
+        XCTAssertEqual(rows.first?["id"] as? String, "app_20261101T082400Z", "newest first")
+        XCTAssertEqual(counting.requests.count, 2, "\(counting.requests.map { $0.prefix(120) })")
+        XCTAssertTrue(counting.requests.allSatisfy { $0.hasPrefix("GET /\(S3Harness.bucket)?") && $0.contains("list-type=2") })
+        XCTAssertTrue(counting.requests[1].contains("continuation-token="))
+    }
 }

@@ -84,6 +84,12 @@ final class RemoteRoundTripTests: XCTestCase {
         XCTAssertEqual(try Harness.bytes(Harness.manifestPath(dir: fresh, id: id)), try Harness.bytes(Harness.manifestPath(dir: dir, id: id)))
         XCTAssertEqual(Harness.permissions(Harness.dumpPath(dir: fresh, id: id)), 0o600)
         XCTAssertFalse(Harness.snapshotFiles(fresh).contains { $0.hasSuffix(".partial") })
+        // The secret is nowhere on disk: not in a manifest, not in the lock file, in neither directory.
+        for d in [dir, fresh] {
+            for name in Harness.entries(d) {
+                XCTAssertFalse(try Harness.bytes(d + "/" + name).range(of: Data(S3Harness.secret.utf8)) != nil, "secret in \(d)/\(name)")
+            }
+        }
 
         // Pulling what is already whole downloads nothing.
         let pull = try Harness.pgsnap(["pull", id, "--json"], dir: fresh, env: env)

@@ -40,6 +40,18 @@ enum S3Harness {
         elif op == "uploads":
             r = s3.list_multipart_uploads(Bucket=bucket, Prefix=arg)
             print(json.dumps([u["Key"] for u in r.get("Uploads", [])]))
+        elif op == "fill":
+            # N fake snapshots (a dump and a manifest each), minutes apart: ids app_20261101T000000Z, ...
+            import datetime
+            t0 = datetime.datetime(2026, 11, 1)
+            from concurrent.futures import ThreadPoolExecutor
+            def put(i):
+                sid = "app_" + (t0 + datetime.timedelta(minutes=i)).strftime("%Y%m%dT%H%M%SZ")
+                s3.put_object(Bucket=bucket, Key=arg + "/" + sid + ".sql.gz", Body=b"x" * 10)
+                s3.put_object(Bucket=bucket, Key=arg + "/" + sid + ".manifest.json", Body=b"{}")
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(put, range(int(sys.argv[4]))))
+            print(json.dumps(int(sys.argv[4])))
         elif op == "start-upload":
             print(json.dumps(s3.create_multipart_upload(Bucket=bucket, Key=arg)["UploadId"]))
         elif op == "meta":

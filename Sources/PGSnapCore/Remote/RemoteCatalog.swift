@@ -44,22 +44,10 @@ public enum RemoteCatalog {
         return rest.hasPrefix("_") && rest.count > 1 ? String(rest.dropFirst()) : nil
     }
 
-    /// The newest good remote snapshot a selector means, chosen from the listing alone
-    /// (labels are part of the id, so no manifest is read to find them).
+    /// The remote snapshot a selector means, chosen from the listing alone, by the local rule:
+    /// the newest *committed* one in scope (labels are matched on the id, so no manifest is read).
+    /// A caller that needs it good refuses a bad one rather than passing over it.
     public static func select(_ selector: SnapshotSelector, from entries: [CatalogEntry], location: String) throws -> CatalogEntry {
-        switch selector.kind {
-        case .id, .latest:
-            return try selector.select(from: entries, directory: location)
-        case .label(let label):
-            let matching = entries.filter {
-                $0.isGood && label == RemoteCatalog.label(ofID: $0.id) && (selector.database == nil || $0.database == selector.database)
-                    && (selector.before == nil || $0.createdAt < selector.before!)
-            }
-            guard let e = Catalog.sorted(matching).first else {
-                throw PGSnapError("No good snapshot with label '\(label)'\(selector.database.map { " for database \"\($0)\"" } ?? "") in \(location)",
-                                  next: "Run 'pgsnap list --remote \(location)'")
-            }
-            return e
-        }
+        try selector.select(from: entries, directory: location)
     }
 }

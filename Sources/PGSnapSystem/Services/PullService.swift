@@ -28,10 +28,11 @@ public struct PullService {
         for f in try remote.list() { files[f.name] = f.size }
         let entries = RemoteCatalog.build(files: files.map { DirectoryFile(name: $0.key, size: $0.value) })
         let entry = try RemoteCatalog.select(selector, from: entries, location: remote.location)
-        guard entry.isGood else {
-            throw PGSnapError.verification("remote snapshot \(entry.id) in \(remote.location) is incomplete: \(entry.problem ?? entry.status.rawValue)",
-                                           next: "Push it again from the machine that has it, or choose another ('pgsnap list --remote')")
+        // Never an older copy in its place without saying so: the refusal names the next good one.
+        func refuse(_ check: String, _ detail: String) -> PGSnapError {
+            selector.refusal(entry, check: check, detail: "\(detail) in \(remote.location)", among: entries) { "pgsnap pull \($0) --remote \(remote.location)" }
         }
+        guard entry.isGood else { throw refuse("files", entry.problem ?? entry.status.rawValue) }
         let manifestName = entry.id + SnapshotName.manifestSuffix
         let bytes = try remote.readSmall(manifestName, limit: Manifest.maxBytes)
         let m: Manifest
@@ -44,9 +45,7 @@ public struct PullService {
             throw PGSnapError.verification("remote manifest \(manifestName) describes snapshot \(m.id)", next: "The remote copy cannot be used")
         }
         guard let size = files[m.file], size == m.compressedBytes else {
-            throw PGSnapError.verification(
-                "remote copy of \(m.id) is damaged: \(m.file) is \(files[m.file].map(String.init) ?? "missing") bytes in \(remote.location), its manifest says \(m.compressedBytes)",
-                next: "Nothing was downloaded; push it again or choose another snapshot")
+            throw refuse("size", "the remote copy is damaged: \(m.file) is \(files[m.file].map(String.init) ?? "missing") bytes, its manifest says \(m.compressedBytes)")
         }
         return (m, bytes, files)
     }

@@ -12,13 +12,22 @@ public struct RemoteVerifyService {
         self.remote = remote
     }
 
-    /// - Parameter selector: nil with `all`: every snapshot in the listing, incomplete ones reported as failed.
+    /// - Parameter selector: nil with `all`: every committed snapshot in the listing; unfinished uploads are only reported.
     public func run(selector: SnapshotSelector?, database: String?) throws -> [VerifyResult] {
         var files: [String: Int64] = [:]
         for f in try remote.list() { files[f.name] = f.size }
         let entries = RemoteCatalog.build(files: files.map { DirectoryFile(name: $0.key, size: $0.value) })
-        let chosen = try selector.map { [try RemoteCatalog.select($0, from: entries, location: remote.location)] }
-            ?? entries.filter { database == nil || $0.database == database }
+        let chosen: [CatalogEntry]
+        if let selector {
+            chosen = [try RemoteCatalog.select(selector, from: entries, location: remote.location)]
+        } else {
+            // As a local verify --all: an upload still running or killed is not a snapshot; reported, never failed.
+            let scope = entries.filter { database == nil || $0.database == database }
+            for e in scope where !e.isCommitted {
+                session.reporter.info("incomplete  \(e.id): \(e.problem ?? e.status.rawValue) (not a snapshot, not verified)")
+            }
+            chosen = scope.filter(\.isCommitted)
+        }
         var out: [VerifyResult] = []
         for e in chosen {
             out.append(verify(e, files: files))
