@@ -153,4 +153,28 @@ final class RemoteRoundTripTests: XCTestCase {
         XCTAssertEqual(push.status, 0, push.stderr)
         XCTAssertFalse(push.stderr.contains(S3Harness.secret))
     }
+
+    /// https endpoints go through URLSession (plain http through pgsnap's own socket client):
+    /// the same push and pull, checked byte for byte, with URLSession forced on the test server.
+    func testURLSessionTransportPushesAndPullsTheSameBytes() throws {
+        let db = try makeDatabase("us", rows: 200_000)
+        let dir = try makeDir()
+        let backup = try Harness.pgsnap(["backup", "-d", db], dir: dir)
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let id = Harness.snapshotID(backup)
+        let (remote, _) = S3Harness.newRemote()
+        var env = S3Harness.env(remote: remote)
+        env["PGSNAP_S3_TRANSPORT"] = "urlsession"
+        let push = try Harness.pgsnap(["push"], dir: dir, env: env)
+        XCTAssertEqual(push.status, 0, push.stderr)
+        let fresh = try makeDir()
+        let pull = try Harness.pgsnap(["pull", id], dir: fresh, env: env)
+        XCTAssertEqual(pull.status, 0, pull.stderr)
+        XCTAssertEqual(try Harness.sha256sum(Harness.dumpPath(dir: fresh, id: id)), try Harness.sha256sum(Harness.dumpPath(dir: dir, id: id)))
+        var wrong = env
+        wrong["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
+        let bad = try Harness.pgsnap(["list", "--remote"], dir: dir, env: wrong)
+        Harness.assertOneErrorLine(bad, status: 1, "urlsession wrong secret")
+        XCTAssertTrue(bad.stderr.contains("SignatureDoesNotMatch"), bad.stderr)
+    }
 }

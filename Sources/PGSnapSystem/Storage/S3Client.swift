@@ -9,9 +9,11 @@ final class S3Client: @unchecked Sendable {
     let location: RemoteLocation
     let signer: SigV4Signer
     let credentials: AWSCredentials
-    let transport: URLSessionTransport
-    /// `scheme://host[:port]` plus the path before the bucket (custom endpoints) or the bucket host (AWS).
+    let transport: HTTPTransport
+    /// `scheme://host[:port]` (custom endpoints) or the bucket host (AWS).
     let base: String
+    /// A custom endpoint's own path (`http://gw/s3` -> `/s3`), before the bucket; usually empty.
+    let basePath: String
     let hostHeader: String
     /// Path-style `/bucket/key` (custom endpoints, dotted buckets) or virtual-host `/key`.
     let pathStyle: Bool
@@ -19,7 +21,7 @@ final class S3Client: @unchecked Sendable {
     let firstDelay: Double
 
     /// For messages: the endpoint, never a credential.
-    var endpointText: String { pathStyle ? base : "https://\(hostHeader)" }
+    var endpointText: String { base + basePath }
 
     init(settings: S3Settings, location: RemoteLocation, environment: [String: String]) {
         self.settings = settings
@@ -31,7 +33,12 @@ final class S3Client: @unchecked Sendable {
         attempts = environment["PGSNAP_S3_ATTEMPTS"].flatMap(Int.init).map { max(1, min($0, 10)) } ?? 5
         firstDelay = 0.25
         let timeout = environment["PGSNAP_S3_TIMEOUT"].flatMap(Double.init).map { max(1, min($0, 3600)) } ?? 120
-        transport = URLSessionTransport(timeout: timeout)
+        let plain = settings.endpoint.map { $0.scheme?.lowercased() == "http" } ?? false
+        if plain, environment["PGSNAP_S3_TRANSPORT"] != "urlsession", let e = settings.endpoint, let host = e.host {
+            transport = SocketHTTPTransport(host: host, port: UInt16(e.port ?? 80), timeout: timeout)
+        } else {
+            transport = URLSessionTransport(timeout: timeout)
+        }
         if let endpoint = settings.endpoint {
             var b = "\(endpoint.scheme!.lowercased())://\(endpoint.host!)"
             var host = endpoint.host!
@@ -40,17 +47,20 @@ final class S3Client: @unchecked Sendable {
                 host += ":\(port)"
             }
             let path = endpoint.path.hasSuffix("/") ? String(endpoint.path.dropLast()) : endpoint.path
-            base = b + path
+            base = b
+            basePath = path.split(separator: "/").map { SigV4Signer.uriEncode(String($0), keepSlash: false) }.map { "/" + $0 }.joined()
             hostHeader = host
             pathStyle = true
         } else if location.bucket.contains(".") {
             // A dotted bucket breaks the wildcard TLS certificate of virtual-host style.
             hostHeader = "s3.\(settings.region).amazonaws.com"
             base = "https://" + hostHeader
+            basePath = ""
             pathStyle = true
         } else {
             hostHeader = "\(location.bucket).s3.\(settings.region).amazonaws.com"
             base = "https://" + hostHeader
+            basePath = ""
             pathStyle = false
         }
     }
@@ -67,19 +77,21 @@ final class S3Client: @unchecked Sendable {
     ///
     /// - Parameter key: the object key, nil for bucket-level calls.
     func request(_ method: String, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
-                 body: Data? = nil, accept: Set<Int> = [], what: String) throws -> Response {
-        var path = pathStyle ? "/" + SigV4Signer.uriEncode(location.bucket, keepSlash: false) : ""
+                 body: Data? = nil, accept: Set<Int> = [], evenWhenInterrupted: Bool = false, what: String) throws -> Response {
+        var path = basePath + (pathStyle ? "/" + SigV4Signer.uriEncode(location.bucket, keepSlash: false) : "")
         if let key { path += "/" + SigV4Signer.uriEncode(key, keepSlash: true) }
         if path.isEmpty { path = "/" }
         let queryText = signer.canonicalQuery(query)
-        guard let url = URL(string: base + path + (queryText.isEmpty ? "" : "?" + queryText)) else {
+        // The request target is sent exactly as signed: no URL type re-encodes it on the way.
+        let target = path + (queryText.isEmpty ? "" : "?" + queryText)
+        guard let url = URL(string: base + target) else {
             throw PGSnapError("cannot build an S3 URL for \(what)", next: "Check AWS_ENDPOINT_URL_S3")
         }
         let payloadHash = (body ?? Data()).withUnsafeBytes { S3Digest.sha256Hex($0) }
         var delay = firstDelay
         var lastCause = ""
         for attempt in 1...attempts {
-            if SignalTrap.received != nil { throw PGSnapError(.interrupted, "interrupted during \(what)") }
+            if SignalTrap.received != nil && !evenWhenInterrupted { throw PGSnapError(.interrupted, "interrupted during \(what)") }
             var headers: [(String, String)] = [("host", hostHeader)] + extra
             headers += signer.sign(SigV4Request(method: method, encodedPath: path, query: query, headers: headers, payloadHash: payloadHash),
                                    credentials: credentials, date: Date())
@@ -87,7 +99,7 @@ final class S3Client: @unchecked Sendable {
             // identity: curl offers gzip by default, and a store that honoured it would hand back
             // a .sql.gz decompressed, which no size or SHA-256 check would then match.
             let sent = headers.filter { $0.0 != "host" } + [("Accept-Encoding", "identity")]
-            switch transport.send(method: method, url: url, headers: sent, body: body) {
+            switch transport.send(method: method, url: url, target: target, headers: sent, body: body) {
             case .failure(let f):
                 lastCause = f.text
                 guard f.transient else { throw failure(what, cause: f.text) }
@@ -244,7 +256,9 @@ final class S3Client: @unchecked Sendable {
     }
 
     func abortMultipartUpload(_ key: String, uploadID: String) throws {
-        _ = try request("DELETE", key: key, query: [("uploadId", uploadID)], accept: [404], what: "aborting the upload of \(key)")
+        // Also after Ctrl-C: the cleanup of an interrupted push (S3 keeps and bills unfinished uploads).
+        _ = try request("DELETE", key: key, query: [("uploadId", uploadID)], accept: [404], evenWhenInterrupted: true,
+                        what: "aborting the upload of \(key)")
     }
 
     struct Upload {

@@ -149,7 +149,8 @@ final class S3MultipartUpload: StorageUpload, @unchecked Sendable {
         }
         parts += 1
         let number = parts
-        let data = Data(bytesNoCopy: buffer!, count: filled, deallocator: .free)
+        // An empty file is one empty part (S3 allows the last part, here the only one, to be small).
+        let data = buffer.map { Data(bytesNoCopy: $0, count: filled, deallocator: .free) } ?? Data()
         buffer = nil
         filled = 0
         group.enter()

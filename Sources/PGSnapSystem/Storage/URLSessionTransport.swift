@@ -3,25 +3,35 @@ import Foundation
 import FoundationNetworking
 #endif
 
-/// One HTTP exchange with whole bodies, synchronously: the only place pgsnap touches URLSession.
+/// An HTTP answer with its whole body (bodies are bounded: parts and ranges of 8-64 MiB).
+struct HTTPResponse {
+    var status: Int
+    var headers: [String: String]  // lower-cased names
+    var body: Data
+}
+
+/// What went wrong below HTTP, in words for the one-line error.
+struct HTTPFailure: Error {
+    var text: String
+    /// Worth another attempt (refused, reset, timed out, DNS).
+    var transient: Bool
+}
+
+/// One synchronous HTTP exchange. `target` is the request target exactly as signed (path and query).
+protocol HTTPTransport: Sendable {
+    func send(method: String, url: URL, target: String, headers: [(String, String)], body: Data?) -> Result<HTTPResponse, HTTPFailure>
+}
+
+/// HTTPS (and anything not plain http) through Foundation's URLSession: the only place pgsnap
+/// touches it.
 ///
 /// Why URLSession (libcurl underneath on Linux) and not async-http-client: TLS to real S3
-/// endpoints comes with the toolchain, and no package adds minutes to every CI build. Its one
-/// weakness, no back-pressure on a streamed download, does not arise: uploads send parts of
-/// 8-64 MiB and downloads read ranges of the same size, so every body is bounded.
-final class URLSessionTransport: @unchecked Sendable {
-    struct Response {
-        var status: Int
-        var headers: [String: String]  // lower-cased names
-        var body: Data
-    }
-
-    /// What went wrong below HTTP, in words for the one-line error.
-    struct Failure: Error {
-        var text: String
-        /// Worth another attempt (refused, reset, timed out, DNS).
-        var transient: Bool
-    }
+/// endpoints comes with the toolchain, and no package adds minutes to every CI build. Its
+/// missing back-pressure on a streamed download does not arise: uploads send parts of 8-64 MiB
+/// and downloads read ranges of the same size, so every body is bounded.
+final class URLSessionTransport: HTTPTransport, @unchecked Sendable {
+    typealias Response = HTTPResponse
+    typealias Failure = HTTPFailure
 
     private let session: URLSession
 
@@ -38,7 +48,7 @@ final class URLSessionTransport: @unchecked Sendable {
 
     deinit { session.finishTasksAndInvalidate() }
 
-    func send(method: String, url: URL, headers: [(String, String)], body: Data?) -> Result<Response, Failure> {
+    func send(method: String, url: URL, target: String, headers: [(String, String)], body: Data?) -> Result<Response, Failure> {
         var request = URLRequest(url: url)
         request.httpMethod = method
         for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
