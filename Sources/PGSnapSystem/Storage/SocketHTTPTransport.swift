@@ -137,7 +137,7 @@ final class SocketHTTPTransport: HTTPTransport, @unchecked Sendable {
             while off < raw.count {
                 let n = Glibc.send(fd, raw.baseAddress! + off, raw.count - off, Int32(MSG_NOSIGNAL))
                 if n < 0 {
-                    if errno == EINTR { continue }
+                    if errno == EINTR && SignalTrap.received == nil { continue }
                     return SocketHTTPTransport.failure(errno)
                 }
                 off += n
@@ -165,7 +165,8 @@ final class SocketHTTPTransport: HTTPTransport, @unchecked Sendable {
             var chunk = [UInt8](repeating: 0, count: 256 << 10)
             while true {
                 let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n < 0 && errno == EINTR { continue }
+                // Ctrl-C interrupts a wait for a slow server (a socket with a timeout is not restarted).
+                if n < 0 && errno == EINTR && SignalTrap.received == nil { continue }
                 if n < 0 {
                     failure = SocketHTTPTransport.failure(errno)
                     return false
