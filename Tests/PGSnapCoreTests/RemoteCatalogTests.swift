@@ -1,0 +1,71 @@
+import Foundation
+import XCTest
+
+@testable import PGSnapCore
+
+final class RemoteCatalogTests: XCTestCase {
+    func testStatusFromTheListingAlone() {
+        let good = CatalogTests.manifest(database: "app", date: utc(2026, 12, 1, 3), label: "pre_mig")
+        let halfway = CatalogTests.manifest(database: "app", date: utc(2026, 12, 2, 3))
+        let orphan = CatalogTests.manifest(database: "app", date: utc(2026, 11, 30, 3))
+        let files = [
+            DirectoryFile(name: good.file, size: 1000), DirectoryFile(name: good.id + ".manifest.json", size: 900),
+            DirectoryFile(name: halfway.file, size: 1000),
+            DirectoryFile(name: orphan.id + ".manifest.json", size: 900),
+            DirectoryFile(name: "README.txt", size: 5),
+        ]
+        let entries = RemoteCatalog.build(files: files)
+        XCTAssertEqual(entries.map(\.id), [halfway.id, good.id, orphan.id])
+        XCTAssertEqual(entries.map(\.status), [.dumpWithoutManifest, .good, .manifestWithoutDump])
+        XCTAssertEqual(entries.map(\.database), ["app", "app", "app"])
+        XCTAssertEqual(entries[1].bytes, 1900)
+        XCTAssertNil(entries[1].manifest)
+
+        // latest skips the newer incomplete one; labels come from the id.
+        XCTAssertEqual(try RemoteCatalog.select(SnapshotSelector(kind: .latest, database: "app"), from: entries, location: "s3://b").id, good.id)
+        XCTAssertEqual(try RemoteCatalog.select(SnapshotSelector(kind: .label("pre_mig")), from: entries, location: "s3://b").id, good.id)
+        assertPGSnapError(.failure) { try RemoteCatalog.select(SnapshotSelector(kind: .label("other")), from: entries, location: "s3://b") }
+        assertPGSnapError(.failure) { try RemoteCatalog.select(SnapshotSelector(kind: .latest, database: "web"), from: entries, location: "s3://b") }
+    }
+
+    func testLabelOfID() {
+        let cases: [(String, String?)] = [
+            ("app_20261201T030000Z", nil),
+            ("app_20261201T030000Z_pre_mig", "pre_mig"),
+            ("app_20261201T030000Z-2_nightly", "nightly"),
+            ("app_20261201T030000Z-2", nil),
+            ("my_db_20261201T030000Z_x.y-z", "x.y-z"),
+            ("not-an-id", nil),
+        ]
+        for (id, label) in cases { XCTAssertEqual(RemoteCatalog.label(ofID: id), label, id) }
+    }
+
+    func testPushSelection() throws {
+        var dir = CatalogTests.FakeDirectory()
+        let a1 = CatalogTests.manifest(database: "a", date: utc(2026, 12, 1))
+        let a2 = CatalogTests.manifest(database: "a", date: utc(2026, 12, 2))
+        let b1 = CatalogTests.manifest(database: "b", date: utc(2026, 11, 1))
+        let broken = CatalogTests.manifest(database: "a", date: utc(2026, 12, 3))
+        for m in [a1, a2, b1] { dir.addGood(m) }
+        dir.addGood(broken, dumpSize: 10)
+        let entries = dir.build()
+        XCTAssertEqual(try PushSelection.choose(from: entries, selector: nil, all: false, directory: "d").map(\.id), [a2.id, b1.id])
+        XCTAssertEqual(try PushSelection.choose(from: entries, selector: nil, all: true, directory: "d").map(\.id), [a2.id, a1.id, b1.id])
+        XCTAssertEqual(try PushSelection.choose(from: entries, selector: SnapshotSelector(kind: .id(a1.id)), all: false, directory: "d").map(\.id), [a1.id])
+        assertPGSnapError(.verificationFailed) { try PushSelection.choose(from: entries, selector: SnapshotSelector(kind: .id(broken.id)), all: false, directory: "d") }
+
+        let local = [DirectoryFile(name: a1.id + ".globals.sql", size: 40)]
+        var remote: [String: Int64] = [a1.file: 1000, a1.id + ".manifest.json": 900]
+        var withGlobals = a1
+        XCTAssertTrue(PushSelection.isWhole(a1, localFiles: local, remoteFiles: remote))
+        withGlobals.globalsFile = a1.id + ".globals.sql"
+        XCTAssertFalse(PushSelection.isWhole(withGlobals, localFiles: local, remoteFiles: remote))
+        remote[a1.id + ".globals.sql"] = 40
+        XCTAssertTrue(PushSelection.isWhole(withGlobals, localFiles: local, remoteFiles: remote))
+        remote[a1.file] = 999
+        XCTAssertFalse(PushSelection.isWhole(a1, localFiles: local, remoteFiles: remote))
+        remote[a1.file] = 1000
+        remote[a1.id + ".manifest.json"] = nil
+        XCTAssertFalse(PushSelection.isWhole(a1, localFiles: local, remoteFiles: remote))
+    }
+}
