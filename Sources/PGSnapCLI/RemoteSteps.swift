@@ -34,7 +34,9 @@ func verifyRemote(_ remote: RemoteOptions, session: Session, selector: SnapshotS
     let storage = try remote.storage(session.environment)
     let results = try RemoteVerifyService(session: session, remote: storage).run(selector: selector, database: database)
     for r in results where !output.json {
-        if r.ok {
+        if r.ok, r.contentsChecked == false {
+            session.reporter.info("ok      \(r.id)  (\(r.detail ?? "stored bytes checked"))")
+        } else if r.ok {
             session.reporter.info("ok      \(r.id)  (\(r.tables ?? 0) tables, \(r.rows ?? 0) rows)")
         } else {
             printError("FAILED  \(r.id): \(r.failedCheck ?? "?") check failed: \(r.detail ?? "")")

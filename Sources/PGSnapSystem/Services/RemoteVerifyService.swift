@@ -55,6 +55,9 @@ public struct RemoteVerifyService {
         guard let size = files[m.file], size == m.compressedBytes else {
             return failed("size", "\(m.file) is \(files[m.file].map(String.init) ?? "missing") bytes in the bucket, manifest says \(m.compressedBytes)")
         }
+        // Encrypted at rest: the bucket holds age ciphertext, checked as stored (size, SHA-256);
+        // its contents are checked after 'pgsnap pull' by 'pgsnap verify --identity'.
+        let encrypted = m.encryption != nil
         var scanner = DumpScanner()
         var hash = SHA256Stream()
         var count: Int64 = 0
@@ -66,11 +69,11 @@ public struct RemoteVerifyService {
                 hash.update(chunk)
                 count += Int64(chunk.count)
                 progress.update(bytesIn: count, bytesOut: scanner.bytes)
-                guard decompressError == nil else { return }
+                guard decompressError == nil, !encrypted else { return }
                 do { try inflater.feed(chunk) { scanner.consume($0) } } catch { decompressError = error }
             }
             progress.done()
-            if decompressError == nil {
+            if decompressError == nil && !encrypted {
                 do { try inflater.finish() } catch { decompressError = error }
             }
         } catch {
@@ -83,6 +86,15 @@ public struct RemoteVerifyService {
         if count != m.compressedBytes { return failed("size", "read \(count) bytes, manifest says \(m.compressedBytes)") }
         let sha = hash.finalizeHex()
         if sha != m.sha256 { return failed("checksum", "SHA-256 is \(sha), manifest says \(m.sha256)") }
+        if encrypted {
+            r.ok = true
+            r.contentsChecked = false
+            r.uncompressedBytes = nil
+            r.tables = nil
+            r.rows = nil
+            r.detail = "encrypted: size and SHA-256 checked in the bucket; pull it and run 'pgsnap verify --identity' for the contents"
+            return r
+        }
         if let decompressError { return failed("decompression", "\(decompressError)") }
         if scanner.bytes != m.uncompressedBytes {
             return failed("decompression", "dump is \(scanner.bytes) bytes uncompressed, manifest says \(m.uncompressedBytes)")
