@@ -37,6 +37,8 @@ let package = Package(
         .testTarget(name: "PGSnapCoreTests", dependencies: ["PGSnapCore"]),
         .testTarget(name: "PGSnapSystemTests", dependencies: ["PGSnapSystem", "PGSnapCore", "PGSnapSigV4"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PGSnapCore"]),
+        // Runs the built binary (PGSNAP_BIN) only: help text against golden files, exit codes.
+        .testTarget(name: "PGSnapCLITests", exclude: ["HelpGolden"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -7,9 +7,10 @@ struct Backup: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Dump a database with pg_dump into a compressed, checksummed snapshot.",
         discussion: """
-            Writes DIR/<db>_<UTC time>[_<label>].sql.gz (zcat-readable) and a .manifest.json beside it.
-            The manifest is written last: a snapshot without one does not exist. With --encrypt-to the
-            file is <id>.sql.gz.age, encrypted by the age command: 'age -d -i key.txt FILE | zcat'.
+            Writes DIR/<db>_<UTC time>[_<label>].sql.gz (zcat-readable) and a .manifest.json \
+            beside it. The manifest is written last: a snapshot without one does not exist. With \
+            --encrypt-to the file is <id>.sql.gz.age, encrypted by the age command: \
+            'age -d -i key.txt FILE | zcat'.
 
             Example: pgsnap backup --dbname app --label pre_migration_000045
 
@@ -80,8 +81,9 @@ struct SnapshotOptions: ParsableArguments {
     @Option(help: "Compression level: gzip 0-9 (default 6), zstd 1-19 (default 3).")
     var level: Int?
 
-    @Option(help: "Compression threads (default: number of cores).")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    // Optional so help shows no machine-dependent default (and a 96-core host is not refused).
+    @Option(help: "Compression threads, 1-64 (default: the number of cores).")
+    var jobs: Int?
 
     @Option(help: "Seconds to wait for a table another session holds locked (default: the server's lock_timeout, e.g. from PGOPTIONS; 0 there means wait).")
     var lockWaitTimeout: Double?
@@ -93,7 +95,7 @@ struct SnapshotOptions: ParsableArguments {
         case (.zstd, let l?): guard (1...19).contains(l) else { throw ValidationError("--level for zstd must be 1-19") }
         case (.none, _): throw ValidationError("--level makes no sense with --compress none")
         }
-        guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be 1-64") }
+        if let jobs, !(1...64).contains(jobs) { throw ValidationError("--jobs must be 1-64") }
         if let lockWaitTimeout, !(lockWaitTimeout.isFinite && lockWaitTimeout > 0 && lockWaitTimeout <= 86400) {
             throw ValidationError("--lock-wait-timeout must be more than 0 and at most 86400 seconds")
         }
@@ -103,7 +105,7 @@ struct SnapshotOptions: ParsableArguments {
     }
 
     func backupOptions(globals: Bool = false) -> BackupOptions {
-        BackupOptions(label: label, level: level ?? Codec.defaultLevel(compress), jobs: jobs, compression: compress, globals: globals,
+        BackupOptions(label: label, level: level ?? Codec.defaultLevel(compress), jobs: jobs ?? min(ProcessInfo.processInfo.activeProcessorCount, 64), compression: compress, globals: globals,
                       lockWaitTimeout: lockWaitTimeout)
     }
 }

@@ -76,3 +76,25 @@ func parseSelector(_ text: String?, label: String?, before: String?, database: S
 }
 
 let exitStatusHelp = ExitStatus.table
+
+/// `-d/--dbname` in commands that only read the backup directory (list, show, prune, check):
+/// the same option as in backup and restore, naming the database whose snapshots are meant.
+/// `--database` is the older spelling and stays accepted.
+let snapshotDatabaseNames: NameSpecification = [.customShort("d"), .customLong("dbname"), .customLong("database")]
+
+/// The database a `-d` value names: itself, or the dbname inside a connection string, as backup reads it.
+///
+/// - Throws: `ValidationError` for a connection string that cannot be parsed or names no database.
+func snapshotDatabase(_ value: String?) throws -> String? {
+    guard let value else { return nil }
+    let spec: ConnectionSpec
+    do {
+        spec = try ConnectionSpec(dbname: value, host: nil, port: nil, username: nil, environment: [:])
+    } catch let e as PGSnapError {
+        throw ValidationError(e.description)
+    }
+    guard let name = spec["dbname"], !name.isEmpty else {
+        throw ValidationError("-d/--dbname '\(oneLine(spec.redacted, limit: 80))' names no database")
+    }
+    return name
+}

@@ -6,15 +6,16 @@ import PGSnapSystem
 struct List: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List snapshots, newest first; incomplete leftovers are shown as such.",
-        discussion: "Example: pgsnap list --database app\n\n\(exitStatusHelp)")
+        discussion: "Example: pgsnap list -d app\n\n\(exitStatusHelp)")
 
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
-    @Option(help: "Only snapshots of this database.")
+    @Option(name: snapshotDatabaseNames, help: "Only snapshots of this database (a name or a connection string).")
     var database: String?
     @OptionGroup var remote: RemoteOptions
 
     func run() throws {
+        let database = try snapshotDatabase(database)
         if remote.wanted { return try listRemote(remote, output: output, database: database) }
         let env = ProcessInfo.processInfo.environment
         let dir = try SnapshotDirectory(path: directory.path(env), create: false)
@@ -107,17 +108,17 @@ struct ListedSnapshot: Encodable {
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show one snapshot's manifest.",
-        discussion: "Example: pgsnap show latest --database app\n\n\(exitStatusHelp)")
+        discussion: "Example: pgsnap show latest -d app\n\n\(exitStatusHelp)")
 
     @Argument(help: "Snapshot id, or 'latest'.")
     var snapshot: String = "latest"
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
-    @Option(help: "With 'latest': the newest snapshot of this database.")
+    @Option(name: snapshotDatabaseNames, help: "With 'latest': the newest snapshot of this database (a name or a connection string).")
     var database: String?
 
     func run() throws {
-        let selector = try parseSelector(snapshot, label: nil, before: nil, database: database)
+        let selector = try parseSelector(snapshot, label: nil, before: nil, database: try snapshotDatabase(database))
         let env = ProcessInfo.processInfo.environment
         let dir = try SnapshotDirectory(path: directory.path(env), create: false)
         let entry = try selector.select(from: try dir.catalog(), directory: dir.path)

@@ -45,14 +45,18 @@ struct Guard: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Preflight, back up and verify, run the migration command, restore if it fails.",
         discussion: """
-            The command runs without a shell, with pgsnap's stdin/stdout/stderr.
-            The snapshot is labelled pre_migration_<next version> (pre_guard without
-            schema_migrations) unless --label is given.
-            Exit 0: the command succeeded (the manifest records the new migration version).
-            Exit 4: the command failed and the database was restored from the new snapshot.
-            Exit 5: the command failed and the database was NOT restored (the restore command is printed).
+            The command runs without a shell, with pgsnap's stdin/stdout/stderr. The snapshot \
+            is labelled pre_migration_<next version> (pre_guard without schema_migrations) \
+            unless --label is given.
 
-            Example: pgsnap guard -d app --auto-restore -- migrate -path ./migrations -database "$DATABASE_URL" up
+            What guard's exit status says about the migration:
+              0  the command succeeded; the manifest records the new migration version
+              4  the command failed; the database was restored from the new snapshot
+              5  the command failed; the database was NOT restored: see the printed command
+
+            Example:
+              pgsnap guard -d app --auto-restore -- \\
+                migrate -path ./migrations -database "$DATABASE_URL" up
 
             \(exitStatusHelp)
             """)

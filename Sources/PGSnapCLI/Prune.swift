@@ -52,8 +52,8 @@ struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete old snapshots by policy; never the newest good one.",
         discussion: """
-            Default: keep everything younger than 30 days and the newest good snapshot of each
-            database. Incomplete leftovers older than 24 h are removed; damaged snapshots are
+            Default: keep everything younger than 30 days and the newest good snapshot of each \
+            database. Incomplete leftovers older than 24 h are removed; damaged snapshots are \
             reported and left alone. Ages come from the manifests, never from file times.
 
             Example (cron): pgsnap prune --keep-days 30 --keep-weekly 8 --quiet
@@ -62,7 +62,7 @@ struct Prune: ParsableCommand {
             """)
 
     @OptionGroup var policy: PolicyOptions
-    @Option(help: "Only snapshots of this database.")
+    @Option(name: snapshotDatabaseNames, help: "Only snapshots of this database (a name or a connection string).")
     var database: String?
     @Flag(help: "Print the plan; delete nothing.")
     var dryRun = false
@@ -72,6 +72,7 @@ struct Prune: ParsableCommand {
     @OptionGroup var remote: RemoteOptions
 
     func run() throws {
+        let database = try snapshotDatabase(database)
         let session = try makeSession(nil, directory, output)
         if remote.wanted {
             let result = try RemotePruneService(session: session, remote: try remote.storage(session.environment))
@@ -101,11 +102,13 @@ struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Health check for cron and monitoring: is the newest good snapshot fresh and big enough?",
         discussion: """
-            Exit 0 when the newest good snapshot of each database is younger than --max-age, not
-            smaller than --min-size and not less than half the previous one; exit 2 otherwise,
-            one line per problem on stderr.
+            Exit 0 when the newest good snapshot of each database is younger than --max-age, \
+            not smaller than --min-size and not less than half the previous one; exit 2 \
+            otherwise, one line per problem on stderr.
 
-            Example (hourly cron): pgsnap check --max-age 26h --metrics-file /var/lib/node_exporter/pgsnap.prom --quiet
+            Example (hourly cron):
+              pgsnap check --max-age 26h --quiet \\
+                --metrics-file /var/lib/node_exporter/pgsnap.prom
 
             \(exitStatusHelp)
             """)
@@ -114,7 +117,7 @@ struct Check: ParsableCommand {
     var maxAge = "26h"
     @Option(help: "Minimum compressed size in bytes of the newest snapshot.")
     var minSize: Int64 = 1
-    @Option(help: "Only this database (and complain if it has no snapshot).")
+    @Option(name: snapshotDatabaseNames, help: "Only this database (a name or a connection string), and complain if it has no snapshot.")
     var database: String?
     @Option(help: "Also write node_exporter textfile metrics here (atomically).")
     var metricsFile: String?
@@ -128,6 +131,7 @@ struct Check: ParsableCommand {
     }
 
     func run() throws {
+        let database = try snapshotDatabase(database)
         let session = try makeSession(nil, directory, output)
         let storage = remote.wanted ? try remote.storage(session.environment) : nil
         let report = try storage.map {

@@ -7,12 +7,13 @@ struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Restore a snapshot: exactly as it was, or on any failure, nothing changed.",
         discussion: """
-            Restores into a scratch database, checks every table's row count against the manifest,
-            then renames the current database to <name>_pre_restore_<UTC time> and the scratch
-            database into its place in one transaction. The previous database is kept unless
-            --drop-previous.
+            Restores into a scratch database, checks every table's row count against the \
+            manifest, then renames the current database to <name>_pre_restore_<UTC time> and \
+            the scratch database into its place in one transaction. The previous database is \
+            kept unless --drop-previous.
 
-            Example (3 a.m.): pgsnap restore latest --dbname app --terminate-connections --yes
+            Example (3 a.m.):
+              pgsnap restore latest --dbname app --terminate-connections --yes
 
             \(exitStatusHelp)
             """)

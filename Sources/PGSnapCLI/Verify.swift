@@ -7,12 +7,13 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Prove snapshots are whole: size, SHA-256, full decompression, dump trailer, row counts.",
         discussion: """
-            One streaming pass per snapshot. With --restore-test it also restores into a scratch
-            database, compares row counts with the manifest, drops it and records the result.
-            An encrypted snapshot is decrypted with --identity; without one, only its size, SHA-256
-            and age header are checked, and the output says the contents were not.
+            One streaming pass per snapshot. With --restore-test it also restores into a scratch \
+            database, compares row counts with the manifest, drops it and records the result. \
+            An encrypted snapshot is decrypted with --identity; without one, only its size, \
+            SHA-256 and age header are checked, and the output says the contents were not.
 
-            Examples: pgsnap verify latest        pgsnap verify --all
+            Examples: pgsnap verify latest
+                      pgsnap verify --all
 
             \(exitStatusHelp)
             """)
