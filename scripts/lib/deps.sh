@@ -8,6 +8,26 @@ PGSNAP_PGBIN=/usr/lib/postgresql/15/bin
 PGSNAP_APT_PACKAGES=(postgresql-15 postgresql-client-15 libpq-dev zlib1g-dev
   pkg-config pigz zstd libzstd-dev libdeflate-dev age)
 
+# Runs one installation step. With PGSNAP_STEP_LOG set (scripts/demo does), prints one line for
+# the step and appends its output to that file instead of the terminal.
+pgsnap_step() {
+  local what=$1 status=0
+  shift
+  if [[ -z ${PGSNAP_STEP_LOG:-} ]]; then
+    "$@" </dev/null
+    return
+  fi
+  printf 'pgsnap: %s ... ' "$what" >&2
+  "$@" </dev/null >>"$PGSNAP_STEP_LOG" 2>&1 || status=$?
+  if [[ $status -eq 0 ]]; then
+    echo "done" >&2
+  else
+    echo "FAILED (exit $status); the last lines of $PGSNAP_STEP_LOG:" >&2
+    tail -n 15 "$PGSNAP_STEP_LOG" >&2
+  fi
+  return "$status"
+}
+
 # Prints what is missing, one indented item a line; nothing when all is there.
 pgsnap_missing_deps() {
   local b
@@ -49,8 +69,8 @@ pgsnap_ensure_deps() {
   local missing
   missing=$(pgsnap_missing_deps)
   if [[ -n "$missing" ]]; then
-    echo "pgsnap: missing dependencies, installing via apt:" >&2
-    echo "$missing" >&2
+    # shellcheck disable=SC2086  # word splitting on purpose: the list on one line
+    echo "pgsnap: missing $(echo $missing), installing them with apt-get" >&2
     local sudo=()
     if [[ $(id -u) -ne 0 ]]; then
       if command -v sudo >/dev/null 2>&1; then
@@ -61,9 +81,9 @@ pgsnap_ensure_deps() {
       fi
     fi
     # Through env so it also survives sudo's environment reset.
-    "${sudo[@]}" apt-get update
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y --no-install-recommends "${PGSNAP_APT_PACKAGES[@]}" </dev/null
+    pgsnap_step "apt-get update" "${sudo[@]}" apt-get update
+    pgsnap_step "installing ${PGSNAP_APT_PACKAGES[*]}" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y --no-install-recommends "${PGSNAP_APT_PACKAGES[@]}"
     missing=$(pgsnap_missing_deps)
     if [[ -n "$missing" ]]; then
       echo "pgsnap: still missing after apt-get install:" >&2
@@ -90,4 +110,22 @@ pgsnap_ensure_deps() {
     *) PATH="$PATH:$PGSNAP_PGBIN" ;;
   esac
   export PATH
+}
+
+# What scripts/package and scripts/test-package need beyond the build: dpkg-shlibdeps (dpkg-dev),
+# strip (binutils), lintian, man, systemd-analyze (systemd), adduser (the package's postinst).
+PGSNAP_PACKAGE_APT_PACKAGES=(dpkg-dev binutils lintian man-db systemd adduser)
+
+pgsnap_ensure_package_deps() {
+  local missing=() b
+  for b in dpkg-deb dpkg-shlibdeps strip lintian man systemd-analyze adduser unshare; do
+    command -v "$b" >/dev/null 2>&1 || missing+=("$b")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  echo "pgsnap: missing packaging tools (${missing[*]}), installing via apt" >&2
+  local sudo=()
+  [[ $(id -u) -ne 0 ]] && sudo=(sudo)
+  pgsnap_step "apt-get update" "${sudo[@]}" apt-get update
+  pgsnap_step "installing ${PGSNAP_PACKAGE_APT_PACKAGES[*]}" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${PGSNAP_PACKAGE_APT_PACKAGES[@]}"
 }
