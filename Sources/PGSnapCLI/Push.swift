@@ -7,14 +7,14 @@ struct Push: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Copy good local snapshots to S3-compatible storage (manifest last; skips what is already there).",
         discussion: """
-            Without an argument: the newest good snapshot of each database. The dump goes up as a
-            multipart upload (parts of 8-64 MiB, Content-MD5 on each, size checked after completion,
-            SHA-256 in the object metadata); the manifest is written last, so a half-finished push
-            never looks like a snapshot and the next push completes it.
+            Without an argument: the newest good snapshot of each database. The dump goes up as a \
+            multipart upload (parts of 8-64 MiB, Content-MD5 on each, size checked after \
+            completion, SHA-256 in the object metadata); the manifest is written last, so a \
+            half-finished push never looks like a snapshot and the next push completes it.
 
-            Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), else the
-            profile AWS_PROFILE (default "default") in AWS_SHARED_CREDENTIALS_FILE (default
-            $HOME/.aws/credentials). Region: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1.
+            Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), else the \
+            profile AWS_PROFILE (default "default") in AWS_SHARED_CREDENTIALS_FILE (default \
+            $HOME/.aws/credentials). Region: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1. \
             Other providers: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL (path-style addressing).
 
             Example: pgsnap push --remote s3://acme-backups/pgsnap
@@ -56,11 +56,13 @@ struct Pull: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Download a snapshot from S3-compatible storage into the backup directory, checked as it streams.",
         discussion: """
-            Size and SHA-256 are checked against the remote manifest while the dump streams in;
-            it is written as .partial and renamed, the manifest last, exactly like a backup. A
+            Size and SHA-256 are checked against the remote manifest while the dump streams in; \
+            it is written as .partial and renamed, the manifest last, exactly like a backup. A \
             snapshot already whole locally is not downloaded again. Credentials as for 'push'.
 
-            Example (a new machine): pgsnap pull latest --database app --remote s3://acme-backups/pgsnap --dir /var/backups/pgsnap
+            Example (a new machine):
+              pgsnap pull latest --database app --remote s3://acme-backups/pgsnap \\
+                --dir /var/backups/pgsnap
 
             \(exitStatusHelp)
             """)
