@@ -113,14 +113,17 @@ pgsnap_ensure_deps() {
 }
 
 # What scripts/package and scripts/test-package need beyond the build: dpkg-shlibdeps (dpkg-dev),
-# strip (binutils), lintian, man, systemd-analyze (systemd), adduser (the package's postinst).
-PGSNAP_PACKAGE_APT_PACKAGES=(dpkg-dev binutils lintian man-db systemd adduser)
+# strip (binutils), lintian, man, systemd-analyze (systemd), adduser (the package's postinst),
+# libcurl.so for linking the static FoundationNetworking (libcurl4-openssl-dev).
+PGSNAP_PACKAGE_APT_PACKAGES=(dpkg-dev binutils lintian man-db systemd adduser libcurl4-openssl-dev)
 
 pgsnap_ensure_package_deps() {
   local missing=() b
   for b in dpkg-deb dpkg-shlibdeps strip lintian man systemd-analyze adduser unshare; do
     command -v "$b" >/dev/null 2>&1 || missing+=("$b")
   done
+  # The static binary links FoundationNetworking, which needs libcurl.so.
+  pkg-config --exists libcurl 2>/dev/null || missing+=(libcurl4-openssl-dev)
   [[ ${#missing[@]} -eq 0 ]] && return 0
   echo "pgsnap: missing packaging tools (${missing[*]}), installing via apt" >&2
   local sudo=()
