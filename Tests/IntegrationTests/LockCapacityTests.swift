@@ -101,8 +101,8 @@ final class LockCapacityTests: XCTestCase {
         // Two sessions hold 2,500 of the (about 2,048 plus slack) slots; pg_dump's 1,500 no longer fit.
         let held = [Self.tables, 1000]
         let holders = try held.map { n in
-            try LockHolder(env: Self.serverEnv, database: db,
-                           sql: "BEGIN; LOCK TABLE \((0..<n).map { "t\($0)" }.joined(separator: ", ")) IN ACCESS SHARE MODE;")
+            try HeldSession(database: db, applicationName: "lock_holder", env: Self.serverEnv,
+                            sql: "BEGIN; LOCK TABLE \((0..<n).map { "t\($0)" }.joined(separator: ", ")) IN ACCESS SHARE MODE;")
         }
         defer { holders.forEach { $0.close() } }
         XCTAssertTrue(Harness.poll(timeout: 60) {
@@ -123,32 +123,5 @@ final class LockCapacityTests: XCTestCase {
         XCTAssertEqual(Harness.snapshotFiles(dir), [], "a failed backup left files")
         holders.forEach { $0.close() }
         try sql("postgres", "DROP DATABASE \(db) WITH (FORCE)")
-    }
-}
-
-/// A psql session that runs `sql` and then stays open (its stdin is a pipe we keep) until `close`.
-final class LockHolder {
-    let process = Process()
-    private let input = Pipe()
-    private var closed = false
-
-    init(env: [String: String?], database: String, sql: String) throws {
-        process.executableURL = URL(fileURLWithPath: Harness.pgbin + "/psql")
-        process.arguments = ["-X", "-q", "-d", database]
-        var e = Harness.env
-        for (k, v) in env { e[k] = v }
-        process.environment = e
-        process.standardInput = input
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        try input.fileHandleForWriting.write(contentsOf: Data((sql + "\n").utf8))
-    }
-
-    func close() {
-        guard !closed else { return }
-        closed = true
-        try? input.fileHandleForWriting.close()
-        if process.isRunning { process.waitUntilExit() }
     }
 }

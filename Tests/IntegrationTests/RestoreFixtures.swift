@@ -83,18 +83,22 @@ final class RestoreFixture {
 }
 
 /// A psql session held open on a database (stdin is a pipe we keep), visible in pg_stat_activity.
+///
+/// It runs `sql` once (e.g. `BEGIN; LOCK TABLE ...` to hold locks), with `env` over the test's
+/// environment (another server's PGHOST and PGPORT).
 final class HeldSession {
     let process = Process()
     private let input = Pipe()
     let applicationName: String
     let database: String
 
-    init(database: String, applicationName: String) throws {
+    init(database: String, applicationName: String, env extra: [String: String?] = [:], sql: String = "SELECT 1;") throws {
         self.database = database
         self.applicationName = applicationName
         process.executableURL = URL(fileURLWithPath: Harness.pgbin + "/psql")
         process.arguments = ["-X", "-q", "-d", database]
         var env = Harness.env
+        for (k, v) in extra { env[k] = v }
         env["PGAPPNAME"] = applicationName
         process.environment = env
         process.standardInput = input
@@ -102,7 +106,7 @@ final class HeldSession {
         process.standardError = FileHandle.nullDevice
         try process.run()
         // The only write: once the server may have terminated the session, a write could raise SIGPIPE here.
-        try input.fileHandleForWriting.write(contentsOf: Data("SELECT 1;\n".utf8))
+        try input.fileHandleForWriting.write(contentsOf: Data((sql + "\n").utf8))
     }
 
     /// Polls pg_stat_activity (bounded) until the session is there.

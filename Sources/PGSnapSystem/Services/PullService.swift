@@ -1,13 +1,8 @@
 import Foundation
 import PGSnapCore
 
-public struct PullResult: Codable, Sendable {
-    public var id: String
-    /// "downloaded", or "skipped" when the local copy was already whole.
-    public var action: String
-    public var bytes: Int64
-    public var seconds: Double
-}
+/// action: "downloaded", or "skipped" when the local copy was already whole.
+public typealias PullResult = TransferResult
 
 /// Copies one remote snapshot into the local directory exactly as a backup writes one: each
 /// data file as `.partial`, size and SHA-256 checked while it streams, renamed, manifest last.

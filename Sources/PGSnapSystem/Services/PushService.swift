@@ -1,13 +1,17 @@
 import Foundation
 import PGSnapCore
 
-public struct PushResult: Codable, Sendable {
+/// One snapshot copied between the local directory and the remote (push and pull alike).
+public struct TransferResult: Codable, Sendable {
     public var id: String
-    /// "uploaded", or "skipped" when the remote copy was already whole.
+    /// What was done: "uploaded", "downloaded", or "skipped" when the other side was already whole.
     public var action: String
     public var bytes: Int64
     public var seconds: Double
 }
+
+/// action: "uploaded", or "skipped" when the remote copy was already whole.
+public typealias PushResult = TransferResult
 
 /// Copies committed local snapshots to the remote: data files first (multipart, checked), the
 /// manifest last, so on the remote too a snapshot without its manifest does not exist.

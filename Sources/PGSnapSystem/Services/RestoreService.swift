@@ -91,7 +91,6 @@ public struct RestoreService {
             try confirmReplace(target: target, snapshot: manifest.id, admin: admin, options: options)
         }
         let scratch = RestoreService.scratchName()
-        let quotedScratch = try admin.quoteIdentifier(scratch)
         var swapped = false
         defer {
             if !swapped { try? dropDatabase(scratch, admin: admin) }
@@ -127,7 +126,6 @@ public struct RestoreService {
         let admin = try session.connect(database: maintenanceDatabase(excluding: manifest.database))
         try dropOrphanedScratchDatabases(admin)
         let scratch = RestoreService.scratchName()
-        let quotedScratch = try admin.quoteIdentifier(scratch)
         defer { try? dropDatabase(scratch, admin: admin) }
         var result = VerifyResult(id: entry.id, ok: false)
         do {
