@@ -23,6 +23,9 @@ struct Backup: ParsableCommand {
 
     @OptionGroup var snapshot: SnapshotOptions
 
+    @Option(help: "plain (default: one SQL file, psql-readable) or directory (pg_dump -Fd: one gzip file per table, restored in parallel by pg_restore -j; --jobs sets pg_dump's jobs).")
+    var format: DumpFormat = .plain
+
     @Flag(help: "Also save roles and tablespaces (pg_dumpall --globals-only) beside the snapshot.")
     var globals = false
 
@@ -38,9 +41,17 @@ struct Backup: ParsableCommand {
     @OptionGroup var policy: PolicyOptions
     @OptionGroup var lock: LockOptions
 
+    func validate() throws {
+        if format == .directory {
+            if snapshot.compress != .gzip { throw ValidationError("--format directory stores gzip files (pg_dump -Fd); drop --compress") }
+            if !encryption.encryptTo.isEmpty || !encryption.encryptToFiles.isEmpty { throw ValidationError("--format directory cannot be encrypted yet; use --format plain with --encrypt-to") }
+        }
+    }
+
     func run() throws {
         let session = try makeSession(connection, directory, output)
         var options = snapshot.backupOptions(globals: globals)
+        options.format = format
         options.encryptTo = try encryption.recipients(session.environment)
         // Before the backup: a missing bucket name or credentials is a usage problem, found in a second.
         let storage = push ? try remote.storage(session.environment) : nil
@@ -69,6 +80,7 @@ struct Backup: ParsableCommand {
 }
 
 extension CompressionAlgorithm: ExpressibleByArgument {}
+extension DumpFormat: ExpressibleByArgument {}
 
 /// How a snapshot is taken: shared by `backup` and `guard`.
 struct SnapshotOptions: ParsableArguments {

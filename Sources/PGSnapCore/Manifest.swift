@@ -2,7 +2,9 @@ import Foundation
 
 /// The JSON record beside each dump. Writing it is the commit point of a snapshot.
 public struct Manifest: Encodable, Equatable, Sendable {
-    public static let currentFormatVersion = 1
+    /// 2: directory snapshots (`dump_format` "directory", `files`); plain ones are still written as 1,
+    /// so an older pgsnap keeps reading them and names the version it lacks for the others.
+    public static let currentFormatVersion = 2
     /// Manifests are small; anything bigger is not one of ours.
     public static let maxBytes = 16 << 20
 
@@ -20,6 +22,8 @@ public struct Manifest: Encodable, Equatable, Sendable {
     /// Who can read the stored file (age); nil: stored as plain compressed SQL.
     public var encryption: Encryption?
     public var dumpFormat: String
+    /// A directory snapshot's files (`file` is then the directory); nil for a plain snapshot.
+    public var files: [StoredFile]?
     public var pgDumpVersion: String
     public var serverVersion: String
     public var host: String?
@@ -54,6 +58,7 @@ public struct Manifest: Encodable, Equatable, Sendable {
         case compression
         case encryption
         case dumpFormat = "dump_format"
+        case files
         case pgDumpVersion = "pg_dump_version"
         case serverVersion = "server_version"
         case host
@@ -162,7 +167,7 @@ public struct Manifest: Encodable, Equatable, Sendable {
         migration: MigrationState?, tableRows: [String: Int64], databaseProperties: DatabaseProperties?,
         timings: Timings?, pgsnapVersion: String
     ) {
-        self.formatVersion = Manifest.currentFormatVersion
+        self.formatVersion = 1
         self.id = id
         self.database = database
         self.label = label
@@ -205,6 +210,7 @@ public struct Manifest: Encodable, Equatable, Sendable {
             level: try c.required("level", J.int), jobs: try c.optional("jobs", J.int))
         encryption = try f.nested("encryption").map(Encryption.init(json:))
         dumpFormat = try f.required("dump_format", J.string)
+        files = try f.optional("files", StoredFile.list)
         pgDumpVersion = try f.required("pg_dump_version", J.string)
         serverVersion = try f.required("server_version", J.string)
         host = try f.optional("host", J.string)
@@ -220,6 +226,29 @@ public struct Manifest: Encodable, Equatable, Sendable {
         tableRows = try f.required("table_rows", J.int64Map)
         databaseProperties = try f.nested("database_properties").map(DatabaseProperties.init(json:))
         timings = try f.nested("timings").map(Timings.init(json:))
+    }
+
+    public var format: DumpFormat { DumpFormat(rawValue: dumpFormat) ?? .plain }
+
+    /// A directory snapshot's file list must account for every byte and row the manifest claims:
+    /// names pg_dump writes (never a path), a `toc.dat`, sizes that add up, one file per table.
+    static func checkDirectoryFiles(_ m: Manifest, fileName: String) throws {
+        func bad(_ why: String) -> PGSnapError { PGSnapError.verification("manifest \(fileName) \(why)") }
+        guard m.encryption == nil else { throw bad("is an encrypted directory snapshot, which this pgsnap does not write") }
+        guard m.compression.algorithm == .gzip else { throw bad("has a directory snapshot that is not gzip") }
+        guard let files = m.files, files.contains(where: { $0.name == "toc.dat" }) else { throw bad("lists no toc.dat for its directory snapshot") }
+        var seen = Set<String>()
+        var tables: [String: Int64] = [:]
+        for f in files {
+            guard DirectoryDump.isDumpFileName(f.name), seen.insert(f.name).inserted else { throw bad("lists a bad or repeated file name '\(oneLine(f.name, limit: 80))'") }
+            guard f.bytes >= 0, f.sha256.count == 64, f.sha256.allSatisfy({ $0.isASCII && $0.isHexDigit }) else { throw bad("has an impossible size or checksum for \(f.name)") }
+            if let table = f.table {
+                guard let rows = f.rows, rows >= 0, DirectoryDump.dataFileDumpID(f.name) != nil, tables[table] == nil else { throw bad("has a bad data file entry \(f.name)") }
+                tables[table] = rows
+            }
+        }
+        guard files.reduce(Int64(0), { $0 + $1.bytes }) == m.compressedBytes else { throw bad("has file sizes that do not add up to compressed_bytes") }
+        guard tables == m.tableRows else { throw bad("has data files that do not match table_rows") }
     }
 
     public func encoded() throws -> Data {
@@ -259,15 +288,25 @@ public struct Manifest: Encodable, Equatable, Sendable {
                 throw PGSnapError.verification("manifest \(fileName) has an encryption record this pgsnap cannot use (tool must be age, with valid recipients)")
             }
         }
-        guard m.file == SnapshotName.dumpFile(id: m.id, compression: m.compression.algorithm, encrypted: m.encryption != nil),
-              fileName == m.id + SnapshotName.manifestSuffix
-        else {
+        guard let format = DumpFormat(rawValue: m.dumpFormat) else {
+            throw PGSnapError.verification("manifest \(fileName) has dump_format '\(oneLine(m.dumpFormat, limit: 40))'; this pgsnap knows plain and directory",
+                                           next: "Use a newer pgsnap")
+        }
+        let expectedFile = format == .directory ? m.id + SnapshotName.directorySuffix
+            : SnapshotName.dumpFile(id: m.id, compression: m.compression.algorithm, encrypted: m.encryption != nil)
+        guard m.file == expectedFile, fileName == m.id + SnapshotName.manifestSuffix else {
             throw PGSnapError.verification("manifest \(fileName) names a dump file or id that does not belong to it")
         }
         guard m.compressedBytes >= 0, m.uncompressedBytes >= 0, m.sha256.count == 64,
               m.sha256.allSatisfy({ $0.isASCII && $0.isHexDigit }), m.tableRows.values.allSatisfy({ $0 >= 0 })
         else {
             throw PGSnapError.verification("manifest \(fileName) has impossible sizes, counts or checksum")
+        }
+        if format == .directory {
+            guard m.formatVersion >= 2 else { throw PGSnapError.verification("manifest \(fileName) is a directory snapshot with format_version \(m.formatVersion)") }
+            try checkDirectoryFiles(m, fileName: fileName)
+        } else if m.files != nil {
+            throw PGSnapError.verification("manifest \(fileName) lists files but is not a directory snapshot")
         }
         if let label = m.label {
             // A label is printed by list and show: hold it to the rules backup enforces.
@@ -282,6 +321,7 @@ public struct Manifest: Encodable, Equatable, Sendable {
             // Checked in full above, so prune and check call a manifest bad exactly when verify and
             // restore do; then dropped: they never look at these, and a catalog of 10,000 stays small.
             m.tableRows = [:]
+            m.files = m.files.map { _ in [] }
             m.databaseProperties = nil
             m.timings = nil
         }

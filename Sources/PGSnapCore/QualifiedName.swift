@@ -83,3 +83,42 @@ public enum QualifiedName {
         return c.isLetter || c.isNumber
     }
 }
+
+extension QualifiedName {
+    /// The identifiers of a qualified name as the server stores them: quotes removed, doubled
+    /// quotes undone, unquoted ones folded to lower case (as the server folds them).
+    public static func components(_ text: String) -> [String]? {
+        guard let (_, rest) = parsePrefix(Substring(text)), rest.isEmpty else { return nil }
+        var parts: [String] = []
+        var i = text.startIndex
+        while i < text.endIndex {
+            if text[i] == "\"" {
+                var j = text.index(after: i)
+                var ident = ""
+                while j < text.endIndex {
+                    if text[j] == "\"" {
+                        let k = text.index(after: j)
+                        if k < text.endIndex, text[k] == "\"" {
+                            ident.append("\"")
+                            j = text.index(after: k)
+                            continue
+                        }
+                        j = k
+                        break
+                    }
+                    ident.append(text[j])
+                    j = text.index(after: j)
+                }
+                parts.append(ident)
+                i = j
+            } else {
+                var j = i
+                while j < text.endIndex, text[j] != "." { j = text.index(after: j) }
+                parts.append(String(text[i..<j]).lowercased())
+                i = j
+            }
+            if i < text.endIndex, text[i] == "." { i = text.index(after: i) }
+        }
+        return parts
+    }
+}

@@ -68,9 +68,12 @@ public enum SnapshotName {
         id + compression.fileSuffix + (encrypted ? encryptedSuffix : "")
     }
 
-    /// Every suffix a dump file can have, longest first.
-    public static let dumpSuffixes: [String] = CompressionAlgorithm.allCases
-        .flatMap { [$0.fileSuffix + encryptedSuffix, $0.fileSuffix] }
+    /// A directory snapshot (`pg_dump -Fd`): `<id>.dir/`, a directory the catalog treats as one dump.
+    public static let directorySuffix = ".dir"
+
+    /// Every suffix a dump can have, longest first.
+    public static let dumpSuffixes: [String] = (CompressionAlgorithm.allCases
+        .flatMap { [$0.fileSuffix + encryptedSuffix, $0.fileSuffix] } + [directorySuffix])
         .sorted { $0.count > $1.count }
 
     /// An id given on the command line: it must be a plain file-name stem, never a path.

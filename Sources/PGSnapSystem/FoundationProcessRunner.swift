@@ -210,6 +210,23 @@ public final class ChildProcess {
         return lines[i]
     }
 
+    /// Runs a command to completion and returns all of its stdout, or nil for it when it was
+    /// longer than `limit` (the caller then refuses rather than work from a cut-off list).
+    public static func captureAll(_ command: ExternalCommand, limit: Int) throws -> (Termination, [UInt8]?, ChildProcess) {
+        let child = try ChildProcess(command, stdout: .pipe)
+        var out = [UInt8]()
+        var overflow = false
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(child.stdoutFD, $0.baseAddress, $0.count) }
+            if n > 0 {
+                if out.count + n <= limit { out.append(contentsOf: buf[0..<n]) } else { overflow = true }
+            } else if n == 0 || errno != EINTR { break }
+        }
+        let t = child.wait()
+        return (t, overflow ? nil : out, child)
+    }
+
     /// Runs a short command to completion and returns its stdout (small outputs only).
     public static func capture(_ command: ExternalCommand) throws -> (Termination, String, ChildProcess) {
         let child = try ChildProcess(command, stdout: .pipe)

@@ -41,7 +41,8 @@ public struct SnapshotDirectory {
 
     public func file(_ name: String) -> String { path + "/" + name }
 
-    /// Regular files of the directory (no dot files, no links), with sizes.
+    /// Regular files of the directory (no dot files, no links), with sizes, and directory
+    /// snapshots (`<id>.dir`, `<id>.dir.partial`) as one entry each, sized by their files.
     public func list() throws -> [DirectoryFile] {
         guard let dir = opendir(path) else {
             throw PGSnapError("cannot read backup directory \(path): \(String(cString: strerror(errno)))")
@@ -54,8 +55,12 @@ public struct SnapshotDirectory {
             }
             if name.hasPrefix(".") { continue }
             var st = stat()
-            guard lstat(file(name), &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            out.append(DirectoryFile(name: name, size: Int64(st.st_size)))
+            guard lstat(file(name), &st) == 0 else { continue }
+            if (st.st_mode & S_IFMT) == S_IFREG {
+                out.append(DirectoryFile(name: name, size: Int64(st.st_size)))
+            } else if (st.st_mode & S_IFMT) == S_IFDIR, SnapshotDirectory.isSnapshotDirectoryName(name) {
+                out.append(DirectoryFile(name: name, size: (try? SnapshotDirectory.files(in: file(name)))?.reduce(0) { $0 + max(0, $1.size) } ?? 0))
+            }
         }
         return out
     }
@@ -137,7 +142,33 @@ public struct SnapshotDirectory {
         try SnapshotDirectory.fsyncPath(path)
     }
 
+    static func isSnapshotDirectoryName(_ name: String) -> Bool {
+        name.hasSuffix(SnapshotName.directorySuffix) || name.hasSuffix(SnapshotName.directorySuffix + SnapshotName.partialSuffix)
+    }
+
+    /// The regular files directly inside `path` (a directory snapshot holds no subdirectories;
+    /// links and anything else are returned too, as non-regular, so verify can name them).
+    public static func files(in path: String) throws -> [DirectoryFile] {
+        guard let d = opendir(path) else { throw ioError("read \(path)") }
+        defer { closedir(d) }
+        var out: [DirectoryFile] = []
+        while let ent = readdir(d) {
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw in String(cString: raw.bindMemory(to: CChar.self).baseAddress!) }
+            if name == "." || name == ".." { continue }
+            var st = stat()
+            guard lstat(path + "/" + name, &st) == 0 else { continue }
+            out.append(DirectoryFile(name: name, size: (st.st_mode & S_IFMT) == S_IFREG ? Int64(st.st_size) : -1))
+        }
+        return out.sorted { $0.name < $1.name }
+    }
+
+    /// Removes a file, or a directory snapshot with the files in it (never following a link).
     public func remove(_ name: String) throws {
+        var st = stat()
+        if lstat(file(name), &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, SnapshotDirectory.isSnapshotDirectoryName(name) {
+            try SnapshotDirectory.removeTree(file(name))
+            return
+        }
         if unlink(file(name)) != 0 && errno != ENOENT {
             throw SnapshotDirectory.ioError("remove \(file(name))")
         }
@@ -168,6 +199,14 @@ public struct SnapshotDirectory {
     }
 
     public func sync() throws { try SnapshotDirectory.fsyncPath(path) }
+
+    /// Removes a directory snapshot: its entries (unlinked, a link is removed, not followed), then itself.
+    public static func removeTree(_ path: String) throws {
+        for f in (try? files(in: path)) ?? [] where unlink(path + "/" + f.name) != 0 && errno != ENOENT {
+            throw ioError("remove \(path)/\(f.name)")
+        }
+        if rmdir(path) != 0 && errno != ENOENT { throw ioError("remove \(path)") }
+    }
 
     /// The directory holding `path`, by hand: NSString's deletingLastPathComponent trapped in
     /// release builds on a one-character relative path ("d").

@@ -128,7 +128,7 @@ final class ManifestTests: XCTestCase {
             XCTAssertNotNil(object[key], "missing key \(key) in \(object.keys.sorted())")
         }
         XCTAssertNil(object["createdAt"])
-        XCTAssertEqual(object["format_version"] as? Int, Manifest.currentFormatVersion)
+        XCTAssertEqual(object["format_version"] as? Int, 1, "plain snapshots stay at format 1 so older pgsnap reads them")
         XCTAssertEqual(object["created_at"] as? String, "2026-11-22T03:15:00.125Z")
         let tables = try XCTUnwrap(object["table_rows"] as? [String: Any])
         XCTAssertEqual(Set(tables.keys), Set(ManifestTests.sample().tableRows.keys), "table names are data, not keys to convert")

@@ -11,6 +11,8 @@ public struct BackupOptions {
     public var lockWaitTimeout: Double?
     /// Public keys to encrypt to with age; empty: not encrypted.
     public var encryptTo: [AgeRecipient] = []
+    /// plain (one SQL file) or directory (`pg_dump -Fd -j jobs`, for `pg_restore -j`).
+    public var format: DumpFormat = .plain
     public init(label: String?, level: Int, jobs: Int, compression: CompressionAlgorithm = .gzip, globals: Bool = false,
                 lockWaitTimeout: Double? = nil) {
         self.lockWaitTimeout = lockWaitTimeout
@@ -65,6 +67,12 @@ public struct BackupService {
         let migration = try DatabaseFacts.migrationState(db)
         let properties = try DatabaseFacts.properties(db, database: database)
         let databaseBytes = Int64(try db.scalar("SELECT pg_database_size(current_database())") ?? "")
+        if options.format == .directory {
+            let context = DumpContext(db: db, database: database, serverVersion: serverVersion, serverMajor: serverMajor, pgDump: pgDump,
+                                      snapshotID: snapshotID, locking: locking, dumpLockTimeoutMs: dumpLockTimeoutMs, migration: migration,
+                                      properties: properties, databaseBytes: databaseBytes, started: started, clock: clock)
+            return try runDirectory(options, dir: dir, context: context)
+        }
 
         let encrypted = age != nil
         let (id, partialPath, sink) = try reserveName(dir: dir, database: database, date: started, label: options.label,

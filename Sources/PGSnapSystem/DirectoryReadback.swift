@@ -1,0 +1,103 @@
+import Foundation
+import PGSnapCore
+
+/// Reads every file of a directory dump once, in parallel: size, SHA-256 and, with `inflate`,
+/// full gzip decompression with a row count of each table data file. Backup uses it as the first
+/// verification (and to fsync and chmod what pg_dump wrote), verify to recheck, restore to
+/// check size and SHA-256 before anything is touched.
+enum DirectoryReadback {
+    struct FileResult: Sendable {
+        var name: String
+        var bytes: Int64 = 0
+        var sha256 = ""
+        var inflatedBytes: Int64 = 0
+        /// Rows of a table data file (`<n>.dat.gz`); nil when it lacks the end-of-data marker.
+        var rows: Int64?
+        /// The first thing wrong with the file (cannot open, read, inflate, sync), or nil.
+        var error: String?
+        /// Which check `error` is: files, decompression or sync.
+        var check = "files"
+    }
+
+    /// - Parameters:
+    ///   - sync: fsync each file and make it 0600 (backup: pg_dump wrote them with its umask).
+    ///   - shouldStop: polled between reads (Ctrl-C).
+    static func read(directory path: String, names: [String], inflate: Bool, sync: Bool,
+                     shouldStop: @escaping @Sendable () -> Bool = { false }) -> [FileResult] {
+        // Biggest first, so the last file to start is a small one and the cores finish together.
+        let sizes = Dictionary(uniqueKeysWithValues: ((try? SnapshotDirectory.files(in: path)) ?? []).map { ($0.name, $0.size) })
+        let order = names.sorted { (sizes[$0] ?? 0) > (sizes[$1] ?? 0) }
+        var results = [FileResult?](repeating: nil, count: order.count)
+        results.withUnsafeMutableBufferPointer { slots in
+            let base = slots.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: order.count) { i in
+                (base + i).initialize(to: readOne(path + "/" + order[i], name: order[i], inflate: inflate, sync: sync, shouldStop: shouldStop))
+            }
+        }
+        let byName = Dictionary(uniqueKeysWithValues: results.compactMap { $0 }.map { ($0.name, $0) })
+        return names.map { byName[$0]! }
+    }
+
+    static func readOne(_ path: String, name: String, inflate: Bool, sync: Bool, shouldStop: () -> Bool) -> FileResult {
+        var r = FileResult(name: name)
+        let fd: Int32
+        switch SnapshotDirectory.openRegular(path) {
+        case .success(let opened): fd = opened
+        case .failure(let why):
+            r.error = "cannot open \(name): \(why.text)"
+            return r
+        }
+        defer { close(fd) }
+        if sync { fchmod(fd, 0o600) }
+        var hash = SHA256Stream()
+        var counter = CopyDataCounter()
+        let isData = DirectoryDump.dataFileDumpID(name) != nil
+        var inflater: GzipInflater?
+        if inflate && name.hasSuffix(".gz") {
+            do { inflater = try GzipInflater() } catch {
+                r.error = "\(error)"
+                return r
+            }
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                r.error = "cannot read \(name): \(String(cString: strerror(errno)))"
+                return r
+            }
+            if n == 0 { break }
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            hash.update(chunk)
+            r.bytes += Int64(n)
+            if let inf = inflater, r.error == nil {
+                do {
+                    try inf.feed(chunk) { out in
+                        r.inflatedBytes += Int64(out.count)
+                        if isData { counter.consume(out) }
+                    }
+                } catch {
+                    r.error = "\(name) does not decompress: \(error)"
+                    r.check = "decompression"
+                    inflater = nil
+                }
+            }
+            if shouldStop() { break }
+        }
+        if let inf = inflater, r.error == nil {
+            do { try inf.finish() } catch {
+                r.error = "\(name) does not decompress: \(error)"
+                r.check = "decompression"
+            }
+        }
+        r.sha256 = hash.finalizeHex()
+        if isData && inflate { r.rows = counter.rows }
+        if sync, r.error == nil, fsync(fd) != 0 {
+            r.error = "cannot fsync \(name): \(String(cString: strerror(errno)))"
+            r.check = "sync"
+        }
+        return r
+    }
+}

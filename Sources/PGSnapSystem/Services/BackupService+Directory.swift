@@ -1,0 +1,179 @@
+import Foundation
+import PGSnapCore
+
+/// What a backup learned before pg_dump starts, shared by the plain and directory paths.
+struct DumpContext {
+    var db: LibPQConnection
+    var database: String
+    var serverVersion: String
+    var serverMajor: Int
+    var pgDump: (path: String, version: String, major: Int)
+    var snapshotID: String
+    var locking: DatabaseFacts.TableLocking
+    var dumpLockTimeoutMs: Int
+    var migration: Manifest.MigrationState?
+    var properties: DatabaseProperties
+    var databaseBytes: Int64?
+    var started: Date
+    var clock: DispatchTime
+}
+
+/// The directory format: `pg_dump -Fd -j N` into `<id>.dir.partial/`, then every file read back
+/// in parallel (size, SHA-256, full decompression, rows per table: the first verification),
+/// fsynced, the directory renamed to `<id>.dir/`, the manifest last, as for a plain snapshot.
+extension BackupService {
+    func runDirectory(_ options: BackupOptions, dir: SnapshotDirectory, context c: DumpContext) throws -> Manifest {
+        guard options.encryptTo.isEmpty else {
+            throw PGSnapError.usage("--format directory cannot be encrypted yet", next: "Use --format plain (the default) with --encrypt-to")
+        }
+        guard options.compression == .gzip else {
+            throw PGSnapError.usage("--format directory stores gzip files (pg_dump -Fd); --compress \(options.compression.rawValue) is for plain snapshots",
+                                    next: "Drop --compress, or use --format plain")
+        }
+        let (id, partial) = try reserveDirectory(dir: dir, database: c.database, date: c.started, label: options.label)
+        let finalName = id + SnapshotName.directorySuffix
+        var committed = false
+        defer {
+            if !committed {
+                try? SnapshotDirectory.removeTree(partial)
+                try? SnapshotDirectory.removeTree(dir.file(finalName))
+                unlink(dir.file(id + SnapshotName.manifestSuffix + SnapshotName.partialSuffix))
+            }
+        }
+        session.reporter.info("pgsnap: backing up database \"\(c.database)\" (\(session.redact(session.spec.redacted))) to \(dir.file(finalName))/ with \(options.jobs) pg_dump job(s)")
+        let command = ExternalCommand(
+            name: "pg_dump", executable: c.pgDump.path,
+            // --no-sync: every file is fsynced below, while it is read back anyway.
+            arguments: ["--format=directory", "--jobs=\(options.jobs)", "--compress=\(options.level)", "--no-sync", "--no-password",
+                        "--snapshot=\(c.snapshotID)", "--lock-wait-timeout=\(c.dumpLockTimeoutMs)", "--file=\(partial)",
+                        "--dbname=\(session.childConninfo(database: c.database))"],
+            environment: session.childEnvironment)
+        let child = try ChildProcess(command, stdin: .null, stdout: .null, stderr: .pipe)
+        let status = child.wait()
+        let dumpDone = DispatchTime.now()
+        if SignalTrap.received != nil {
+            throw PGSnapError(.interrupted, "backup interrupted; pg_dump stopped and the partial directory removed")
+        }
+        guard status.succeeded else {
+            let line = child.lastErrorLine.map { ": " + session.redact(oneLine($0)) } ?? ""
+            if line.contains("out of shared memory") {
+                throw DatabaseFacts.outOfLocks(tool: "pg_dump", tables: c.locking.tables, slots: c.locking.lockSlots)
+            }
+            throw PGSnapError("pg_dump failed (\(status))\(line)", next: "Nothing was kept; fix the cause and run the backup again")
+        }
+
+        // Which data file holds which table: the table of contents names each by dump id and oid.
+        let toc = try tableOfContents(partial, serverMajor: c.serverMajor)
+        let dataEntries = toc.filter { $0.desc == "TABLE DATA" }
+        let oids = dataEntries.map { String($0.oid) }
+        var names: [String: String] = [:]
+        if !oids.isEmpty {
+            for row in try c.db.query("""
+                SELECT c.oid::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY($1::oid[])
+                """, ["{" + oids.joined(separator: ",") + "}"]) {
+                if let oid = row[0], let name = row[1] { names[oid] = name }
+            }
+        }
+        var tableOfDumpID: [Int: String] = [:]
+        for e in dataEntries {
+            guard let name = names[String(e.oid)] else { throw PGSnapError("pg_dump's table of contents names table oid \(e.oid), which the snapshot does not have") }
+            tableOfDumpID[e.dumpID] = name
+        }
+
+        let listed = try SnapshotDirectory.files(in: partial)
+        if let odd = listed.first(where: { $0.size < 0 || !DirectoryDump.isDumpFileName($0.name) }) {
+            throw PGSnapError("pg_dump left \(oneLine(odd.name, limit: 80)) in \(partial), which is not a dump file", next: "Nothing was kept; report this")
+        }
+        let fsyncStart = DispatchTime.now()
+        let results = DirectoryReadback.read(directory: partial, names: listed.map(\.name), inflate: true, sync: true,
+                                             shouldStop: { SignalTrap.received != nil })
+        if SignalTrap.received != nil {
+            throw PGSnapError(.interrupted, "backup interrupted; the partial directory was removed")
+        }
+        var files: [StoredFile] = []
+        var rows: [String: Int64] = [:]
+        var inflated: Int64 = 0
+        for r in results {
+            if let error = r.error { throw PGSnapError("reading back the dump failed: \(error)", next: "Nothing was kept; run the backup again") }
+            var f = StoredFile(name: r.name, bytes: r.bytes, sha256: r.sha256)
+            if let dumpID = DirectoryDump.dataFileDumpID(r.name) {
+                guard let table = tableOfDumpID[dumpID] else { throw PGSnapError("pg_dump wrote \(r.name), which its table of contents does not list", next: "Nothing was kept; run the backup again") }
+                guard let n = r.rows else { throw PGSnapError("\(r.name) (table \(table)) ends without pg_dump's end-of-data marker", next: "Nothing was kept; run the backup again") }
+                f.table = table
+                f.rows = n
+                rows[table] = n
+            }
+            inflated += r.inflatedBytes
+            files.append(f)
+        }
+        if let missing = tableOfDumpID.first(where: { rows[$0.value] == nil }) {
+            throw PGSnapError("pg_dump wrote no data file for table \(missing.value)", next: "Nothing was kept; run the backup again")
+        }
+        guard files.contains(where: { $0.name == "toc.dat" }) else { throw PGSnapError("pg_dump wrote no toc.dat", next: "Nothing was kept; run the backup again") }
+        try SnapshotDirectory.fsyncPath(partial)
+        guard rename(partial, dir.file(finalName)) == 0 else { throw SnapshotDirectory.ioError("rename \(partial)") }
+        try dir.sync()
+        let fsyncSeconds = seconds(since: fsyncStart)
+        try? c.db.query("COMMIT")
+
+        let compressed = files.reduce(Int64(0)) { $0 + $1.bytes }
+        var listing = SHA256Stream()
+        DirectoryDump.listing(files).withUnsafeBytes { listing.update($0) }
+        var manifest = Manifest(
+            id: id, database: c.database, label: options.label, createdAt: c.started, durationSeconds: seconds(since: c.clock),
+            file: finalName, compressedBytes: compressed, uncompressedBytes: inflated, sha256: listing.finalizeHex(),
+            compression: .init(algorithm: .gzip, level: options.level, jobs: options.jobs),
+            pgDumpVersion: c.pgDump.version, serverVersion: c.serverVersion,
+            host: session.spec["host"] ?? session.environment["PGHOST"], port: session.spec["port"] ?? session.environment["PGPORT"],
+            user: session.spec["user"] ?? session.environment["PGUSER"],
+            migration: c.migration, tableRows: rows, databaseProperties: c.properties,
+            timings: .init(dumpSeconds: Double(dumpDone.uptimeNanoseconds - c.clock.uptimeNanoseconds) / 1e9,
+                           compressWaitSeconds: 0, fsyncSeconds: fsyncSeconds),
+            pgsnapVersion: pgsnapVersion)
+        manifest.formatVersion = 2
+        manifest.dumpFormat = DumpFormat.directory.rawValue
+        manifest.files = files.sorted { $0.name < $1.name }
+        manifest.databaseBytes = c.databaseBytes
+        manifest.tableLocking = .init(mode: c.locking.beforeSnapshot ? .beforeSnapshot : .pgDumpOnly, tables: c.locking.tables)
+        if options.globals {
+            manifest.globalsFile = try dumpGlobals(dir: dir, id: id, serverMajor: c.serverMajor)
+        }
+        manifest.durationSeconds = seconds(since: c.clock)
+        try dir.writeAtomically(try manifest.encoded(), to: id + SnapshotName.manifestSuffix)
+        committed = true
+        return manifest
+    }
+
+    /// Picks a free id and creates `<id>.dir.partial/` (0700) exclusively.
+    func reserveDirectory(dir: SnapshotDirectory, database: String, date: Date, label: String?) throws -> (String, String) {
+        for attempt in 1...1000 {
+            let id = SnapshotName.id(database: database, date: date, label: label, attempt: attempt)
+            let taken = SnapshotName.dumpSuffixes.contains { access(dir.file(id + $0), F_OK) == 0 || access(dir.file(id + $0 + SnapshotName.partialSuffix), F_OK) == 0 }
+            if taken || access(dir.file(id + SnapshotName.manifestSuffix), F_OK) == 0 { continue }
+            let partial = dir.file(id + SnapshotName.directorySuffix + SnapshotName.partialSuffix)
+            if mkdir(partial, 0o700) == 0 { return (id, partial) }
+            if errno != EEXIST { throw SnapshotDirectory.ioError("create \(partial)") }
+        }
+        throw PGSnapError("cannot find a free snapshot name in \(dir.path)")
+    }
+
+    /// `pg_restore --list` of a directory dump, parsed.
+    func tableOfContents(_ path: String, serverMajor: Int) throws -> [TOCEntry] {
+        try DirectoryTOC.list(path, serverMajor: serverMajor, session: session)
+    }
+}
+
+/// `pg_restore --list`: it reads `toc.dat` the way a restore will, so it succeeding is also a check.
+enum DirectoryTOC {
+    static func list(_ path: String, serverMajor: Int, session: Session) throws -> [TOCEntry] {
+        let tool = try PostgresTools(environment: session.childEnvironment).locate("pg_restore", serverMajor: serverMajor)
+        let command = ExternalCommand(name: "pg_restore", executable: tool.path, arguments: ["--list", path], environment: session.childEnvironment)
+        let (status, out, child) = try ChildProcess.captureAll(command, limit: 256 << 20)
+        guard status.succeeded, let out else {
+            throw PGSnapError.verification("pg_restore --list cannot read the table of contents of \(path) (\(status))\(child.lastErrorLine.map { ": " + oneLine($0) } ?? "")",
+                                           next: "The snapshot is damaged; choose another ('pgsnap list')")
+        }
+        return TOCEntry.parseList(String(decoding: out, as: UTF8.self))
+    }
+}
