@@ -12,8 +12,16 @@ struct Restore: ParsableCommand {
             the scratch database into its place in one transaction. The previous database is \
             kept unless --drop-previous.
 
+            A directory snapshot (backup --format directory) is loaded by pg_restore with \
+            --jobs parallel jobs; with --table only the named tables (with their schemas, types, \
+            sequences, defaults, constraints and triggers, not their foreign keys or other \
+            indexes) go into a new database given by --target, for copying rows back by hand.
+
             Example (3 a.m.):
               pgsnap restore latest --dbname app --terminate-connections --yes
+
+            Example (one table back, next to the live database):
+              pgsnap restore ID --table public.orders --target orders_copy
 
             \(exitStatusHelp)
             """)
@@ -34,6 +42,10 @@ struct Restore: ParsableCommand {
     var noOwner = false
     @Flag(help: "Replace an existing database without asking (required when there is no terminal).")
     var yes = false
+    @Option(help: "pg_restore jobs for a directory snapshot, 1-64 (default: the number of cores).")
+    var jobs: Int?
+    @Option(help: ArgumentHelp("Only this table of a directory snapshot, into a new --target database; repeatable.", valueName: "schema.table"))
+    var table: [String] = []
     @OptionGroup(title: "Encryption") var identity: IdentityOptions
     @OptionGroup var lock: LockOptions
     @OptionGroup var connection: ConnectionOptions
@@ -45,6 +57,8 @@ struct Restore: ParsableCommand {
         if let target, target.isEmpty || target.utf8.count > 63 || target.contains("\0") {
             throw ValidationError("--target must be a database name of 1-63 bytes")
         }
+        if let jobs, !(1...64).contains(jobs) { throw ValidationError("--jobs must be 1-64") }
+        if !table.isEmpty && target == nil { throw ValidationError("--table writes the tables into a new database: add --target NEW_DATABASE") }
     }
 
     func run() throws {
@@ -56,7 +70,7 @@ struct Restore: ParsableCommand {
         let interactive = isatty(STDIN_FILENO) == 1 && isatty(STDERR_FILENO) == 1
         let options = RestoreOptions(
             target: target, wait: try lock.seconds, terminateConnections: terminateConnections, dropPrevious: dropPrevious, assumeYes: yes,
-            noOwner: noOwner,
+            noOwner: noOwner, jobs: jobs, tables: table,
             confirm: interactive ? { question in
                 FileHandle.standardError.write(Data(question.utf8))
                 let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""

@@ -146,13 +146,40 @@ public enum TableSelection {
     public struct Table: Equatable, Sendable {
         public var schema: String
         public var name: String
-        /// The table's oid in the dumped database (from its TABLE DATA entry).
-        public var oid: UInt32
-        public init(schema: String, name: String, oid: UInt32) {
+        /// The name as `table_rows` holds it.
+        public var qualified: String
+        /// The dump id of its TABLE DATA entry (its data file is `<id>.dat.gz`).
+        public var dataDumpID: Int
+        public init(schema: String, name: String, qualified: String, dataDumpID: Int) {
             self.schema = schema
             self.name = name
-            self.oid = oid
+            self.qualified = qualified
+            self.dataDumpID = dataDumpID
         }
+    }
+
+    /// The manifest's tables that `requested` (`schema.table`, or a table name alone when only one
+    /// schema has it) means, or the problem with a name.
+    public static func resolve(_ requested: [String], files: [StoredFile]) -> Result<[Table], PGSnapError> {
+        let known: [Table] = files.compactMap { f in
+            guard let q = f.table, let id = DirectoryDump.dataFileDumpID(f.name), let c = QualifiedName.components(q), c.count == 2 else { return nil }
+            return Table(schema: c[0], name: c[1], qualified: q, dataDumpID: id)
+        }
+        var out: [Table] = []
+        for r in requested {
+            guard let c = QualifiedName.components(r), c.count == 1 || c.count == 2 else {
+                return .failure(.usage("invalid table name '\(oneLine(r, limit: 80))'", next: "Give it as SCHEMA.TABLE, e.g. --table public.orders"))
+            }
+            let matches = known.filter { c.count == 2 ? ($0.schema == c[0] && $0.name == c[1]) : $0.name == c[0] }
+            if matches.count > 1 {
+                return .failure(.usage("table name '\(oneLine(r, limit: 80))' is in several schemas (\(matches.map(\.qualified).joined(separator: ", ")))", next: "Qualify it with its schema"))
+            }
+            guard let t = matches.first else {
+                return .failure(PGSnapError("the snapshot has no table '\(oneLine(r, limit: 80))'", next: "Run 'pgsnap show ID' to see its tables; nothing was changed"))
+            }
+            if !out.contains(t) { out.append(t) }
+        }
+        return .success(out)
     }
 
     static let supportingKinds: Set<String> = [
@@ -166,9 +193,12 @@ public enum TableSelection {
 
     /// The lines of a `pg_restore -L` use-list.
     public static func useList(_ entries: [TOCEntry], tables: [Table]) -> [String] {
-        entries.filter { e in
+        // A TABLE entry shares its oid (the table's) with its TABLE DATA entry.
+        let dataIDs = Set(tables.map(\.dataDumpID))
+        let oids = Set(entries.filter { $0.desc == "TABLE DATA" && dataIDs.contains($0.dumpID) }.map(\.oid))
+        return entries.filter { e in
             if supportingKinds.contains(e.desc) { return true }
-            if e.desc == "TABLE" || e.desc == "TABLE DATA" { return tables.contains { $0.oid == e.oid } }
+            if e.desc == "TABLE" || e.desc == "TABLE DATA" { return oids.contains(e.oid) }
             for t in tables where e.rest.hasPrefix(t.schema + " ") {
                 let tag = e.rest.dropFirst(t.schema.count + 1)
                 if tableScopedKinds.contains(e.desc), tag.hasPrefix(t.name + " ") { return true }

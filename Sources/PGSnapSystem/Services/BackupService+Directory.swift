@@ -166,7 +166,7 @@ extension BackupService {
 
 /// `pg_restore --list`: it reads `toc.dat` the way a restore will, so it succeeding is also a check.
 enum DirectoryTOC {
-    static func list(_ path: String, serverMajor: Int, session: Session) throws -> [TOCEntry] {
+    static func list(_ path: String, serverMajor: Int?, session: Session) throws -> [TOCEntry] {
         let tool = try PostgresTools(environment: session.childEnvironment).locate("pg_restore", serverMajor: serverMajor)
         let command = ExternalCommand(name: "pg_restore", executable: tool.path, arguments: ["--list", path], environment: session.childEnvironment)
         let (status, out, child) = try ChildProcess.captureAll(command, limit: 256 << 20)

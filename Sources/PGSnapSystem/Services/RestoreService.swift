@@ -11,9 +11,15 @@ public struct RestoreOptions {
     /// Asked before replacing an existing database; returns false to stop. nil: no one to ask.
     public var confirm: ((String) -> Bool)?
     public var assumeYes: Bool
+    /// pg_restore's jobs for a directory snapshot (default: the number of cores).
+    public var jobs: Int?
+    /// Only these tables (directory snapshots), into a new database: `restore --table`.
+    public var tables: [String] = []
 
     public init(target: String?, wait: Double? = nil, terminateConnections: Bool, dropPrevious: Bool, assumeYes: Bool,
-                noOwner: Bool = false, confirm: ((String) -> Bool)?) {
+                noOwner: Bool = false, jobs: Int? = nil, tables: [String] = [], confirm: ((String) -> Bool)?) {
+        self.jobs = jobs
+        self.tables = tables
         self.noOwner = noOwner
         self.target = target
         self.wait = wait
@@ -78,6 +84,7 @@ public struct RestoreService {
             throw selector.refusal(entry, check: RestoreService.failedCheck(entry.status), detail: entry.problem ?? entry.status.rawValue,
                                    among: catalog, command: command)
         }
+        let selection = try tableSelection(manifest, options: options, dir: dir)
         let decryption = try session.requireAgeDecryption(for: manifest)
         if let problem = try integrityProblem(manifest, dir: dir) {
             throw selector.refusal(entry, check: problem.check, detail: problem.detail, among: catalog, command: command)
@@ -85,6 +92,9 @@ public struct RestoreService {
         try checkIdentity(decryption, manifest, dir: dir)
         let admin = try session.connect(database: maintenanceDatabase(excluding: target))
         try dropOrphanedScratchDatabases(admin)
+        if selection != nil, try DatabaseFacts.exists(admin, database: target) {
+            throw PGSnapError.usage("restore --table writes a new database, and \"\(target)\" exists", next: "Choose a --target that does not exist; nothing was changed")
+        }
 
         let targetExists = try DatabaseFacts.exists(admin, database: target)
         if targetExists {
@@ -95,7 +105,8 @@ public struct RestoreService {
         defer {
             if !swapped { try? dropDatabase(scratch, admin: admin) }
         }
-        let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin, noOwner: options.noOwner, decryption: decryption)
+        let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin, noOwner: options.noOwner, decryption: decryption,
+                                      jobs: options.jobs, only: selection)
         try applyDatabaseProperties(manifest, to: scratch, admin: admin)
         if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; \(target) was not changed") }
 
@@ -160,6 +171,7 @@ public struct RestoreService {
 
     /// Size and SHA-256 before anything is touched: the failed check and what was found, or nil.
     func integrityProblem(_ m: Manifest, dir: SnapshotDirectory) throws -> (check: String, detail: String)? {
+        if m.format == .directory { return try directoryIntegrityProblem(m, dir: dir) }
         let stream = try DumpStream.open(path: dir.file(m.file), compression: .none)
         let outcome = stream.readAll(sink: { _ in }, shouldStop: { SignalTrap.received != nil })
         if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted before anything was changed") }
@@ -197,9 +209,22 @@ public struct RestoreService {
         guard confirm(question) else { throw PGSnapError("restore cancelled; nothing was changed") }
     }
 
-    /// Creates the scratch database, streams the dump into psql and checks row counts. Returns (tables, rows).
+    /// Creates the scratch database, loads the dump (psql, or pg_restore -j for a directory
+    /// snapshot) and checks row counts. Returns (tables, rows).
+    ///
+    /// - Parameter only: `restore --table`: the tables to load (directory snapshots only).
     func load(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool = false,
-              decryption: AgeDecryption? = nil) throws -> (Int, Int64) {
+              decryption: AgeDecryption? = nil, jobs: Int? = nil, only: [TableSelection.Table]? = nil) throws -> (Int, Int64) {
+        try createScratch(m, dir: dir, scratch: scratch, admin: admin, noOwner: noOwner)
+        if m.format == .directory {
+            try loadDirectory(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, jobs: jobs, only: only)
+        } else {
+            try loadPlain(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, decryption: decryption)
+        }
+        return try checkRowCounts(m, scratch: scratch, only: only.map { Set($0.map(\.qualified)) })
+    }
+
+    func createScratch(_ m: Manifest, dir: SnapshotDirectory, scratch: String, admin: LibPQConnection, noOwner: Bool) throws {
         let props = try m.databaseProperties ?? DatabaseFacts.properties(admin, database: maintenanceDatabase(excluding: m.database))
         var owner = props.owner
         if noOwner {
@@ -224,6 +249,11 @@ public struct RestoreService {
             LC_COLLATE \(try admin.quoteLiteral(props.collate)) LC_CTYPE \(try admin.quoteLiteral(props.ctype))\(fixedAtCreation) OWNER \(try admin.quoteIdentifier(owner))
             """)
         try admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(scratch)) IS \(try admin.quoteLiteral("pgsnap scratch host=\(ProcessInfo.processInfo.hostName) pid=\(getpid()) snapshot=\(m.id)"))")
+    }
+
+    /// Streams a plain dump through psql, checking its SHA-256 and trailer as it goes.
+    func loadPlain(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool,
+                   decryption: AgeDecryption?) throws {
         let serverMajor = admin.serverVersionNumber / 10000
         let psql = try PostgresTools(environment: session.childEnvironment).locate("psql", serverMajor: serverMajor)
         let command = ExternalCommand(
@@ -279,10 +309,14 @@ public struct RestoreService {
             }
             throw PGSnapError("psql failed while restoring \(m.id) (\(status)): \(line)", next: next)
         }
-        // psql's exit status alone proves nothing: the row counts do.
+    }
+
+    /// psql's or pg_restore's exit status alone proves nothing: the row counts do.
+    func checkRowCounts(_ m: Manifest, scratch: String, only: Set<String>?) throws -> (Int, Int64) {
         let scratchDB = try session.connect(database: scratch)
         var rows: Int64 = 0
-        for (table, expected) in m.tableRows.sorted(by: { $0.key < $1.key }) {
+        let tables = m.tableRows.filter { only?.contains($0.key) ?? true }
+        for (table, expected) in tables.sorted(by: { $0.key < $1.key }) {
             guard let name = QualifiedName.parse(table) else { throw PGSnapError.verification("malformed table name in manifest") }
             let got = Int64(try scratchDB.scalar("SELECT count(*) FROM ONLY \(name)") ?? "") ?? -1
             guard got == expected else {
@@ -291,7 +325,7 @@ public struct RestoreService {
             }
             rows += got
         }
-        return (m.tableRows.count, rows)
+        return (tables.count, rows)
     }
 
     /// psql's environment for the load: without one transaction every statement commits, and

@@ -33,6 +33,7 @@ public struct VerifyService {
             return result
         }
         let start = DispatchTime.now()
+        if m.format == .directory { return verifyDirectory(m, in: dir, result: &result, start: start) }
         let decryption: AgeDecryption?
         do {
             decryption = try session.ageDecryption(for: m)
@@ -123,7 +124,7 @@ public struct VerifyService {
         return Array(bytes.prefix(max(0, n)))
     }
 
-    private func failed(_ r: inout VerifyResult, _ check: String, _ detail: String) -> VerifyResult {
+    func failed(_ r: inout VerifyResult, _ check: String, _ detail: String) -> VerifyResult {
         r.ok = false
         r.failedCheck = check
         r.detail = detail

@@ -1,0 +1,82 @@
+import Foundation
+import PGSnapCore
+
+/// Directory snapshots: `pg_restore -j N` into the scratch database. No single transaction: the
+/// scratch database and the swap are what make the restore atomic, exactly as for psql.
+extension RestoreService {
+    /// Every file's size and SHA-256 (read in parallel) before anything is touched.
+    func directoryIntegrityProblem(_ m: Manifest, dir: SnapshotDirectory) throws -> (check: String, detail: String)? {
+        let path = dir.file(m.file)
+        let files = m.files ?? []
+        let results = DirectoryReadback.read(directory: path, names: files.map(\.name), inflate: false, sync: false,
+                                             shouldStop: { SignalTrap.received != nil })
+        if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted before anything was changed") }
+        for (f, r) in zip(files, results) {
+            if let e = r.error { return ("files", "\(m.file)/\(e)") }
+            if r.bytes != f.bytes { return ("size", "\(m.file)/\(f.name) is \(r.bytes) bytes, manifest says \(f.bytes)") }
+            if r.sha256 != f.sha256 { return ("checksum", "\(m.file)/\(f.name): SHA-256 differs from the manifest") }
+        }
+        return nil
+    }
+
+    /// `restore --table`: which tables, checked before anything is touched; nil for a whole restore.
+    func tableSelection(_ m: Manifest, options: RestoreOptions, dir: SnapshotDirectory) throws -> [TableSelection.Table]? {
+        guard !options.tables.isEmpty else { return nil }
+        guard m.format == .directory else {
+            throw PGSnapError.usage("restore --table needs a directory snapshot (backup --format directory); \(m.id) is a plain one",
+                                    next: "Restore the whole snapshot to a new database (pgsnap restore \(m.id) --target NEW_NAME) and copy the rows from there")
+        }
+        guard options.target != nil else {
+            throw PGSnapError.usage("restore --table writes the tables into a new database", next: "Add --target NEW_DATABASE")
+        }
+        return try TableSelection.resolve(options.tables, files: m.files ?? []).get()
+    }
+
+    func loadDirectory(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool,
+                       jobs: Int?, only: [TableSelection.Table]?) throws {
+        let serverMajor = admin.serverVersionNumber / 10000
+        let tool = try PostgresTools(environment: session.childEnvironment).locate("pg_restore", serverMajor: serverMajor)
+        let path = dir.file(m.file)
+        let jobs = jobs ?? min(ProcessInfo.processInfo.activeProcessorCount, 64)
+        var arguments = ["--no-password", "--jobs=\(jobs)", "--dbname=\(session.childConninfo(database: scratch))"]
+        if noOwner { arguments.append("--no-owner") }
+        var useList: String?
+        defer { if let useList { unlink(useList) } }
+        if let only {
+            // Objects the chosen tables do not need may fail (a function returning another table's
+            // rows): pg_restore goes on, and the chosen tables' row counts decide.
+            let lines = TableSelection.useList(try DirectoryTOC.list(path, serverMajor: serverMajor, session: session), tables: only)
+            let name = ".pgsnap-use-list-\(getpid())"
+            try dir.writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: name)
+            useList = dir.file(name)
+            arguments.append("--use-list=\(dir.file(name))")
+        } else {
+            arguments.append("--exit-on-error")
+        }
+        arguments.append(path)
+        let command = ExternalCommand(name: "pg_restore", executable: tool.path, arguments: arguments,
+                                      environment: RestoreService.loadEnvironment(session.childEnvironment))
+        let what = only.map { "\($0.count) table(s) of \(m.id)" } ?? m.id
+        session.reporter.info("pgsnap: restoring \(what) into scratch database \(scratch) with \(jobs) pg_restore job(s)")
+        let child = try ChildProcess(command, stdin: .null, stdout: .null, stderr: .pipe)
+        let status = child.wait()
+        if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; the target was not changed") }
+        guard status.succeeded else {
+            let line = child.lastErrorLine.map { session.redact(oneLine($0)) } ?? "\(status)"
+            if only != nil {
+                let errors = child.stderrLines.filter { $0.contains("error:") }
+                session.reporter.warn("pg_restore reported \(errors.count) error(s) on objects outside the chosen tables (first: \(session.redact(oneLine(errors.first ?? line)))); the tables' row counts are checked next")
+                return
+            }
+            var next = "The target was not changed; fix the cause and restore again"
+            if line.contains("out of shared memory") {
+                next = "The target was not changed; raise max_locks_per_transaction on the server (it needs a restart) and restore again"
+            }
+            if line.contains("role") && line.contains("does not exist") {
+                next = (m.globalsFile.map { "Create the missing roles (psql -X -f \(dir.file($0)) postgres) and restore again" }
+                    ?? "Create the missing roles and restore again") + ", or restore with --no-owner"
+            }
+            throw PGSnapError("pg_restore failed while restoring \(m.id) (\(status)): \(line)", next: next)
+        }
+    }
+}
