@@ -9,7 +9,7 @@ public enum RemoteCatalog {
     public static func build(files: [DirectoryFile]) -> [CatalogEntry] {
         var byID: [String: [DirectoryFile]] = [:]
         for f in files {
-            guard let id = Catalog.snapshotID(ofFile: f.name) else { continue }
+            guard let id = Catalog.snapshotID(ofFile: String(f.name.prefix { $0 != "/" })) else { continue }
             byID[id, default: []].append(f)
         }
         var out: [CatalogEntry] = []
@@ -17,6 +17,7 @@ public enum RemoteCatalog {
             let names = Set(group.map(\.name))
             let hasManifest = names.contains(id + SnapshotName.manifestSuffix)
             let hasDump = Catalog.dumpSuffixes.contains { names.contains(id + $0) }
+                || names.contains { $0.hasPrefix(id + SnapshotName.directorySuffix + "/") }
             let parsed = SnapshotName.parse(id: id)
             let status: CatalogEntry.Status
             let problem: String?
@@ -33,6 +34,17 @@ public enum RemoteCatalog {
                 bytes: group.reduce(0) { $0 + $1.size }, problem: problem))
         }
         return Catalog.sorted(out)
+    }
+
+    /// Object sizes by name plus, for each directory snapshot, `<id>.dir` with the sum of its
+    /// files' sizes: what a manifest's `file` and `compressed_bytes` are checked against.
+    public static func folded(_ files: [String: Int64]) -> [String: Int64] {
+        var out = files
+        for (name, size) in files {
+            guard let slash = name.firstIndex(of: "/") else { continue }
+            out[String(name[..<slash]), default: 0] += size
+        }
+        return out
     }
 
     /// The label part of an id (`<db>_<time>[-n]_<label>`), or nil.

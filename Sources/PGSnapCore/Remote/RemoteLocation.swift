@@ -38,10 +38,13 @@ public struct RemoteLocation: Equatable, Sendable, CustomStringConvertible {
     /// What to list: every key under the prefix (and nothing of a sibling like `PREFIX-old/`).
     public var listPrefix: String { prefix.isEmpty ? "" : prefix + "/" }
 
-    /// The file name of a listed key, or nil for keys in deeper "folders" (not ours).
+    /// The file name of a listed key, or nil for keys in deeper "folders" (not ours). A directory
+    /// snapshot's files are one level down: `<id>.dir/<file>`.
     public func name(ofKey key: String) -> String? {
         guard key.hasPrefix(listPrefix) else { return nil }
         let name = String(key.dropFirst(listPrefix.count))
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        if parts.count == 2, parts[0].hasSuffix(SnapshotName.directorySuffix), DirectoryDump.isDumpFileName(String(parts[1])) { return name }
         return name.isEmpty || name.contains("/") ? nil : name
     }
 

@@ -22,6 +22,7 @@ public struct PullService {
         var files: [String: Int64] = [:]
         for f in try remote.list() { files[f.name] = f.size }
         let entries = RemoteCatalog.build(files: files.map { DirectoryFile(name: $0.key, size: $0.value) })
+        files = RemoteCatalog.folded(files)
         let entry = try RemoteCatalog.select(selector, from: entries, location: remote.location)
         // Never an older copy in its place without saying so: the refusal names the next good one.
         func refuse(_ check: String, _ detail: String) -> PGSnapError {
@@ -60,7 +61,11 @@ public struct PullService {
             return PullResult(id: m.id, action: "skipped", bytes: 0, seconds: seconds(since: start))
         }
         let local = LocalStorage(dir)
-        try download(m.file, size: m.compressedBytes, sha256: m.sha256, into: local)
+        if m.format == .directory {
+            try downloadDirectory(m, into: local)
+        } else {
+            try download(m.file, size: m.compressedBytes, sha256: m.sha256, into: local)
+        }
         var bytes = m.compressedBytes
         if let g = m.globalsFile {
             guard let size = files[g] else {
@@ -76,12 +81,38 @@ public struct PullService {
         return PullResult(id: m.id, action: "downloaded", bytes: bytes, seconds: secs)
     }
 
-    func download(_ name: String, size: Int64, sha256: String?, into local: LocalStorage) throws {
+    /// A directory snapshot into `<id>.dir.partial/`, every file checked as it streams, then
+    /// fsynced and renamed to `<id>.dir/`: only a whole directory ever carries the final name.
+    func downloadDirectory(_ m: Manifest, into local: LocalStorage) throws {
+        let dir = local.directory
+        if let free = dir.freeBytes(), free < m.compressedBytes {
+            throw PGSnapError("\(dir.path) has \(formatBytes(free)) free, \(m.id) needs \(formatBytes(m.compressedBytes))",
+                              next: "Free space or pull into another --dir; nothing was downloaded")
+        }
+        let partialName = m.file + SnapshotName.partialSuffix
+        let partial = dir.file(partialName)
+        try SnapshotDirectory.removeTree(partial)
+        try? SnapshotDirectory.removeTree(dir.file(m.file))
+        guard mkdir(partial, 0o700) == 0 else { throw SnapshotDirectory.ioError("create \(partial)") }
+        var done = false
+        defer { if !done { try? SnapshotDirectory.removeTree(partial) } }
+        let inside = LocalStorage(try SnapshotDirectory(path: partial, create: false))
+        for f in m.files ?? [] {
+            try download(m.file + "/" + f.name, size: f.bytes, sha256: f.sha256, into: inside, as: f.name)
+        }
+        try SnapshotDirectory.fsyncPath(partial)
+        guard rename(partial, dir.file(m.file)) == 0 else { throw SnapshotDirectory.ioError("rename \(partial)") }
+        try dir.sync()
+        done = true
+    }
+
+    /// - Parameter localName: the name to write it under (default: `name`).
+    func download(_ name: String, size: Int64, sha256: String?, into local: LocalStorage, as localName: String? = nil) throws {
         if let free = local.directory.freeBytes(), free < size {
             throw PGSnapError("\(local.directory.path) has \(formatBytes(free)) free, \(name) needs \(formatBytes(size))",
                               next: "Free space or pull into another --dir; nothing was downloaded")
         }
-        let file = try local.create(name, expectedSize: size, sha256: sha256)
+        let file = try local.create(localName ?? name, expectedSize: size, sha256: sha256)
         var hash = SHA256Stream()
         var count: Int64 = 0
         do {

@@ -37,6 +37,7 @@ public struct PushService {
         }
         var remoteFiles: [String: Int64] = [:]
         for f in try remote.list() { remoteFiles[f.name] = f.size }
+        remoteFiles = RemoteCatalog.folded(remoteFiles)
         return try chosen.map { entry in
             try push(entry.manifest!, dir: dir, localFiles: localFiles, remoteFiles: remoteFiles)
         }
@@ -50,9 +51,11 @@ public struct PushService {
         }
         let local = LocalStorage(dir)
         var sent: Int64 = 0
-        // A dump left whole by a push killed before its manifest (same size, same SHA-256 recorded) is kept.
-        if remoteFiles[m.file] == m.compressedBytes, let meta = try remote.stat(m.file), meta.size == m.compressedBytes,
+        if m.format == .directory {
+            sent += try pushDirectory(m, from: local, remoteFiles: remoteFiles)
+        } else if remoteFiles[m.file] == m.compressedBytes, let meta = try remote.stat(m.file), meta.size == m.compressedBytes,
            meta.metadata["sha256"] == m.sha256 {
+            // A dump left whole by a push killed before its manifest (same size, same SHA-256 recorded) is kept.
             session.reporter.info("pgsnap: \(m.file) is already uploaded; writing the manifest")
         } else {
             try upload(m.file, size: m.compressedBytes, sha256: m.sha256, from: local)
@@ -72,6 +75,30 @@ public struct PushService {
         let secs = seconds(since: start)
         session.reporter.info("pgsnap: pushed \(m.id) to \(remote.location): \(formatBytes(sent)) in \(String(format: "%.1f", secs)) s")
         return PushResult(id: m.id, action: "uploaded", bytes: sent, seconds: secs)
+    }
+
+    /// A directory snapshot as `<id>.dir/<file>` objects, each checked against its manifest entry.
+    /// A file already in the bucket with its size and SHA-256 is kept: a killed push resumes file by file.
+    func pushDirectory(_ m: Manifest, from local: LocalStorage, remoteFiles: [String: Int64]) throws -> Int64 {
+        var sent: Int64 = 0
+        for f in m.files ?? [] {
+            let name = m.file + "/" + f.name
+            if remoteFiles[name] == f.bytes, let meta = try remote.stat(name), meta.size == f.bytes, meta.metadata["sha256"] == f.sha256 { continue }
+            if f.bytes < 5 << 20 {
+                let bytes = try local.readSmall(name, limit: 5 << 20)
+                var hash = SHA256Stream()
+                bytes.withUnsafeBytes { hash.update($0) }
+                guard bytes.count == f.bytes, hash.finalizeHex() == f.sha256 else {
+                    throw PGSnapError.verification("local file \(local.directory.file(name)) no longer matches its manifest; nothing more was uploaded",
+                                                   next: "Run 'pgsnap verify \(m.id)'")
+                }
+                try remote.putSmall(name, bytes: bytes, sha256: f.sha256)
+            } else {
+                try upload(name, size: f.bytes, sha256: f.sha256, from: local)
+            }
+            sent += f.bytes
+        }
+        return sent
     }
 
     /// Streams a local file into a multipart upload, hashing as it goes: a local file that no

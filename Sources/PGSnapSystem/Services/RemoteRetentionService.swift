@@ -14,6 +14,7 @@ struct RemoteCatalogReader {
         for f in try remote.list() { sizes[f.name] = f.size }
         var entries = RemoteCatalog.build(files: sizes.map { DirectoryFile(name: $0.key, size: $0.value) })
             .filter { database == nil || $0.database == database }
+        sizes = RemoteCatalog.folded(sizes)
         var confirmed: [String: Int] = [:]
         for i in entries.indices where entries[i].isGood && confirmed[entries[i].database, default: 0] < confirm {
             let name = entries[i].id + SnapshotName.manifestSuffix

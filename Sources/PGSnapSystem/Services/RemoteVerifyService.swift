@@ -17,6 +17,7 @@ public struct RemoteVerifyService {
         var files: [String: Int64] = [:]
         for f in try remote.list() { files[f.name] = f.size }
         let entries = RemoteCatalog.build(files: files.map { DirectoryFile(name: $0.key, size: $0.value) })
+        files = RemoteCatalog.folded(files)
         let chosen: [CatalogEntry]
         if let selector {
             chosen = [try RemoteCatalog.select(selector, from: entries, location: remote.location)]
@@ -55,6 +56,7 @@ public struct RemoteVerifyService {
         guard let size = files[m.file], size == m.compressedBytes else {
             return failed("size", "\(m.file) is \(files[m.file].map(String.init) ?? "missing") bytes in the bucket, manifest says \(m.compressedBytes)")
         }
+        if m.format == .directory { return verifyDirectory(m, result: r, start: start) }
         // Encrypted at rest: the bucket holds age ciphertext, checked as stored (size, SHA-256);
         // its contents are checked after 'pgsnap pull' by 'pgsnap verify --identity'.
         let encrypted = m.encryption != nil
@@ -105,6 +107,55 @@ public struct RemoteVerifyService {
             let diff = Set(counted.keys).union(m.tableRows.keys).sorted().first { counted[$0] != m.tableRows[$0] }!
             return failed("row_counts", "table \(diff) has \(counted[diff].map(String.init) ?? "no") rows in the dump, manifest says \(m.tableRows[diff].map(String.init) ?? "none")")
         }
+        r.ok = true
+        return r
+    }
+
+    /// Each `<id>.dir/<file>` streamed from the bucket: size, SHA-256, gunzip, rows per table.
+    /// (The table of contents is read by pg_restore only after 'pgsnap pull'.)
+    func verifyDirectory(_ m: Manifest, result: VerifyResult, start: DispatchTime) -> VerifyResult {
+        var r = result
+        func failed(_ check: String, _ detail: String) -> VerifyResult {
+            r.failedCheck = check
+            r.detail = detail
+            return r
+        }
+        var inflatedTotal: Int64 = 0
+        for f in m.files ?? [] {
+            let name = m.file + "/" + f.name
+            var hash = SHA256Stream()
+            var count: Int64 = 0
+            var counter = CopyDataCounter()
+            var inflateError: Error?
+            do {
+                let inflater = f.name.hasSuffix(".gz") ? try GzipInflater() : nil
+                try remote.read(name, size: f.bytes) { chunk in
+                    hash.update(chunk)
+                    count += Int64(chunk.count)
+                    guard let inflater, inflateError == nil else { return }
+                    do { try inflater.feed(chunk) { counter.consume($0) } } catch { inflateError = error }
+                }
+                if let inflater, inflateError == nil { do { try inflater.finish() } catch { inflateError = error } }
+            } catch {
+                return failed("files", "\(error)")
+            }
+            if count != f.bytes { return failed("size", "\(name) is \(count) bytes in the bucket, manifest says \(f.bytes)") }
+            let sha = hash.finalizeHex()
+            if sha != f.sha256 { return failed("checksum", "\(name) has SHA-256 \(sha) in the bucket, manifest says \(f.sha256)") }
+            if let inflateError { return failed("decompression", "\(name): \(inflateError)") }
+            if let table = f.table {
+                guard let rows = counter.rows else { return failed("trailer", "\(name) (table \(table)) ends without pg_dump's end-of-data marker") }
+                if rows != f.rows { return failed("row_counts", "table \(table) has \(rows) rows in \(name), manifest says \(f.rows.map(String.init) ?? "none")") }
+            }
+            inflatedTotal += counter.bytes
+        }
+        if inflatedTotal != m.uncompressedBytes {
+            return failed("decompression", "the files are \(inflatedTotal) bytes uncompressed, manifest says \(m.uncompressedBytes)")
+        }
+        r.uncompressedBytes = inflatedTotal
+        r.tables = m.tableRows.count
+        r.rows = m.tableRows.values.reduce(0, +)
+        r.seconds = seconds(since: start)
         r.ok = true
         return r
     }
