@@ -44,7 +44,6 @@ struct Backup: ParsableCommand {
     func validate() throws {
         if format == .directory {
             if snapshot.compress != .gzip { throw ValidationError("--format directory stores gzip files (pg_dump -Fd); drop --compress") }
-            if !encryption.encryptTo.isEmpty || !encryption.encryptToFiles.isEmpty { throw ValidationError("--format directory cannot be encrypted yet; use --format plain with --encrypt-to") }
         }
     }
 

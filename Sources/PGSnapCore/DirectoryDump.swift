@@ -44,12 +44,19 @@ public struct StoredFile: Codable, Equatable, Sendable {
 
 /// The parts of pg_dump's directory format pgsnap relies on. Pure.
 public enum DirectoryDump {
-    /// `<dumpId>.dat.gz`: a table's rows in COPY text format; the dump id names it in `toc.dat`.
+    /// `<dumpId>.dat.gz` (`.age` after it when encrypted): a table's rows in COPY text format;
+    /// the dump id names it in `toc.dat`.
     public static func dataFileDumpID(_ name: String) -> Int? {
-        guard name.hasSuffix(".dat.gz") else { return nil }
-        let stem = name.dropLast(".dat.gz".count)
+        let plain = plainName(name)
+        guard plain.hasSuffix(".dat.gz") else { return nil }
+        let stem = plain.dropLast(".dat.gz".count)
         guard !stem.isEmpty, stem.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
         return Int(stem)
+    }
+
+    /// The name pg_dump gave a stored file: without the `.age` of an encrypted snapshot.
+    public static func plainName(_ name: String) -> String {
+        name.hasSuffix(SnapshotName.encryptedSuffix) ? String(name.dropLast(SnapshotName.encryptedSuffix.count)) : name
     }
 
     /// A file name pg_dump -Fd writes: `toc.dat`, `blobs.toc`, `<n>.dat.gz`, `blob_<oid>.dat.gz`.

@@ -234,13 +234,13 @@ public struct Manifest: Encodable, Equatable, Sendable {
     /// names pg_dump writes (never a path), a `toc.dat`, sizes that add up, one file per table.
     static func checkDirectoryFiles(_ m: Manifest, fileName: String) throws {
         func bad(_ why: String) -> PGSnapError { PGSnapError.verification("manifest \(fileName) \(why)") }
-        guard m.encryption == nil else { throw bad("is an encrypted directory snapshot, which this pgsnap does not write") }
         guard m.compression.algorithm == .gzip else { throw bad("has a directory snapshot that is not gzip") }
-        guard let files = m.files, files.contains(where: { $0.name == "toc.dat" }) else { throw bad("lists no toc.dat for its directory snapshot") }
+        guard let files = m.files, files.contains(where: { DirectoryDump.plainName($0.name) == "toc.dat" }) else { throw bad("lists no toc.dat for its directory snapshot") }
         var seen = Set<String>()
         var tables: [String: Int64] = [:]
         for f in files {
-            guard DirectoryDump.isDumpFileName(f.name), seen.insert(f.name).inserted else { throw bad("lists a bad or repeated file name '\(oneLine(f.name, limit: 80))'") }
+            guard DirectoryDump.isDumpFileName(f.name), seen.insert(f.name).inserted,
+                  f.name.hasSuffix(SnapshotName.encryptedSuffix) == (m.encryption != nil) else { throw bad("lists a bad or repeated file name '\(oneLine(f.name, limit: 80))'") }
             guard f.bytes >= 0, f.sha256.count == 64, f.sha256.allSatisfy({ $0.isASCII && $0.isHexDigit }) else { throw bad("has an impossible size or checksum for \(f.name)") }
             if let table = f.table {
                 guard let rows = f.rows, rows >= 0, DirectoryDump.dataFileDumpID(f.name) != nil, tables[table] == nil else { throw bad("has a bad data file entry \(f.name)") }

@@ -21,8 +21,9 @@ enum DirectoryReadback {
 
     /// - Parameters:
     ///   - sync: fsync each file and make it 0600 (backup: pg_dump wrote them with its umask).
+    ///   - decryption: an encrypted snapshot read with its identity: age runs before the inflater.
     ///   - shouldStop: polled between reads (Ctrl-C).
-    static func read(directory path: String, names: [String], inflate: Bool, sync: Bool,
+    static func read(directory path: String, names: [String], inflate: Bool, sync: Bool, decryption: AgeDecryption? = nil,
                      shouldStop: @escaping @Sendable () -> Bool = { false }) -> [FileResult] {
         // Biggest first, so the last file to start is a small one and the cores finish together.
         let sizes = Dictionary(uniqueKeysWithValues: ((try? SnapshotDirectory.files(in: path)) ?? []).map { ($0.name, $0.size) })
@@ -31,14 +32,16 @@ enum DirectoryReadback {
         results.withUnsafeMutableBufferPointer { slots in
             let base = slots.baseAddress!
             DispatchQueue.concurrentPerform(iterations: order.count) { i in
-                (base + i).initialize(to: readOne(path + "/" + order[i], name: order[i], inflate: inflate, sync: sync, shouldStop: shouldStop))
+                (base + i).initialize(to: readOne(path + "/" + order[i], name: order[i], inflate: inflate, sync: sync,
+                                                  decryption: decryption, shouldStop: shouldStop))
             }
         }
         let byName = Dictionary(uniqueKeysWithValues: results.compactMap { $0 }.map { ($0.name, $0) })
         return names.map { byName[$0]! }
     }
 
-    static func readOne(_ path: String, name: String, inflate: Bool, sync: Bool, shouldStop: () -> Bool) -> FileResult {
+    static func readOne(_ path: String, name: String, inflate: Bool, sync: Bool, decryption: AgeDecryption? = nil,
+                        shouldStop: () -> Bool) -> FileResult {
         var r = FileResult(name: name)
         let fd: Int32
         switch SnapshotDirectory.openRegular(path) {
@@ -52,13 +55,19 @@ enum DirectoryReadback {
         var hash = SHA256Stream()
         var counter = CopyDataCounter()
         let isData = DirectoryDump.dataFileDumpID(name) != nil
-        var inflater: GzipInflater?
-        if inflate && name.hasSuffix(".gz") {
-            do { inflater = try GzipInflater() } catch {
+        var inflater: DumpInflater?
+        if inflate {
+            do {
+                let plain = DirectoryDump.plainName(name)
+                let inner: DumpInflater? = plain.hasSuffix(".gz") ? try GzipInflater() : (decryption != nil ? PlainInflater() : nil)
+                inflater = try inner.map { inner in try decryption.map { try $0.decryptor(inner: inner) } ?? inner }
+            } catch {
                 r.error = "\(error)"
                 return r
             }
         }
+        // Decrypted non-gzip files (toc.dat) are read to prove they decrypt, not counted.
+        let countsBytes = DirectoryDump.plainName(name).hasSuffix(".gz")
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         while true {
@@ -75,21 +84,26 @@ enum DirectoryReadback {
             if let inf = inflater, r.error == nil {
                 do {
                     try inf.feed(chunk) { out in
-                        r.inflatedBytes += Int64(out.count)
+                        if countsBytes { r.inflatedBytes += Int64(out.count) }
                         if isData { counter.consume(out) }
                     }
                 } catch {
                     r.error = "\(name) does not decompress: \(error)"
-                    r.check = "decompression"
+                    r.check = Self.check(for: error, decrypting: decryption != nil)
                     inflater = nil
                 }
             }
             if shouldStop() { break }
         }
         if let inf = inflater, r.error == nil {
-            do { try inf.finish() } catch {
+            do {
+                try inf.finish { out in
+                    if countsBytes { r.inflatedBytes += Int64(out.count) }
+                    if isData { counter.consume(out) }
+                }
+            } catch {
                 r.error = "\(name) does not decompress: \(error)"
-                r.check = "decompression"
+                r.check = Self.check(for: error, decrypting: decryption != nil)
             }
         }
         r.sha256 = hash.finalizeHex()
@@ -99,5 +113,11 @@ enum DirectoryReadback {
             r.check = "sync"
         }
         return r
+    }
+
+    /// The verify check a failed read stands for: the wrong key is not the snapshot's fault.
+    static func check(for error: Error, decrypting: Bool) -> String {
+        if error is AgeIdentityMismatch { return "identity" }
+        return decrypting ? "decryption" : "decompression"
     }
 }

@@ -40,6 +40,11 @@ GOAL_ENCRYPT_RATIO = 1.05          # pgsnap backup --encrypt-to / pgsnap backup 
 GOAL_DECRYPT_RATIO = 1.05          # pgsnap restore of an encrypted snapshot / of a plain one
 GOAL_RSS_MIB = 64                  # every pgsnap command measured
 GOAL_PRUNE_SECONDS = 1.0           # prune --dry-run over PRUNE_SNAPSHOTS snapshots (absolute)
+GOAL_DIR_BACKUP_RATIO = 1.10       # backup --format directory --jobs 2 / pg_dump -Fd -j 2
+GOAL_DIR_RESTORE_RATIO = 1.10      # restore of it --jobs 2 / pg_restore -j 2 into an empty database
+GOAL_DIR_VS_PLAIN_RATIO = 0.75     # restore of it --jobs 2 / (gzip -dc | psql -1): the 3 a.m. figure
+DIR_JOBS = 2
+PG_RESTORE = os.path.join(PGBIN, "pg_restore")
 PRUNE_SNAPSHOTS = 10_000
 CALIBRATION_ROWS = 20_000
 CHUNK_ROWS = 250_000
@@ -336,7 +341,12 @@ def main():
     base_zst = os.path.join(work, "baseline.sql.zst")
     snapdir_age = os.path.join(work, "snapshots-age")    # apart as well: backup --encrypt-to
     R = {k: [] for k in ("backup", "backup_zstd", "gzip", "pigz", "producer", "zstd", "verify", "verify_base",
-                         "restore", "restore_base", "prune", "backup_age", "restore_age")}
+                         "restore", "restore_base", "prune", "backup_age", "restore_age",
+                         "dir_backup", "dir_dump", "dir_restore", "dir_restore_base")}
+    snapdir_dir = os.path.join(work, "snapshots-dir")  # backup --format directory
+    base_dir = os.path.join(work, "baseline-dir")      # pg_dump -Fd -j 2
+    latest_dir = {"id": None}
+    manifests_dir = []
     manifests_age = []   # pgsnap backup --encrypt-to, one per run
     # A key made for this run: the public half to encrypt to, the identity (0600) to restore with.
     age_identity = os.path.join(work, "bench-age-key.txt")
@@ -390,6 +400,32 @@ def main():
         return backup("backup_age", ["--encrypt-to", age_recipient], snapdir_age, latest_age, manifests_age, "gzip",
                       "pgsnap backup --encrypt-to")
 
+    def do_dir_backup(i):
+        r = measure([step([pgsnap, "backup", "--dir", snapdir_dir, "-d", db, "--format", "directory", "--jobs", str(DIR_JOBS)],
+                          stdout="capture")], "pgsnap backup --format directory")
+        sid = ((r["stdout"] or "").strip().splitlines()[-1:] or [""])[0].strip()
+        mpath = os.path.join(snapdir_dir, sid + ".manifest.json")
+        if not sid or not os.path.isfile(mpath):
+            raise BenchError(f"pgsnap backup --format directory printed {r['stdout']!r}, not a snapshot id")
+        with open(mpath) as f:
+            m = json.load(f)
+        if m.get("dump_format") != "directory":
+            raise BenchError(f"snapshot {sid} has dump_format {m.get('dump_format')!r}")
+        manifests_dir.append(m)
+        if latest_dir["id"]:  # keep only the newest (outside the timed region)
+            shutil.rmtree(os.path.join(snapdir_dir, latest_dir["id"] + ".dir"))
+            os.unlink(os.path.join(snapdir_dir, latest_dir["id"] + ".manifest.json"))
+        latest_dir["id"] = sid
+        R["dir_backup"].append(r)
+        return r
+
+    def do_dir_dump(i):
+        shutil.rmtree(base_dir, ignore_errors=True)
+        # pg_dump fsyncs its output by default, as pgsnap does.
+        R["dir_dump"].append(measure([step([PG_DUMP, "-Fd", "-j", str(DIR_JOBS), "-f", base_dir, "-d", db])],
+                                     f"pg_dump -Fd -j {DIR_JOBS}"))
+        return R["dir_dump"][-1]
+
     def do_gzip(i):
         R["gzip"].append(measure([step([PG_DUMP, "-d", db], ["gzip", "-6"], stdout=base_gz)], "pg_dump | gzip -6"))
         return R["gzip"][-1]
@@ -431,6 +467,31 @@ def main():
         R["restore"].append(r)
         return r
 
+    def do_dir_restore(i):
+        target = f"benchdir_{i + 1}"
+        psql("postgres", "-c", "CHECKPOINT")
+        r = measure([step([pgsnap, "restore", latest_dir["id"], "--target", target, "--yes", "--dir", snapdir_dir,
+                           "--jobs", str(DIR_JOBS)])], "pgsnap restore (directory)")
+        got = count_rows(target)
+        psql("postgres", "-c", f"DROP DATABASE {target}")
+        if got != rows:
+            raise BenchError(f"pgsnap restore (directory): {target} has {got} generated_domains rows, expected {rows}")
+        R["dir_restore"].append(r)
+        return r
+
+    def do_dir_restore_base(i):
+        target = f"benchdirbase_{i + 1}"
+        psql("postgres", "-c", f"CREATE DATABASE {target}")
+        psql("postgres", "-c", "CHECKPOINT")
+        r = measure([step([PG_RESTORE, "-j", str(DIR_JOBS), "--exit-on-error", "-d", target, base_dir])],
+                    f"pg_restore -j {DIR_JOBS}")
+        got = count_rows(target)
+        psql("postgres", "-c", f"DROP DATABASE {target}")
+        if got != rows:
+            raise BenchError(f"baseline pg_restore: {target} has {got} generated_domains rows, expected {rows}")
+        R["dir_restore_base"].append(r)
+        return r
+
     def do_restore_age(i):
         target = f"benchage_{i + 1}"
         psql("postgres", "-c", "CHECKPOINT")
@@ -468,12 +529,14 @@ def main():
     os.makedirs(snapdir)
     os.makedirs(snapdir_zstd)
     os.makedirs(snapdir_age)
-    group("backup", [do_backup, do_gzip, do_backup_zstd, do_pigz, do_producer, do_zstd, do_backup_age])
+    os.makedirs(snapdir_dir)
+    group("backup", [do_backup, do_gzip, do_backup_zstd, do_pigz, do_producer, do_zstd, do_backup_age,
+                     do_dir_backup, do_dir_dump])
     gz_size, pigz_size, zst_size = os.path.getsize(base_gz), os.path.getsize(base_pigz), os.path.getsize(base_zst)
     snap_size = manifests[-1]["compressed_bytes"]
     snap_zst_size = manifests_zstd[-1]["compressed_bytes"]
     group("verify", [do_verify, do_verify_base])
-    group("restore", [do_restore, do_restore_base, do_restore_age])
+    group("restore", [do_restore, do_restore_base, do_restore_age, do_dir_restore, do_dir_restore_base])
 
     # ---- 6: prune over 10,000 snapshots, if this pgsnap has prune
     help_text = run([pgsnap, "--help"], stdout=subprocess.PIPE, check=False) or ""
@@ -511,6 +574,10 @@ def main():
     v, vb, rs, rsb = med("verify"), med("verify_base"), med("restore"), med("restore_base")
     ba, rsa = med("backup_age"), med("restore_age")
     age_size = manifests_age[-1]["compressed_bytes"]
+    db_, dd = med("dir_backup"), med("dir_dump")
+    dr, drb = med("dir_restore"), med("dir_restore_base")
+    dir_size = manifests_dir[-1]["compressed_bytes"]
+    dir_files = len(manifests_dir[-1].get("files") or [])
     rows_out = [["pair", "pgsnap s", "baseline s", "ratio", "pgsnap RSS MiB", "sizes"]]
 
     def row(name, a, bb, reports, sizes):
@@ -538,6 +605,10 @@ def main():
     row("8 backup --encrypt-to vs backup", ba, b, R["backup_age"],
         f"encrypted {fmt_bytes(age_size)}, plain {fmt_bytes(snap_size)} (+{age_size - snap_size:,} bytes)")
     row("9 restore encrypted vs restore", rsa, rs, R["restore_age"], "age -d before gunzip, same checks")
+    row(f"11 backup --format directory vs pg_dump -Fd -j {DIR_JOBS}", db_, dd, R["dir_backup"],
+        f"{fmt_bytes(dir_size)} in {dir_files} files; read back, gunzipped, counted, fsynced")
+    row(f"12 restore directory vs pg_restore -j {DIR_JOBS}", dr, drb, R["dir_restore"], "+ SHA-256 first, row counts, swap")
+    row("13 restore directory vs gzip -dc | psql -1", dr, rsb, R["dir_restore"], "the 3 a.m. figure")
     out()
     out(table(rows_out))
 
@@ -548,7 +619,9 @@ def main():
                     ("zstd", "pg_dump | zstd -3 -T0"), ("verify", "pgsnap verify"),
                     ("verify_base", "gzip -t + sha256sum"), ("restore", "pgsnap restore"),
                     ("restore_base", "gzip -dc | psql -1"), ("prune", "pgsnap prune --dry-run"),
-                    ("backup_age", "pgsnap backup --encrypt"), ("restore_age", "pgsnap restore (age)")):
+                    ("backup_age", "pgsnap backup --encrypt"), ("restore_age", "pgsnap restore (age)"),
+                    ("dir_backup", "pgsnap backup -Fd"), ("dir_dump", f"pg_dump -Fd -j {DIR_JOBS}"),
+                    ("dir_restore", "pgsnap restore -Fd"), ("dir_restore_base", f"pg_restore -j {DIR_JOBS}")):
         if R[k]:
             cpu = median([r["cpu_user"] + r["cpu_sys"] for r in R[k]])
             out(f"  {name:<24} " + " ".join(f"{r['wall']:.2f}" for r in R[k])
@@ -587,7 +660,8 @@ def main():
     # (exact but for the last interval), shown in (). Both are the max over runs.
     for k, name in (("backup", "backup"), ("backup_zstd", "backup --compress zstd"), ("verify", "verify"),
                     ("restore", "restore"), ("prune", "prune --dry-run"), ("backup_age", "backup --encrypt-to"),
-                    ("restore_age", "restore --identity")):
+                    ("restore_age", "restore --identity"), ("dir_backup", "backup --format directory"),
+                    ("dir_restore", "restore (directory)")):
         tree, own = rss_mib(R[k]) if R[k] else (None, None)
         peak = None if tree is None else max(tree, own or 0)
         goal(f"6 peak RSS, pgsnap {name}", peak, GOAL_RSS_MIB, ".1f", " MiB",
@@ -596,6 +670,9 @@ def main():
          strict=True, limit_fmt=".0f")
     goal("8 backup --encrypt-to / backup", ratio(ba, b), GOAL_ENCRYPT_RATIO, ".2f")
     goal("9 restore encrypted / restore", ratio(rsa, rs), GOAL_DECRYPT_RATIO, ".2f")
+    goal(f"11 backup directory / pg_dump -Fd -j {DIR_JOBS}", ratio(db_, dd), GOAL_DIR_BACKUP_RATIO, ".2f")
+    goal(f"12 restore directory / pg_restore -j {DIR_JOBS}", ratio(dr, drb), GOAL_DIR_RESTORE_RATIO, ".2f")
+    goal("13 restore directory / (gzip -dc | psql -1)", ratio(dr, rsb), GOAL_DIR_VS_PLAIN_RATIO, ".2f")
     if prune_note:
         goals.append(["7 prune --dry-run leaves the snapshots alone", "changed", "unchanged", "MISSED"])
         missed.append("prune --dry-run changed the snapshot files")

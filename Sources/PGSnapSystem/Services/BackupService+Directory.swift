@@ -22,10 +22,7 @@ struct DumpContext {
 /// in parallel (size, SHA-256, full decompression, rows per table: the first verification),
 /// fsynced, the directory renamed to `<id>.dir/`, the manifest last, as for a plain snapshot.
 extension BackupService {
-    func runDirectory(_ options: BackupOptions, dir: SnapshotDirectory, context c: DumpContext) throws -> Manifest {
-        guard options.encryptTo.isEmpty else {
-            throw PGSnapError.usage("--format directory cannot be encrypted yet", next: "Use --format plain (the default) with --encrypt-to")
-        }
+    func runDirectory(_ options: BackupOptions, dir: SnapshotDirectory, context c: DumpContext, age: AgeTool?) throws -> Manifest {
         guard options.compression == .gzip else {
             throw PGSnapError.usage("--format directory stores gzip files (pg_dump -Fd); --compress \(options.compression.rawValue) is for plain snapshots",
                                     next: "Drop --compress, or use --format plain")
@@ -40,7 +37,8 @@ extension BackupService {
                 unlink(dir.file(id + SnapshotName.manifestSuffix + SnapshotName.partialSuffix))
             }
         }
-        session.reporter.info("pgsnap: backing up database \"\(c.database)\" (\(session.redact(session.spec.redacted))) to \(dir.file(finalName))/ with \(options.jobs) pg_dump job(s)")
+        let encryptedNote = age != nil ? ", each file encrypted with age to \(options.encryptTo.count) recipient(s)" : ""
+        session.reporter.info("pgsnap: backing up database \"\(c.database)\" (\(session.redact(session.spec.redacted))) to \(dir.file(finalName))/ with \(options.jobs) pg_dump job(s)\(encryptedNote)")
         let command = ExternalCommand(
             name: "pg_dump", executable: c.pgDump.path,
             // --no-sync: every file is fsynced below, while it is read back anyway.
@@ -86,7 +84,8 @@ extension BackupService {
             throw PGSnapError("pg_dump left \(oneLine(odd.name, limit: 80)) in \(partial), which is not a dump file", next: "Nothing was kept; report this")
         }
         let fsyncStart = DispatchTime.now()
-        let results = DirectoryReadback.read(directory: partial, names: listed.map(\.name), inflate: true, sync: true,
+        // Files about to be encrypted need no fsync: they are removed once their .age copy is synced.
+        let results = DirectoryReadback.read(directory: partial, names: listed.map(\.name), inflate: true, sync: age == nil,
                                              shouldStop: { SignalTrap.received != nil })
         if SignalTrap.received != nil {
             throw PGSnapError(.interrupted, "backup interrupted; the partial directory was removed")
@@ -107,10 +106,17 @@ extension BackupService {
             inflated += r.inflatedBytes
             files.append(f)
         }
+        if let age {
+            for (i, e) in try encryptFiles(partial, names: files.map(\.name), age: age, recipients: options.encryptTo).enumerated() {
+                files[i].name += SnapshotName.encryptedSuffix
+                files[i].bytes = e.bytes
+                files[i].sha256 = e.sha256
+            }
+        }
         if let missing = tableOfDumpID.first(where: { rows[$0.value] == nil }) {
             throw PGSnapError("pg_dump wrote no data file for table \(missing.value)", next: "Nothing was kept; run the backup again")
         }
-        guard files.contains(where: { $0.name == "toc.dat" }) else { throw PGSnapError("pg_dump wrote no toc.dat", next: "Nothing was kept; run the backup again") }
+        guard files.contains(where: { DirectoryDump.plainName($0.name) == "toc.dat" }) else { throw PGSnapError("pg_dump wrote no toc.dat", next: "Nothing was kept; run the backup again") }
         try SnapshotDirectory.fsyncPath(partial)
         guard rename(partial, dir.file(finalName)) == 0 else { throw SnapshotDirectory.ioError("rename \(partial)") }
         try dir.sync()
@@ -135,6 +141,7 @@ extension BackupService {
         manifest.dumpFormat = DumpFormat.directory.rawValue
         manifest.files = files.sorted { $0.name < $1.name }
         manifest.databaseBytes = c.databaseBytes
+        if age != nil { manifest.encryption = Encryption(recipients: options.encryptTo) }
         manifest.tableLocking = .init(mode: c.locking.beforeSnapshot ? .beforeSnapshot : .pgDumpOnly, tables: c.locking.tables)
         if options.globals {
             manifest.globalsFile = try dumpGlobals(dir: dir, id: id, serverMajor: c.serverMajor)
@@ -143,6 +150,44 @@ extension BackupService {
         try dir.writeAtomically(try manifest.encoded(), to: id + SnapshotName.manifestSuffix)
         committed = true
         return manifest
+    }
+
+    /// Encrypts each file of the partial directory to `<name>.age` (one age child per file, in
+    /// parallel), fsyncs it and removes the plain file. pg_dump can only write plain files, so
+    /// they exist on disk, inside the 0700 partial directory, until this step.
+    func encryptFiles(_ partial: String, names: [String], age: AgeTool, recipients: [AgeRecipient]) throws -> [(bytes: Int64, sha256: String)] {
+        let env = session.childEnvironment
+        var out = [Result<(bytes: Int64, sha256: String), Error>?](repeating: nil, count: names.count)
+        out.withUnsafeMutableBufferPointer { slots in
+            let base = slots.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: names.count) { i in
+                (base + i).initialize(to: Result { try Self.encryptFile(partial + "/" + names[i], age: age, recipients: recipients, environment: env) })
+            }
+        }
+        return try out.map { try $0!.get() }
+    }
+
+    static func encryptFile(_ path: String, age: AgeTool, recipients: [AgeRecipient], environment: [String: String]) throws -> (bytes: Int64, sha256: String) {
+        let fd = try SnapshotDirectory.openRegularFile(path)
+        defer { close(fd) }
+        let sink = try FileSink(creating: path + SnapshotName.encryptedSuffix)
+        let encryptor = try AgeEncryptor(tool: age, recipients: recipients, environment: environment, sink: sink)
+        var finished = false
+        defer { if !finished { encryptor.abort() } }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw SnapshotDirectory.ioError("read \(path)") }
+            if n == 0 { break }
+            try encryptor.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+        try encryptor.finish()
+        finished = true
+        try sink.sync()
+        unlink(path)
+        return (sink.bytes, sink.sha256Hex())
     }
 
     /// Picks a free id and creates `<id>.dir.partial/` (0700) exclusively.

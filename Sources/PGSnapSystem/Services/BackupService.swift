@@ -71,7 +71,7 @@ public struct BackupService {
             let context = DumpContext(db: db, database: database, serverVersion: serverVersion, serverMajor: serverMajor, pgDump: pgDump,
                                       snapshotID: snapshotID, locking: locking, dumpLockTimeoutMs: dumpLockTimeoutMs, migration: migration,
                                       properties: properties, databaseBytes: databaseBytes, started: started, clock: clock)
-            return try runDirectory(options, dir: dir, context: context)
+            return try runDirectory(options, dir: dir, context: context, age: age)
         }
 
         let encrypted = age != nil

@@ -33,10 +33,16 @@ extension RestoreService {
     }
 
     func loadDirectory(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool,
-                       jobs: Int?, only: [TableSelection.Table]?) throws {
+                       jobs: Int?, only: [TableSelection.Table]?, decryption: AgeDecryption?) throws {
         let serverMajor = admin.serverVersionNumber / 10000
         let tool = try PostgresTools(environment: session.childEnvironment).locate("pg_restore", serverMajor: serverMajor)
-        let path = dir.file(m.file)
+        var path = dir.file(m.file)
+        var decrypted: String?
+        defer { if let decrypted { try? SnapshotDirectory.removeTree(decrypted) } }
+        if let decryption {
+            decrypted = try DecryptedCopy.make(m, dir: dir, decryption: decryption, reporter: session.reporter)
+            path = decrypted!
+        }
         let jobs = jobs ?? min(ProcessInfo.processInfo.activeProcessorCount, 64)
         var arguments = ["--no-password", "--jobs=\(jobs)", "--dbname=\(session.childConninfo(database: scratch))"]
         if noOwner { arguments.append("--no-owner") }

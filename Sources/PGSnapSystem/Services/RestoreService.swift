@@ -188,7 +188,8 @@ public struct RestoreService {
     /// An encrypted snapshot: the identity opens it, before a scratch database is created.
     func checkIdentity(_ decryption: AgeDecryption?, _ m: Manifest, dir: SnapshotDirectory) throws {
         do {
-            try decryption?.checkIdentity(path: dir.file(m.file))
+            // A directory snapshot: its table of contents, the first file pg_restore reads.
+            try decryption?.checkIdentity(path: dir.file(m.format == .directory ? m.file + "/toc.dat" + SnapshotName.encryptedSuffix : m.file))
         } catch let e as AgeIdentityMismatch {
             throw e.error
         }
@@ -217,7 +218,7 @@ public struct RestoreService {
               decryption: AgeDecryption? = nil, jobs: Int? = nil, only: [TableSelection.Table]? = nil) throws -> (Int, Int64) {
         try createScratch(m, dir: dir, scratch: scratch, admin: admin, noOwner: noOwner)
         if m.format == .directory {
-            try loadDirectory(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, jobs: jobs, only: only)
+            try loadDirectory(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, jobs: jobs, only: only, decryption: decryption)
         } else {
             try loadPlain(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, decryption: decryption)
         }

@@ -33,13 +33,13 @@ public struct VerifyService {
             return result
         }
         let start = DispatchTime.now()
-        if m.format == .directory { return verifyDirectory(m, in: dir, result: &result, start: start) }
         let decryption: AgeDecryption?
         do {
             decryption = try session.ageDecryption(for: m)
         } catch {
             return failed(&result, "age", "\(error)")
         }
+        if m.format == .directory { return verifyDirectory(m, in: dir, decryption: decryption, result: &result, start: start) }
         if let encryption = m.encryption, decryption == nil {
             return verifyStoredOnly(m, encryption: encryption, in: dir, result: &result, start: start)
         }
