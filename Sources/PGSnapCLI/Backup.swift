@@ -26,6 +26,9 @@ struct Backup: ParsableCommand {
     @Flag(help: "Also save roles and tablespaces (pg_dumpall --globals-only) beside the snapshot.")
     var globals = false
 
+    @Flag(help: "Back up every database on the server that accepts connections, each to its own snapshot; -d may then only be a connection string.")
+    var allDatabases = false
+
     @Flag(help: "After a successful, verified backup, prune this database's snapshots by the policy below.")
     var prune = false
 
@@ -38,7 +41,10 @@ struct Backup: ParsableCommand {
     @OptionGroup var policy: PolicyOptions
     @OptionGroup var lock: LockOptions
 
+    func validate() throws { try validateAllDatabases() }
+
     func run() throws {
+        if allDatabases { return try runAllDatabases() }
         let session = try makeSession(connection, directory, output)
         var options = snapshot.backupOptions(globals: globals)
         options.encryptTo = try encryption.recipients(session.environment)

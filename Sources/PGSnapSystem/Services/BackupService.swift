@@ -11,6 +11,9 @@ public struct BackupOptions {
     public var lockWaitTimeout: Double?
     /// Public keys to encrypt to with age; empty: not encrypted.
     public var encryptTo: [AgeRecipient] = []
+    /// Globals already dumped once for a whole-server run: saved as this snapshot's globals file
+    /// instead of running pg_dumpall again (see `AllDatabasesService`).
+    public var globalsSQL: Data?
     public init(label: String?, level: Int, jobs: Int, compression: CompressionAlgorithm = .gzip, globals: Bool = false,
                 lockWaitTimeout: Double? = nil) {
         self.lockWaitTimeout = lockWaitTimeout
@@ -156,7 +159,9 @@ public struct BackupService {
         manifest.databaseBytes = databaseBytes
         manifest.tableLocking = .init(mode: locking.beforeSnapshot ? .beforeSnapshot : .pgDumpOnly, tables: locking.tables)
         if encrypted { manifest.encryption = Encryption(recipients: options.encryptTo) }
-        if options.globals {
+        if let sql = options.globalsSQL {
+            manifest.globalsFile = try writeGlobals(sql, dir: dir, id: id)
+        } else if options.globals {
             manifest.globalsFile = try dumpGlobals(dir: dir, id: id, serverMajor: serverMajor)
         }
         manifest.durationSeconds = seconds(since: clock)
