@@ -167,6 +167,40 @@ final class AllDatabasesTests: XCTestCase {
         XCTAssertTrue(String(decoding: texts[0], as: UTF8.self).contains("CREATE ROLE \(role);"), "the globals hold the roles")
     }
 
+    func testPushCopiesEachSnapshotAndADeadRemoteIsExit6PerDatabase() throws {
+        let one = try makeDatabase("pushone"), two = try makeDatabase("pushtwo")
+        let dir = try makeDir()
+        let (remote, prefix) = S3Harness.newRemote()
+        let r = try Harness.pgsnap(["backup", "--all-databases", "--push", "--json"], dir: dir, env: S3Harness.env(remote: remote))
+        let entries = outcomes(r)
+        XCTAssertEqual(r.status, expectedWorst(entries), "\(r.stdout) / \(r.stderr)")
+        let objects = try S3Harness.objects(prefix)
+        for db in [one, two] {
+            let id = try XCTUnwrap(entries[db]?["id"] as? String, "no snapshot of \(db): \(r.stdout) / \(r.stderr)")
+            XCTAssertNil(entries[db]?["error"], "\(entries[db] ?? [:])")
+            XCTAssertNotNil(objects[prefix + "/" + id + ".manifest.json"], "\(id) not pushed: \(objects.keys.sorted())")
+        }
+        // The bucket now has a fresh snapshot of each of them.
+        let remoteCheck = try Harness.pgsnap(["check", "--all-databases", "--remote", "--json"], dir: dir, env: S3Harness.env(remote: remote))
+        for db in [one, two] { XCTAssertFalse(remoteCheck.stderr.contains("database \"\(db)\""), remoteCheck.stderr) }
+
+        // The remote down: every snapshot is still taken and good; each database says exit 6.
+        var dead = S3Harness.env(remote: remote, endpoint: S3Harness.deadEndpoint())
+        dead["PGSNAP_S3_ATTEMPTS"] = "1"
+        let d = try Harness.pgsnap(["backup", "--all-databases", "--push", "--json"], dir: dir, env: dead)
+        let down = outcomes(d)
+        XCTAssertEqual(d.status, expectedWorst(down), "\(d.stdout) / \(d.stderr)")
+        XCTAssertNotEqual(d.status, 0, d.stderr)
+        for db in [one, two] {
+            let e = try XCTUnwrap(down[db], d.stdout)
+            let id = try XCTUnwrap(e["id"] as? String, "the local snapshot is kept and named: \(e)")
+            XCTAssertEqual((e["exit_status"] as? NSNumber)?.intValue, 6, "\(e)")
+            XCTAssertTrue((e["error"] as? String)?.contains("pgsnap push \(id)") ?? false, "\(e)")
+            let v = try Harness.pgsnap(["verify", id], dir: dir)
+            XCTAssertEqual(v.status, 0, v.stderr)
+        }
+    }
+
     // MARK: - check --all-databases
 
     func testCheckNamesADatabaseWithoutSnapshotAndAStaleOne() throws {
