@@ -29,6 +29,9 @@ struct Backup: ParsableCommand {
     @Flag(help: "Also save roles and tablespaces (pg_dumpall --globals-only) beside the snapshot.")
     var globals = false
 
+    @Flag(help: "Back up every database on the server that accepts connections, each to its own snapshot; -d may then only be a connection string.")
+    var allDatabases = false
+
     @Flag(help: "After a successful, verified backup, prune this database's snapshots by the policy below.")
     var prune = false
 
@@ -45,9 +48,11 @@ struct Backup: ParsableCommand {
         if format == .directory {
             if snapshot.compress != .gzip { throw ValidationError("--format directory stores gzip files (pg_dump -Fd); drop --compress") }
         }
+        try validateAllDatabases()
     }
 
     func run() throws {
+        if allDatabases { return try runAllDatabases() }
         let session = try makeSession(connection, directory, output)
         var options = snapshot.backupOptions(globals: globals)
         options.format = format

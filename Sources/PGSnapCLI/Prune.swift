@@ -104,7 +104,9 @@ struct Check: ParsableCommand {
         discussion: """
             Exit 0 when the newest good snapshot of each database is younger than --max-age, \
             not smaller than --min-size and not less than half the previous one; exit 2 \
-            otherwise, one line per problem on stderr.
+            otherwise, one line per problem on stderr. With --all-databases, every database \
+            on the server (libpq's connection settings, or -d as a connection string) must have \
+            one: a database never backed up is a problem by name.
 
             Example (hourly cron):
               pgsnap check --max-age 26h --quiet \\
@@ -119,6 +121,8 @@ struct Check: ParsableCommand {
     var minSize: Int64 = 1
     @Option(name: snapshotDatabaseNames, help: "Only this database (a name or a connection string), and complain if it has no snapshot.")
     var database: String?
+    @Flag(help: "Connect to the server and check every database on it that accepts connections; -d may then only be a connection string.")
+    var allDatabases = false
     @Option(help: "Also write node_exporter textfile metrics here (atomically).")
     var metricsFile: String?
     @OptionGroup var directory: DirectoryOptions
@@ -128,13 +132,14 @@ struct Check: ParsableCommand {
     func validate() throws {
         guard parseDuration(maxAge) != nil else { throw ValidationError("--max-age '\(oneLine(maxAge, limit: 40))' is not a duration like 26h or 2d") }
         guard minSize >= 0 else { throw ValidationError("--min-size must be 0 or more") }
+        if allDatabases { try requireConnectionStringOnly(database) }
     }
 
     func run() throws {
-        let database = try snapshotDatabase(database)
-        let session = try makeSession(nil, directory, output)
+        let database = allDatabases ? nil : try snapshotDatabase(database)
+        let session = allDatabases ? try serverSession(self.database, directory, output) : try makeSession(nil, directory, output)
         let storage = remote.wanted ? try remote.storage(session.environment) : nil
-        let report = try storage.map {
+        let report = allDatabases ? try allDatabasesReport(session: session, storage: storage) : try storage.map {
             try RemoteCheckService(session: session, remote: $0).run(maxAge: parseDuration(maxAge)!, minSize: minSize, database: database, metricsFile: metricsFile)
         } ?? CheckService(session: session).run(maxAge: parseDuration(maxAge)!, minSize: minSize, database: database, metricsFile: metricsFile)
         if output.json { try printJSON(report) }

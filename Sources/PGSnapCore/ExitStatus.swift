@@ -12,7 +12,7 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
 
     public var meaning: String {
         switch self {
-        case .success: return "success"
+        case .success: return "success (--all-databases: every database; else the worst of their codes)"
         case .failure: return "the operation failed (the message says what and what to do next)"
         case .verificationFailed: return "a snapshot or a check failed verification (nothing was changed)"
         case .locked: return "another pgsnap run holds the lock on the backup directory"

@@ -46,6 +46,8 @@ public final class LibPQConnection {
             next = "Check the password (PGPASSWORD, ~/.pgpass or the connection string)"
         } else if raw.contains("does not exist") && raw.contains("database") {
             next = "Check the database name; 'psql -l' lists them"
+        } else if raw.contains("permission denied for database") {
+            next = "Grant the role CONNECT on that database (GRANT CONNECT ON DATABASE ... TO ...), or connect as a role that has it"
         } else if raw.contains("Connection refused") || raw.contains("No such file or directory") || raw.contains("could not translate host") {
             next = "Is the server running and reachable? Check --host and --port"
         }

@@ -143,7 +143,9 @@ extension BackupService {
         manifest.databaseBytes = c.databaseBytes
         if age != nil { manifest.encryption = Encryption(recipients: options.encryptTo) }
         manifest.tableLocking = .init(mode: c.locking.beforeSnapshot ? .beforeSnapshot : .pgDumpOnly, tables: c.locking.tables)
-        if options.globals {
+        if let sql = options.globalsSQL {
+            manifest.globalsFile = try writeGlobals(sql, dir: dir, id: id)
+        } else if options.globals {
             manifest.globalsFile = try dumpGlobals(dir: dir, id: id, serverMajor: c.serverMajor)
         }
         manifest.durationSeconds = seconds(since: c.clock)

@@ -13,6 +13,9 @@ public struct BackupOptions {
     public var encryptTo: [AgeRecipient] = []
     /// plain (one SQL file) or directory (`pg_dump -Fd -j jobs`, for `pg_restore -j`).
     public var format: DumpFormat = .plain
+    /// Globals already dumped once for a whole-server run: saved as this snapshot's globals file
+    /// instead of running pg_dumpall again (see `AllDatabasesService`).
+    public var globalsSQL: Data?
     public init(label: String?, level: Int, jobs: Int, compression: CompressionAlgorithm = .gzip, globals: Bool = false,
                 lockWaitTimeout: Double? = nil) {
         self.lockWaitTimeout = lockWaitTimeout
@@ -164,7 +167,9 @@ public struct BackupService {
         manifest.databaseBytes = databaseBytes
         manifest.tableLocking = .init(mode: locking.beforeSnapshot ? .beforeSnapshot : .pgDumpOnly, tables: locking.tables)
         if encrypted { manifest.encryption = Encryption(recipients: options.encryptTo) }
-        if options.globals {
+        if let sql = options.globalsSQL {
+            manifest.globalsFile = try writeGlobals(sql, dir: dir, id: id)
+        } else if options.globals {
             manifest.globalsFile = try dumpGlobals(dir: dir, id: id, serverMajor: serverMajor)
         }
         manifest.durationSeconds = seconds(since: clock)
