@@ -59,17 +59,53 @@ extension RestoreService {
         } else {
             arguments.append("--exit-on-error")
         }
-        arguments.append(path)
-        let command = ExternalCommand(name: "pg_restore", executable: tool.path, arguments: arguments,
-                                      environment: RestoreService.loadEnvironment(session.childEnvironment))
+        let environment = RestoreService.loadEnvironment(session.childEnvironment)
         let what = only.map { "\($0.count) table(s) of \(m.id)" } ?? m.id
-        session.reporter.info("pgsnap: restoring \(what) into scratch database \(scratch) with \(jobs) pg_restore job(s)")
-        let child = try ChildProcess(command, stdin: .null, stdout: .null, stderr: .pipe)
-        let status = child.wait()
+        let big = only == nil ? ParallelTableLoad.candidates(m, jobs: jobs, environment: session.environment) : []
+        session.reporter.info("pgsnap: restoring \(what) into scratch database \(scratch) with \(jobs) pg_restore job(s)"
+            + (big.isEmpty ? "" : "; \(big.count) big table(s) loaded through \(jobs) COPY sessions each"))
+        if big.isEmpty {
+            try runPgRestore(tool.path, arguments + [path], environment: environment, m: m, dir: dir, tolerant: only != nil)
+            return
+        }
+        // Schema first; then the big tables split across sessions while pg_restore loads the
+        // rest; then indexes, constraints and triggers, all in parallel jobs.
+        try runPgRestore(tool.path, arguments + ["--section=pre-data", path], environment: environment, m: m, dir: dir, tolerant: false)
+        let bigIDs = Set(big.compactMap { DirectoryDump.dataFileDumpID($0.name) })
+        let rest = try DirectoryTOC.list(path, serverMajor: serverMajor, session: session).filter { !bigIDs.contains($0.dumpID) }
+        let restName = ".pgsnap-use-list-\(getpid())"
+        try dir.writeAtomically(Data((rest.map(\.line).joined(separator: "\n") + "\n").utf8), to: restName)
+        defer { unlink(dir.file(restName)) }
+        let others = try ChildProcess(ExternalCommand(name: "pg_restore", executable: tool.path,
+                                                      arguments: arguments + ["--section=data", "--use-list=\(dir.file(restName))", path],
+                                                      environment: environment), stdin: .null, stdout: .null, stderr: .pipe)
+        var othersDone = false
+        defer { if !othersDone { others.terminate(grace: 2) } }
+        let psql = try PostgresTools(environment: session.childEnvironment).locate("psql", serverMajor: serverMajor)
+        let loader = ParallelTableLoad(session: session, pgRestore: tool.path, psql: psql.path, environment: environment, scratch: scratch, jobs: jobs)
+        for f in big {
+            try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!, table: f.table ?? f.name,
+                            useList: dir.file(".pgsnap-use-list-\(getpid())-\(f.name)"))
+        }
+        let status = others.wait()
+        othersDone = true
+        try checkPgRestore(status, others, m: m, dir: dir, tolerant: false)
+        try runPgRestore(tool.path, arguments + ["--section=post-data", path], environment: environment, m: m, dir: dir, tolerant: false)
+    }
+
+    func runPgRestore(_ tool: String, _ arguments: [String], environment: [String: String], m: Manifest, dir: SnapshotDirectory,
+                      tolerant: Bool) throws {
+        let child = try ChildProcess(ExternalCommand(name: "pg_restore", executable: tool, arguments: arguments, environment: environment),
+                                     stdin: .null, stdout: .null, stderr: .pipe)
+        try checkPgRestore(child.wait(), child, m: m, dir: dir, tolerant: tolerant)
+    }
+
+    /// - Parameter tolerant: `restore --table`: errors on objects outside the chosen tables are a warning.
+    func checkPgRestore(_ status: Termination, _ child: ChildProcess, m: Manifest, dir: SnapshotDirectory, tolerant: Bool) throws {
         if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; the target was not changed") }
         guard status.succeeded else {
             let line = child.lastErrorLine.map { session.redact(oneLine($0)) } ?? "\(status)"
-            if only != nil {
+            if tolerant {
                 let errors = child.stderrLines.filter { $0.contains("error:") }
                 session.reporter.warn("pg_restore reported \(errors.count) error(s) on objects outside the chosen tables (first: \(session.redact(oneLine(errors.first ?? line)))); the tables' row counts are checked next")
                 return
