@@ -166,9 +166,15 @@ final class DirectoryFormatTests: CorpusTestCase {
         try pgsnapStep(["restore", id, "--table", "public.orders", "--target", target, "-d", db])
         XCTAssertEqual(try Harness.psql(target, Self.ordersHash), ordersBefore, "the restored public.orders has other rows")
         XCTAssertEqual(try Harness.psql(target, """
-            SELECT string_agg(conname || ':' || contype, ',' ORDER BY conname) FROM pg_constraint
+            SELECT string_agg(conname || ':' || contype::text, ',' ORDER BY conname) FROM pg_constraint
             WHERE conrelid = 'public.orders'::regclass AND contype IN ('p', 'c')
             """), "orders_amount_check:c,orders_pkey:p", "public.orders' primary key and check constraint")
+        let triggers = "SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'public.orders'::regclass AND NOT tgisinternal"
+        XCTAssertEqual(try Harness.psql(target, triggers), try Harness.psql(db, triggers), "public.orders' triggers")
+        let idDefault = "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'public.orders'::regclass"
+        XCTAssertEqual(try Harness.psql(target, idDefault), try Harness.psql(db, idDefault), "public.orders' column default")
+        let sequence = "SELECT last_value || ' ' || is_called FROM public.orders_id_seq"
+        XCTAssertEqual(try Harness.psql(target, sequence), try Harness.psql(db, sequence), "the state of public.orders' id sequence")
         XCTAssertEqual(try Harness.psql(target, "SELECT to_regclass('public.customers') IS NULL AND to_regclass('public.ranges') IS NULL"), "t",
                        "restore --table public.orders must not bring other tables")
         let tables = try Harness.psql(target, """
@@ -376,11 +382,14 @@ final class DirectoryFormatTests: CorpusTestCase {
 
     // MARK: - 5. kill -9 of pgsnap mid-restore
 
-    /// Fault: SIGKILL of `restore --yes --jobs 2` of a directory snapshot over an existing database,
-    /// once pg_restore runs its parallel workers (the scratch database exists, data is loading).
+    /// Fault: SIGKILL of `restore --yes --jobs 2` of a directory snapshot over an existing database
+    /// while pg_restore is loading. So that the orphaned pg_restore is certainly still mid-load when
+    /// the next restore starts (200,000 rows load in about a second here), another session takes
+    /// an ACCESS EXCLUSIVE lock on the table in the scratch database as soon as pg_restore has
+    /// created it, and the kill waits until pg_restore is blocked on that lock: a slow table load.
     /// Expected: the target is unchanged; the scratch database is left with the dead pid in its
-    /// name; the next restore, started while the orphaned pg_restore may still be loading, drops
-    /// it (which ends that pg_restore), succeeds, and leaves no scratch database.
+    /// name and the orphaned pg_restore still connected to it; the next restore drops it (ending
+    /// those sessions), succeeds, and leaves no scratch database; the orphaned pg_restore exits.
     func testKill9OfPgsnapDuringDirectoryRestore() throws {
         let db = try fixture.database("fdirr")
         try Torture.fill(db, rows: 200_000)
@@ -392,36 +401,58 @@ final class DirectoryFormatTests: CorpusTestCase {
         let restoreArgs = ["restore", id, "-d", db, "--yes", "--jobs", "2"]
 
         var reached = false
-        var restorer: Int32?
+        var blocker: HeldSession?
+        defer { blocker?.close() }
+        var failure: String?
         let r = try fixture.pgsnap(restoreArgs) { pid in
-            reached = Harness.poll(timeout: 60) {
-                restorer = restorer ?? Torture.child(of: pid, named: "pg_restore", withArgument: "--jobs=")
-                // Workers are forked for the data section: the load is under way.
-                if let restorer, !Procfs.children(of: restorer).isEmpty { return true }
+            defer { kill(pid, SIGKILL) }
+            var scratch: String?
+            let pattern = "pgsnap\\_scratch\\_%\\_\(pid)\\_%"
+            guard Harness.poll(timeout: 60, {
+                if scratch == nil { scratch = Torture.query("postgres", "SELECT datname FROM pg_database WHERE datname LIKE '\(pattern)'").flatMap { $0.isEmpty ? nil : $0 } }
+                if let scratch, Torture.query(scratch, "SELECT to_regclass('public.big') IS NOT NULL") == "t" { return true }
                 return !Procfs.isAlive(pid)
-            } && Procfs.isAlive(pid)
-            kill(pid, SIGKILL)
+            }), let scratch, Procfs.isAlive(pid) else {
+                failure = "never saw public.big in the scratch database"
+                return
+            }
+            do {
+                blocker = try HeldSession(database: scratch, applicationName: "dirformat_blocker",
+                                          sql: "BEGIN; LOCK TABLE public.big IN ACCESS EXCLUSIVE MODE; SELECT 1;")
+            } catch {
+                failure = "cannot start the blocking session: \(error)"
+                return
+            }
+            reached = Harness.poll(timeout: 60) {
+                let waiting = Torture.query("postgres", """
+                    SELECT count(*) FROM pg_stat_activity
+                    WHERE datname = '\(scratch)' AND wait_event_type = 'Lock' AND application_name <> 'dirformat_blocker'
+                    """)
+                return (waiting ?? "0") != "0" || !Procfs.isAlive(pid)
+            } && Procfs.isAlive(pid) && Torture.child(of: pid, named: "pg_restore", withArgument: "--jobs=") != nil
         }
-        if let restorer { orphans.append(restorer) }
-        XCTAssertTrue(reached, "pgsnap ended before pg_restore's workers ran: \(r.status) \(r.stderr)")
+        XCTAssertNil(failure)
+        XCTAssertTrue(reached, "pg_restore never waited for the blocking lock while pgsnap ran: \(r.status) \(r.stderr)")
         XCTAssertEqual(r.status, SIGKILL, r.stderr)
         XCTAssertEqual(try Torture.fingerprint(db), targetPrint, "the target changed after kill -9 mid-restore")
         XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [])
         let orphan = try scratchDatabases(ofPid: r.pid)
         XCTAssertEqual(orphan.count, 1, "the killed run's scratch database: \(orphan)")
-        let stillLoading = !Torture.processes(comm: "pg_restore", mentioning: orphan.first ?? "?").isEmpty
-        print("dirformat: after kill -9 of pgsnap, its pg_restore was \(stillLoading ? "still loading" : "already done")")
+        let orphanName = try XCTUnwrap(orphan.first)
+        let loaders = Torture.processes(comm: "pg_restore", mentioning: orphanName)
+        orphans += loaders
+        XCTAssertFalse(loaders.isEmpty, "the orphaned pg_restore should still be waiting to load \(orphanName)")
 
-        // No waiting for the orphaned pg_restore: dropping its database must end it.
+        // The orphan is still connected: dropping its database must not need it to finish first.
         let next = try fixture.pgsnap(restoreArgs)
         XCTAssertEqual(next.status, 0, "the restore after the kill: \(next.stderr)")
-        for name in orphan {
-            XCTAssertTrue(next.stderr.contains("dropping scratch database \(name) left by an interrupted run (pid \(r.pid))"), next.stderr)
-        }
+        XCTAssertTrue(next.stderr.contains("dropping scratch database \(orphanName) left by an interrupted run (pid \(r.pid))"), next.stderr)
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [], "the orphaned scratch database must be gone")
         XCTAssertEqual(try Torture.fingerprint(db), snapshotPrint, "the restore after the kill must give the snapshot's content")
         XCTAssertEqual(try RestoreFixture.previousDatabases(of: db).count, 1, "the target as it was, kept aside once")
-        let left = Torture.waitUntilGone(comm: "pg_restore", mentioning: orphan.first ?? "?", timeout: 30)
+
+        let left = Torture.waitUntilGone(comm: "pg_restore", mentioning: orphanName, timeout: 30)
         XCTAssertEqual(left, [], "the orphaned pg_restore outlived its dropped database by 30 s")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [], "the orphan must not bring its scratch database back")
     }
 }
