@@ -4,9 +4,12 @@ import XCTest
 /// Issue 14's directory format (`backup --format directory`: pg_dump -Fd -j N, one gzip file per
 /// table) end to end: the fidelity corpus through backup -> verify -> restore with exact
 /// fingerprints, `restore --table`, damage inside the snapshot directory, and kill -9 of pgsnap
-/// during the dump and during the restore.
+/// (and of pg_dump) during the dump and of pgsnap during the restore.
 final class DirectoryFormatTests: CorpusTestCase {
     private static let directoryBackup = ["--format", "directory", "--jobs", "2"]
+
+    /// Child processes a test saw outlive pgsnap, killed at tear-down if they are still there.
+    private var orphans: [Int32] = []
 
     override func tearDown() {
         // A failed kill test may leave a pg_dump or pg_restore of ours running; the class after us must not see it.
@@ -14,9 +17,6 @@ final class DirectoryFormatTests: CorpusTestCase {
         orphans = []
         super.tearDown()
     }
-
-    /// Child processes a test saw outlive pgsnap, killed at tear-down if they are still there.
-    private var orphans: [Int32] = []
 
     // MARK: - Helpers
 
@@ -183,6 +183,22 @@ final class DirectoryFormatTests: CorpusTestCase {
             """)
         XCTAssertEqual(tables, "public.orders", "the only table in \(target)")
         DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(db), original, "the original after restore --table")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+
+        // Several --table at once, with the corpus's hardest names: quotes, dots, spaces, non-ASCII,
+        // a leaf partition, and a table built from domains, enums, composites and an extension type.
+        let odd = ["\"Weird.Schema \"\"q\"\"\".\"table \"\"with\"\" quotes.and dots\"", "\"schéma ünïcødé 表\".\"tåble 表\"",
+                   "public.events_2023_click", "public.customers"]
+        let several = "\(db)_several"
+        fixture.track(database: several)
+        try pgsnapStep(["restore", id, "--target", several, "-d", db] + odd.flatMap { ["--table", $0] })
+        for t in odd {
+            let rows = "SELECT count(*) || ' ' || md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM ONLY \(t) x"
+            let want = try Harness.psql(db, rows)
+            XCTAssertFalse(want.hasPrefix("0 "), "\(t) has rows in the corpus")
+            XCTAssertEqual(try Harness.psql(several, rows), want, "\(t) after restore --table")
+        }
+        XCTAssertEqual(try Harness.psql(several, "SELECT to_regclass('public.orders') IS NULL"), "t")
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
     }
 
@@ -378,6 +394,33 @@ final class DirectoryFormatTests: CorpusTestCase {
         XCTAssertEqual(pruneLater.status, 0, pruneLater.stderr)
         XCTAssertTrue(pruneLater.stderr.contains("removed \(id)"), pruneLater.stderr)
         XCTAssertEqual(Harness.snapshotFiles(fixture.dir), [], "prune two days later must remove the partial directory and all in it")
+    }
+
+    /// Fault: SIGKILL of pgsnap's pg_dump (the leader of `-j 2`) once a data file passes 1 MiB.
+    /// Expected: exit 1 with one error line naming pg_dump; the workers end too; nothing is left
+    /// in the backup directory, not even the partial directory.
+    func testKill9OfPgDumpDuringDirectoryBackup() throws {
+        let db = try fixture.database("fdirp")
+        try Torture.fill(db, rows: 300_000)
+        var killed: Int32?
+        var workers: [Int32] = []
+        let r = try fixture.pgsnap(["backup", "-d", db, "--quiet"] + Self.directoryBackup) { pid in
+            var partial: String?
+            guard Harness.poll(timeout: 60, {
+                if partial == nil { partial = Self.partialDirectory(in: self.fixture.dir) }
+                if let partial, Self.biggestFile(in: self.fixture.dir + "/" + partial) >= 1 << 20 { return true }
+                return !Procfs.isAlive(pid)
+            }), Procfs.isAlive(pid), let dump = Torture.child(of: pid, named: "pg_dump", withArgument: "--format=directory") else { return }
+            workers = Procfs.descendants(of: dump).map(\.pid)
+            if kill(dump, SIGKILL) == 0 { killed = dump }
+        }
+        orphans += workers
+        XCTAssertNotNil(killed, "never saw pg_dump writing a data file past 1 MiB")
+        XCTAssertFalse(workers.isEmpty, "pg_dump -j 2 had no workers")
+        Harness.assertOneErrorLine(r, status: 1, "pg_dump killed")
+        XCTAssertTrue(r.stderr.contains("pg_dump"), "the error must name pg_dump: \(r.stderr)")
+        XCTAssertEqual(Harness.snapshotFiles(fixture.dir), [], "nothing may be left of the failed backup")
+        XCTAssertTrue(Harness.poll(timeout: 10) { !workers.contains(where: Procfs.isAlive) }, "pg_dump's workers outlived their leader by 10 s")
     }
 
     // MARK: - 5. kill -9 of pgsnap mid-restore
