@@ -69,11 +69,17 @@ enum DecryptedCopy {
         finished = true
     }
 
-    /// Decrypted copies whose pgsnap is gone (killed): plain data must not outlive its restore.
+    /// Decrypted copies and pg_restore use-lists whose pgsnap is gone (killed): plain data must
+    /// not outlive its restore.
     static func removeOrphans(in dir: SnapshotDirectory, reporter: Reporter) {
-        for f in (try? SnapshotDirectory.files(in: dir.path)) ?? [] where f.name.hasPrefix(prefix) {
-            guard let pid = Int32(f.name.dropFirst(prefix.count).prefix { $0.isNumber }), pid != getpid(),
-                  kill(pid, 0) != 0 && errno == ESRCH else { continue }
+        let useList = ".pgsnap-use-list-"
+        for f in (try? SnapshotDirectory.files(in: dir.path)) ?? [] where f.name.hasPrefix(prefix) || f.name.hasPrefix(useList) {
+            let rest = f.name.dropFirst(f.name.hasPrefix(prefix) ? prefix.count : useList.count)
+            guard let pid = Int32(rest.prefix { $0.isNumber }), pid != getpid(), kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            if f.name.hasPrefix(useList) {
+                unlink(dir.file(f.name))
+                continue
+            }
             reporter.info("pgsnap: removing \(dir.file(f.name)), decrypted files left by an interrupted restore (pid \(pid))")
             try? SnapshotDirectory.removeTree(dir.file(f.name))
         }

@@ -199,7 +199,7 @@ final class DirectoryDumpTests: XCTestCase {
     }
 
     func testRemoteListingFoldsDirectoryObjects() throws {
-        let remote = try RemoteLocation.parse("s3://bucket/nightly")
+        let remote = try RemoteLocation(parsing: "s3://bucket/nightly")
         XCTAssertEqual(remote.name(ofKey: "nightly/app_20261201T000000Z.dir/toc.dat"), "app_20261201T000000Z.dir/toc.dat")
         XCTAssertNil(remote.name(ofKey: "nightly/other/toc.dat"), "only <id>.dir folders are ours")
         XCTAssertNil(remote.name(ofKey: "nightly/app_20261201T000000Z.dir/a/b"))

@@ -56,6 +56,7 @@ struct ParallelTableLoad {
         var ended = false
         let blockSize = 1 << 20
         var head: [UInt8] = []   // pg_restore's output before the COPY line
+        var copyStart: String?
         var block: [UInt8] = []  // rows not yet sent: whole lines first, a partial line last
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
         defer { buffer.deallocate() }
@@ -91,11 +92,17 @@ struct ParallelTableLoad {
                 while copy == nil, let nl = head[lineStart...].firstIndex(of: 0x0A) {
                     let text = String(decoding: head[lineStart...nl], as: UTF8.self)
                     lineStart = nl + 1
-                    if text.hasPrefix("SET ") || text.hasPrefix("SELECT pg_catalog.set_config(") {
+                    if let partial = copyStart {
+                        // A quoted name with a newline in it spans lines (pg_dump writes it as is).
+                        copyStart = partial + text
+                    } else if text.hasPrefix("SET ") || text.hasPrefix("SELECT pg_catalog.set_config(") {
                         preamble.append(text)
-                    } else if text.hasPrefix("COPY ") && text.hasSuffix(" FROM stdin;\n") {
-                        copy = text
-                        try startWriters(text)
+                    } else if text.hasPrefix("COPY ") {
+                        copyStart = text
+                    }
+                    if let statement = copyStart, statement.hasSuffix(" FROM stdin;\n") {
+                        copy = statement
+                        try startWriters(statement)
                     }
                 }
                 guard copy != nil else {

@@ -37,6 +37,7 @@ extension RestoreService {
         let serverMajor = admin.serverVersionNumber / 10000
         let tool = try PostgresTools(environment: session.childEnvironment).locate("pg_restore", serverMajor: serverMajor)
         var path = dir.file(m.file)
+        DecryptedCopy.removeOrphans(in: dir, reporter: session.reporter)
         var decrypted: String?
         defer { if let decrypted { try? SnapshotDirectory.removeTree(decrypted) } }
         if let decryption {

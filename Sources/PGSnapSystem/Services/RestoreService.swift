@@ -81,6 +81,10 @@ public struct RestoreService {
                 .map(shellQuote).joined(separator: " ")
         }
         guard entry.isGood, let manifest = entry.manifest else {
+            // A damaged directory snapshot: name the file, not only the directory's total size.
+            if entry.status == .damaged, let m = entry.manifest, m.format == .directory, let problem = try directoryIntegrityProblem(m, dir: dir) {
+                throw selector.refusal(entry, check: problem.check, detail: problem.detail, among: catalog, command: command)
+            }
             throw selector.refusal(entry, check: RestoreService.failedCheck(entry.status), detail: entry.problem ?? entry.status.rawValue,
                                    among: catalog, command: command)
         }

@@ -1,0 +1,96 @@
+import Foundation
+import XCTest
+
+/// The fidelity corpus through the directory format's other load paths: every table split
+/// across parallel COPY sessions (the path a big table takes), encrypted with age (each file
+/// decrypted beside the snapshot for pg_restore), and through the bucket (push, then restore
+/// --remote into an empty directory). Exact fingerprints each time.
+final class DirectoryLoadPathTests: CorpusTestCase {
+    /// PGSNAP_PARALLEL_COPY_MIN_BYTES=0 sends every table with a data file through the split
+    /// load: odd names, partitions, generated and dropped columns, every type of the corpus.
+    func testEveryTableThroughParallelCopySessionsReproducesCorpus() throws {
+        let db = try corpusDatabase("fsplit")
+        let original = try DatabaseFingerprint.of(db)
+        let id = Harness.snapshotID(try pgsnapStep(["backup", "-d", db, "--format", "directory", "--jobs", "2"]))
+        let copy = "\(db)_split"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "--target", copy, "-d", db, "--jobs", "2"], env: ["PGSNAP_PARALLEL_COPY_MIN_BYTES": "0"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("loaded through 2 COPY sessions each"), "the split load did not run: \(r.stderr)")
+        DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "every table split across 2 COPY sessions")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+        XCTAssertEqual(Harness.entries(fixture.dir).filter { $0.hasPrefix(".pgsnap-use-list") }, [], "use-lists are removed")
+    }
+
+    func testEncryptedDirectorySnapshotReproducesCorpus() throws {
+        let db = try corpusDatabase("fdage")
+        let original = try DatabaseFingerprint.of(db)
+        let keyPath = fixture.dir + "-key.txt"
+        defer { unlink(keyPath) }
+        XCTAssertEqual(try Harness.run(EncryptionTests.tool("age-keygen"), ["-o", keyPath]).status, 0)
+        chmod(keyPath, 0o600)
+        let recipient = try Harness.run(EncryptionTests.tool("age-keygen"), ["-y", keyPath]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let id = Harness.snapshotID(try pgsnapStep(["backup", "-d", db, "--format", "directory", "--encrypt-to", recipient]))
+        let m = try Harness.manifest(dir: fixture.dir, id: id)
+        let names = (m["files"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        XCTAssertFalse(names.isEmpty)
+        XCTAssertEqual(names.filter { !$0.hasSuffix(".age") }, [], "every stored file is age's format")
+        XCTAssertEqual(Set(Harness.entries(fixture.dir + "/" + id + ".dir")), Set(names), "no plain file is left beside the encrypted ones")
+        XCTAssertNotNil(m["encryption"])
+
+        let stored = try pgsnapStep(["verify", id])
+        XCTAssertTrue((stored.stdout + stored.stderr).contains("contents NOT checked"), stored.stdout + stored.stderr)
+        let full = try pgsnapStep(["verify", id, "--identity", keyPath])
+        XCTAssertFalse((full.stdout + full.stderr).contains("NOT checked"), full.stdout + full.stderr)
+        let noKey = try fixture.pgsnap(["restore", id, "--target", "\(db)_nokey", "-d", db])
+        XCTAssertEqual(noKey.status, 64, "restore without the identity is a usage error: \(noKey.stderr)")
+
+        let copy = "\(db)_dage"
+        fixture.track(database: copy)
+        let r = try pgsnapStep(["restore", id, "--target", copy, "-d", db, "--identity", keyPath])
+        XCTAssertTrue(r.stderr.contains("decrypting \(names.count) file(s)"), "restore says what it decrypts and where: \(r.stderr)")
+        DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "encrypted directory restore")
+        XCTAssertEqual(Harness.entries(fixture.dir).filter { $0.hasPrefix(".pgsnap-decrypted") }, [], "the decrypted copy is removed")
+
+        // A flipped byte in one encrypted data file: refused before anything is touched.
+        let data = try XCTUnwrap(names.first { $0.hasSuffix(".dat.gz.age") })
+        let path = fixture.dir + "/" + id + ".dir/" + data
+        var bytes = try XCTUnwrap(FileManager.default.contents(atPath: path))
+        bytes[bytes.count - 5] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let bad = try fixture.pgsnap(["verify", id, "--identity", keyPath])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains(data), "verify names the file: \(bad.stderr)")
+        let refused = try fixture.pgsnap(["restore", id, "--target", "\(db)_bad", "-d", db, "--identity", keyPath])
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertEqual(try Harness.databases(like: "\(db)\\_bad"), [])
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
+    func testDirectorySnapshotThroughTheBucketReproducesCorpus() throws {
+        let db = try corpusDatabase("fdremote")
+        let original = try DatabaseFingerprint.of(db)
+        let id = Harness.snapshotID(try pgsnapStep(["backup", "-d", db, "--format", "directory"]))
+        let (remote, prefix) = S3Harness.newRemote()
+        let env = S3Harness.env(remote: remote)
+        let push = try fixture.pgsnap(["push", id, "--remote", remote], env: env)
+        XCTAssertEqual(push.status, 0, push.stderr)
+        let again = try fixture.pgsnap(["push", id, "--remote", remote, "--json"], env: env)
+        XCTAssertTrue(again.stdout.contains("skipped"), "a second push sends nothing: \(again.stdout)")
+        let verify = try fixture.pgsnap(["verify", "--remote", remote, id], env: env)
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        let keys = Array(try S3Harness.objects(prefix).keys)
+        XCTAssertTrue(keys.contains("\(prefix)/\(id).dir/toc.dat"), "\(keys)")
+        XCTAssertTrue(keys.contains("\(prefix)/\(id).manifest.json"), "\(keys)")
+
+        // The machine is gone: an empty directory, restore --remote.
+        let empty = fixture.dir + "-dr"
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let copy = "\(db)_dr"
+        fixture.track(database: copy)
+        let r = try Harness.pgsnap(["restore", id, "--remote", remote, "--target", copy, "-d", db, "--yes"], dir: empty, env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "restore --remote of a directory snapshot")
+        XCTAssertEqual(Harness.entries(empty).filter { $0.hasSuffix(".partial") }, [])
+    }
+}
