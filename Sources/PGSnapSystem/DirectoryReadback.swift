@@ -42,82 +42,113 @@ enum DirectoryReadback {
 
     static func readOne(_ path: String, name: String, inflate: Bool, sync: Bool, decryption: AgeDecryption? = nil,
                         shouldStop: () -> Bool) -> FileResult {
-        var r = FileResult(name: name)
         let fd: Int32
         switch SnapshotDirectory.openRegular(path) {
         case .success(let opened): fd = opened
         case .failure(let why):
+            var r = FileResult(name: name)
             r.error = "cannot open \(name): \(why.text)"
             return r
         }
         defer { close(fd) }
         if sync { fchmod(fd, 0o600) }
-        var hash = SHA256Stream()
-        var counter = CopyDataCounter()
-        let isData = DirectoryDump.dataFileDumpID(name) != nil
-        var inflater: DumpInflater?
-        if inflate {
-            do {
-                let plain = DirectoryDump.plainName(name)
-                let inner: DumpInflater? = plain.hasSuffix(".gz") ? try GzipInflater() : (decryption != nil ? PlainInflater() : nil)
-                inflater = try inner.map { inner in try decryption.map { try $0.decryptor(inner: inner) } ?? inner }
-            } catch {
-                r.error = "\(error)"
-                return r
-            }
-        }
-        // Decrypted non-gzip files (toc.dat) are read to prove they decrypt, not counted.
-        let countsBytes = DirectoryDump.plainName(name).hasSuffix(".gz")
+        var reader = FileReader(name: name, inflate: inflate, decryption: decryption)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         while true {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n < 0 {
                 if errno == EINTR { continue }
-                r.error = "cannot read \(name): \(String(cString: strerror(errno)))"
-                return r
+                reader.result.error = "cannot read \(name): \(String(cString: strerror(errno)))"
+                return reader.result
             }
             if n == 0 { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            hash.update(chunk)
-            r.bytes += Int64(n)
-            if let inf = inflater, r.error == nil {
-                do {
-                    try inf.feed(chunk) { out in
-                        if countsBytes { r.inflatedBytes += Int64(out.count) }
-                        if isData { counter.consume(out) }
-                    }
-                } catch {
-                    r.error = "\(name) does not decompress: \(error)"
-                    r.check = Self.check(for: error, decrypting: decryption != nil)
-                    inflater = nil
-                }
-            }
+            reader.consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             if shouldStop() { break }
         }
-        if let inf = inflater, r.error == nil {
-            do {
-                try inf.finish { out in
-                    if countsBytes { r.inflatedBytes += Int64(out.count) }
-                    if isData { counter.consume(out) }
-                }
-            } catch {
-                r.error = "\(name) does not decompress: \(error)"
-                r.check = Self.check(for: error, decrypting: decryption != nil)
-            }
-        }
-        r.sha256 = hash.finalizeHex()
-        if isData && inflate { r.rows = counter.rows }
-        if sync, r.error == nil, fsync(fd) != 0 {
-            r.error = "cannot fsync \(name): \(String(cString: strerror(errno)))"
-            r.check = "sync"
-        }
-        return r
+        return reader.finish(fd: fd, sync: sync)
     }
 
     /// The verify check a failed read stands for: the wrong key is not the snapshot's fault.
     static func check(for error: Error, decrypting: Bool) -> String {
         if error is AgeIdentityMismatch { return "identity" }
         return decrypting ? "decryption" : "decompression"
+    }
+}
+
+/// One file read front to back: size, SHA-256 and, with `inflate`, decompression and row count.
+/// Fed by the read-back above, or chunk by chunk while pg_dump still writes (`DirectoryTail`).
+struct FileReader {
+    var result: DirectoryReadback.FileResult
+    private var hash = SHA256Stream()
+    private var counter = CopyDataCounter()
+    private var inflater: DumpInflater?
+    private let isData: Bool
+    private let countsBytes: Bool
+    private let inflate: Bool
+    private let decrypting: Bool
+
+    init(name: String, inflate: Bool, decryption: AgeDecryption?) {
+        result = DirectoryReadback.FileResult(name: name)
+        isData = DirectoryDump.dataFileDumpID(name) != nil
+        // Decrypted non-gzip files (toc.dat) are read to prove they decrypt, not counted.
+        countsBytes = DirectoryDump.plainName(name).hasSuffix(".gz")
+        self.inflate = inflate
+        decrypting = decryption != nil
+        guard inflate else { return }
+        do {
+            let inner: DumpInflater? = countsBytes ? try GzipInflater() : (decryption != nil ? PlainInflater() : nil)
+            inflater = try inner.map { inner in try decryption.map { try $0.decryptor(inner: inner) } ?? inner }
+        } catch {
+            result.error = "\(error)"
+        }
+    }
+
+    mutating func consume(_ chunk: UnsafeRawBufferPointer) {
+        hash.update(chunk)
+        result.bytes += Int64(chunk.count)
+        guard let inf = inflater, result.error == nil else { return }
+        var inflated: Int64 = 0
+        var counter = self.counter
+        let (isData, countsBytes) = (self.isData, self.countsBytes)
+        do {
+            try inf.feed(chunk) { out in
+                if countsBytes { inflated += Int64(out.count) }
+                if isData { counter.consume(out) }
+            }
+        } catch {
+            result.error = "\(result.name) does not decompress: \(error)"
+            result.check = DirectoryReadback.check(for: error, decrypting: decrypting)
+            inflater = nil
+        }
+        self.counter = counter
+        result.inflatedBytes += inflated
+    }
+
+    /// The end of the file: the inflater must end too; with `sync`, fsync `fd`.
+    mutating func finish(fd: Int32, sync: Bool) -> DirectoryReadback.FileResult {
+        if let inf = inflater, result.error == nil {
+            var inflated: Int64 = 0
+            var counter = self.counter
+            let (isData, countsBytes) = (self.isData, self.countsBytes)
+            do {
+                try inf.finish { out in
+                    if countsBytes { inflated += Int64(out.count) }
+                    if isData { counter.consume(out) }
+                }
+            } catch {
+                result.error = "\(result.name) does not decompress: \(error)"
+                result.check = DirectoryReadback.check(for: error, decrypting: decrypting)
+            }
+            self.counter = counter
+            result.inflatedBytes += inflated
+        }
+        result.sha256 = hash.finalizeHex()
+        if isData && inflate { result.rows = counter.rows }
+        if sync, result.error == nil, fsync(fd) != 0 {
+            result.error = "cannot fsync \(result.name): \(String(cString: strerror(errno)))"
+            result.check = "sync"
+        }
+        return result
     }
 }

@@ -46,6 +46,9 @@ extension BackupService {
                         "--snapshot=\(c.snapshotID)", "--lock-wait-timeout=\(c.dumpLockTimeoutMs)", "--file=\(partial)",
                         "--dbname=\(session.childConninfo(database: c.database))"],
             environment: session.childEnvironment)
+        // The read-back starts while pg_dump writes; files the tail could not vouch for are read after.
+        let tail = age == nil ? DirectoryTail(directory: partial) : nil
+        defer { _ = tail?.results() }
         let child = try ChildProcess(command, stdin: .null, stdout: .null, stderr: .pipe)
         let status = child.wait()
         let dumpDone = DispatchTime.now()
@@ -85,8 +88,12 @@ extension BackupService {
         }
         let fsyncStart = DispatchTime.now()
         // Files about to be encrypted need no fsync: they are removed once their .age copy is synced.
-        let results = DirectoryReadback.read(directory: partial, names: listed.map(\.name), inflate: true, sync: age == nil,
-                                             shouldStop: { SignalTrap.received != nil })
+        let tailed = tail?.results() ?? [:]
+        let rest = DirectoryReadback.read(directory: partial, names: listed.map(\.name).filter { tailed[$0] == nil }, inflate: true,
+                                          sync: age == nil, shouldStop: { SignalTrap.received != nil })
+        var byName = tailed
+        for r in rest { byName[r.name] = r }
+        let results = listed.map { byName[$0.name]! }
         if SignalTrap.received != nil {
             throw PGSnapError(.interrupted, "backup interrupted; the partial directory was removed")
         }
