@@ -17,6 +17,8 @@ final class DirectoryTail: @unchecked Sendable {
     private var spoiled: Set<String> = []
     private var stopping = false
     private let monitorDone = DispatchSemaphore(value: 0)
+    /// Written to by `results()` to wake the monitor at once (not at its next poll timeout).
+    private var wake: [Int32] = [-1, -1]
     private let group = DispatchGroup()
 
     /// nil when inotify is not available: the caller reads everything afterwards.
@@ -24,14 +26,19 @@ final class DirectoryTail: @unchecked Sendable {
         inotify = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
         guard inotify >= 0 else { return nil }
         self.path = path
-        guard inotify_add_watch(inotify, path, UInt32(IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE)) >= 0 else {
+        guard inotify_add_watch(inotify, path, UInt32(IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE)) >= 0, pipe(&wake) == 0 else {
             close(inotify)
             return nil
         }
+        for fd in wake { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         Thread { [self] in monitor() }.start()
     }
 
-    deinit { close(inotify) }
+    deinit {
+        close(inotify)
+        close(wake[0])
+        close(wake[1])
+    }
 
     private func monitor() {
         defer { monitorDone.signal() }
@@ -39,9 +46,9 @@ final class DirectoryTail: @unchecked Sendable {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
         defer { buffer.deallocate() }
         while true {
-            var p = pollfd(fd: inotify, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&p, 1, 100)
-            let n = ready > 0 ? read(inotify, buffer, size) : 0
+            var fds = [pollfd(fd: inotify, events: Int16(POLLIN), revents: 0), pollfd(fd: wake[0], events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&fds, 2, 1000)
+            let n = ready > 0 && fds[0].revents != 0 ? read(inotify, buffer, size) : 0
             if n <= 0 {
                 if lock.withLock({ stopping }) { return }
                 continue
@@ -91,6 +98,8 @@ final class DirectoryTail: @unchecked Sendable {
     /// the results that can be trusted, by file name.
     func results() -> [String: DirectoryReadback.FileResult] {
         lock.withLock { stopping = true }
+        var byte: UInt8 = 1
+        _ = write(wake[1], &byte, 1)
         monitorDone.wait()
         monitorDone.signal()  // a second call (a failed backup's cleanup) returns at once
         // pg_dump is gone: whatever is on disk now is final.
