@@ -93,4 +93,34 @@ final class DirectoryLoadPathTests: CorpusTestCase {
         DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "restore --remote of a directory snapshot")
         XCTAssertEqual(Harness.entries(empty).filter { $0.hasSuffix(".partial") }, [])
     }
+
+    /// A killed directory backup leaves `<id>.dir.partial/`, perhaps with plain files of an
+    /// encrypted backup in it: the next directory backup removes it, unless a running backup
+    /// holds it (its flock) or it changed within the last minute.
+    func testNextBackupRemovesAnAbandonedPartialDirectoryOnly() throws {
+        let db = try fixture.database("fdpart")
+        try Harness.psql(db, "CREATE TABLE t AS SELECT g FROM generate_series(1, 10) g")
+        func partial(_ stamp: String) throws -> String {
+            let path = fixture.dir + "/\(db)_\(stamp).dir.partial"
+            XCTAssertEqual(mkdir(path, 0o700), 0)
+            try Data("plain rows of an encrypted backup".utf8).write(to: URL(fileURLWithPath: path + "/3001.dat.gz"))
+            return path
+        }
+        let old = Date().addingTimeInterval(-300).timeIntervalSince1970
+        let times = [timeval(tv_sec: Int(old), tv_usec: 0), timeval(tv_sec: Int(old), tv_usec: 0)]
+        let abandoned = try partial("20260101T000000Z")
+        let held = try partial("20260101T000001Z")
+        let fresh = try partial("20260101T000002Z")
+        for p in [abandoned, held] { XCTAssertEqual(utimes(p, times), 0) }
+        let lock = open(held, O_RDONLY | O_DIRECTORY)
+        XCTAssertEqual(flock(lock, LOCK_EX | LOCK_NB), 0, "the test holds \(held) as a running backup would")
+        defer { close(lock) }
+
+        let r = try pgsnapStep(["backup", "-d", db, "--format", "directory"])
+        XCTAssertTrue(r.stderr.contains("removing \(abandoned), left by an interrupted backup"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: abandoned), "the abandoned partial directory is gone")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: held + "/3001.dat.gz"), "a partial directory a backup holds is kept")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: fresh + "/3001.dat.gz"), "one changed a moment ago is kept")
+        try pgsnapStep(["verify", Harness.snapshotID(r)])
+    }
 }

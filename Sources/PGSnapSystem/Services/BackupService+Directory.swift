@@ -27,7 +27,12 @@ extension BackupService {
             throw PGSnapError.usage("--format directory stores gzip files (pg_dump -Fd); --compress \(options.compression.rawValue) is for plain snapshots",
                                     next: "Drop --compress, or use --format plain")
         }
+        removeAbandonedPartials(dir)
         let (id, partial) = try reserveDirectory(dir: dir, database: c.database, date: c.started, label: options.label)
+        // Held while this backup runs: a partial directory nobody holds is abandoned (see below).
+        let hold = open(partial, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if hold >= 0 { _ = flock(hold, LOCK_EX | LOCK_NB) }
+        defer { if hold >= 0 { close(hold) } }
         let finalName = id + SnapshotName.directorySuffix
         var committed = false
         defer {
@@ -197,6 +202,25 @@ extension BackupService {
         try sink.sync()
         unlink(path)
         return (sink.bytes, sink.sha256Hex())
+    }
+
+    /// Removes `<id>.dir.partial/` directories whose backup is gone (killed): each running backup
+    /// holds an flock on its own, so one that can be locked (and has not changed for a minute) is
+    /// abandoned. For an encrypted backup
+    /// it may hold plain files not yet encrypted: they must not wait for prune's grace period.
+    func removeAbandonedPartials(_ dir: SnapshotDirectory) {
+        let suffix = SnapshotName.directorySuffix + SnapshotName.partialSuffix
+        for f in (try? SnapshotDirectory.files(in: dir.path)) ?? [] where f.name.hasSuffix(suffix) {
+            let path = dir.file(f.name)
+            let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            // Not one created a moment ago by a backup that has not taken its lock yet.
+            var st = stat()
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0, fstat(fd, &st) == 0, time(nil) - st.st_mtim.tv_sec > 60 else { continue }
+            session.reporter.info("pgsnap: removing \(path), left by an interrupted backup")
+            try? SnapshotDirectory.removeTree(path)
+        }
     }
 
     /// Picks a free id and creates `<id>.dir.partial/` (0700) exclusively.
