@@ -60,19 +60,8 @@ struct Backup: ParsableCommand {
         // Before the backup: a missing bucket name or credentials is a usage problem, found in a second.
         let storage = push ? try remote.storage(session.environment) : nil
         let manifest = try BackupService(session: session).run(options, wait: try lock.seconds)
-        if prune {
-            // Only a snapshot proven whole may let older ones go.
-            let dir = try session.directory(create: false)
-            let entry = try SnapshotSelector(kind: .id(manifest.id)).select(from: try dir.catalog(), directory: dir.path)
-            let check = VerifyService(session: session).verify(entry, in: dir)
-            guard check.ok else {
-                throw PGSnapError.verification("new snapshot \(manifest.id) failed verification (\(check.failedCheck ?? "?"): \(check.detail ?? "")); nothing was pruned",
-                                               next: "Investigate before trusting this backup")
-            }
-            let result = try PruneService(session: session).run(policy: policy.policy, database: manifest.database, dryRun: false,
-                                                                wait: try lock.seconds ?? 600)
-            printPrune(result, json: false, reporter: session.reporter)
-        }
+        // Only a snapshot proven whole may let older ones go.
+        if prune { try pruneAfterBackup(manifest, policy: policy.policy, session: session, wait: try lock.seconds) }
         if let storage { try pushAfterBackup(manifest, storage: storage, session: session, wait: try lock.seconds) }
         if output.json {
             try printJSON(manifest)

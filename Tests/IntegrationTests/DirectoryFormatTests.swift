@@ -51,30 +51,6 @@ final class DirectoryFormatTests: CorpusTestCase {
         Harness.entries(path).compactMap { Torture.size(path + "/" + $0) }.max() ?? 0
     }
 
-    /// The same damage as FidelityTests.testRestoreOverDamagedOriginalReproducesCorpus: every
-    /// section of the fingerprint changes.
-    private func damageCorpus(_ db: String) throws {
-        for sql in [
-            "DROP TABLE public.events_default",
-            "DELETE FROM public.orders WHERE id % 2 = 0",
-            "UPDATE \"Weird.Schema \"\"q\"\"\".\"table \"\"with\"\" quotes.and dots\" SET \"ünïcødé 列\" = 'changed'",
-            "REFRESH MATERIALIZED VIEW public.not_populated",
-            "SELECT lo_unlink(424203)",
-            "SELECT setval('public.not_called_seq', 7)",
-            "ALTER TABLE public.customers DROP COLUMN tags",
-            "DROP POLICY \"own documents\" ON public.documents",
-        ] { try Harness.psql(db, sql) }
-        for sql in [
-            "ALTER DATABASE \"\(db)\" SET work_mem = '1MB'",
-            "ALTER DATABASE \"\(db)\" RESET statement_timeout",
-            "ALTER ROLE pgsnap_corpus_reader IN DATABASE \"\(db)\" RESET statement_timeout",
-            "ALTER ROLE pgsnap_corpus_writer IN DATABASE \"\(db)\" SET work_mem = '2MB'",
-            "COMMENT ON DATABASE \"\(db)\" IS 'damaged'",
-            "REVOKE TEMPORARY ON DATABASE \"\(db)\" FROM pgsnap_corpus_reader",
-            "ALTER DATABASE \"\(db)\" CONNECTION LIMIT 7",
-        ] { try Harness.psql("postgres", sql) }
-    }
-
     /// An ordered hash of public.orders, with the row count: equal means the same rows.
     private static let ordersHash = "SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY id)) FROM public.orders t"
 

@@ -62,25 +62,7 @@ final class FidelityTests: CorpusTestCase {
         let original = try DatabaseFingerprint.of(db)
         let id = try backupAndVerify(db)
 
-        for sql in [
-            "DROP TABLE public.events_default",
-            "DELETE FROM public.orders WHERE id % 2 = 0",
-            "UPDATE \"Weird.Schema \"\"q\"\"\".\"table \"\"with\"\" quotes.and dots\" SET \"ünïcødé 列\" = 'changed'",
-            "REFRESH MATERIALIZED VIEW public.not_populated",
-            "SELECT lo_unlink(424203)",
-            "SELECT setval('public.not_called_seq', 7)",
-            "ALTER TABLE public.customers DROP COLUMN tags",
-            "DROP POLICY \"own documents\" ON public.documents",
-        ] { try Harness.psql(db, sql) }
-        for sql in [
-            "ALTER DATABASE \"\(db)\" SET work_mem = '1MB'",
-            "ALTER DATABASE \"\(db)\" RESET statement_timeout",
-            "ALTER ROLE pgsnap_corpus_reader IN DATABASE \"\(db)\" RESET statement_timeout",
-            "ALTER ROLE pgsnap_corpus_writer IN DATABASE \"\(db)\" SET work_mem = '2MB'",
-            "COMMENT ON DATABASE \"\(db)\" IS 'damaged'",
-            "REVOKE TEMPORARY ON DATABASE \"\(db)\" FROM pgsnap_corpus_reader",
-            "ALTER DATABASE \"\(db)\" CONNECTION LIMIT 7",
-        ] { try Harness.psql("postgres", sql) }
+        try damageCorpus(db)
         let damaged = try DatabaseFingerprint.of(db)
         let differing = zip(original.sections, damaged.sections).filter { $0 != $1 }.map(\.0.name)
         XCTAssertEqual(differing, ["schema", "rows", "sequences", "large objects", "database"], "the damage must show in every section it touched")

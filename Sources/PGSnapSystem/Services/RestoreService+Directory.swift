@@ -111,15 +111,7 @@ extension RestoreService {
                 session.reporter.warn("pg_restore reported \(errors.count) error(s) on objects outside the chosen tables (first: \(session.redact(oneLine(errors.first ?? line)))); the tables' row counts are checked next")
                 return
             }
-            var next = "The target was not changed; fix the cause and restore again"
-            if line.contains("out of shared memory") {
-                next = "The target was not changed; raise max_locks_per_transaction on the server (it needs a restart) and restore again"
-            }
-            if line.contains("role") && line.contains("does not exist") {
-                next = (m.globalsFile.map { "Create the missing roles (psql -X -f \(dir.file($0)) postgres) and restore again" }
-                    ?? "Create the missing roles and restore again") + ", or restore with --no-owner"
-            }
-            throw PGSnapError("pg_restore failed while restoring \(m.id) (\(status)): \(line)", next: next)
+            throw PGSnapError("pg_restore failed while restoring \(m.id) (\(status)): \(line)", next: loadFailureAdvice(line, m, dir: dir))
         }
     }
 }

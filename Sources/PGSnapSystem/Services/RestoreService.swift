@@ -304,16 +304,20 @@ public struct RestoreService {
         let status = child.wait()
         guard status.succeeded, outcome.sinkError == nil else {
             let line = child.lastErrorLine.map { session.redact(oneLine($0)) } ?? "\(status)"
-            var next = "The target was not changed; fix the cause and restore again"
-            if line.contains("out of shared memory") {
-                next = "The target was not changed; raise max_locks_per_transaction on the server (it needs a restart) and restore again"
-            }
-            if line.contains("role") && line.contains("does not exist") {
-                next = (m.globalsFile.map { "Create the missing roles (psql -X -f \(dir.file($0)) postgres) and restore again" }
-                    ?? "Create the missing roles and restore again") + ", or restore with --no-owner"
-            }
-            throw PGSnapError("psql failed while restoring \(m.id) (\(status)): \(line)", next: next)
+            throw PGSnapError("psql failed while restoring \(m.id) (\(status)): \(line)", next: loadFailureAdvice(line, m, dir: dir))
         }
+    }
+
+    /// What to do after psql or pg_restore failed with `line`: the target is untouched either way.
+    func loadFailureAdvice(_ line: String, _ m: Manifest, dir: SnapshotDirectory) -> String {
+        if line.contains("out of shared memory") {
+            return "The target was not changed; raise max_locks_per_transaction on the server (it needs a restart) and restore again"
+        }
+        if line.contains("role") && line.contains("does not exist") {
+            return (m.globalsFile.map { "Create the missing roles (psql -X -f \(dir.file($0)) postgres) and restore again" }
+                ?? "Create the missing roles and restore again") + ", or restore with --no-owner"
+        }
+        return "The target was not changed; fix the cause and restore again"
     }
 
     /// psql's or pg_restore's exit status alone proves nothing: the row counts do.
