@@ -50,21 +50,11 @@ enum DecryptedCopy {
     }
 
     static func decryptOne(_ source: String, to destination: String, decryption: AgeDecryption) throws {
-        let fd = try SnapshotDirectory.openRegularFile(source)
-        defer { close(fd) }
         let sink = try FileSink(creating: destination)
         let decryptor = try decryption.decryptor(inner: PlainInflater())
         var finished = false
         defer { if !finished { decryptor.abort() } }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buffer.deallocate() }
-        while true {
-            let n = read(fd, buffer.baseAddress, buffer.count)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw SnapshotDirectory.ioError("read \(source)") }
-            if n == 0 { break }
-            try decryptor.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), sink: sink.write)
-        }
+        try SnapshotDirectory.readFile(source) { try decryptor.feed($0, sink: sink.write) }
         try decryptor.finish(sink: sink.write)
         finished = true
     }

@@ -66,7 +66,7 @@ enum DirectoryReadback {
             reader.consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             if shouldStop() { break }
         }
-        return reader.finish(fd: fd, sync: sync)
+        return reader.finish(syncing: sync ? fd : nil)
     }
 
     /// The verify check a failed read stands for: the wrong key is not the snapshot's fault.
@@ -108,44 +108,36 @@ struct FileReader {
         hash.update(chunk)
         result.bytes += Int64(chunk.count)
         guard let inf = inflater, result.error == nil else { return }
-        var inflated: Int64 = 0
-        var counter = self.counter
-        let (isData, countsBytes) = (self.isData, self.countsBytes)
         do {
-            try inf.feed(chunk) { out in
-                if countsBytes { inflated += Int64(out.count) }
-                if isData { counter.consume(out) }
-            }
+            try inf.feed(chunk) { count($0) }
         } catch {
-            result.error = "\(result.name) does not decompress: \(error)"
-            result.check = DirectoryReadback.check(for: error, decrypting: decrypting)
-            inflater = nil
+            failed(error)
         }
-        self.counter = counter
-        result.inflatedBytes += inflated
     }
 
-    /// The end of the file: the inflater must end too; with `sync`, fsync `fd`.
-    mutating func finish(fd: Int32, sync: Bool) -> DirectoryReadback.FileResult {
+    private mutating func count(_ out: UnsafeRawBufferPointer) {
+        if countsBytes { result.inflatedBytes += Int64(out.count) }
+        if isData { counter.consume(out) }
+    }
+
+    private mutating func failed(_ error: Error) {
+        result.error = "\(result.name) does not decompress: \(error)"
+        result.check = DirectoryReadback.check(for: error, decrypting: decrypting)
+        inflater = nil
+    }
+
+    /// The end of the file: the inflater must end too; given an fd, fsync it.
+    mutating func finish(syncing fd: Int32? = nil) -> DirectoryReadback.FileResult {
         if let inf = inflater, result.error == nil {
-            var inflated: Int64 = 0
-            var counter = self.counter
-            let (isData, countsBytes) = (self.isData, self.countsBytes)
             do {
-                try inf.finish { out in
-                    if countsBytes { inflated += Int64(out.count) }
-                    if isData { counter.consume(out) }
-                }
+                try inf.finish { count($0) }
             } catch {
-                result.error = "\(result.name) does not decompress: \(error)"
-                result.check = DirectoryReadback.check(for: error, decrypting: decrypting)
+                failed(error)
             }
-            self.counter = counter
-            result.inflatedBytes += inflated
         }
         result.sha256 = hash.finalizeHex()
         if isData && inflate { result.rows = counter.rows }
-        if sync, result.error == nil, fsync(fd) != 0 {
+        if let fd, result.error == nil, fsync(fd) != 0 {
             result.error = "cannot fsync \(result.name): \(String(cString: strerror(errno)))"
             result.check = "sync"
         }

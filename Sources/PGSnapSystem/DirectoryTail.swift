@@ -176,6 +176,6 @@ private final class FileTail: @unchecked Sendable {
             condition.unlock()
         }
         sawClose = true
-        result = reader.finish(fd: fd, sync: true)
+        result = reader.finish(syncing: fd)
     }
 }

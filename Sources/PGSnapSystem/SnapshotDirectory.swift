@@ -44,23 +44,29 @@ public struct SnapshotDirectory {
     /// Regular files of the directory (no dot files, no links), with sizes, and directory
     /// snapshots (`<id>.dir`, `<id>.dir.partial`) as one entry each, sized by their files.
     public func list() throws -> [DirectoryFile] {
-        guard let dir = opendir(path) else {
+        guard let entries = SnapshotDirectory.entries(path) else {
             throw PGSnapError("cannot read backup directory \(path): \(String(cString: strerror(errno)))")
         }
-        defer { closedir(dir) }
-        var out: [DirectoryFile] = []
-        while let ent = readdir(dir) {
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
-            if name.hasPrefix(".") { continue }
+        return entries.compactMap { e in
+            if e.name.hasPrefix(".") { return nil }
+            if e.mode == S_IFREG { return DirectoryFile(name: e.name, size: e.size) }
+            guard e.mode == S_IFDIR, SnapshotDirectory.isSnapshotDirectoryName(e.name) else { return nil }
+            return DirectoryFile(name: e.name, size: (try? SnapshotDirectory.files(in: file(e.name)))?.reduce(0) { $0 + max(0, $1.size) } ?? 0)
+        }
+    }
+
+    /// Every entry of `path` but `.` and `..`, with its file type (lstat: links are not followed)
+    /// and size; nil when it cannot be opened (errno says why).
+    static func entries(_ path: String) -> [(name: String, mode: mode_t, size: Int64)]? {
+        guard let d = opendir(path) else { return nil }
+        defer { closedir(d) }
+        var out: [(name: String, mode: mode_t, size: Int64)] = []
+        while let ent = readdir(d) {
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw in String(cString: raw.bindMemory(to: CChar.self).baseAddress!) }
+            if name == "." || name == ".." { continue }
             var st = stat()
-            guard lstat(file(name), &st) == 0 else { continue }
-            if (st.st_mode & S_IFMT) == S_IFREG {
-                out.append(DirectoryFile(name: name, size: Int64(st.st_size)))
-            } else if (st.st_mode & S_IFMT) == S_IFDIR, SnapshotDirectory.isSnapshotDirectoryName(name) {
-                out.append(DirectoryFile(name: name, size: (try? SnapshotDirectory.files(in: file(name)))?.reduce(0) { $0 + max(0, $1.size) } ?? 0))
-            }
+            guard lstat(path + "/" + name, &st) == 0 else { continue }
+            out.append((name, st.st_mode & S_IFMT, Int64(st.st_size)))
         }
         return out
     }
@@ -149,17 +155,8 @@ public struct SnapshotDirectory {
     /// The regular files directly inside `path` (a directory snapshot holds no subdirectories;
     /// links and anything else are returned too, as non-regular, so verify can name them).
     public static func files(in path: String) throws -> [DirectoryFile] {
-        guard let d = opendir(path) else { throw ioError("read \(path)") }
-        defer { closedir(d) }
-        var out: [DirectoryFile] = []
-        while let ent = readdir(d) {
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw in String(cString: raw.bindMemory(to: CChar.self).baseAddress!) }
-            if name == "." || name == ".." { continue }
-            var st = stat()
-            guard lstat(path + "/" + name, &st) == 0 else { continue }
-            out.append(DirectoryFile(name: name, size: (st.st_mode & S_IFMT) == S_IFREG ? Int64(st.st_size) : -1))
-        }
-        return out.sorted { $0.name < $1.name }
+        guard let all = entries(path) else { throw ioError("read \(path)") }
+        return all.map { DirectoryFile(name: $0.name, size: $0.mode == S_IFREG ? $0.size : -1) }.sorted { $0.name < $1.name }
     }
 
     /// Removes a file, or a directory snapshot with the files in it (never following a link).
@@ -199,6 +196,21 @@ public struct SnapshotDirectory {
     }
 
     public func sync() throws { try SnapshotDirectory.fsyncPath(path) }
+
+    /// A regular file read front to back in 1 MiB chunks.
+    public static func readFile(_ path: String, consume: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let fd = try openRegularFile(path)
+        defer { close(fd) }
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buf.deallocate() }
+        while true {
+            let n = read(fd, buf.baseAddress, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw ioError("read \(path)") }
+            if n == 0 { return }
+            try consume(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+        }
+    }
 
     /// Removes a directory snapshot: its entries (unlinked, a link is removed, not followed), then itself.
     public static func removeTree(_ path: String) throws {

@@ -69,7 +69,7 @@ extension BackupService {
         }
 
         // Which data file holds which table: the table of contents names each by dump id and oid.
-        let toc = try tableOfContents(partial, serverMajor: c.serverMajor)
+        let toc = try DirectoryTOC.list(partial, serverMajor: c.serverMajor, session: session)
         let dataEntries = toc.filter { $0.desc == "TABLE DATA" }
         let oids = dataEntries.map { String($0.oid) }
         var names: [String: String] = [:]
@@ -142,9 +142,7 @@ extension BackupService {
             id: id, database: c.database, label: options.label, createdAt: c.started, durationSeconds: seconds(since: c.clock),
             file: finalName, compressedBytes: compressed, uncompressedBytes: inflated, sha256: listing.finalizeHex(),
             compression: .init(algorithm: .gzip, level: options.level, jobs: options.jobs),
-            pgDumpVersion: c.pgDump.version, serverVersion: c.serverVersion,
-            host: session.spec["host"] ?? session.environment["PGHOST"], port: session.spec["port"] ?? session.environment["PGPORT"],
-            user: session.spec["user"] ?? session.environment["PGUSER"],
+            pgDumpVersion: c.pgDump.version, serverVersion: c.serverVersion, host: origin.host, port: origin.port, user: origin.user,
             migration: c.migration, tableRows: rows, databaseProperties: c.properties,
             timings: .init(dumpSeconds: Double(dumpDone.uptimeNanoseconds - c.clock.uptimeNanoseconds) / 1e9,
                            compressWaitSeconds: 0, fsyncSeconds: fsyncSeconds),
@@ -152,16 +150,7 @@ extension BackupService {
         manifest.formatVersion = 2
         manifest.dumpFormat = DumpFormat.directory.rawValue
         manifest.files = files.sorted { $0.name < $1.name }
-        manifest.databaseBytes = c.databaseBytes
-        if age != nil { manifest.encryption = Encryption(recipients: options.encryptTo) }
-        manifest.tableLocking = .init(mode: c.locking.beforeSnapshot ? .beforeSnapshot : .pgDumpOnly, tables: c.locking.tables)
-        if let sql = options.globalsSQL {
-            manifest.globalsFile = try writeGlobals(sql, dir: dir, id: id)
-        } else if options.globals {
-            manifest.globalsFile = try dumpGlobals(dir: dir, id: id, serverMajor: c.serverMajor)
-        }
-        manifest.durationSeconds = seconds(since: c.clock)
-        try dir.writeAtomically(try manifest.encoded(), to: id + SnapshotName.manifestSuffix)
+        try commit(&manifest, context: c, options: options, dir: dir)
         committed = true
         return manifest
     }
@@ -182,21 +171,11 @@ extension BackupService {
     }
 
     static func encryptFile(_ path: String, age: AgeTool, recipients: [AgeRecipient], environment: [String: String]) throws -> (bytes: Int64, sha256: String) {
-        let fd = try SnapshotDirectory.openRegularFile(path)
-        defer { close(fd) }
         let sink = try FileSink(creating: path + SnapshotName.encryptedSuffix)
         let encryptor = try AgeEncryptor(tool: age, recipients: recipients, environment: environment, sink: sink)
         var finished = false
         defer { if !finished { encryptor.abort() } }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buffer.deallocate() }
-        while true {
-            let n = read(fd, buffer.baseAddress, buffer.count)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw SnapshotDirectory.ioError("read \(path)") }
-            if n == 0 { break }
-            try encryptor.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-        }
+        try SnapshotDirectory.readFile(path) { try encryptor.write($0) }
         try encryptor.finish()
         finished = true
         try sink.sync()
@@ -227,18 +206,12 @@ extension BackupService {
     func reserveDirectory(dir: SnapshotDirectory, database: String, date: Date, label: String?) throws -> (String, String) {
         for attempt in 1...1000 {
             let id = SnapshotName.id(database: database, date: date, label: label, attempt: attempt)
-            let taken = SnapshotName.dumpSuffixes.contains { access(dir.file(id + $0), F_OK) == 0 || access(dir.file(id + $0 + SnapshotName.partialSuffix), F_OK) == 0 }
-            if taken || access(dir.file(id + SnapshotName.manifestSuffix), F_OK) == 0 { continue }
+            if isTaken(id, in: dir) { continue }
             let partial = dir.file(id + SnapshotName.directorySuffix + SnapshotName.partialSuffix)
             if mkdir(partial, 0o700) == 0 { return (id, partial) }
             if errno != EEXIST { throw SnapshotDirectory.ioError("create \(partial)") }
         }
         throw PGSnapError("cannot find a free snapshot name in \(dir.path)")
-    }
-
-    /// `pg_restore --list` of a directory dump, parsed.
-    func tableOfContents(_ path: String, serverMajor: Int) throws -> [TOCEntry] {
-        try DirectoryTOC.list(path, serverMajor: serverMajor, session: session)
     }
 }
 

@@ -70,10 +70,10 @@ public struct BackupService {
         let migration = try DatabaseFacts.migrationState(db)
         let properties = try DatabaseFacts.properties(db, database: database)
         let databaseBytes = Int64(try db.scalar("SELECT pg_database_size(current_database())") ?? "")
+        let context = DumpContext(db: db, database: database, serverVersion: serverVersion, serverMajor: serverMajor, pgDump: pgDump,
+                                  snapshotID: snapshotID, locking: locking, dumpLockTimeoutMs: dumpLockTimeoutMs, migration: migration,
+                                  properties: properties, databaseBytes: databaseBytes, started: started, clock: clock)
         if options.format == .directory {
-            let context = DumpContext(db: db, database: database, serverVersion: serverVersion, serverMajor: serverMajor, pgDump: pgDump,
-                                      snapshotID: snapshotID, locking: locking, dumpLockTimeoutMs: dumpLockTimeoutMs, migration: migration,
-                                      properties: properties, databaseBytes: databaseBytes, started: started, clock: clock)
             return try runDirectory(options, dir: dir, context: context, age: age)
         }
 
@@ -157,25 +157,34 @@ public struct BackupService {
             file: finalName, compressedBytes: sink.bytes, uncompressedBytes: scanner.bytes, sha256: sink.sha256Hex(),
             compression: .init(algorithm: options.compression, level: options.compression == .none ? 0 : options.level,
                                jobs: options.compression == .none ? nil : options.jobs),
-            pgDumpVersion: pgDump.version, serverVersion: serverVersion,
-            host: session.spec["host"] ?? session.environment["PGHOST"], port: session.spec["port"] ?? session.environment["PGPORT"],
-            user: session.spec["user"] ?? session.environment["PGUSER"],
+            pgDumpVersion: pgDump.version, serverVersion: serverVersion, host: origin.host, port: origin.port, user: origin.user,
             migration: migration, tableRows: scanner.rowsByTable, databaseProperties: properties,
             timings: .init(dumpSeconds: Double(dumpDone.uptimeNanoseconds - clock.uptimeNanoseconds) / 1e9,
                            compressWaitSeconds: writer.waitSeconds, fsyncSeconds: fsyncSeconds),
             pgsnapVersion: pgsnapVersion)
-        manifest.databaseBytes = databaseBytes
-        manifest.tableLocking = .init(mode: locking.beforeSnapshot ? .beforeSnapshot : .pgDumpOnly, tables: locking.tables)
-        if encrypted { manifest.encryption = Encryption(recipients: options.encryptTo) }
-        if let sql = options.globalsSQL {
-            manifest.globalsFile = try writeGlobals(sql, dir: dir, id: id)
-        } else if options.globals {
-            manifest.globalsFile = try dumpGlobals(dir: dir, id: id, serverMajor: serverMajor)
-        }
-        manifest.durationSeconds = seconds(since: clock)
-        try dir.writeAtomically(try manifest.encoded(), to: id + SnapshotName.manifestSuffix)
+        try commit(&manifest, context: context, options: options, dir: dir)
         committed = true
         return manifest
+    }
+
+    /// Where the snapshot was taken from, as the manifest records it (never a password).
+    var origin: (host: String?, port: String?, user: String?) {
+        (session.spec["host"] ?? session.environment["PGHOST"], session.spec["port"] ?? session.environment["PGPORT"],
+         session.spec["user"] ?? session.environment["PGUSER"])
+    }
+
+    /// What both formats record the same way, then the manifest written: the commit point.
+    func commit(_ manifest: inout Manifest, context c: DumpContext, options: BackupOptions, dir: SnapshotDirectory) throws {
+        manifest.databaseBytes = c.databaseBytes
+        manifest.tableLocking = .init(mode: c.locking.beforeSnapshot ? .beforeSnapshot : .pgDumpOnly, tables: c.locking.tables)
+        if !options.encryptTo.isEmpty { manifest.encryption = Encryption(recipients: options.encryptTo) }
+        if let sql = options.globalsSQL {
+            manifest.globalsFile = try writeGlobals(sql, dir: dir, id: manifest.id)
+        } else if options.globals {
+            manifest.globalsFile = try dumpGlobals(dir: dir, id: manifest.id, serverMajor: c.serverMajor)
+        }
+        manifest.durationSeconds = seconds(since: c.clock)
+        try dir.writeAtomically(try manifest.encoded(), to: manifest.id + SnapshotName.manifestSuffix)
     }
 
     /// Picks a free id and creates its `.partial` file exclusively, so two backups in one second never collide.
@@ -186,9 +195,7 @@ public struct BackupService {
         for attempt in 1...1000 {
             let id = SnapshotName.id(database: database, date: date, label: label, attempt: attempt)
             let final = SnapshotName.dumpFile(id: id, compression: compression, encrypted: encrypted)
-            // Any kind of dump under this id (another run may compress or encrypt differently) takes it.
-            let taken = SnapshotName.dumpSuffixes.contains { access(dir.file(id + $0), F_OK) == 0 || access(dir.file(id + $0 + SnapshotName.partialSuffix), F_OK) == 0 }
-            if taken || access(dir.file(id + SnapshotName.manifestSuffix), F_OK) == 0 { continue }
+            if isTaken(id, in: dir) { continue }
             let partial = dir.file(final + SnapshotName.partialSuffix)
             do {
                 return (id, partial, try FileSink(creating: partial))
@@ -197,6 +204,13 @@ public struct BackupService {
             }
         }
         throw PGSnapError("cannot find a free snapshot name in \(dir.path)")
+    }
+
+    /// Any kind of dump under this id (another run may compress, encrypt or format differently),
+    /// finished or partial, or its manifest, takes it.
+    func isTaken(_ id: String, in dir: SnapshotDirectory) -> Bool {
+        SnapshotName.dumpSuffixes.contains { access(dir.file(id + $0), F_OK) == 0 || access(dir.file(id + $0 + SnapshotName.partialSuffix), F_OK) == 0 }
+            || access(dir.file(id + SnapshotName.manifestSuffix), F_OK) == 0
     }
 
     func dumpGlobals(dir: SnapshotDirectory, id: String, serverMajor: Int) throws -> String {

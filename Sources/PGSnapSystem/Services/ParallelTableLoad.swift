@@ -32,10 +32,11 @@ struct ParallelTableLoad {
     /// - Parameters:
     ///   - path: the (plain) directory dump.
     ///   - dumpID: the table's TABLE DATA entry.
-    ///   - useListDirectory: where to write the one-line use-list (the backup directory, 0700).
-    func load(path: String, dumpID: Int, table: String, useList: String) throws {
-        try Data("\(dumpID);\n".utf8).write(to: URL(fileURLWithPath: useList))
-        chmod(useList, 0o600)
+    ///   - dir: where the one-line use-list is written (0600, removed afterwards).
+    func load(path: String, dumpID: Int, table: String, dir: SnapshotDirectory) throws {
+        let listName = ".pgsnap-use-list-\(getpid())-\(dumpID)"
+        try dir.writeAtomically(Data("\(dumpID);\n".utf8), to: listName)
+        let useList = dir.file(listName)
         defer { unlink(useList) }
         let reader = try ChildProcess(ExternalCommand(
             name: "pg_restore", executable: pgRestore,

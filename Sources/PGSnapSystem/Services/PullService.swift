@@ -19,10 +19,8 @@ public struct PullService {
     ///
     /// - Throws: `PGSnapError`: exit 2 when the remote copy is incomplete or its dump has the wrong size.
     public func resolve(_ selector: SnapshotSelector) throws -> (manifest: Manifest, bytes: [UInt8], files: [String: Int64]) {
-        var files: [String: Int64] = [:]
-        for f in try remote.list() { files[f.name] = f.size }
-        let entries = RemoteCatalog.build(files: files.map { DirectoryFile(name: $0.key, size: $0.value) })
-        files = RemoteCatalog.folded(files)
+        let (objects, files) = try remote.listing()
+        let entries = RemoteCatalog.build(files: objects)
         let entry = try RemoteCatalog.select(selector, from: entries, location: remote.location)
         // Never an older copy in its place without saying so: the refusal names the next good one.
         func refuse(_ check: String, _ detail: String) -> PGSnapError {

@@ -35,9 +35,7 @@ public struct PushService {
         if chosen.isEmpty {
             throw PGSnapError("no good snapshot to push in \(dir.path)", next: "Run 'pgsnap backup' first")
         }
-        var remoteFiles: [String: Int64] = [:]
-        for f in try remote.list() { remoteFiles[f.name] = f.size }
-        remoteFiles = RemoteCatalog.folded(remoteFiles)
+        let remoteFiles = try remote.listing().sizes
         return try chosen.map { entry in
             try push(entry.manifest!, dir: dir, localFiles: localFiles, remoteFiles: remoteFiles)
         }

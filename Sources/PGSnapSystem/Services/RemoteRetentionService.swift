@@ -10,11 +10,8 @@ struct RemoteCatalogReader {
 
     /// - Parameter confirm: how many good snapshots per database, newest first, to confirm.
     func entries(database: String?, confirm: Int) throws -> [CatalogEntry] {
-        var sizes: [String: Int64] = [:]
-        for f in try remote.list() { sizes[f.name] = f.size }
-        var entries = RemoteCatalog.build(files: sizes.map { DirectoryFile(name: $0.key, size: $0.value) })
-            .filter { database == nil || $0.database == database }
-        sizes = RemoteCatalog.folded(sizes)
+        let (objects, sizes) = try remote.listing()
+        var entries = RemoteCatalog.build(files: objects).filter { database == nil || $0.database == database }
         var confirmed: [String: Int] = [:]
         for i in entries.indices where entries[i].isGood && confirmed[entries[i].database, default: 0] < confirm {
             let name = entries[i].id + SnapshotName.manifestSuffix

@@ -14,10 +14,8 @@ public struct RemoteVerifyService {
 
     /// - Parameter selector: nil with `all`: every committed snapshot in the listing; unfinished uploads are only reported.
     public func run(selector: SnapshotSelector?, database: String?) throws -> [VerifyResult] {
-        var files: [String: Int64] = [:]
-        for f in try remote.list() { files[f.name] = f.size }
-        let entries = RemoteCatalog.build(files: files.map { DirectoryFile(name: $0.key, size: $0.value) })
-        files = RemoteCatalog.folded(files)
+        let (objects, files) = try remote.listing()
+        let entries = RemoteCatalog.build(files: objects)
         let chosen: [CatalogEntry]
         if let selector {
             chosen = [try RemoteCatalog.select(selector, from: entries, location: remote.location)]
@@ -123,32 +121,22 @@ public struct RemoteVerifyService {
         var inflatedTotal: Int64 = 0
         for f in m.files ?? [] {
             let name = m.file + "/" + f.name
-            var hash = SHA256Stream()
-            var count: Int64 = 0
-            var counter = CopyDataCounter()
-            var inflateError: Error?
+            // Encrypted at rest: size and SHA-256 only, as for a plain encrypted snapshot.
+            var reader = FileReader(name: f.name, inflate: m.encryption == nil, decryption: nil)
             do {
-                // Encrypted at rest: size and SHA-256 only, as for a plain encrypted snapshot.
-                let inflater = f.name.hasSuffix(".gz") && m.encryption == nil ? try GzipInflater() : nil
-                try remote.read(name, size: f.bytes) { chunk in
-                    hash.update(chunk)
-                    count += Int64(chunk.count)
-                    guard let inflater, inflateError == nil else { return }
-                    do { try inflater.feed(chunk) { counter.consume($0) } } catch { inflateError = error }
-                }
-                if let inflater, inflateError == nil { do { try inflater.finish() } catch { inflateError = error } }
+                try remote.read(name, size: f.bytes) { reader.consume($0) }
             } catch {
                 return failed("files", "\(error)")
             }
-            if count != f.bytes { return failed("size", "\(name) is \(count) bytes in the bucket, manifest says \(f.bytes)") }
-            let sha = hash.finalizeHex()
-            if sha != f.sha256 { return failed("checksum", "\(name) has SHA-256 \(sha) in the bucket, manifest says \(f.sha256)") }
-            if let inflateError { return failed("decompression", "\(name): \(inflateError)") }
+            let got = reader.finish()
+            if got.bytes != f.bytes { return failed("size", "\(name) is \(got.bytes) bytes in the bucket, manifest says \(f.bytes)") }
+            if got.sha256 != f.sha256 { return failed("checksum", "\(name) has SHA-256 \(got.sha256) in the bucket, manifest says \(f.sha256)") }
+            if let e = got.error { return failed(got.check, e) }
             if let table = f.table, m.encryption == nil {
-                guard let rows = counter.rows else { return failed("trailer", "\(name) (table \(table)) ends without pg_dump's end-of-data marker") }
+                guard let rows = got.rows else { return failed("trailer", "\(name) (table \(table)) ends without pg_dump's end-of-data marker") }
                 if rows != f.rows { return failed("row_counts", "table \(table) has \(rows) rows in \(name), manifest says \(f.rows.map(String.init) ?? "none")") }
             }
-            inflatedTotal += counter.bytes
+            inflatedTotal += got.inflatedBytes
         }
         if m.encryption != nil {
             r.ok = true

@@ -85,8 +85,7 @@ extension RestoreService {
         let psql = try PostgresTools(environment: session.childEnvironment).locate("psql", serverMajor: serverMajor)
         let loader = ParallelTableLoad(session: session, pgRestore: tool.path, psql: psql.path, environment: environment, scratch: scratch, jobs: jobs)
         for f in big {
-            try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!, table: f.table ?? f.name,
-                            useList: dir.file(".pgsnap-use-list-\(getpid())-\(f.name)"))
+            try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!, table: f.table ?? f.name, dir: dir)
         }
         let status = others.wait()
         othersDone = true

@@ -33,14 +33,10 @@ extension VerifyService {
             if r.bytes != f.bytes { return failed(&result, "size", "\(m.file)/\(f.name) is \(r.bytes) bytes, manifest says \(f.bytes)") }
             if r.sha256 != f.sha256 { return failed(&result, "checksum", "\(m.file)/\(f.name) has SHA-256 \(r.sha256), manifest says \(f.sha256)") }
             if let e = r.error { return failed(&result, r.check, "\(m.file)/\(e)") }
-            if storedOnly {
-                guard let header = AgeHeader.parse((try? Self.head(path + "/" + f.name)) ?? []) else {
-                    return failed(&result, "header", "\(m.file)/\(f.name) does not start with an age header")
-                }
-                let recipients = (m.encryption?.recipients ?? []).compactMap { try? AgeRecipient.parse($0) }
-                if let problem = header.check(against: recipients, sha256: sha256Digest).problems.first {
-                    return failed(&result, "header", "\(m.file)/\(f.name): \(problem)")
-                }
+            if storedOnly, let encryption = m.encryption {
+                let problem: String?
+                do { problem = try Self.ageHeader(path + "/" + f.name, encryption: encryption).problem } catch { problem = "\(error)" }
+                if let problem { return failed(&result, "header", "\(m.file)/\(f.name): \(problem)") }
                 continue
             }
             if let table = f.table {

@@ -100,12 +100,8 @@ public struct VerifyService {
             if outcome.sha256 != m.sha256 {
                 return failed(&result, "checksum", "SHA-256 is \(outcome.sha256), manifest says \(m.sha256)")
             }
-            guard let header = AgeHeader.parse(try Self.head(path)) else {
-                return failed(&result, "header", "the file does not start with an age header")
-            }
-            let recipients = encryption.recipients.compactMap { try? AgeRecipient.parse($0) }
-            let check = header.check(against: recipients, sha256: sha256Digest)
-            if let problem = check.problems.first { return failed(&result, "header", problem) }
+            let check = try Self.ageHeader(path, encryption: encryption)
+            if let problem = check.problem { return failed(&result, "header", problem) }
             result.ok = true
             result.contentsChecked = false
             result.detail = check.summary
@@ -113,6 +109,14 @@ public struct VerifyService {
         } catch {
             return failed(&result, "files", "\(error)")
         }
+    }
+
+    /// The age header at the start of `path` against the manifest's recipients: the first problem,
+    /// or none and what the header shows.
+    static func ageHeader(_ path: String, encryption: Encryption) throws -> (problem: String?, summary: String?) {
+        guard let header = AgeHeader.parse(try head(path)) else { return ("the file does not start with an age header", nil) }
+        let check = header.check(against: encryption.recipients.compactMap { try? AgeRecipient.parse($0) }, sha256: sha256Digest)
+        return (check.problems.first, check.summary)
     }
 
     /// The first 64 KiB of a file: more than any age header with a handful of recipients.

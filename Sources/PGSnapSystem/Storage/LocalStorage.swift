@@ -27,17 +27,7 @@ public final class LocalStorage: SnapshotStorage {
     }
 
     public func read(_ name: String, size: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let fd = try SnapshotDirectory.openRegularFile(directory.file(name))
-        defer { close(fd) }
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buf.deallocate() }
-        while true {
-            let n = Glibc.read(fd, buf.baseAddress, buf.count)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw SnapshotDirectory.ioError("read \(directory.file(name))") }
-            if n == 0 { return }
-            try consume(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
-        }
+        try SnapshotDirectory.readFile(directory.file(name), consume: consume)
     }
 
     public func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload {

@@ -31,6 +31,15 @@ public final class S3Storage: SnapshotStorage {
         }
     }
 
+    /// One listing, two views: the objects (for the catalog), and sizes by name with each
+    /// directory snapshot's total under `<id>.dir` (what a manifest's `file` is checked against).
+    public func listing() throws -> (files: [DirectoryFile], sizes: [String: Int64]) {
+        let files = try list()
+        var sizes: [String: Int64] = [:]
+        for f in files { sizes[f.name] = f.size }
+        return (files, RemoteCatalog.folded(sizes))
+    }
+
     public func readSmall(_ name: String, limit: Int) throws -> [UInt8] {
         let data = try client.get(remote.key(name))
         guard data.count <= limit else { throw PGSnapError.verification("\(location)/\(name) is \(data.count) bytes, more than a manifest can be") }
