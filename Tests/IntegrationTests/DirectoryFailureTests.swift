@@ -1,0 +1,90 @@
+import Foundation
+import XCTest
+
+/// Failure paths of the directory format that the round trips do not reach: bad options, the
+/// wrong age identity, and a directory snapshot damaged in the bucket.
+final class DirectoryFailureTests: XCTestCase {
+    var fixture: RestoreFixture!
+
+    override func setUpWithError() throws { fixture = try RestoreFixture() }
+    override func tearDown() {
+        fixture?.cleanUp()
+        fixture = nil
+    }
+
+    /// A small database with rows and a primary key.
+    func sourceDatabase(_ prefix: String) throws -> String {
+        let db = try fixture.database(prefix)
+        try Harness.psql(db, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 500) g")
+        return db
+    }
+
+    func assertOneLine(_ r: Harness.Result, status: Int32, contains text: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, status, r.stderr, file: file, line: line)
+        let lines = r.stderr.split(separator: "\n").filter { !$0.isEmpty && !$0.hasPrefix("Usage:") && !$0.hasPrefix("  See") }
+        XCTAssertEqual(lines.count, 1, "one line: \(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(text), "expected '\(text)' in: \(r.stderr)", file: file, line: line)
+    }
+
+    func testBadOptionsAreUsageErrorsAndWriteNothing() throws {
+        let db = try sourceDatabase("fdbad")
+        assertOneLine(try fixture.pgsnap(["backup", "-d", db, "--format", "directory", "--compress", "zstd"]), status: 64, contains: "--format directory")
+        assertOneLine(try fixture.pgsnap(["backup", "-d", db, "--format", "tar"]), status: 64, contains: "tar")
+        XCTAssertEqual(Harness.snapshotFiles(fixture.dir), [], "a usage error writes nothing")
+        let id = Harness.snapshotID(try fixture.pgsnap(["backup", "-d", db, "--format", "directory"]))
+        assertOneLine(try fixture.pgsnap(["restore", id, "--target", "\(db)_x", "--jobs", "0"]), status: 64, contains: "--jobs")
+        XCTAssertEqual(try Harness.databases(like: "\(db)\\_x"), [])
+    }
+
+    func testWrongIdentityIsRefusedBeforeAnythingIsTouched() throws {
+        let db = try sourceDatabase("fdkey")
+        var keys: [(identity: String, recipient: String)] = []
+        for name in ["right", "wrong"] {
+            let path = fixture.dir + "-\(name).txt"
+            XCTAssertEqual(try Harness.run(EncryptionTests.tool("age-keygen"), ["-o", path]).status, 0)
+            chmod(path, 0o600)
+            keys.append((path, try Harness.run(EncryptionTests.tool("age-keygen"), ["-y", path]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        }
+        defer { for k in keys { unlink(k.identity) } }
+        let id = Harness.snapshotID(try fixture.pgsnap(["backup", "-d", db, "--format", "directory", "--encrypt-to", keys[0].recipient]))
+        let before = try Harness.psql(db, "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM t")
+        try Harness.psql(db, "DELETE FROM t WHERE id > 250")
+
+        let verify = try fixture.pgsnap(["verify", id, "--identity", keys[1].identity])
+        XCTAssertEqual(verify.status, 1, "the wrong key is the operator's problem, not the snapshot's: \(verify.stderr)")
+        XCTAssertTrue(verify.stderr.contains("identity"), verify.stderr)
+        let restore = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--identity", keys[1].identity])
+        assertOneLine(restore, status: 1, contains: keys[1].identity)
+        XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t"), "250", "the target was not touched")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+        XCTAssertEqual(Harness.entries(fixture.dir).filter { $0.hasPrefix(".pgsnap-decrypted") }, [])
+
+        let right = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--identity", keys[0].identity])
+        XCTAssertEqual(right.status, 0, "the right key restores: \(right.stderr)")
+        XCTAssertEqual(try Harness.psql(db, "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM t"), before)
+    }
+
+    func testDamageInTheBucketIsFoundAndNeverPulled() throws {
+        let db = try sourceDatabase("fdrdmg")
+        let id = Harness.snapshotID(try fixture.pgsnap(["backup", "-d", db, "--format", "directory"]))
+        let (remote, prefix) = S3Harness.newRemote()
+        let env = S3Harness.env(remote: remote)
+        XCTAssertEqual(try fixture.pgsnap(["push", id], env: env).status, 0)
+        let files = try Harness.manifest(dir: fixture.dir, id: id)["files"] as? [[String: Any]] ?? []
+        let data = try XCTUnwrap(files.first { $0["table"] as? String == "public.t" })
+        let name = try XCTUnwrap(data["name"] as? String)
+        let key = "\(prefix)/\(id).dir/\(name)"
+        _ = try S3Harness.boto(["flip", S3Harness.bucket, key, "20"])
+
+        let verify = try fixture.pgsnap(["verify", "--remote", remote, id], env: env)
+        XCTAssertEqual(verify.status, 2, verify.stderr)
+        XCTAssertTrue(verify.stderr.contains("\(id).dir/\(name)"), "verify names the object: \(verify.stderr)")
+
+        let empty = fixture.dir + "-pull"
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let pull = try Harness.pgsnap(["pull", id, "--remote", remote], dir: empty, env: env)
+        XCTAssertEqual(pull.status, 2, pull.stderr)
+        XCTAssertTrue(pull.stderr.contains(name), "pull names the file: \(pull.stderr)")
+        XCTAssertEqual(Harness.entries(empty).filter { !$0.hasPrefix(".") }, [], "nothing that looks like a snapshot is left")
+    }
+}
