@@ -18,6 +18,15 @@ struct ConnectionOptions: ParsableArguments {
             help: "Database name or connection string (postgres://... or key=value). Default: PGDATABASE, then DATABASE_URL.")
     var dbname: String?
 
+    @Option(name: .customLong("pg-bindir"), help: ArgumentHelp(
+        "PostgreSQL client tools to use (default: PGSNAP_PG_BINDIR, then /usr/lib/postgresql/<server major>/bin, newer majors there, PATH).",
+        valueName: "dir"))
+    var pgBindir: String?
+
+    func validate() throws {
+        if let pgBindir, pgBindir.isEmpty || pgBindir.contains("\0") { throw ValidationError("--pg-bindir must be a directory path") }
+    }
+
     func spec(_ env: [String: String]) throws -> ConnectionSpec {
         try ConnectionSpec(dbname: dbname, host: host, port: port, username: username, environment: env)
     }
@@ -43,14 +52,19 @@ struct OutputOptions: ParsableArguments {
     @Flag(name: [.customShort("q"), .long], help: "Print nothing on success; problems still go to stderr.")
     var quiet = false
 
-    var reporter: Reporter { Reporter(quiet: quiet || json, json: json) }
+    @Flag(name: [.customShort("v"), .long], help: "Also print details: which PostgreSQL tools and why, each restore phase.")
+    var verbose = false
+
+    var reporter: Reporter { Reporter(quiet: quiet || json, json: json, verbose: verbose && !quiet && !json) }
 }
 
 /// - Parameter c: nil for commands that never connect (list, prune, check).
 func makeSession(_ c: ConnectionOptions?, _ d: DirectoryOptions, _ o: OutputOptions) throws -> Session {
     let env = ProcessInfo.processInfo.environment
     do {
-        return try Session(spec: try c?.spec(env) ?? ConnectionSpec(), directory: d.path(env), environment: env, reporter: o.reporter)
+        let session = try Session(spec: try c?.spec(env) ?? ConnectionSpec(), directory: d.path(env), environment: env, reporter: o.reporter)
+        session.pgBindir = c?.pgBindir
+        return session
     } catch let e as PGSnapError where e.status == .usage {
         throw ValidationError(e.description)
     }

@@ -134,7 +134,10 @@ struct Show: ParsableCommand {
             ("created", ISO8601.format(m.createdAt)), ("file", m.file),
             ("size", "\(formatBytes(m.compressedBytes)) compressed, \(formatBytes(m.uncompressedBytes)) dumped"),
             ("sha256", m.sha256), ("compression", "\(m.compression.algorithm.rawValue) level \(m.compression.level)"),
-            ("pg_dump", oneLine(m.pgDumpVersion, limit: 200)), ("server", oneLine(m.serverVersion, limit: 200)), ("migration", migrationText(m)),
+            ("pg_dump", oneLine(m.pgDumpVersion, limit: 200) + (m.toolDirectory.map { " from \(oneLine($0, limit: 200))" } ?? "")),
+            ("server", "PostgreSQL " + oneLine(m.serverVersion, limit: 200)),
+            ("statistics", m.statistics == "dumped" ? "in the dump (pg_dump --statistics)" : "ANALYZE at restore"),
+            ("migration", migrationText(m)),
             ("duration", String(format: "%.2f s", m.durationSeconds)),
         ]
         if let t = m.restoreTest {

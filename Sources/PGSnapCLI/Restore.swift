@@ -44,6 +44,8 @@ struct Restore: ParsableCommand {
     var yes = false
     @Option(help: "pg_restore jobs for a directory snapshot, 1-64 (default: the number of cores).")
     var jobs: Int?
+    @Flag(help: "Do not ANALYZE tables left without planner statistics after the load (a PostgreSQL 18 snapshot carries its own).")
+    var noAnalyze = false
     @Option(help: ArgumentHelp("Only this table of a directory snapshot, into a new --target database; repeatable.", valueName: "schema.table"))
     var table: [String] = []
     @OptionGroup(title: "Encryption") var identity: IdentityOptions
@@ -68,7 +70,7 @@ struct Restore: ParsableCommand {
         var selector = try parseSelector(snapshot, label: label, before: before,
                                          database: snapshot == nil || snapshot == "latest" || label != nil ? service.defaultDatabase(target: target) : nil)
         let interactive = isatty(STDIN_FILENO) == 1 && isatty(STDERR_FILENO) == 1
-        let options = RestoreOptions(
+        var options = RestoreOptions(
             target: target, wait: try lock.seconds, terminateConnections: terminateConnections, dropPrevious: dropPrevious, assumeYes: yes,
             noOwner: noOwner, jobs: jobs, tables: table,
             confirm: interactive ? { question in
@@ -76,6 +78,7 @@ struct Restore: ParsableCommand {
                 let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
                 return answer == "y" || answer == "yes"
             } : nil)
+        options.analyze = !noAnalyze
         if remote.wanted { selector = try pullForRestore(remote, session: session, selector: selector, wait: try lock.seconds) }
         let result: RestoreResult
         do {

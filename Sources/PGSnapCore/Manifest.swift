@@ -26,6 +26,11 @@ public struct Manifest: Encodable, Equatable, Sendable {
     public var files: [StoredFile]?
     public var pgDumpVersion: String
     public var serverVersion: String
+    /// The directory pg_dump was run from, and why it was chosen (`ToolSearch`).
+    public var toolDirectory: String?
+    /// "dumped" when the dump carries planner statistics (pg_dump --statistics, 18+): restore
+    /// then skips its ANALYZE. nil: restore analyzes.
+    public var statistics: String?
     public var host: String?
     public var port: String?
     public var user: String?
@@ -61,6 +66,8 @@ public struct Manifest: Encodable, Equatable, Sendable {
         case files
         case pgDumpVersion = "pg_dump_version"
         case serverVersion = "server_version"
+        case toolDirectory = "tool_directory"
+        case statistics
         case host
         case port
         case user
@@ -213,6 +220,8 @@ public struct Manifest: Encodable, Equatable, Sendable {
         files = try f.optional("files", StoredFile.list)
         pgDumpVersion = try f.required("pg_dump_version", J.string)
         serverVersion = try f.required("server_version", J.string)
+        toolDirectory = try f.optional("tool_directory", J.string)
+        statistics = try f.optional("statistics", J.string)
         host = try f.optional("host", J.string)
         port = try f.optional("port", J.string)
         user = try f.optional("user", J.string)
@@ -353,6 +362,8 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
         case roleSettings = "role_settings"
         case localeProvider = "locale_provider"
         case iculocale = "icu_locale"
+        case icuRules = "icu_rules"
+        case builtinLocale = "builtin_locale"
         case tablespace
     }
     public var owner: String
@@ -368,15 +379,22 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
     /// `ALTER ROLE r IN DATABASE ... SET` settings, by role name: kept under the database's oid,
     /// so a database restored anew would lose them.
     public var roleSettings: [String: [String]]?
-    /// `datlocprovider` ("c" libc, "i" ICU) and the ICU locale: fixed when a database is created.
+    /// `datlocprovider` ("c" libc, "i" ICU, "b" builtin) and that provider's locale and rules:
+    /// fixed when a database is created (`ServerCatalogue.localeClause`).
     public var localeProvider: String?
     public var iculocale: String?
+    /// `daticurules` (16+).
+    public var icuRules: String?
+    /// `datlocale` of the builtin provider (17+): "C", "C.UTF-8", "PG_UNICODE_FAST".
+    public var builtinLocale: String?
     /// The database's default tablespace, when not pg_default: fixed when it is created, too.
     public var tablespace: String?
 
     public init(owner: String, encoding: String, collate: String, ctype: String, acl: String?, settings: [String], comment: String?,
                 connectionLimit: Int?, roleSettings: [String: [String]]? = nil, localeProvider: String? = nil, iculocale: String? = nil,
-                tablespace: String? = nil) {
+                icuRules: String? = nil, builtinLocale: String? = nil, tablespace: String? = nil) {
+        self.icuRules = icuRules
+        self.builtinLocale = builtinLocale
         self.roleSettings = roleSettings
         self.localeProvider = localeProvider
         self.iculocale = iculocale
@@ -403,6 +421,8 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
         roleSettings = try f.optional("role_settings", JSONFields.stringsMap)
         localeProvider = try f.optional("locale_provider", JSONFields.string)
         iculocale = try f.optional("icu_locale", JSONFields.string)
+        icuRules = try f.optional("icu_rules", JSONFields.string)
+        builtinLocale = try f.optional("builtin_locale", JSONFields.string)
         tablespace = try f.optional("tablespace", JSONFields.string)
     }
 }

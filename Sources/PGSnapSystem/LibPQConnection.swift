@@ -60,6 +60,9 @@ public final class LibPQConnection {
     public private(set) var lastErrorMessage: String?
 
     public var serverVersionNumber: Int { Int(PQserverVersion(conn)) }
+    /// What this server's major calls things (libpq read `server_version_num` when it connected).
+    public var catalogue: ServerCatalogue { ServerCatalogue(versionNumber: serverVersionNumber) }
+    public var serverMajor: Int { catalogue.major }
 
     /// Runs one statement with text parameters; returns rows of optional text values.
     ///

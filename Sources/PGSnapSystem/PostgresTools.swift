@@ -1,35 +1,43 @@
 import Foundation
 import PGSnapCore
 
-/// Finds pg_dump, psql and pg_dumpall and knows their versions.
+/// Finds pg_dump, psql, pg_restore and pg_dumpall for a server, and knows their versions.
 ///
-/// Process does not search PATH: look in PATH, then in /usr/lib/postgresql/<major>/bin (newest
-/// first), and name every place looked when a tool is missing.
+/// Process does not search PATH: the places and their order are `ToolSearch`'s; this only lists
+/// the installed majors, runs `--version` and names every place looked when nothing fits.
 public struct PostgresTools {
     public var environment: [String: String]
+    /// `--pg-bindir` / `PGSNAP_PG_BINDIR`, and which of the two gave it.
+    public var explicit: (directory: String, source: String)?
 
-    public init(environment: [String: String]) {
+    public struct Located: Sendable {
+        public var path: String
+        public var version: String
+        public var major: Int
+        /// Why this directory: "PATH", "--pg-bindir", "the Debian/PGDG layout for the server's major 17", ...
+        public var reason: String
+        public var directory: String { (path as NSString).deletingLastPathComponent }
+    }
+
+    public init(environment: [String: String], explicit: (directory: String, source: String)? = nil) {
         self.environment = environment
+        self.explicit = explicit ?? environment["PGSNAP_PG_BINDIR"].flatMap { $0.isEmpty ? nil : ($0, "PGSNAP_PG_BINDIR") }
     }
 
-    public func searchPath(preferMajor: Int? = nil) -> [String] {
-        var dirs: [String] = []
-        if let preferMajor { dirs.append("/usr/lib/postgresql/\(preferMajor)/bin") }
-        dirs += (environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
-        let versioned = ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? [])
-            .compactMap(Int.init).sorted(by: >).map { "/usr/lib/postgresql/\($0)/bin" }
-        for d in versioned where !dirs.contains(d) { dirs.append(d) }
-        return dirs
+    public func search(serverMajor: Int?) -> ToolSearch {
+        let installed = ToolSearch.majors(inLayout: (try? FileManager.default.contentsOfDirectory(atPath: ToolSearch.layoutRoot)) ?? [])
+        return ToolSearch(explicit: explicit, serverMajor: serverMajor, installedMajors: installed, path: environment["PATH"])
     }
 
-    /// The executable `name`, preferring one whose major version is at least `serverMajor`.
+    /// The executable `name` whose major is at least `serverMajor`, from the first place that has one.
     ///
-    /// - Throws: `PGSnapError` naming where it looked, or that only older versions exist.
-    public func locate(_ name: String, serverMajor: Int? = nil) throws -> (path: String, version: String, major: Int) {
+    /// - Throws: `PGSnapError` naming where it looked, or that only older versions exist (with the package to install).
+    public func locate(_ name: String, serverMajor: Int? = nil) throws -> Located {
+        let places = search(serverMajor: serverMajor).places
         var older: [(String, String)] = []
         var seen = Set<String>()
-        for dir in searchPath(preferMajor: serverMajor) where !dir.isEmpty {
-            let path = dir + "/" + name
+        for place in places {
+            let path = place.directory + "/" + name
             guard access(path, X_OK) == 0 else { continue }
             let real = (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? path
             if !seen.insert(real).inserted { continue }
@@ -38,14 +46,17 @@ public struct PostgresTools {
                 older.append((path, version))
                 continue
             }
-            return (path, version, major)
+            return Located(path: path, version: version, major: major, reason: place.reason)
         }
         if let serverMajor, let (path, version) = older.first {
-            throw PGSnapError("\(name) \(version) at \(path) is older than the server (major \(serverMajor)); it cannot dump or restore it reliably",
-                              next: "Install postgresql-client-\(serverMajor) and put its bin directory first in PATH")
+            throw ToolSearch.tooOld(name, version: version, path: path, serverMajor: serverMajor)
         }
-        throw PGSnapError("\(name) not found (looked in \(searchPath(preferMajor: serverMajor).filter { !$0.isEmpty }.joined(separator: ":")))",
-                          next: "Install the PostgreSQL client tools (apt-get install postgresql-client) or add them to PATH")
+        if let explicit {
+            throw PGSnapError("\(name) not found in \(explicit.directory) (\(explicit.source))",
+                              next: "Point \(explicit.source) at the bin directory of the PostgreSQL\(serverMajor.map { " \($0)" } ?? "") client tools")
+        }
+        throw PGSnapError("\(name) not found (looked in \(places.map(\.directory).joined(separator: ":")))",
+                          next: "Install the PostgreSQL client tools (apt-get install postgresql-client\(serverMajor.map { "-\($0)" } ?? "")), add them to PATH or pass --pg-bindir")
     }
 
     func version(of path: String, name: String) throws -> (String, Int) {

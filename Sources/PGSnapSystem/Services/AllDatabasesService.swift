@@ -65,7 +65,7 @@ extension BackupService {
     ///
     /// - Throws: `PGSnapError` with pg_dumpall's last error line; roles need a superuser to dump.
     public func captureGlobals(database: String, serverMajor: Int) throws -> Data {
-        let tool = try PostgresTools(environment: session.childEnvironment).locate("pg_dumpall", serverMajor: serverMajor)
+        let tool = try session.tools.locate("pg_dumpall", serverMajor: serverMajor)
         let command = ExternalCommand(name: "pg_dumpall", executable: tool.path,
                                       arguments: ["--globals-only", "--no-password", "--dbname=\(session.childConninfo(database: database))"],
                                       environment: session.childEnvironment)

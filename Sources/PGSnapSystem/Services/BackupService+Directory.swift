@@ -7,7 +7,9 @@ struct DumpContext {
     var database: String
     var serverVersion: String
     var serverMajor: Int
-    var pgDump: (path: String, version: String, major: Int)
+    var pgDump: PostgresTools.Located
+    /// pg_dump --statistics: planner statistics travel with the dump (18).
+    var dumpsStatistics: Bool
     var snapshotID: String
     var locking: DatabaseFacts.TableLocking
     var dumpLockTimeoutMs: Int
@@ -16,6 +18,8 @@ struct DumpContext {
     var databaseBytes: Int64?
     var started: Date
     var clock: DispatchTime
+
+    var statisticsArguments: [String] { dumpsStatistics ? ["--statistics"] : [] }
 }
 
 /// The directory format: `pg_dump -Fd -j N` into `<id>.dir.partial/`, then every file read back
@@ -47,7 +51,8 @@ extension BackupService {
         let command = ExternalCommand(
             name: "pg_dump", executable: c.pgDump.path,
             // --no-sync: every file is fsynced below, while it is read back anyway.
-            arguments: ["--format=directory", "--jobs=\(options.jobs)", "--compress=\(options.level)", "--no-sync", "--no-password",
+            arguments: ["--format=directory", "--jobs=\(options.jobs)", "--compress=\(options.level)", "--no-sync", "--no-password"]
+                + c.statisticsArguments + [
                         "--snapshot=\(c.snapshotID)", "--lock-wait-timeout=\(c.dumpLockTimeoutMs)", "--file=\(partial)",
                         "--dbname=\(session.childConninfo(database: c.database))"],
             environment: session.childEnvironment)
@@ -218,7 +223,7 @@ extension BackupService {
 /// `pg_restore --list`: it reads `toc.dat` the way a restore will, so it succeeding is also a check.
 enum DirectoryTOC {
     static func list(_ path: String, serverMajor: Int?, session: Session) throws -> [TOCEntry] {
-        let tool = try PostgresTools(environment: session.childEnvironment).locate("pg_restore", serverMajor: serverMajor)
+        let tool = try session.tools.locate("pg_restore", serverMajor: serverMajor)
         let command = ExternalCommand(name: "pg_restore", executable: tool.path, arguments: ["--list", path], environment: session.childEnvironment)
         let (status, out, child) = try ChildProcess.captureAll(command, limit: 256 << 20)
         guard status.succeeded, let out else {

@@ -53,8 +53,8 @@ public struct BackupService {
         let db = try session.connect()
         let database = try db.scalar("SELECT current_database()") ?? ""
         let serverVersion = try db.scalar("SHOW server_version") ?? "?"
-        let serverMajor = db.serverVersionNumber / 10000
-        let pgDump = try PostgresTools(environment: session.childEnvironment).locate("pg_dump", serverMajor: serverMajor)
+        let serverMajor = db.serverMajor
+        let pgDump = try session.tools.locate("pg_dump", serverMajor: serverMajor)
 
         // One consistent view: the migration state we record is the one pg_dump dumps. The tables
         // are locked before the snapshot is taken, see `DatabaseFacts.lockTablesAndExportSnapshot`.
@@ -70,7 +70,10 @@ public struct BackupService {
         let migration = try DatabaseFacts.migrationState(db)
         let properties = try DatabaseFacts.properties(db, database: database)
         let databaseBytes = Int64(try db.scalar("SELECT pg_database_size(current_database())") ?? "")
+        session.reporter.detail("pgsnap: using \(pgDump.path) \(pgDump.version) (\(pgDump.reason)) for PostgreSQL \(serverVersion)")
+        let dumpsStatistics = db.catalogue.dumpsStatistics(pgDumpMajor: pgDump.major)
         let context = DumpContext(db: db, database: database, serverVersion: serverVersion, serverMajor: serverMajor, pgDump: pgDump,
+                                  dumpsStatistics: dumpsStatistics,
                                   snapshotID: snapshotID, locking: locking, dumpLockTimeoutMs: dumpLockTimeoutMs, migration: migration,
                                   properties: properties, databaseBytes: databaseBytes, started: started, clock: clock)
         if options.format == .directory {
@@ -96,7 +99,7 @@ public struct BackupService {
 
         let command = ExternalCommand(
             name: "pg_dump", executable: pgDump.path,
-            arguments: ["--format=plain", "--no-password", "--snapshot=\(snapshotID)", "--lock-wait-timeout=\(dumpLockTimeoutMs)", "--dbname=\(session.childConninfo(database: database))"],
+            arguments: ["--format=plain", "--no-password"] + context.statisticsArguments + ["--snapshot=\(snapshotID)", "--lock-wait-timeout=\(dumpLockTimeoutMs)", "--dbname=\(session.childConninfo(database: database))"],
             environment: session.childEnvironment)
         let child = try ChildProcess(command, stdin: .null, stdout: .pipe, stderr: .pipe)
         var scanner = DumpScanner()
@@ -176,6 +179,8 @@ public struct BackupService {
     /// What both formats record the same way, then the manifest written: the commit point.
     func commit(_ manifest: inout Manifest, context c: DumpContext, options: BackupOptions, dir: SnapshotDirectory) throws {
         manifest.databaseBytes = c.databaseBytes
+        manifest.toolDirectory = c.pgDump.directory
+        manifest.statistics = c.dumpsStatistics ? "dumped" : nil
         manifest.tableLocking = .init(mode: c.locking.beforeSnapshot ? .beforeSnapshot : .pgDumpOnly, tables: c.locking.tables)
         if !options.encryptTo.isEmpty { manifest.encryption = Encryption(recipients: options.encryptTo) }
         if let sql = options.globalsSQL {
@@ -214,7 +219,7 @@ public struct BackupService {
     }
 
     func dumpGlobals(dir: SnapshotDirectory, id: String, serverMajor: Int) throws -> String {
-        let tool = try PostgresTools(environment: session.childEnvironment).locate("pg_dumpall", serverMajor: serverMajor)
+        let tool = try session.tools.locate("pg_dumpall", serverMajor: serverMajor)
         let name = id + SnapshotName.globalsSuffix
         let command = ExternalCommand(name: "pg_dumpall", executable: tool.path,
                                       arguments: ["--globals-only", "--no-password", "--dbname=\(session.childConninfo(database: "postgres"))"],

@@ -21,12 +21,7 @@ public enum DatabaseFacts {
     }
 
     public static func properties(_ db: LibPQConnection, database: String) throws -> DatabaseProperties {
-        let rows = try db.query("""
-            SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
-                   d.datacl::text, d.datconnlimit::text, shobj_description(d.oid, 'pg_database'),
-                   d.datlocprovider::text, d.daticulocale, nullif(t.spcname, 'pg_default')
-            FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = $1
-            """, [database])
+        let rows = try db.query(db.catalogue.databasePropertiesQuery, [database])
         guard let r = rows.first else { throw PGSnapError("database \"\(database)\" does not exist") }
         let settings = try db.query("""
             SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
@@ -40,10 +35,11 @@ public enum DatabaseFacts {
             guard let role = row[0], let setting = row[1] else { continue }
             roleSettings[role, default: []].append(setting)
         }
+        let locale = ServerCatalogue.localeFields(provider: r[7], locale: r[8])
         return DatabaseProperties(owner: r[0] ?? "", encoding: r[1] ?? "UTF8", collate: r[2] ?? "C", ctype: r[3] ?? "C",
                                   acl: r[4], settings: settings, comment: r[6], connectionLimit: r[5].flatMap { Int($0) },
-                                  roleSettings: roleSettings.isEmpty ? nil : roleSettings, localeProvider: r[7], iculocale: r[8],
-                                  tablespace: r[9])
+                                  roleSettings: roleSettings.isEmpty ? nil : roleSettings, localeProvider: locale.provider,
+                                  iculocale: locale.icu, icuRules: r[9], builtinLocale: locale.builtin, tablespace: r[10])
     }
 
     /// How the backup's tables were locked against a TRUNCATE slipping in before pg_dump locks them.

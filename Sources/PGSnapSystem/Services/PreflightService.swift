@@ -38,14 +38,14 @@ public struct PreflightService {
             return (checks, nil, nil)
         }
         let database = (try? db.scalar("SELECT current_database()")) ?? nil ?? "?"
-        let serverMajor = db.serverVersionNumber / 10000
+        let serverMajor = db.serverMajor
         add("connection", true, "database \"\(database)\", server \(((try? db.scalar("SHOW server_version")) ?? nil) ?? "?")")
 
-        let tools = PostgresTools(environment: session.childEnvironment)
-        for tool in ["pg_dump", "psql"] {
+        let tools = session.tools
+        for tool in ["pg_dump", "psql", "pg_restore"] {
             do {
                 let t = try tools.locate(tool, serverMajor: serverMajor)
-                add(tool, true, "\(t.version) at \(t.path)")
+                add(tool, true, "\(t.version) at \(t.path) (\(t.reason))")
             } catch {
                 add(tool, false, "not usable", "\(error)")
             }

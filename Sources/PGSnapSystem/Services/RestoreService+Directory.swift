@@ -34,8 +34,8 @@ extension RestoreService {
 
     func loadDirectory(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool,
                        jobs: Int?, only: [TableSelection.Table]?, decryption: AgeDecryption?) throws {
-        let serverMajor = admin.serverVersionNumber / 10000
-        let tool = try PostgresTools(environment: session.childEnvironment).locate("pg_restore", serverMajor: serverMajor)
+        let serverMajor = admin.serverMajor
+        let tool = try session.tools.locate("pg_restore", serverMajor: serverMajor)
         var path = dir.file(m.file)
         DecryptedCopy.removeOrphans(in: dir, reporter: session.reporter)
         var decrypted: String?
@@ -82,7 +82,7 @@ extension RestoreService {
                                                       environment: environment), stdin: .null, stdout: .null, stderr: .pipe)
         var othersDone = false
         defer { if !othersDone { others.terminate(grace: 2) } }
-        let psql = try PostgresTools(environment: session.childEnvironment).locate("psql", serverMajor: serverMajor)
+        let psql = try session.tools.locate("psql", serverMajor: serverMajor)
         let loader = ParallelTableLoad(session: session, pgRestore: tool.path, psql: psql.path, environment: environment, scratch: scratch, jobs: jobs)
         for f in big {
             try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!, table: f.table ?? f.name, dir: dir)

@@ -15,6 +15,8 @@ public struct RestoreOptions {
     public var jobs: Int?
     /// Only these tables (directory snapshots), into a new database: `restore --table`.
     public var tables: [String] = []
+    /// ANALYZE tables that have no statistics after the load, before the swap (`--no-analyze`: off).
+    public var analyze = true
 
     public init(target: String?, wait: Double? = nil, terminateConnections: Bool, dropPrevious: Bool, assumeYes: Bool,
                 noOwner: Bool = false, jobs: Int? = nil, tables: [String] = [], confirm: ((String) -> Bool)?) {
@@ -95,6 +97,7 @@ public struct RestoreService {
         }
         try checkIdentity(decryption, manifest, dir: dir)
         let admin = try session.connect(database: maintenanceDatabase(excluding: target))
+        if let refusal = admin.catalogue.refusalToRestore(snapshotServerVersion: manifest.serverVersion, snapshot: manifest.id) { throw refusal }
         try dropOrphanedScratchDatabases(admin)
         if selection != nil, try DatabaseFacts.exists(admin, database: target) {
             throw PGSnapError.usage("restore --table writes a new database, and \"\(target)\" exists", next: "Choose a --target that does not exist; nothing was changed")
@@ -111,6 +114,9 @@ public struct RestoreService {
         }
         let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin, noOwner: options.noOwner, decryption: decryption,
                                       jobs: options.jobs, only: selection)
+        if options.analyze {
+            _ = try analyze(scratch: scratch, jobs: options.jobs ?? min(ProcessInfo.processInfo.activeProcessorCount, 64))
+        }
         try applyDatabaseProperties(manifest, to: scratch, admin: admin)
         if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; \(target) was not changed") }
 
@@ -139,6 +145,7 @@ public struct RestoreService {
         let lock = try DirectoryLock(directory: dir, mode: .shared, command: "verify --restore-test", wait: nil)
         defer { withExtendedLifetime(lock) {} }
         let admin = try session.connect(database: maintenanceDatabase(excluding: manifest.database))
+        if let refusal = admin.catalogue.refusalToRestore(snapshotServerVersion: manifest.serverVersion, snapshot: manifest.id) { throw refusal }
         try dropOrphanedScratchDatabases(admin)
         let scratch = RestoreService.scratchName()
         defer { try? dropDatabase(scratch, admin: admin) }
@@ -238,10 +245,7 @@ public struct RestoreService {
             throw PGSnapError("the snapshot's database owner role \"\(owner)\" does not exist on this server",
                               next: (m.globalsFile.map { "Apply the saved roles (psql -X -f \(dir.file($0)) postgres)" } ?? "Create the role (CREATE ROLE \(owner))") + " or restore with --no-owner")
         }
-        var fixedAtCreation = ""
-        if props.localeProvider == "i", let icu = props.iculocale {
-            fixedAtCreation += " LOCALE_PROVIDER icu ICU_LOCALE \(try admin.quoteLiteral(icu))"
-        }
+        var fixedAtCreation = try admin.catalogue.localeClause(props) { try admin.quoteLiteral($0) }
         if let tablespace = props.tablespace {
             guard try admin.scalar("SELECT 1 FROM pg_tablespace WHERE spcname = $1", [tablespace]) == "1" else {
                 throw PGSnapError("the snapshot's database lives in tablespace \"\(tablespace)\", which does not exist on this server",
@@ -259,8 +263,8 @@ public struct RestoreService {
     /// Streams a plain dump through psql, checking its SHA-256 and trailer as it goes.
     func loadPlain(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool,
                    decryption: AgeDecryption?) throws {
-        let serverMajor = admin.serverVersionNumber / 10000
-        let psql = try PostgresTools(environment: session.childEnvironment).locate("psql", serverMajor: serverMajor)
+        let serverMajor = admin.serverMajor
+        let psql = try session.tools.locate("psql", serverMajor: serverMajor)
         let command = ExternalCommand(
             name: "psql", executable: psql.path,
             // No --single-transaction: it holds a lock on every object created until the end, so a

@@ -39,7 +39,7 @@ extension Session {
             do {
                 let db = try connect(database: name)
                 return ServerListing(databases: try DatabaseFacts.serverDatabases(db), listedFrom: name,
-                                     serverMajor: db.serverVersionNumber / 10000)
+                                     serverMajor: db.serverMajor)
             } catch {
                 lastError = error
             }

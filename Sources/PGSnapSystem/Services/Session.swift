@@ -13,6 +13,8 @@ public final class Session {
     public let now: () -> Date
     /// `--identity` / `PGSNAP_AGE_IDENTITY`: reads encrypted snapshots; nil when none was given.
     public var ageIdentity: AgeIdentity?
+    /// `--pg-bindir`: the PostgreSQL tools to use, overriding `PGSNAP_PG_BINDIR` and the search.
+    public var pgBindir: String?
 
     public init(spec: ConnectionSpec, directory: String, environment: [String: String], reporter: Reporter) throws {
         self.environment = environment
@@ -29,6 +31,11 @@ public final class Session {
     }
 
     public var childEnvironment: [String: String] { credentials.childEnvironment(environment) }
+
+    /// pg_dump, psql, pg_restore and pg_dumpall, found in `ToolSearch`'s order.
+    public var tools: PostgresTools {
+        PostgresTools(environment: childEnvironment, explicit: pgBindir.map { ($0, "--pg-bindir") })
+    }
 
     public func connect(database: String? = nil) throws -> LibPQConnection {
         do {
@@ -58,9 +65,18 @@ public final class Session {
 public final class Reporter {
     public let quiet: Bool
     public let json: Bool
-    public init(quiet: Bool, json: Bool) {
+    /// `--verbose`: also the details (which tools, each restore phase).
+    public let verbose: Bool
+    public init(quiet: Bool, json: Bool, verbose: Bool = false) {
         self.quiet = quiet
         self.json = json
+        self.verbose = verbose
+    }
+
+    /// A line only `--verbose` prints.
+    public func detail(_ line: String) {
+        guard verbose else { return }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
     public func info(_ line: String) {
