@@ -15,7 +15,8 @@ import XCTest
 ///   `--schema-only` leaves large objects out entirely).
 /// - `extensions`: name and version (a dump's CREATE EXTENSION names no version).
 /// - `database`: what is keyed by the database itself and lives outside a plain dump: owner,
-///   encoding, collation, locale provider, default tablespace, connection limit,
+///   encoding, collation, locale provider and its locale and rules (read through to_jsonb: the
+///   columns differ per major), default tablespace, connection limit,
 ///   allow-connections and template flags, comment, security labels, ACL (as a set: its order
 ///   is grant history, not meaning), `ALTER DATABASE ... SET` and every
 ///   `ALTER ROLE r IN DATABASE ... SET` (pg_db_role_setting, setrole = 0 and per role).
@@ -90,9 +91,11 @@ struct DatabaseFingerprint: Equatable {
         let name = "'" + database.replacingOccurrences(of: "'", with: "''") + "'"
         return """
             WITH d AS (SELECT * FROM pg_database WHERE datname = \(name))
-            SELECT format('owner=%s encoding=%s collate=%s ctype=%s provider=%s icu=%s tablespace=%s connlimit=%s allowconn=%s template=%s',
-                          pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datlocprovider,
-                          coalesce(d.daticulocale, '-'), t.spcname, d.datconnlimit, d.datallowconn, d.datistemplate)
+            SELECT format('owner=%s encoding=%s collate=%s ctype=%s provider=%s locale=%s rules=%s tablespace=%s connlimit=%s allowconn=%s template=%s',
+                          pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
+                          coalesce(to_jsonb(d)->>'datlocprovider', 'c'),
+                          coalesce(to_jsonb(d)->>'datlocale', to_jsonb(d)->>'daticulocale', '-'), coalesce(to_jsonb(d)->>'daticurules', '-'),
+                          t.spcname, d.datconnlimit, d.datallowconn, d.datistemplate)
             FROM d JOIN pg_tablespace t ON t.oid = d.dattablespace
             UNION ALL
             SELECT 'comment=' || coalesce(quote_literal(shobj_description(d.oid, 'pg_database')), '-') FROM d

@@ -186,8 +186,10 @@ final class MigrationStepTests: XCTestCase {
             let c = checks.first { $0["name"] as? String == tool }
             XCTAssertEqual(c?["ok"] as? Bool, true, "\(String(describing: c))")
             let value = c?["value"] as? String ?? ""
-            let path = value.components(separatedBy: " at ").last ?? ""
+            // "15.18 at /usr/lib/postgresql/15/bin/pg_dump (the Debian/PGDG layout for the server's major 15)"
+            let path = value.components(separatedBy: " at ").last?.components(separatedBy: " (").first ?? ""
             XCTAssertEqual(path, "/usr/lib/postgresql/\(major)/bin/\(tool)", "value: \(value)")
+            XCTAssertTrue(value.hasSuffix("(the Debian/PGDG layout for the server's major \(major))"), "value must say why: \(value)")
             XCTAssertEqual(access(path, X_OK), 0, "reported \(path) is not executable")
         }
     }

@@ -10,12 +10,16 @@ import PGSnapCore
 /// statistics came with the dump keeps exactly those.
 extension RestoreService {
     /// Tables the planner would have to guess about: ordinary, partitioned and populated
-    /// materialized views in user schemas with no statistics yet, biggest first.
+    /// materialized views in user schemas with no statistics yet, biggest first. Not a
+    /// partitioned table with a foreign partition: sampling it would connect to the foreign
+    /// server (and plain ANALYZE of the database skips foreign tables too).
     static let tablesWithoutStatistics = """
         SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'm') AND (c.relkind <> 'm' OR c.relispopulated)
           AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
           AND NOT EXISTS (SELECT 1 FROM pg_statistic s WHERE s.starelid = c.oid)
+          AND NOT (c.relkind = 'p' AND EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) t JOIN pg_class f ON f.oid = t.relid
+                                               WHERE f.relkind = 'f'))
         ORDER BY pg_relation_size(c.oid) DESC, 1
         """
 

@@ -1,0 +1,208 @@
+import Foundation
+import XCTest
+
+/// What must hold on every PostgreSQL major: `scripts/test` runs this class against Debian's 15,
+/// `scripts/test-matrix` against 16, 17 and 18 (each with its own pg_dump, psql and pg_restore,
+/// given to pgsnap as PGSNAP_PG_BINDIR). The tests exercise what depends on the major: catalogue
+/// queries (database properties, locale providers), dump and restore flags, statistics, tool
+/// choice. Exactness is the fidelity corpus's fingerprint (the contrib-free corpus where the
+/// server build has no contrib).
+final class VersionMatrixTests: CorpusTestCase {
+    var major: Int { (Int((try? Harness.psql("postgres", "SHOW server_version_num")) ?? "") ?? 0) / 10000 }
+
+    /// ANALYZE of every table that can be analyzed without reaching a foreign server (the
+    /// corpus has a partitioned table with a foreign partition, which plain ANALYZE trips on).
+    func analyze(_ db: String) throws {
+        try Harness.psql(db, """
+            DO $$ DECLARE r record; BEGIN
+              FOR r IN SELECT c.oid::regclass AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE c.relkind IN ('r', 'm', 'p') AND (c.relkind <> 'm' OR c.relispopulated)
+                         AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                         AND NOT EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) p JOIN pg_class f ON f.oid = p.relid WHERE f.relkind = 'f')
+              LOOP EXECUTE format('ANALYZE %s', r.t); END LOOP;
+            END $$
+            """)
+    }
+
+    /// Tables of `db` with planner statistics (a pg_statistic row), schema-qualified.
+    func tablesWithStatistics(_ db: String) throws -> Set<String> {
+        Set(try Harness.psql(db, """
+            SELECT DISTINCT format('%I.%I', n.nspname, c.relname) FROM pg_statistic s JOIN pg_class c ON c.oid = s.starelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+            """).split(separator: "\n").map(String.init))
+    }
+
+    /// backup (plain, each compression) -> verify -> restore --target NEW: the same database,
+    /// and every table that had statistics has them, on every major.
+    func testPlainSnapshotsInEveryCompressionRestoreExactlyWithStatistics() throws {
+        let db = try corpusDatabase("mx")
+        try analyze(db)
+        let original = try DatabaseFingerprint.of(db)
+        let analyzed = try tablesWithStatistics(db)
+        XCTAssertFalse(analyzed.isEmpty, "ANALYZE gave the corpus no statistics")
+        for compression in ["gzip", "zstd", "none"] {
+            let id = try backupAndVerify(db, ["--compress", compression])
+            let m = try Harness.manifest(dir: fixture.dir, id: id)
+            XCTAssertEqual(ServerVersion.major(m["server_version"] as? String), major, "\(m)")
+            XCTAssertEqual(ServerVersion.major(m["pg_dump_version"] as? String).map { $0 >= major }, true, "\(m)")
+            XCTAssertNotNil(m["tool_directory"] as? String, "the manifest must say which tools made it")
+            XCTAssertEqual(m["statistics"] as? String, major >= 18 ? "dumped" : nil, "\(m)")
+            let copy = "\(db)_\(compression)"
+            fixture.track(database: copy)
+            try pgsnapStep(["restore", id, "--target", copy, "-d", db])
+            DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "\(compression) restore on PostgreSQL \(major)")
+            let restored = try tablesWithStatistics(copy)
+            XCTAssertTrue(analyzed.isSubset(of: restored), "tables without statistics after restore: \(analyzed.subtracting(restored).sorted())")
+        }
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
+    /// `--no-analyze`: before 18 the statistics came from restore's ANALYZE, so without it the
+    /// tables have none; from 18 they travel in the dump and are there all the same.
+    func testNoAnalyzeShowsWhereStatisticsComeFrom() throws {
+        let db = try fixture.database("mxstat")
+        try Harness.psql(db, """
+            CREATE TABLE t (id int PRIMARY KEY, v text);
+            INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g;
+            ANALYZE t;
+            """)
+        let id = try backupAndVerify(db)
+        let copy = db + "_noanalyze"
+        fixture.track(database: copy)
+        try pgsnapStep(["restore", id, "--target", copy, "--no-analyze", "-d", db])
+        XCTAssertEqual(try tablesWithStatistics(copy), major >= 18 ? ["public.t"] : [])
+        XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM t"), "5000")
+    }
+
+    /// Directory format, encrypted with age: backup, verify with the identity, restore into a new
+    /// and over an existing (damaged) database, and one table back with --table.
+    func testEncryptedDirectorySnapshotRestoresExactlyNewAndOverExisting() throws {
+        let db = try corpusDatabase("mxdir")
+        try analyze(db)
+        let original = try DatabaseFingerprint.of(db)
+        let analyzed = try tablesWithStatistics(db)
+        let keyDir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: keyDir) }
+        let key = keyDir + "/key.txt"
+        XCTAssertEqual(try Harness.run(EncryptionTests.tool("age-keygen"), ["-o", key]).status, 0)
+        let recipient = try Harness.run(EncryptionTests.tool("age-keygen"), ["-y", key]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let b = try pgsnapStep(["backup", "-d", db, "--format", "directory", "--jobs", "2", "--encrypt-to", recipient])
+        let id = Harness.snapshotID(b)
+        try pgsnapStep(["verify", id, "--identity", key])
+        let copy = db + "_new"
+        fixture.track(database: copy)
+        try pgsnapStep(["restore", id, "--target", copy, "--identity", key])
+        DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "directory restore on PostgreSQL \(major)")
+        XCTAssertTrue(analyzed.isSubset(of: try tablesWithStatistics(copy)), "directory restore lost statistics")
+
+        let one = db + "_orders"
+        fixture.track(database: one)
+        try pgsnapStep(["restore", id, "--table", "public.orders", "--target", one, "--identity", key])
+        XCTAssertEqual(try Harness.psql(one, "SELECT count(*) || ' ' || md5(string_agg(o::text, ',' ORDER BY id)) FROM public.orders o"),
+                       try Harness.psql(db, "SELECT count(*) || ' ' || md5(string_agg(o::text, ',' ORDER BY id)) FROM public.orders o"))
+
+        try damageCorpus(db)
+        try pgsnapStep(["restore", id, "-d", db, "--yes", "--terminate-connections", "--identity", key])
+        DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(db), original, "directory restore over the damaged original")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
+    /// The builtin locale provider (17+) and its locale survive a restore into a new database.
+    func testDatabaseLocaleProviderIsKept() throws {
+        let db = "mxloc_\(UUID().uuidString.prefix(8).lowercased())"
+        let provider = major >= 17 ? "LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'" : major >= 15 ? "LOCALE_PROVIDER libc" : ""
+        try Harness.psql("postgres", "CREATE DATABASE \(db) TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' \(provider)")
+        fixture.track(database: db)
+        try Harness.psql(db, "CREATE TABLE t (v text); INSERT INTO t VALUES ('b'), ('a'), ('é')")
+        let id = try backupAndVerify(db)
+        let m = try Harness.manifest(dir: fixture.dir, id: id)
+        let props = m["database_properties"] as? [String: Any] ?? [:]
+        XCTAssertEqual(props["locale_provider"] as? String, major >= 17 ? "b" : "c", "\(props)")
+        if major >= 17 { XCTAssertEqual(props["builtin_locale"] as? String, "C.UTF-8", "\(props)") }
+        let copy = db + "_copy"
+        fixture.track(database: copy)
+        try pgsnapStep(["restore", id, "--target", copy, "-d", db])
+        let locale = "SELECT coalesce(to_jsonb(d)->>'datlocprovider', 'c') || ' ' || coalesce(to_jsonb(d)->>'datlocale', to_jsonb(d)->>'daticulocale', '-') || ' ' || datcollate FROM pg_database d WHERE datname = "
+        XCTAssertEqual(try Harness.psql("postgres", locale + "'\(copy)'"), try Harness.psql("postgres", locale + "'\(db)'"))
+        XCTAssertEqual(try Harness.psql(copy, "SELECT string_agg(v, ',' ORDER BY v) FROM t"), try Harness.psql(db, "SELECT string_agg(v, ',' ORDER BY v) FROM t"))
+    }
+
+    /// Every database of the server with the globals, then check: on every major.
+    func testAllDatabasesWithGlobalsAndCheck() throws {
+        let a = try fixture.database("mxall"), b = try fixture.database("mxall")
+        for db in [a, b] { try Harness.psql(db, "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g") }
+        let r = try fixture.pgsnap(["backup", "--all-databases", "--globals"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for db in [a, b] {
+            let list = try fixture.pgsnap(["list", "-d", db, "--json"])
+            XCTAssertEqual(list.status, 0, list.stderr)
+            XCTAssertTrue(list.stdout.contains("\"\(db)\""), "no snapshot of \(db): \(list.stdout)")
+        }
+        let globals = Harness.entries(fixture.dir).filter { $0.hasSuffix(".globals.sql") }
+        XCTAssertFalse(globals.isEmpty, "no globals file: \(Harness.entries(fixture.dir))")
+        let check = try fixture.pgsnap(["check", "--all-databases", "--max-age", "1h"])
+        XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
+    }
+
+    /// preflight, guard (auto-restore of a failed migration) and diff on every major.
+    func testMigrationStepPreflightGuardDiff() throws {
+        let db = try fixture.database("mxmig")
+        try Harness.psqlFile(db, Harness.repo + "/scripts/demo-data/schema.sql")
+        let pre = try fixture.pgsnap(["preflight", "-d", db])
+        XCTAssertEqual(pre.status, 0, pre.stderr)
+        XCTAssertTrue(pre.stderr.contains("pg_dump"), pre.stderr)
+        let before = try Harness.fingerprint(db)
+        let psql = Harness.pgbin + "/psql"
+        let g = try fixture.pgsnap(["guard", "-d", db, "--auto-restore", "--", psql, "-X", "-v", "ON_ERROR_STOP=1", "-d", db,
+                                    "-c", "DROP TABLE generated_domains CASCADE", "-c", "SELECT 1/0"])
+        XCTAssertEqual(g.status, 4, g.stderr)
+        XCTAssertEqual(try Harness.fingerprint(db), before, "guard must leave the database exactly as before")
+        try Harness.psql(db, "CREATE TABLE phases (id int); UPDATE schema_migrations SET version = 45")
+        let d = try fixture.pgsnap(["diff", "latest", "-d", db, "--json"])
+        XCTAssertEqual(d.status, 0, d.stderr)
+        XCTAssertTrue(d.stdout.contains("public.phases"), d.stdout)
+    }
+
+    /// The tool search: the server's own tools from --pg-bindir (recorded in the manifest); a
+    /// directory without them, or with an older major's, is refused naming both majors and what
+    /// to install; without PATH, the Debian layout is found for 15 and refused as too old above it.
+    func testToolSelection() throws {
+        let db = try fixture.database("mxtools")
+        try Harness.psql(db, "CREATE TABLE t (id int)")
+        let id = Harness.snapshotID(try pgsnapStep(["backup", "-d", db, "--pg-bindir", Harness.pgbin, "--verbose"]))
+        XCTAssertEqual(try Harness.manifest(dir: fixture.dir, id: id)["tool_directory"] as? String, Harness.pgbin)
+
+        let empty = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let missing = try fixture.pgsnap(["backup", "-d", db, "--pg-bindir", empty])
+        Harness.assertOneErrorLine(missing, status: 1, "no pg_dump in --pg-bindir")
+        XCTAssertTrue(missing.stderr.contains("pg_dump not found in \(empty) (--pg-bindir)"), missing.stderr)
+
+        let noPath: [String: String?] = ["PATH": "/nonexistent", "PGSNAP_PG_BINDIR": nil]
+        let debian = "/usr/lib/postgresql/15/bin"
+        if major == 15 {
+            let v = try fixture.pgsnap(["backup", "-d", db, "--verbose"], env: noPath)
+            XCTAssertEqual(v.status, 0, v.stderr)
+            XCTAssertTrue(v.stderr.contains("using \(debian)/pg_dump"), v.stderr)
+            XCTAssertTrue(v.stderr.contains("the Debian/PGDG layout for the server's major 15"), v.stderr)
+        } else {
+            for r in [try fixture.pgsnap(["backup", "-d", db], env: noPath),
+                      try fixture.pgsnap(["backup", "-d", db, "--pg-bindir", debian])] {
+                Harness.assertOneErrorLine(r, status: 1, "15 tools against a \(major) server")
+                XCTAssertTrue(r.stderr.contains("is older than the server (PostgreSQL \(major))"), r.stderr)
+                XCTAssertTrue(r.stderr.contains("Install postgresql-client-\(major)"), r.stderr)
+            }
+            XCTAssertEqual(Harness.snapshotFiles(fixture.dir).count, 2, "a refused backup must write nothing: \(Harness.entries(fixture.dir))")
+        }
+    }
+}
+
+/// The major of a version string as manifests record it ("15.18 (Debian ...)", "17.10").
+enum ServerVersion {
+    static func major(_ text: String?) -> Int? {
+        guard let text else { return nil }
+        return Int(text.prefix { $0.isNumber })
+    }
+}

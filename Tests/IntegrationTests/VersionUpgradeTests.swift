@@ -1,0 +1,123 @@
+import Foundation
+import XCTest
+
+/// The 3 a.m. case after a major upgrade: a snapshot taken on the older major restores onto the
+/// newer server exactly; a newer snapshot is refused by an older server before anything is made.
+///
+/// Needs a second, older server: `scripts/test-matrix` starts one beside the 17 leg (16) and the
+/// 18 leg (15) and names it in PGSNAP_TEST_OLD_*; the suite on 15 alone does not run this class.
+final class VersionUpgradeTests: XCTestCase {
+    var fixture: RestoreFixture!
+    var old: [String: String?] = [:]
+    var oldBin = ""
+    var oldMajor = 0
+    var newMajor = 0
+    var oldDatabases: [String] = []
+
+    override func setUpWithError() throws {
+        fixture = try RestoreFixture()
+        oldBin = Harness.require("PGSNAP_TEST_OLD_PGBIN")
+        oldMajor = Int(Harness.require("PGSNAP_TEST_OLD_PG_MAJOR")) ?? 0
+        old = ["PGHOST": Harness.require("PGSNAP_TEST_OLD_PGHOST"), "PGPORT": Harness.require("PGSNAP_TEST_OLD_PGPORT"),
+               "PGSNAP_PG_BINDIR": oldBin]
+        newMajor = (Int(try Harness.psql("postgres", "SHOW server_version_num")) ?? 0) / 10000
+        XCTAssertLessThan(oldMajor, newMajor, "the old server must be an older major")
+    }
+
+    override func tearDown() {
+        for db in oldDatabases { _ = try? oldPsql("postgres", "DROP DATABASE IF EXISTS \"\(db)\" WITH (FORCE)") }
+        fixture?.cleanUp()
+        fixture = nil
+    }
+
+    @discardableResult
+    func oldPsql(_ db: String, _ sql: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let r = try Harness.run(oldBin + "/psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db], env: old, stdin: Data(sql.utf8))
+        XCTAssertEqual(r.status, 0, "psql on the old server: \(r.stderr)", file: file, line: line)
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Schema (pg_dump --schema-only by this leg's newer pg_dump, which reads both servers) and
+    /// every table's rows, hashed: equal means the same database.
+    func fingerprint(_ db: String, env: [String: String?]) throws -> [String] {
+        let dump = try Harness.run(Harness.pgbin + "/pg_dump", ["--schema-only", "--no-password", "-d", db], env: env)
+        XCTAssertEqual(dump.status, 0, dump.stderr)
+        let rows = try Harness.run(Harness.pgbin + "/psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db], env: env,
+                                   stdin: Data(("SET search_path = pg_catalog;\n" + DatabaseFingerprint.rowsQuery + "\n\\gexec\n").utf8))
+        XCTAssertEqual(rows.status, 0, rows.stderr)
+        return DatabaseFingerprint.normalise(schemaDump: dump.stdout) + rows.stdout.split(separator: "\n").map(String.init)
+    }
+
+    /// A database on the old server with the demo schema and objects whose dump changes between
+    /// majors: identity, generated and jsonb columns, an enum, a view, a function, a trigger, a
+    /// sequence, a partitioned table and a materialized view.
+    func oldDatabase() throws -> String {
+        let db = "upg_\(UUID().uuidString.prefix(8).lowercased())"
+        try oldPsql("postgres", "CREATE DATABASE \(db)")
+        oldDatabases.append(db)
+        let schema = try String(contentsOfFile: Harness.repo + "/scripts/demo-data/schema.sql", encoding: .utf8)
+        try oldPsql(db, schema)
+        try oldPsql(db, """
+            CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+            CREATE TABLE things (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, doc jsonb NOT NULL, m mood,
+                                 n numeric(12,2), doubled numeric GENERATED ALWAYS AS (n * 2) STORED);
+            INSERT INTO things (doc, m, n) SELECT jsonb_build_object('g', g, 'tags', jsonb_build_array('a', g)), 'ok', g / 3.0
+                FROM generate_series(1, 3000) g;
+            CREATE INDEX things_doc ON things USING gin (doc);
+            CREATE VIEW happy_things AS SELECT id, doc FROM things WHERE m = 'happy';
+            CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.n := coalesce(NEW.n, 0); RETURN NEW; END $$;
+            CREATE TRIGGER things_touch BEFORE INSERT ON things FOR EACH ROW EXECUTE FUNCTION touch();
+            CREATE SEQUENCE counter START 40; SELECT nextval('counter');
+            CREATE TABLE events (at date NOT NULL, v int) PARTITION BY RANGE (at);
+            CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+            INSERT INTO events SELECT date '2026-01-01' + g % 300, g FROM generate_series(1, 500) g;
+            CREATE MATERIALIZED VIEW things_by_mood AS SELECT m, count(*) FROM things GROUP BY m;
+            ANALYZE;
+            """)
+        return db
+    }
+
+    /// Older major onto this server (15 -> 18, 16 -> 17): exactly the same database, with statistics.
+    func testOlderMajorSnapshotRestoresOntoNewerServerExactly() throws {
+        let db = try oldDatabase()
+        let expected = try fingerprint(db, env: old)
+        let backup = try fixture.pgsnap(["backup", "-d", db], env: old)
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let id = Harness.snapshotID(backup)
+        let m = try Harness.manifest(dir: fixture.dir, id: id)
+        XCTAssertEqual(ServerVersion.major(m["server_version"] as? String), oldMajor, "\(m)")
+        XCTAssertEqual(m["tool_directory"] as? String, oldBin)
+
+        let copy = db + "_on\(newMajor)"
+        fixture.track(database: copy)
+        let restore = try fixture.pgsnap(["restore", id, "--target", copy])
+        XCTAssertEqual(restore.status, 0, restore.stderr)
+        XCTAssertEqual(try fingerprint(copy, env: [:]), expected, "PostgreSQL \(oldMajor) snapshot restored onto \(newMajor)")
+        XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM pg_statistic s JOIN pg_class c ON c.oid = s.starelid WHERE c.relname = 'things'") == "0",
+                       false, "the restored table has no planner statistics")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
+    /// This server's snapshot onto the older one: one line naming both majors, exit 1, and
+    /// nothing created or changed there, neither a new target nor an existing one.
+    func testNewerMajorSnapshotIsRefusedBeforeAnythingIsCreated() throws {
+        let db = try fixture.database("upgnew")
+        try Harness.psql(db, "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 10) g")
+        let id = try fixture.backup(db)
+        let existing = try oldDatabase()
+        let before = try fingerprint(existing, env: old)
+        let databasesBefore = try oldPsql("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database")
+        let newBin: String? = Harness.env["PGSNAP_PG_BINDIR"] ?? Harness.pgbin
+        var env = old
+        env["PGSNAP_PG_BINDIR"] = newBin
+        for args in [["restore", id, "--target", "upg_never_made"], ["restore", id, "--target", existing, "--yes"]] {
+            let r = try fixture.pgsnap(args, env: env)
+            Harness.assertOneErrorLine(r, status: 1, args.joined(separator: " "))
+            XCTAssertTrue(r.stderr.contains("was taken on PostgreSQL \(newMajor) and this server is PostgreSQL \(oldMajor)"), r.stderr)
+            XCTAssertTrue(r.stderr.contains("nothing was changed"), r.stderr)
+        }
+        XCTAssertEqual(try oldPsql("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database"), databasesBefore,
+                       "the older server must have no new database, scratch or renamed")
+        XCTAssertEqual(try fingerprint(existing, env: old), before, "the existing target must be untouched")
+    }
+}
