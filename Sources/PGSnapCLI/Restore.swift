@@ -42,8 +42,10 @@ struct Restore: ParsableCommand {
     var noOwner = false
     @Flag(help: "Replace an existing database without asking (required when there is no terminal).")
     var yes = false
-    @Option(help: "pg_restore jobs for a directory snapshot, 1-64 (default: the number of cores).")
+    @Option(help: "Parallel sessions, 1-64 (default: the number of cores): pg_restore jobs of a directory snapshot, COPY sessions for a plain snapshot's big tables, ANALYZE.")
     var jobs: Int?
+    @Option(help: ArgumentHelp("maintenance_work_mem of the load sessions, for index and constraint builds (1MB-64GB).", valueName: "size"))
+    var maintenanceWorkMem: String = LoadSettings.defaultMaintenanceWorkMem
     @Flag(help: "Do not ANALYZE tables left without planner statistics after the load (a PostgreSQL 18 snapshot carries its own).")
     var noAnalyze = false
     @Option(help: ArgumentHelp("Only this table of a directory snapshot, into a new --target database; repeatable.", valueName: "schema.table"))
@@ -60,6 +62,9 @@ struct Restore: ParsableCommand {
             throw ValidationError("--target must be a database name of 1-63 bytes")
         }
         if let jobs, !(1...64).contains(jobs) { throw ValidationError("--jobs must be 1-64") }
+        if LoadSettings.maintenanceWorkMemKB(maintenanceWorkMem) == nil {
+            throw ValidationError("--maintenance-work-mem '\(oneLine(maintenanceWorkMem, limit: 40))' is not a size from 1MB to 64GB (e.g. 256MB, 2GB)")
+        }
         if !table.isEmpty && target == nil { throw ValidationError("--table writes the tables into a new database: add --target NEW_DATABASE") }
     }
 
@@ -79,6 +84,7 @@ struct Restore: ParsableCommand {
                 return answer == "y" || answer == "yes"
             } : nil)
         options.analyze = !noAnalyze
+        options.maintenanceWorkMem = maintenanceWorkMem
         if remote.wanted { selector = try pullForRestore(remote, session: session, selector: selector, wait: try lock.seconds) }
         let result: RestoreResult
         do {

@@ -15,6 +15,8 @@ public struct DumpScanner: Sendable {
     /// Rows per table in dump order.
     public private(set) var tables: [(name: String, rows: Int64)] = []
     public private(set) var bytes: Int64 = 0
+    /// COPY blocks whose `\.` has passed: when it reaches `tables.count`, the data section is through.
+    public private(set) var copyBlocksEnded = 0
 
     private var inCopy = false
     private var rows: Int64 = 0
@@ -93,6 +95,7 @@ public struct DumpScanner: Sendable {
             if lineLength == 2 && line[0] == 0x5C && line[1] == 0x2E {  // "\."
                 tables[tables.count - 1].rows = rows
                 inCopy = false
+                copyBlocksEnded += 1
             } else {
                 rows += 1
             }

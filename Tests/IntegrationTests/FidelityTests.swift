@@ -56,6 +56,23 @@ final class FidelityTests: CorpusTestCase {
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
     }
 
+    /// The plain restore's split load (big tables through several COPY sessions) sent every
+    /// non-empty corpus table that way: the same database, and the rows counted from the sessions.
+    func testPlainRestoreSplittingEveryTableReproducesCorpus() throws {
+        let db = try corpusDatabase()
+        let original = try DatabaseFingerprint.of(db)
+        let id = try backupAndVerify(db)
+        let copy = "\(db)_split"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "--target", copy, "-d", db, "--jobs", "2", "--verbose"],
+                                   env: ["PGSNAP_PARALLEL_COPY_MIN_ROWS": "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("big table(s) loaded through 2 COPY sessions each"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("counting rows instead"), "the COPY results must pair up: \(r.stderr)")
+        DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "restore with every table split")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
     /// Damage the original every way a bad migration could, restore over it: it is the corpus again.
     func testRestoreOverDamagedOriginalReproducesCorpus() throws {
         let db = try corpusDatabase()

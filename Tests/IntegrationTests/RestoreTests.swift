@@ -188,7 +188,9 @@ final class RestoreTests: XCTestCase {
         let before = try Harness.fingerprint(db)
 
         var loading = false
-        let killed = try fixture.pgsnap(["restore", "latest", "--yes", "-d", db], whileRunning: { pid in
+        // --jobs 1: one psql session streams the whole table (the split load of several sessions
+        // can finish before the poll below sees it; its failures have tests of their own).
+        let killed = try fixture.pgsnap(["restore", "latest", "--yes", "--jobs", "1", "-d", db], whileRunning: { pid in
             // Mid-restore: psql is connected to this pgsnap's scratch database and loading it.
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {
@@ -363,7 +365,11 @@ final class RestoreTests: XCTestCase {
         let r1 = try fixture.pgsnap(["restore", "--label", "first", "--yes", "--json", "-d", db])
         XCTAssertEqual(r1.status, 0, r1.stderr)
         let j1 = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r1.stdout.utf8)) as? [String: Any], r1.stdout)
-        XCTAssertEqual(Set(j1.keys), ["snapshot", "target", "previous_database", "tables_checked", "rows_checked", "duration_seconds"])
+        XCTAssertEqual(Set(j1.keys), ["snapshot", "target", "previous_database", "tables_checked", "rows_checked", "duration_seconds", "phases"])
+        let phases = try XCTUnwrap(j1["phases"] as? [String: Double], "\(j1)")
+        XCTAssertEqual(Set(phases.keys), ["integrity", "create_scratch", "load_data", "indexes_constraints", "row_counts", "statistics",
+                                          "properties", "swap"])
+        XCTAssertTrue(phases.values.allSatisfy { $0 >= 0 }, "\(phases)")
         XCTAssertEqual(j1["snapshot"] as? String, firstID)
         XCTAssertEqual(j1["target"] as? String, db)
         let previous = try XCTUnwrap(j1["previous_database"] as? String)

@@ -1267,7 +1267,8 @@ final class TortureInputTests: XCTestCase {
         let files = Self.contents(big.dir)
         var during: [Run] = []
         var sawScratch = false, stillRestoring = false
-        let r = try pgsnap(["restore", big.id, "--yes", "--dbname=\(big.db)"], dir: big.dir, watch: { pid in
+        // --jobs 1: one psql session, slow enough for the overlap (the split load may finish first).
+        let r = try pgsnap(["restore", big.id, "--yes", "--jobs", "1", "--dbname=\(big.db)"], dir: big.dir, watch: { pid in
             guard !sawScratch, !Self.scratchDatabases().isEmpty else { return }
             sawScratch = true
             // The backup runs against the restore as it is; the slower two with the restore paused

@@ -95,3 +95,15 @@ final class ServerCatalogueTests: XCTestCase {
         XCTAssertNil(ServerCatalogue(versionNumber: 150_018).refusalToRestore(snapshotServerVersion: "?", snapshot: "s"))
     }
 }
+
+final class LoadSettingsTests: XCTestCase {
+    func testMaintenanceWorkMem() {
+        for (text, kb) in [("256MB", 262_144), ("1MB", 1024), ("1024kB", 1024), ("2GB", 2_097_152), ("64GB", 67_108_864)] {
+            XCTAssertEqual(LoadSettings.maintenanceWorkMemKB(text), kb, text)
+        }
+        for bad in ["", "MB", "256", "256mb", "0MB", "-5MB", "012MB", "1023kB", "65GB", "99999999GB", "1.5GB", " 1GB", "12XB"] {
+            XCTAssertNil(LoadSettings.maintenanceWorkMemKB(bad), bad)
+        }
+        XCTAssertNotNil(LoadSettings.maintenanceWorkMemKB(LoadSettings.defaultMaintenanceWorkMem))
+    }
+}

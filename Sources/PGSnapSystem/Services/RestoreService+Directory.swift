@@ -33,7 +33,8 @@ extension RestoreService {
     }
 
     func loadDirectory(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool,
-                       jobs: Int?, only: [TableSelection.Table]?, decryption: AgeDecryption?) throws {
+                       jobs: Int?, only: [TableSelection.Table]?, decryption: AgeDecryption?, phases: PhaseTimes,
+                       environment: [String: String]) throws {
         let serverMajor = admin.serverMajor
         let tool = try session.tools.locate("pg_restore", serverMajor: serverMajor)
         var path = dir.file(m.file)
@@ -41,7 +42,7 @@ extension RestoreService {
         var decrypted: String?
         defer { if let decrypted { try? SnapshotDirectory.removeTree(decrypted) } }
         if let decryption {
-            decrypted = try DecryptedCopy.make(m, dir: dir, decryption: decryption, reporter: session.reporter)
+            decrypted = try phases.measure("decrypt") { try DecryptedCopy.make(m, dir: dir, decryption: decryption, reporter: session.reporter) }
             path = decrypted!
         }
         let jobs = jobs ?? min(ProcessInfo.processInfo.activeProcessorCount, 64)
@@ -60,18 +61,22 @@ extension RestoreService {
         } else {
             arguments.append("--exit-on-error")
         }
-        let environment = RestoreService.loadEnvironment(session.childEnvironment)
         let what = only.map { "\($0.count) table(s) of \(m.id)" } ?? m.id
         let big = only == nil ? ParallelTableLoad.candidates(m, jobs: jobs, environment: session.environment) : []
         session.reporter.info("pgsnap: restoring \(what) into scratch database \(scratch) with \(jobs) pg_restore job(s)"
             + (big.isEmpty ? "" : "; \(big.count) big table(s) loaded through \(jobs) COPY sessions each"))
         if big.isEmpty {
-            try runPgRestore(tool.path, arguments + [path], environment: environment, m: m, dir: dir, tolerant: only != nil)
+            try phases.measure("pg_restore") {
+                try runPgRestore(tool.path, arguments + [path], environment: environment, m: m, dir: dir, tolerant: only != nil)
+            }
             return
         }
         // Schema first; then the big tables split across sessions while pg_restore loads the
         // rest; then indexes, constraints and triggers, all in parallel jobs.
-        try runPgRestore(tool.path, arguments + ["--section=pre-data", path], environment: environment, m: m, dir: dir, tolerant: false)
+        try phases.measure("schema") {
+            try runPgRestore(tool.path, arguments + ["--section=pre-data", path], environment: environment, m: m, dir: dir, tolerant: false)
+        }
+        let dataStart = DispatchTime.now()
         let bigIDs = Set(big.compactMap { DirectoryDump.dataFileDumpID($0.name) })
         let rest = try DirectoryTOC.list(path, serverMajor: serverMajor, session: session).filter { !bigIDs.contains($0.dumpID) }
         let restName = ".pgsnap-use-list-\(getpid())"
@@ -90,7 +95,10 @@ extension RestoreService {
         let status = others.wait()
         othersDone = true
         try checkPgRestore(status, others, m: m, dir: dir, tolerant: false)
-        try runPgRestore(tool.path, arguments + ["--section=post-data", path], environment: environment, m: m, dir: dir, tolerant: false)
+        phases.record("load_data", seconds: seconds(since: dataStart))
+        try phases.measure("indexes_constraints") {
+            try runPgRestore(tool.path, arguments + ["--section=post-data", path], environment: environment, m: m, dir: dir, tolerant: false)
+        }
     }
 
     func runPgRestore(_ tool: String, _ arguments: [String], environment: [String: String], m: Manifest, dir: SnapshotDirectory,

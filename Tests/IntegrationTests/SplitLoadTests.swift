@@ -1,0 +1,105 @@
+import Foundation
+import XCTest
+
+/// The plain restore's split load: a big table's rows dealt out to several COPY sessions. A
+/// session that fails leaves the target as it was and no scratch database behind, exactly like
+/// a failure of the one psql session; a bad size override is a usage error.
+final class SplitLoadTests: XCTestCase {
+    var fixture: RestoreFixture!
+
+    override func setUpWithError() throws { fixture = try RestoreFixture() }
+    override func tearDown() {
+        fixture?.cleanUp()
+        fixture = nil
+    }
+
+    /// A snapshot whose big table holds one row the server refuses (an extra column in the middle
+    /// of the rows), with a manifest that matches the file: every check before the load passes.
+    func snapshotWithARefusedRow() throws -> (db: String, id: String) {
+        let db = try fixture.database("split")
+        try Harness.psql(db, """
+            CREATE TABLE big (id int PRIMARY KEY, payload text NOT NULL);
+            INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 200000) g;
+            CREATE TABLE small (id int PRIMARY KEY);
+            INSERT INTO small VALUES (1), (2);
+            """)
+        let id = try fixture.backup(db)
+        let path = try fixture.dumpPath(id)
+        let dump = try Harness.gunzip(path)
+        XCTAssertEqual(dump.status, 0, dump.stderr)
+        let broken = dump.stdout.replacingOccurrences(of: "\n100000\t\(md5(100000))\n", with: "\n100000\t\(md5(100000))\textra\n")
+        XCTAssertNotEqual(broken, dump.stdout, "the row to break was not found")
+        let tmp = fixture.dir + "/broken.sql"
+        try Data(broken.utf8).write(to: URL(fileURLWithPath: tmp))
+        XCTAssertEqual(try Harness.run("/bin/gzip", ["-f", tmp]).status, 0)
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.moveItem(atPath: tmp + ".gz", toPath: path)
+        chmod(path, 0o600)
+        var m = try Harness.manifest(dir: fixture.dir, id: id)
+        m["compressed_bytes"] = try Harness.fileSize(path)
+        m["uncompressed_bytes"] = broken.utf8.count
+        m["sha256"] = try Harness.sha256sum(path)
+        try Harness.writeJSON(m, to: Harness.manifestPath(dir: fixture.dir, id: id))
+        XCTAssertEqual(try fixture.pgsnap(["verify", id]).status, 0, "the doctored snapshot must pass verify: the server refuses it, not pgsnap")
+        return (db, id)
+    }
+
+    func md5(_ n: Int) -> String {
+        (try? Harness.psql("postgres", "SELECT md5('\(n)')")) ?? "?"
+    }
+
+    func testAFailedSplitSessionLeavesANewTargetUncreated() throws {
+        let (db, id) = try snapshotWithARefusedRow()
+        let target = db + "_copy"
+        fixture.track(database: target)
+        let r = try fixture.pgsnap(["restore", id, "--target", target, "--jobs", "2"], env: ["PGSNAP_PARALLEL_COPY_MIN_ROWS": "1000"])
+        Harness.assertOneErrorLine(r, status: 1, "split load of a refused row")
+        XCTAssertTrue(r.stderr.contains("psql failed while loading public.big"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("extra data after last expected column"), r.stderr)
+        XCTAssertFalse(try RestoreFixture.exists(target), "a failed restore must not create the target")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
+    func testAFailedSplitSessionLeavesAnExistingTargetUntouched() throws {
+        let (db, id) = try snapshotWithARefusedRow()
+        try Harness.psql(db, "DELETE FROM big WHERE id > 10; INSERT INTO small VALUES (3)")
+        let before = try Harness.fingerprint(db)
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--jobs", "2"], env: ["PGSNAP_PARALLEL_COPY_MIN_ROWS": "1000"])
+        Harness.assertOneErrorLine(r, status: 1, "split load over an existing database")
+        XCTAssertEqual(try Harness.fingerprint(db), before, "the target changed although the restore failed")
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [])
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+        // The same snapshot through one psql session fails the same way.
+        let one = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--jobs", "1"])
+        Harness.assertOneErrorLine(one, status: 1, "one session")
+        XCTAssertTrue(one.stderr.contains("extra data after last expected column"), one.stderr)
+        XCTAssertEqual(try Harness.fingerprint(db), before)
+    }
+
+    /// A big table split across sessions restores exactly, rows counted from the sessions.
+    func testSplitLoadRestoresExactly() throws {
+        let db = try fixture.database("splitok")
+        try Harness.psql(db, """
+            CREATE TABLE big (id bigint PRIMARY KEY, doc jsonb, note text);
+            INSERT INTO big SELECT g, jsonb_build_object('g', g, 'tab', E'a\\tb', 'nl', E'x\\ny', 'bs', E'\\\\.'), CASE WHEN g % 3 = 0 THEN NULL ELSE E'\\\\.' END
+                FROM generate_series(1, 150000) g;
+            """)
+        let before = try Harness.fingerprint(db)
+        let id = try fixture.backup(db)
+        let copy = db + "_copy"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "--target", copy, "--jobs", "3", "--verbose"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("1 big table(s) loaded through 3 COPY sessions each"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("counting rows instead"), r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(copy), before)
+    }
+
+    func testInvalidMaintenanceWorkMemIsAUsageError() throws {
+        for bad in ["lots", "0", "-5MB", "12XB", "99999999GB"] {
+            let r = try fixture.pgsnap(["restore", "latest", "-d", "nothing_here", "--maintenance-work-mem", bad])
+            Harness.assertOneErrorLine(r, status: 64, "--maintenance-work-mem \(bad)")
+            XCTAssertTrue(r.stderr.contains("--maintenance-work-mem"), r.stderr)
+        }
+    }
+}
