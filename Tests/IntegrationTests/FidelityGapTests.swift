@@ -69,7 +69,7 @@ final class FidelityGapTests: CorpusTestCase {
         try Harness.psqlFile(db, Harness.repo + "/Tests/Fixtures/corpus-rails-migrations.sql")
         let original = try DatabaseFingerprint.of(db)
         let properties = original.sections.last?.lines.first ?? ""
-        XCTAssertTrue(properties.contains("provider=i icu=de-DE tablespace=\(CorpusCluster.tablespace)"), properties)
+        XCTAssertTrue(properties.contains("provider=i locale=de-DE rules=- tablespace=\(CorpusCluster.tablespace)"), properties)
 
         let id = try backupAndVerify(db)
         let copy = "\(db)_copy"

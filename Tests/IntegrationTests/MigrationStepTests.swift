@@ -129,7 +129,7 @@ final class MigrationStepTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let checks = preflightChecks(r)
         XCTAssertEqual(checks.compactMap { $0["name"] as? String },
-                       ["connection", "pg_dump", "psql", "schema_migrations", "connections", "backup_directory", "disk_space", "lock"])
+                       ["connection", "pg_dump", "psql", "pg_restore", "schema_migrations", "connections", "backup_directory", "disk_space", "lock"])
         for c in checks {
             XCTAssertEqual(c["ok"] as? Bool, true, "\(c)")
             XCTAssertFalse((c["value"] as? String ?? "").isEmpty, "value missing: \(c)")

@@ -42,116 +42,44 @@ struct ParallelTableLoad {
             name: "pg_restore", executable: pgRestore,
             arguments: ["--file=-", "--section=data", "--use-list=\(useList)", path], environment: environment),
             stdin: .null, stdout: .pipe, stderr: .pipe)
-        var writers: [ChildProcess] = []
+        var splitter: CopySplitter?
         var ok = false
         defer {
             if !ok {
                 // The scratch database is dropped on failure: stopping the sessions is enough.
-                for w in writers { w.terminate(grace: 2) }
+                splitter?.abort()
                 reader.terminate(grace: 2)
             }
         }
-        var preamble: [String] = []
-        var copy: String?
-        var next = 0
+        // pg_restore's output is a plain script like pg_dump's: the router finds the dump's SET
+        // header, the COPY statement and the rows, exactly as for a plain restore.
+        var router = CopyRouter { _ in true }
         var ended = false
-        let blockSize = 1 << 20
-        var head: [UInt8] = []   // pg_restore's output before the COPY line
-        var copyStart: String?
-        var block: [UInt8] = []  // rows not yet sent: whole lines first, a partial line last
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
         defer { buffer.deallocate() }
-
-        func send(_ count: Int) throws {
-            guard count > 0 else { return }
-            try block.withUnsafeBytes { try writers[next].writeStdin(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-            next = (next + 1) % writers.count
-            block.removeFirst(count)
-        }
-        func startWriters(_ statement: String) throws {
-            let script = Array((preamble.joined() + statement).utf8)
-            for _ in 0..<jobs {
-                let w = try ChildProcess(ExternalCommand(
-                    name: "psql", executable: psql,
-                    arguments: ["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--dbname=\(session.childConninfo(database: scratch))"],
-                    environment: environment), stdin: .pipe, stdout: .null, stderr: .pipe)
-                writers.append(w)
-                try script.withUnsafeBytes { try w.writeStdin($0) }
-            }
-        }
-
         while !ended {
             let n = read(reader.stdoutFD, buffer.baseAddress, buffer.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; the target was not changed") }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            var scanFrom = max(0, block.count - 3)
-            if copy == nil {
-                head.append(contentsOf: chunk)
-                var lineStart = 0
-                while copy == nil, let nl = head[lineStart...].firstIndex(of: 0x0A) {
-                    let text = String(decoding: head[lineStart...nl], as: UTF8.self)
-                    lineStart = nl + 1
-                    if let partial = copyStart {
-                        // A quoted name with a newline in it spans lines (pg_dump writes it as is).
-                        copyStart = partial + text
-                    } else if text.hasPrefix("SET ") || text.hasPrefix("SELECT pg_catalog.set_config(") {
-                        preamble.append(text)
-                    } else if text.hasPrefix("COPY ") {
-                        copyStart = text
-                    }
-                    if let statement = copyStart, statement.hasSuffix(" FROM stdin;\n") {
-                        copy = statement
-                        try startWriters(statement)
-                    }
+            try router.consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) { event in
+                switch event {
+                case .script: break  // comments and the header, which each session gets with the COPY
+                case .startRows(_, let statement, let header):
+                    splitter = try CopySplitter(session: session, psql: psql, environment: environment, database: scratch, jobs: jobs,
+                                                table: table, script: header + statement)
+                case .rows(let bytes): try splitter?.write(bytes)
+                case .endRows: ended = true
                 }
-                guard copy != nil else {
-                    head.removeFirst(lineStart)
-                    continue
-                }
-                block = Array(head[lineStart...])
-                head = []
-                scanFrom = 0
-            } else {
-                block.append(contentsOf: chunk)
-            }
-            // The end of the rows: a line that is exactly "\." (a value never is: COPY escapes it).
-            var end: Int?
-            block.withUnsafeBufferPointer { b in
-                var i = scanFrom
-                while i + 2 < b.count {
-                    if b[i] == 0x5C, b[i + 1] == 0x2E, b[i + 2] == 0x0A, i == 0 || b[i - 1] == 0x0A {
-                        end = i
-                        return
-                    }
-                    i += 1
-                }
-            }
-            if let end {
-                try send(end)
-                ended = true
-            } else if block.count >= blockSize, let lastNL = block.lastIndex(of: 0x0A) {
-                try send(lastNL + 1)
             }
         }
-        guard copy != nil, ended else {
+        guard let splitter, ended else {
             let status = reader.wait()
             throw PGSnapError("pg_restore did not deliver the rows of \(table) (\(status))\(reader.lastErrorLine.map { ": " + session.redact(oneLine($0)) } ?? "")",
                               next: "The target was not changed; run 'pgsnap verify' on the snapshot")
         }
         // Each session ends its COPY, then its input: it commits its share.
-        for w in writers {
-            try Array("\\.\n".utf8).withUnsafeBytes { try w.writeStdin($0) }
-            w.closeStdin()
-        }
-        for w in writers {
-            let status = w.wait()
-            guard status.succeeded else {
-                throw PGSnapError("psql failed while loading \(table) (\(status)): \(w.lastErrorLine.map { session.redact(oneLine($0)) } ?? "")",
-                                  next: "The target was not changed; fix the cause and restore again")
-            }
-        }
+        _ = try splitter.finish()
         reader.closeStdout()
         let status = reader.wait()
         guard status.succeeded || status == .signaled(SIGPIPE) else {

@@ -6,8 +6,8 @@ import PGSnapCore
 ///
 /// A snapshot from PostgreSQL 18 carries its statistics (`pg_dump --statistics`) and the load
 /// restored them, so usually nothing is left to do; older snapshots get ANALYZE here, in `jobs`
-/// sessions at once. Only tables without any pg_statistic row are analyzed, so a table whose
-/// statistics came with the dump keeps exactly those.
+/// sessions at once. Only tables without statistics are analyzed (pg_stats, which any user may
+/// read, unlike pg_statistic), so a table whose statistics came with the dump keeps exactly those.
 extension RestoreService {
     /// Tables the planner would have to guess about: ordinary, partitioned and populated
     /// materialized views in user schemas with no statistics yet, biggest first. Not a
@@ -17,7 +17,7 @@ extension RestoreService {
         SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'm') AND (c.relkind <> 'm' OR c.relispopulated)
           AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
-          AND NOT EXISTS (SELECT 1 FROM pg_statistic s WHERE s.starelid = c.oid)
+          AND NOT EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname)
           AND NOT (c.relkind = 'p' AND EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) t JOIN pg_class f ON f.oid = t.relid
                                                WHERE f.relkind = 'f'))
         ORDER BY pg_relation_size(c.oid) DESC, 1
