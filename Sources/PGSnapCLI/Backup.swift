@@ -64,7 +64,7 @@ struct Backup: ParsableCommand {
         if prune { try pruneAfterBackup(manifest, policy: policy.policy, session: session, wait: try lock.seconds) }
         if let storage { try pushAfterBackup(manifest, storage: storage, session: session, wait: try lock.seconds) }
         if output.json {
-            try printJSON(manifest)
+            try printJSON(WithNulls(manifest))
         } else {
             session.reporter.info("pgsnap: snapshot \(manifest.id): \(formatBytes(manifest.compressedBytes)) (\(formatBytes(manifest.uncompressedBytes)) dumped), \(manifest.tableRows.count) tables, \(manifest.tableRows.values.reduce(0, +)) rows, \(String(format: "%.1f", manifest.durationSeconds)) s")
             if !output.quiet { printOut(manifest.id) }

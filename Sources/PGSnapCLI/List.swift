@@ -21,7 +21,7 @@ struct List: ParsableCommand {
         let dir = try SnapshotDirectory(path: directory.path(env), create: false)
         let entries = try dir.catalog().filter { database == nil || $0.database == database }
         if output.json {
-            try printJSON(entries.map(ListedSnapshot.init))
+            try printJSON(WithNulls(entries.map(ListedSnapshot.init)))
             return
         }
         if entries.isEmpty {
@@ -63,6 +63,7 @@ func table(_ rows: [[String]]) -> String {
 
 /// `list --json` rows: the snapshot's own fields at the top level (as restic's `snapshots --json`),
 /// so `jq '.[].label'` works, plus the full manifest nested; leftovers carry what is known of them.
+/// Printed through `WithNulls`: every field in every row, `null` when unknown (README: "JSON output").
 struct ListedSnapshot: Encodable {
     var id: String
     var status: String

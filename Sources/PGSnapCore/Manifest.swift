@@ -44,7 +44,8 @@ public struct Manifest: Encodable, Equatable, Sendable {
     public var pgsnapVersion: String
 
     // Explicit keys: JSONDecoder's convertFromSnakeCase cost a fifth of reading 10,000 manifests.
-    enum CodingKeys: String, CodingKey {
+    // CaseIterable: a test holds the encoded manifest to exactly these keys, unset ones as null.
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case formatVersion = "format_version"
         case id
         case database
@@ -251,8 +252,9 @@ public struct Manifest: Encodable, Equatable, Sendable {
         guard tables == m.tableRows else { throw bad("has data files that do not match table_rows") }
     }
 
+    /// The manifest as written to disk and printed by `show --json`: every field present, `null` when unset.
     public func encoded() throws -> Data {
-        try Manifest.encoder.encode(self) + Data("\n".utf8)
+        try Manifest.encoder.encode(WithNulls(self)) + Data("\n".utf8)
     }
 
     /// Parses and checks a manifest read from `fileName`.
@@ -341,7 +343,7 @@ public struct Manifest: Encodable, Equatable, Sendable {
 
 /// Database-level state that a plain pg_dump leaves out; captured at backup, re-applied at restore.
 public struct DatabaseProperties: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case owner
         case encoding
         case collate
