@@ -321,7 +321,7 @@ final class EncryptionTests: XCTestCase {
         let before = try Harness.fingerprint(db)
 
         // A wrong key: exit 1 after the backup, before the command.
-        let wrong = try fixture.pgsnap(["guard", "-d", db, "--encrypt-to", alice.recipient, "--identity", mallory.identity, "--",
+        let wrong = try fixture.pgsnap(["guard", "-d", db, "--quiet", "--encrypt-to", alice.recipient, "--identity", mallory.identity, "--",
                                         "/usr/bin/touch", marker])
         Harness.assertOneErrorLine(wrong, status: 1, "guard with a wrong key")
         XCTAssertTrue(wrong.stderr.contains("no identity in \(mallory.identity) matches"), wrong.stderr)
@@ -329,7 +329,7 @@ final class EncryptionTests: XCTestCase {
 
         // --auto-restore of an encrypted snapshot without a key: a usage error before anything is done.
         let snapshots = Harness.snapshotFiles(fixture.dir)
-        let noKey = try fixture.pgsnap(["guard", "-d", db, "--encrypt-to", alice.recipient, "--auto-restore", "--", "/usr/bin/touch", marker],
+        let noKey = try fixture.pgsnap(["guard", "-d", db, "--quiet", "--encrypt-to", alice.recipient, "--auto-restore", "--", "/usr/bin/touch", marker],
                                        env: ["PGSNAP_AGE_IDENTITY": nil])
         Harness.assertOneErrorLine(noKey, status: 64, "guard --auto-restore without a key")
         XCTAssertTrue(noKey.stderr.contains("--identity"), noKey.stderr)

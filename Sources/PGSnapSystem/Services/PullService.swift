@@ -44,10 +44,15 @@ public struct PullService {
         return (m, bytes, files)
     }
 
-    /// - Throws: `PGSnapError`: exit 2 when what arrives does not match the manifest (nothing is kept), 1 otherwise.
-    public func pull(_ selector: SnapshotSelector, wait: Double?) throws -> PullResult {
+    /// - Parameter requireIdentity: the snapshot is about to be restored: an encrypted one without a key is refused.
+    /// - Throws: `PGSnapError`: exit 2 when what arrives does not match the manifest (nothing is kept);
+    ///   1 for a key that does not open it (proven on its first MiB in the bucket, before anything is
+    ///   downloaded); 64 for a missing key with `requireIdentity`; 1 otherwise.
+    public func pull(_ selector: SnapshotSelector, wait: Double?, requireIdentity: Bool = false) throws -> PullResult {
         let start = DispatchTime.now()
         let (m, manifestBytes, files) = try resolve(selector)
+        if requireIdentity { _ = try session.requireAgeDecryption(for: m) }
+        try session.proveIdentity(for: m) { name, count in try remote.readPrefix(name, count: min(count, Int(files[name] ?? Int64(count)))) }
         let dir = try session.directory(create: true)
         let lock = try DirectoryLock(directory: dir, mode: .shared, command: "pull", wait: wait)
         defer { withExtendedLifetime(lock) {} }

@@ -54,6 +54,17 @@ public struct RemoteVerifyService {
         guard let size = files[m.file], size == m.compressedBytes else {
             return failed("size", "\(m.file) is \(files[m.file].map(String.init) ?? "missing") bytes in the bucket, manifest says \(m.compressedBytes)")
         }
+        // A key given is held to the snapshot as everywhere else (its first MiB, one ranged GET).
+        do {
+            if let decryption = try session.ageDecryption(for: m) {
+                let probe = m.identityProbeFile
+                try decryption.checkIdentity(prefix: try remote.readPrefix(probe, count: min(AgeDecryptor.probeBytes, Int(files[probe] ?? 0))))
+            }
+        } catch let e as AgeIdentityMismatch {
+            return failed("identity", e.description)
+        } catch {
+            return failed("age", "\(error)")
+        }
         if m.format == .directory { return verifyDirectory(m, result: r, start: start) }
         // Encrypted at rest: the bucket holds age ciphertext, checked as stored (size, SHA-256);
         // its contents are checked after 'pgsnap pull' by 'pgsnap verify --identity'.

@@ -93,7 +93,8 @@ public struct RestoreService {
         if let problem = try integrityProblem(manifest, dir: dir) {
             throw selector.refusal(entry, check: problem.check, detail: problem.detail, among: catalog, command: command)
         }
-        try checkIdentity(decryption, manifest, dir: dir)
+        // An encrypted snapshot: the identity opens it, before a scratch database is created.
+        try session.proveIdentity(for: manifest, in: dir)
         let admin = try session.connect(database: maintenanceDatabase(excluding: target))
         try dropOrphanedScratchDatabases(admin)
         if selection != nil, try DatabaseFacts.exists(admin, database: target) {
@@ -135,7 +136,7 @@ public struct RestoreService {
         guard let manifest = entry.manifest else { throw PGSnapError.verification("snapshot \(entry.id) has no manifest") }
         let start = DispatchTime.now()
         let decryption = try session.requireAgeDecryption(for: manifest)
-        try checkIdentity(decryption, manifest, dir: dir)
+        try session.proveIdentity(for: manifest, in: dir)
         let lock = try DirectoryLock(directory: dir, mode: .shared, command: "verify --restore-test", wait: nil)
         defer { withExtendedLifetime(lock) {} }
         let admin = try session.connect(database: maintenanceDatabase(excluding: manifest.database))
@@ -189,15 +190,6 @@ public struct RestoreService {
         return nil
     }
 
-    /// An encrypted snapshot: the identity opens it, before a scratch database is created.
-    func checkIdentity(_ decryption: AgeDecryption?, _ m: Manifest, dir: SnapshotDirectory) throws {
-        do {
-            // A directory snapshot: its table of contents, the first file pg_restore reads.
-            try decryption?.checkIdentity(path: dir.file(m.format == .directory ? m.file + "/toc.dat" + SnapshotName.encryptedSuffix : m.file))
-        } catch let e as AgeIdentityMismatch {
-            throw e.error
-        }
-    }
 
     func confirmReplace(target: String, snapshot: String, admin: LibPQConnection, options: RestoreOptions) throws {
         let sessions = try DatabaseFacts.otherSessions(admin, database: target)
