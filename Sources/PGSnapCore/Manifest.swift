@@ -38,7 +38,13 @@ public struct Manifest: Encodable, Equatable, Sendable {
     /// Whether the tables were locked before the snapshot (absent in manifests older than this field).
     public var tableLocking: TableLocking?
     public var databaseProperties: DatabaseProperties?
+    /// Roles and tablespaces for `psql -f`: `<id>.globals.sql` of its own (`backup --globals`), or
+    /// its run's `<run>.globals.sql`, shared by every snapshot of a whole-server run.
     public var globalsFile: String?
+    /// The SHA-256 of `globals_file` (absent in manifests older than this field).
+    public var globalsSHA256: String?
+    /// The whole-server run (`backup --all-databases --globals`) whose globals this snapshot refers to.
+    public var run: String?
     public var timings: Timings?
     public var restoreTest: RestoreTest?
     public var pgsnapVersion: String
@@ -72,6 +78,8 @@ public struct Manifest: Encodable, Equatable, Sendable {
         case tableLocking = "table_locking"
         case databaseProperties = "database_properties"
         case globalsFile = "globals_file"
+        case globalsSHA256 = "globals_sha256"
+        case run
         case timings
         case restoreTest = "restore_test"
         case pgsnapVersion = "pgsnap_version"
@@ -222,6 +230,8 @@ public struct Manifest: Encodable, Equatable, Sendable {
         databaseBytes = try f.optional("database_bytes", J.int64)
         tableLocking = try f.nested("table_locking").map(TableLocking.init(json:))
         globalsFile = try f.optional("globals_file", J.string)
+        globalsSHA256 = try f.optional("globals_sha256", J.string)
+        run = try f.optional("run", J.string)
         restoreTest = try f.nested("restore_test").map(RestoreTest.init(json:))
         pgsnapVersion = try f.required("pgsnap_version", J.string)
         tableRows = try f.required("table_rows", J.int64Map)
@@ -315,6 +325,19 @@ public struct Manifest: Encodable, Equatable, Sendable {
             guard (try? SnapshotName.validateLabel(label)) != nil, m.id.hasSuffix("_" + label) else {
                 throw PGSnapError.verification("manifest \(fileName) has a label that does not match its id")
             }
+        }
+        // The globals file is opened, pushed and pulled by name: its own, or its run's, never a path.
+        if let g = m.globalsFile {
+            let ownOrRun = m.run.map { RunName.parse($0) != nil && g == RunName.globalsFile($0) } ?? (g == m.id + SnapshotName.globalsSuffix)
+            guard ownOrRun else { throw PGSnapError.verification("manifest \(fileName) names a globals file that does not belong to it") }
+        } else if m.run != nil {
+            throw PGSnapError.verification("manifest \(fileName) names a run but no globals file")
+        }
+        if m.run != nil && m.globalsSHA256 == nil {
+            throw PGSnapError.verification("manifest \(fileName) names a run but not the checksum of its globals")
+        }
+        if let sha = m.globalsSHA256, !(sha.count == 64 && sha.allSatisfy({ $0.isASCII && $0.isHexDigit })) {
+            throw PGSnapError.verification("manifest \(fileName) has an impossible globals checksum")
         }
         for table in m.tableRows.keys where QualifiedName.parse(table) == nil {
             throw PGSnapError.verification("manifest \(fileName) has a malformed table name '\(oneLine(table, limit: 80))'")

@@ -70,18 +70,45 @@ public struct PullService {
             try download(m.file, size: m.compressedBytes, sha256: m.sha256, into: local)
         }
         var bytes = m.compressedBytes
-        if let g = m.globalsFile {
-            guard let size = files[g] else {
-                throw PGSnapError.verification("remote copy of \(m.id) lacks its globals file \(g)", next: "Push it again from the machine that has it")
-            }
-            try download(g, size: size, sha256: nil, into: local)
-            bytes += size
-        }
+        if m.globalsFile != nil { bytes += try pullGlobals(m, files: files, into: local) }
         // Last: only now does the snapshot exist locally.
         try local.putSmall(m.id + SnapshotName.manifestSuffix, bytes: manifestBytes)
         let secs = seconds(since: start)
         session.reporter.info("pgsnap: pulled \(m.id) from \(remote.location): \(formatBytes(bytes)) in \(String(format: "%.1f", secs)) s")
         return PullResult(id: m.id, action: "downloaded", bytes: bytes, seconds: secs)
+    }
+
+    /// The snapshot's globals, checked against its manifest's checksum as they stream, and for a
+    /// whole-server run the run's record (the bucket's merged with any local one), both before the
+    /// manifest. A run's globals already here with that checksum (another snapshot of the run was
+    /// pulled) are not downloaded again. Returns the bytes downloaded.
+    func pullGlobals(_ m: Manifest, files: [String: Int64], into local: LocalStorage) throws -> Int64 {
+        guard let g = m.globalsFile else { return 0 }
+        guard let size = files[g] else {
+            throw PGSnapError.verification("remote copy of \(m.id) lacks its globals file \(g)", next: "Push it again from the machine that has it")
+        }
+        let dir = local.directory
+        var got: Int64 = 0
+        let here = access(dir.file(g), F_OK) == 0 ? try? RunGlobals.sha256(ofFile: dir.file(g)) : nil
+        if let run = m.run, let sha = m.globalsSHA256, let here {
+            guard here == sha else {
+                throw PGSnapError("a different \(g) is already in \(dir.path) (SHA-256 \(here), snapshot \(m.id) says \(sha)): two runs are named \(run)",
+                                  next: "Pull into another --dir; nothing was downloaded")
+            }
+        } else {
+            try download(g, size: size, sha256: m.globalsSHA256, into: local)
+            got = size
+        }
+        guard let run = m.run, let sha = m.globalsSHA256 else { return got }
+        let name = RunName.recordFile(run)
+        var record = RunRecord(run: run, createdAt: RunName.parse(run) ?? m.createdAt, globalsBytes: size, globalsSHA256: sha, pgsnapVersion: pgsnapVersion)
+        if files[name] != nil, let there = try? RunRecord.decode(bytes: try remote.readSmall(name, limit: Manifest.maxBytes), fileName: name) {
+            record = try there.merged(with: record)
+        }
+        record = record.adding(m.id)
+        if case .valid(let onDisk) = dir.runRecord(run) { record = try onDisk.merged(with: record) }
+        try dir.writeAtomically(try record.encoded(), to: name)
+        return got
     }
 
     /// A directory snapshot into `<id>.dir.partial/`, every file checked as it streams, then

@@ -228,7 +228,7 @@ public struct RestoreService {
             owner = try admin.scalar("SELECT current_user") ?? owner
         } else if try admin.scalar("SELECT 1 FROM pg_roles WHERE rolname = $1", [owner]) != "1" {
             throw PGSnapError("the snapshot's database owner role \"\(owner)\" does not exist on this server",
-                              next: (m.globalsFile.map { "Apply the saved roles (psql -X -f \(dir.file($0)) postgres)" } ?? "Create the role (CREATE ROLE \(owner))") + " or restore with --no-owner")
+                              next: (savedRoles(m, dir: dir).map { "Apply the saved roles (psql -X -f \($0) postgres)" } ?? "Create the role (CREATE ROLE \(owner))") + " or restore with --no-owner")
         }
         var fixedAtCreation = ""
         if props.localeProvider == "i", let icu = props.iculocale {
@@ -306,10 +306,17 @@ public struct RestoreService {
             return "The target was not changed; raise max_locks_per_transaction on the server (it needs a restart) and restore again"
         }
         if line.contains("role") && line.contains("does not exist") {
-            return (m.globalsFile.map { "Create the missing roles (psql -X -f \(dir.file($0)) postgres) and restore again" }
+            return (savedRoles(m, dir: dir).map { "Create the missing roles (psql -X -f \($0) postgres) and restore again" }
                 ?? "Create the missing roles and restore again") + ", or restore with --no-owner"
         }
         return "The target was not changed; fix the cause and restore again"
+    }
+
+    /// The roles saved with a snapshot (`--globals`): its own file, or its whole-server run's, which
+    /// any snapshot of the run names; nil when there are none here (a pulled copy brings them along).
+    func savedRoles(_ m: Manifest, dir: SnapshotDirectory) -> String? {
+        guard let g = m.globalsFile, access(dir.file(g), R_OK) == 0 else { return nil }
+        return dir.file(g)
     }
 
     /// psql's or pg_restore's exit status alone proves nothing: the row counts do.
