@@ -26,7 +26,7 @@ struct Backup: ParsableCommand {
     @Option(help: "plain (default: one SQL file, psql-readable) or directory (pg_dump -Fd: one gzip file per table, restored in parallel by pg_restore -j; --jobs sets pg_dump's jobs).")
     var format: DumpFormat = .plain
 
-    @Flag(help: "Also save roles and tablespaces (pg_dumpall --globals-only) beside the snapshot.")
+    @Flag(help: "Also save roles and tablespaces (pg_dumpall --globals-only): beside the snapshot, or with --all-databases once for the whole run (run-<time>.globals.sql), which each of its snapshots refers to.")
     var globals = false
 
     @Flag(help: "Back up every database on the server that accepts connections, each to its own snapshot; -d may then only be a connection string.")
