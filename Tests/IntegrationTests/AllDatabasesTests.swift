@@ -282,6 +282,15 @@ final class AllDatabasesTests: XCTestCase {
             Set(try S3Harness.objects(prefix).keys.map { String($0.dropFirst(prefix.count + 1)) }.filter { $0.hasSuffix(".globals.sql") || $0.hasSuffix(".run.json") })
         }
         XCTAssertEqual(try remoteRunFiles(), Self.runFiles(of: first.run).union(Self.runFiles(of: second.run)))
+        // verify --remote checks them too: a changed byte in the bucket's copy is named.
+        let verified = try pgsnap(["verify", "--remote", first.ids[two]!], dir: dir, env: s3)
+        XCTAssertEqual(verified.status, 0, verified.stderr)
+        let globalsKey = prefix + "/" + first.run + ".globals.sql"
+        _ = try S3Harness.boto(["flip", S3Harness.bucket, globalsKey, "3"])
+        let flipped = try pgsnap(["verify", "--remote", first.ids[two]!], dir: dir, env: s3)
+        XCTAssertEqual(flipped.status, 2, flipped.stderr)
+        XCTAssertTrue(flipped.stderr.contains("globals check failed") && flipped.stderr.contains(first.run + ".globals.sql"), flipped.stderr)
+        _ = try S3Harness.boto(["flip", S3Harness.bucket, globalsKey, "3"])
 
         // Local retention: pruning one database leaves the first run's globals, which other snapshots of it refer to.
         let policy = ["--keep-days", "0", "--keep-last", "1", "--allow-empty", "--json"]
