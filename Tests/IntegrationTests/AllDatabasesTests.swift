@@ -231,6 +231,30 @@ final class AllDatabasesTests: XCTestCase {
         XCTAssertEqual(m["globals_sha256"] as? String, try Harness.sha256sum(dir + "/" + singleID + ".globals.sql"))
         XCTAssertTrue(m["run"] is NSNull, "\(String(describing: m["run"]))")
         XCTAssertEqual(Self.runFiles(dir), Self.runFiles(of: run), "a single-database backup writes no run files")
+
+        // A manifest from before this change (its own globals file, no checksum, no run) keeps working:
+        // verify, push, pull, and prune, which takes its globals file with it.
+        var old = m
+        old.removeValue(forKey: "globals_sha256")
+        old.removeValue(forKey: "run")
+        try Harness.writeJSON(old, to: Harness.manifestPath(dir: dir, id: singleID))
+        let verifyOld = try Harness.pgsnap(["verify", singleID], dir: dir)
+        XCTAssertEqual(verifyOld.status, 0, verifyOld.stderr)
+        let (remote, _) = S3Harness.newRemote()
+        let s3 = S3Harness.env(remote: remote)
+        let push = try Harness.pgsnap(["push", singleID, "--quiet"], dir: dir, env: s3)
+        XCTAssertEqual(push.status, 0, push.stderr)
+        let fresh = try makeDir()
+        let pull = try Harness.pgsnap(["pull", singleID, "--quiet"], dir: fresh, env: s3)
+        XCTAssertEqual(pull.status, 0, pull.stderr)
+        XCTAssertEqual(try Harness.bytes(fresh + "/" + singleID + ".globals.sql"), try Harness.bytes(dir + "/" + singleID + ".globals.sql"))
+        let newer = try Harness.pgsnap(["backup", "-d", one, "--globals"], dir: dir)
+        XCTAssertEqual(newer.status, 0, newer.stderr)
+        let prune = try Harness.pgsnap(["prune", "-d", one, "--keep-days", "0", "--keep-last", "1", "--allow-empty"], dir: dir)
+        XCTAssertEqual(prune.status, 0, prune.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/" + singleID + ".globals.sql"), "pruned with its snapshot")
+        XCTAssertEqual(Self.runFiles(dir), Self.runFiles(of: run), "the run's globals stay: \(two)'s snapshot of the run refers to them")
+        try assertEveryGlobalsFileIsThere(dir, "after pruning \(one)")
     }
 
     /// Two runs on the second test server (it holds only what this test creates): a run's globals
