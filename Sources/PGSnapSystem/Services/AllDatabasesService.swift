@@ -87,7 +87,6 @@ extension BackupService {
         }
         return Data(out.utf8)
     }
-
 }
 
 extension CheckService {

@@ -53,6 +53,9 @@ public struct PullService {
         let (m, manifestBytes, files) = try resolve(selector)
         if requireIdentity { _ = try session.requireAgeDecryption(for: m) }
         try session.proveIdentity(for: m) { name, count in try remote.readPrefix(name, count: min(count, Int(files[name] ?? Int64(count)))) }
+        if let g = m.globalsFile, files[g] == nil {
+            throw PGSnapError.verification("remote copy of \(m.id) lacks its globals file \(g)", next: "Push it again from the machine that has it; nothing was downloaded")
+        }
         let dir = try session.directory(create: true)
         let lock = try DirectoryLock(directory: dir, mode: .shared, command: "pull", wait: wait)
         defer { withExtendedLifetime(lock) {} }
@@ -64,13 +67,14 @@ public struct PullService {
             return PullResult(id: m.id, action: "skipped", bytes: 0, seconds: seconds(since: start))
         }
         let local = LocalStorage(dir)
+        let globalsHere = try runGlobalsAlreadyHere(m, in: dir)
         if m.format == .directory {
             try downloadDirectory(m, into: local)
         } else {
             try download(m.file, size: m.compressedBytes, sha256: m.sha256, into: local)
         }
         var bytes = m.compressedBytes
-        if m.globalsFile != nil { bytes += try pullGlobals(m, files: files, into: local) }
+        if m.globalsFile != nil { bytes += try pullGlobals(m, files: files, into: local, alreadyHere: globalsHere) }
         // Last: only now does the snapshot exist locally.
         try local.putSmall(m.id + SnapshotName.manifestSuffix, bytes: manifestBytes)
         let secs = seconds(since: start)
@@ -78,32 +82,40 @@ public struct PullService {
         return PullResult(id: m.id, action: "downloaded", bytes: bytes, seconds: secs)
     }
 
+    /// A whole-server run's globals already in `dir` (another snapshot of the run was pulled or
+    /// taken here): true when they match the manifest's checksum. Asked before anything is downloaded.
+    ///
+    /// - Throws: when different globals carry the run's name here (two servers' runs in one place).
+    func runGlobalsAlreadyHere(_ m: Manifest, in dir: SnapshotDirectory) throws -> Bool {
+        guard let run = m.run, let g = m.globalsFile, let sha = m.globalsSHA256, access(dir.file(g), F_OK) == 0 else { return false }
+        let here = try RunGlobals.sha256(ofFile: dir.file(g))
+        guard here == sha else {
+            throw PGSnapError("a different \(g) is already in \(dir.path) (SHA-256 \(here), snapshot \(m.id) says \(sha)): two runs are named \(run)",
+                              next: "Pull into another --dir; nothing was downloaded")
+        }
+        return true
+    }
+
     /// The snapshot's globals, checked against its manifest's checksum as they stream, and for a
     /// whole-server run the run's record (the bucket's merged with any local one), both before the
-    /// manifest. A run's globals already here with that checksum (another snapshot of the run was
-    /// pulled) are not downloaded again. Returns the bytes downloaded.
-    func pullGlobals(_ m: Manifest, files: [String: Int64], into local: LocalStorage) throws -> Int64 {
+    /// manifest. A run's globals already here (`alreadyHere`) are not downloaded again. Returns the
+    /// bytes downloaded.
+    func pullGlobals(_ m: Manifest, files: [String: Int64], into local: LocalStorage, alreadyHere: Bool) throws -> Int64 {
         guard let g = m.globalsFile else { return 0 }
         guard let size = files[g] else {
             throw PGSnapError.verification("remote copy of \(m.id) lacks its globals file \(g)", next: "Push it again from the machine that has it")
         }
         let dir = local.directory
         var got: Int64 = 0
-        let here = access(dir.file(g), F_OK) == 0 ? try? RunGlobals.sha256(ofFile: dir.file(g)) : nil
-        if let run = m.run, let sha = m.globalsSHA256, let here {
-            guard here == sha else {
-                throw PGSnapError("a different \(g) is already in \(dir.path) (SHA-256 \(here), snapshot \(m.id) says \(sha)): two runs are named \(run)",
-                                  next: "Pull into another --dir; nothing was downloaded")
-            }
-        } else {
+        if !alreadyHere {
             try download(g, size: size, sha256: m.globalsSHA256, into: local)
             got = size
         }
         guard let run = m.run, let sha = m.globalsSHA256 else { return got }
         let name = RunName.recordFile(run)
         var record = RunRecord(run: run, createdAt: RunName.parse(run) ?? m.createdAt, globalsBytes: size, globalsSHA256: sha, pgsnapVersion: pgsnapVersion)
-        if files[name] != nil, let there = try? RunRecord.decode(bytes: try remote.readSmall(name, limit: Manifest.maxBytes), fileName: name) {
-            record = try there.merged(with: record)
+        if files[name] != nil {
+            record = try RunRecord.decode(bytes: try remote.readSmall(name, limit: Manifest.maxBytes), fileName: name).merged(with: record)
         }
         record = record.adding(m.id)
         if case .valid(let onDisk) = dir.runRecord(run) { record = try onDisk.merged(with: record) }

@@ -59,7 +59,7 @@ public struct PushService {
             try upload(m.file, size: m.compressedBytes, sha256: m.sha256, from: local)
             sent += m.compressedBytes
         }
-        if m.globalsFile != nil { sent += try pushGlobals(m, from: local, localFiles: localFiles, remoteFiles: remoteFiles) }
+        if m.globalsFile != nil { sent += try pushGlobals(m, from: local, localFiles: localFiles) }
         // A push killed mid-upload leaves an unfinished multipart upload that S3 keeps (and bills).
         if let n = try? remote.abortUnfinishedUploads(of: m.file), n > 0 {
             session.reporter.info("pgsnap: aborted \(n) unfinished upload(s) of \(m.file) left by an earlier push")
@@ -74,15 +74,16 @@ public struct PushService {
     /// The snapshot's globals, checked against its manifest's checksum, and for a whole-server run
     /// the run's record (merged with the bucket's copy, so it names every pushed snapshot), both
     /// before the manifest. A run's globals already in the bucket with their checksum are not sent
-    /// again: one copy per run, whatever the number of its snapshots. Returns the bytes sent.
-    func pushGlobals(_ m: Manifest, from local: LocalStorage, localFiles: [DirectoryFile], remoteFiles: [String: Int64]) throws -> Int64 {
+    /// again: one copy per run, whatever the number of its snapshots (asked with a HEAD, not the
+    /// listing taken before the first of them was pushed). Returns the bytes sent.
+    func pushGlobals(_ m: Manifest, from local: LocalStorage, localFiles: [DirectoryFile]) throws -> Int64 {
         guard let g = m.globalsFile else { return 0 }
         guard let size = localFiles.first(where: { $0.name == g })?.size else {
             throw PGSnapError("snapshot \(m.id) refers to the globals file \(g), which is not in \(local.directory.path); nothing more was uploaded",
                               next: "Run 'pgsnap verify \(m.id)'")
         }
         var sent: Int64 = 0
-        if let sha = m.globalsSHA256, remoteFiles[g] == size, let meta = try remote.stat(g), meta.size == size, meta.metadata["sha256"] == sha {
+        if let sha = m.globalsSHA256, let meta = try remote.stat(g), meta.size == size, meta.metadata["sha256"] == sha {
             // Already there from another snapshot of the run (or an earlier push).
         } else {
             try upload(g, size: size, sha256: m.globalsSHA256, from: local)
@@ -98,8 +99,9 @@ public struct PushService {
             record = RunRecord(run: run, createdAt: RunName.parse(run) ?? m.createdAt, globalsBytes: size, globalsSHA256: sha, pgsnapVersion: pgsnapVersion)
         }
         record = record.adding(m.id)
-        if remoteFiles[name] != nil, let there = try? RunRecord.decode(bytes: try remote.readSmall(name, limit: Manifest.maxBytes), fileName: name) {
-            record = try there.merged(with: record)
+        // The bucket's copy may name snapshots pushed from elsewhere: merged, never overwritten unread.
+        if try remote.stat(name) != nil {
+            record = try RunRecord.decode(bytes: try remote.readSmall(name, limit: Manifest.maxBytes), fileName: name).merged(with: record)
         }
         try remote.putSmall(name, bytes: [UInt8](try record.encoded()))
         return sent
