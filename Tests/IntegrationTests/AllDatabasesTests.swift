@@ -300,8 +300,22 @@ final class AllDatabasesTests: XCTestCase {
         // The bucket gets each run's globals and record once.
         let (remote, prefix) = S3Harness.newRemote()
         let s3 = S3Harness.env(remote: remote)
-        let push = try pgsnap(["push", "--all", "--quiet"], dir: dir, env: s3)
+        let push = try pgsnap(["push", "--all", "--json"], dir: dir, env: s3)
         XCTAssertEqual(push.status, 0, push.stderr)
+        // Each run's globals are sent with one of its snapshots only.
+        let sent = Dictionary(((try? JSONSerialization.jsonObject(with: Data(push.stdout.utf8))) as? [[String: Any]] ?? [])
+            .compactMap { r in (r["id"] as? String).map { ($0, (r["bytes"] as? NSNumber)?.int64Value ?? -1) } }, uniquingKeysWith: { a, _ in a })
+        for r in runs {
+            let globals = try Harness.fileSize(dir + "/" + r.run + ".globals.sql")
+            var withGlobals = 0
+            for id in r.ids.values {
+                let dump = try XCTUnwrap((try Harness.manifest(dir: dir, id: id)["compressed_bytes"] as? NSNumber)?.int64Value)
+                let bytes = try XCTUnwrap(sent[id], "\(id) not pushed: \(push.stdout)")
+                XCTAssertTrue(bytes == dump || bytes == dump + globals, "\(id): sent \(bytes), dump \(dump), globals \(globals)")
+                if bytes == dump + globals { withGlobals += 1 }
+            }
+            XCTAssertEqual(withGlobals, 1, "\(r.run): its globals were sent \(withGlobals) times: \(push.stdout)")
+        }
         func remoteRunFiles() throws -> Set<String> {
             Set(try S3Harness.objects(prefix).keys.map { String($0.dropFirst(prefix.count + 1)) }.filter { $0.hasSuffix(".globals.sql") || $0.hasSuffix(".run.json") })
         }
