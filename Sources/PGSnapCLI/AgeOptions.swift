@@ -41,13 +41,16 @@ struct EncryptionOptions: ParsableArguments {
     }
 }
 
-/// The key that reads encrypted snapshots: `verify`, `restore`, `verify --restore-test`.
+/// The key that reads encrypted snapshots, taken alike by every command that reads one: verify,
+/// restore, diff, show, pull, preflight and guard. Loaded first thing in `run()`, so a missing or
+/// loose key file is refused before anything is read; each command then proves the key on the
+/// snapshot it reads (`Session.proveIdentity`) before going further.
 struct IdentityOptions: ParsableArguments {
     @Option(help: ArgumentHelp("age identity file that decrypts encrypted snapshots (default: PGSNAP_AGE_IDENTITY); must be readable by its owner only.",
                                valueName: "file"))
     var identity: String?
 
-    /// - Throws: a usage error when the file is missing or readable by group or others.
+    /// - Throws: exit 1 when the file is missing or unreadable, a usage error when others can read it.
     func load(_ env: [String: String]) throws -> AgeIdentity? {
         guard let path = identity ?? env["PGSNAP_AGE_IDENTITY"].flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
         return try AgeIdentity(path: path)

@@ -26,7 +26,7 @@ struct Backup: ParsableCommand {
     @Option(help: "plain (default: one SQL file, psql-readable) or directory (pg_dump -Fd: one gzip file per table, restored in parallel by pg_restore -j; --jobs sets pg_dump's jobs).")
     var format: DumpFormat = .plain
 
-    @Flag(help: "Also save roles and tablespaces (pg_dumpall --globals-only) beside the snapshot.")
+    @Flag(help: "Also save roles and tablespaces (pg_dumpall --globals-only): beside the snapshot, or with --all-databases once for the whole run (run-<time>.globals.sql), which each of its snapshots refers to.")
     var globals = false
 
     @Flag(help: "Back up every database on the server that accepts connections, each to its own snapshot; -d may then only be a connection string.")
@@ -64,7 +64,7 @@ struct Backup: ParsableCommand {
         if prune { try pruneAfterBackup(manifest, policy: policy.policy, session: session, wait: try lock.seconds) }
         if let storage { try pushAfterBackup(manifest, storage: storage, session: session, wait: try lock.seconds) }
         if output.json {
-            try printJSON(manifest)
+            try printJSON(WithNulls(manifest))
         } else {
             session.reporter.info("pgsnap: snapshot \(manifest.id): \(formatBytes(manifest.compressedBytes)) (\(formatBytes(manifest.uncompressedBytes)) dumped), \(manifest.tableRows.count) tables, \(manifest.tableRows.values.reduce(0, +)) rows, \(String(format: "%.1f", manifest.durationSeconds)) s")
             if !output.quiet { printOut(manifest.id) }

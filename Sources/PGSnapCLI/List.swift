@@ -21,7 +21,7 @@ struct List: ParsableCommand {
         let dir = try SnapshotDirectory(path: directory.path(env), create: false)
         let entries = try dir.catalog().filter { database == nil || $0.database == database }
         if output.json {
-            try printJSON(entries.map(ListedSnapshot.init))
+            try printJSON(WithNulls(entries.map(ListedSnapshot.init)))
             return
         }
         if entries.isEmpty {
@@ -63,6 +63,7 @@ func table(_ rows: [[String]]) -> String {
 
 /// `list --json` rows: the snapshot's own fields at the top level (as restic's `snapshots --json`),
 /// so `jq '.[].label'` works, plus the full manifest nested; leftovers carry what is known of them.
+/// Printed through `WithNulls`: every field in every row, `null` when unknown (README: "JSON output").
 struct ListedSnapshot: Encodable {
     var id: String
     var status: String
@@ -108,7 +109,14 @@ struct ListedSnapshot: Encodable {
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show one snapshot's manifest.",
-        discussion: "Example: pgsnap show latest -d app\n\n\(exitStatusHelp)")
+        discussion: """
+            Reads the manifest only; with --identity (or PGSNAP_AGE_IDENTITY) an encrypted \
+            snapshot's key is proven first: exit 1 when it does not open it.
+
+            Example: pgsnap show latest -d app
+
+            \(exitStatusHelp)
+            """)
 
     @Argument(help: "Snapshot id, or 'latest'.")
     var snapshot: String = "latest"
@@ -116,15 +124,19 @@ struct Show: ParsableCommand {
     @OptionGroup var output: OutputOptions
     @Option(name: snapshotDatabaseNames, help: "With 'latest': the newest snapshot of this database (a name or a connection string).")
     var database: String?
+    @OptionGroup(title: "Encryption") var identity: IdentityOptions
 
     func run() throws {
         let selector = try parseSelector(snapshot, label: nil, before: nil, database: try snapshotDatabase(database))
-        let env = ProcessInfo.processInfo.environment
-        let dir = try SnapshotDirectory(path: directory.path(env), create: false)
+        let session = try makeSession(nil, directory, output)
+        session.ageIdentity = try identity.load(session.environment)
+        let dir = try session.directory(create: false)
         let entry = try selector.select(from: try dir.catalog(), directory: dir.path)
         guard let m = entry.manifest else {
             throw PGSnapError("snapshot \(entry.id) is \(entry.status.rawValue): \(entry.problem ?? "")", next: "It cannot be restored; 'pgsnap prune' removes leftovers")
         }
+        // With a key: "does this key open it?" answered before anything is printed.
+        if entry.isGood { try session.proveIdentity(for: m, in: dir) }
         if output.json {
             printOut(String(decoding: try m.encoded(), as: UTF8.self).trimmingCharacters(in: .newlines))
             return

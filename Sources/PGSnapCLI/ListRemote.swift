@@ -9,7 +9,7 @@ func listRemote(_ remote: RemoteOptions, output: OutputOptions, database: String
     let storage = try remote.storage(env)
     let entries = RemoteCatalog.build(files: try storage.list()).filter { database == nil || $0.database == database }
     if output.json {
-        try printJSON(entries.map(RemoteListedSnapshot.init))
+        try printJSON(WithNulls(entries.map(RemoteListedSnapshot.init)))
         return
     }
     if entries.isEmpty {

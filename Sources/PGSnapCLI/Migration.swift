@@ -19,16 +19,27 @@ struct MigrationCheckOptions: ParsableArguments {
 struct Preflight: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The pre-migration checklist: connection, tool versions, schema_migrations, sessions, disk, lock.",
-        discussion: "Example: pgsnap preflight -d app --require-migration 44\n\n\(exitStatusHelp)")
+        discussion: """
+            With --identity (or PGSNAP_AGE_IDENTITY) the key is also proven on the database's newest \
+            snapshot, when it is encrypted: the key a rollback would need.
+
+            Example: pgsnap preflight -d app --require-migration 44
+
+            \(exitStatusHelp)
+            """)
 
     @OptionGroup var checks: MigrationCheckOptions
+    @OptionGroup(title: "Encryption") var identity: IdentityOptions
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         let session = try makeSession(connection, directory, output)
-        let result = PreflightService(session: session).run(checks.options)
+        session.ageIdentity = try identity.load(session.environment)
+        var options = checks.options
+        options.proveIdentity = session.ageIdentity != nil
+        let result = try PreflightService(session: session).run(options)
         if output.json { try printJSON(result.checks) }
         for c in result.checks where !output.json {
             let line = "\(c.ok ? "ok  " : "FAIL") \(c.name.padding(toLength: 17, withPad: " ", startingAt: 0)) \(c.value)\(c.detail.map { "  (\($0))" } ?? "")"
@@ -47,7 +58,9 @@ struct Guard: ParsableCommand {
         discussion: """
             The command runs without a shell, with pgsnap's stdin/stdout/stderr. The snapshot \
             is labelled pre_migration_<next version> (pre_guard without schema_migrations) \
-            unless --label is given.
+            unless --label is given. With --encrypt-to (or PGSNAP_AGE_RECIPIENTS) it is encrypted \
+            as by backup; --identity (or PGSNAP_AGE_IDENTITY) is then proven on it before the \
+            command runs, and --auto-restore needs it.
 
             What guard's exit status says about the migration:
               0  the command succeeded; the manifest records the new migration version
@@ -66,6 +79,8 @@ struct Guard: ParsableCommand {
     var autoRestore = false
     /// --label defaults to pre_migration_<next version>, or pre_guard without schema_migrations.
     @OptionGroup var snapshot: SnapshotOptions
+    @OptionGroup(title: "Encryption") var encryption: EncryptionOptions
+    @OptionGroup(title: "Encryption") var identity: IdentityOptions
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
@@ -78,15 +93,23 @@ struct Guard: ParsableCommand {
 
     func run() throws {
         let session = try makeSession(connection, directory, output)
+        session.ageIdentity = try identity.load(session.environment)
+        var backup = snapshot.backupOptions()
+        backup.encryptTo = try encryption.recipients(session.environment)
+        // The rollback must be able to read what is about to be written: refused before anything is done.
+        if autoRestore, !backup.encryptTo.isEmpty, session.ageIdentity == nil {
+            throw ValidationError("--auto-restore would restore a snapshot encrypted to \(backup.encryptTo.map(\.text).joined(separator: ", ")), and no key reads it: pass --identity FILE (or set PGSNAP_AGE_IDENTITY), or drop --auto-restore; nothing was done")
+        }
         var base = ["pgsnap", "restore"]
         let env = ProcessInfo.processInfo.environment
         let result = try GuardService(session: session).run(
             command: command, preflight: checks.options,
-            backup: snapshot.backupOptions(),
+            backup: backup,
             autoRestore: autoRestore,
             restoreHint: { id in
                 base += [id, "--dir", directory.path(env), "--yes", "--terminate-connections"]
                 if let d = connection.dbname { base += ["--dbname", session.redact(d)] }
+                if !backup.encryptTo.isEmpty { base += ["--identity", session.ageIdentity?.path ?? "KEY_FILE"] }
                 return base.map(shellQuote).joined(separator: " ")
             })
         if output.json { try printJSON(result) }
@@ -102,16 +125,25 @@ func migrationLine(_ a: Manifest.MigrationState?, _ b: Manifest.MigrationState?)
 struct Diff: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compare the live database with a snapshot's manifest: tables added, dropped, row counts.",
-        discussion: "Example (after a migration): pgsnap diff latest -d app\n\n\(exitStatusHelp)")
+        discussion: """
+            Reads the manifest only, so an encrypted snapshot needs no key; with --identity (or \
+            PGSNAP_AGE_IDENTITY) the key is first proven on the snapshot, as verify and restore do.
+
+            Example (after a migration): pgsnap diff latest -d app
+
+            \(exitStatusHelp)
+            """)
 
     @Argument(help: "Snapshot id, or 'latest'.")
     var snapshot: String = "latest"
+    @OptionGroup(title: "Encryption") var identity: IdentityOptions
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         let session = try makeSession(connection, directory, output)
+        session.ageIdentity = try identity.load(session.environment)
         let database = RestoreService(session: session).defaultDatabase(target: nil)
         let selector = try parseSelector(snapshot, label: nil, before: nil, database: snapshot == "latest" ? database : nil)
         let report = try DiffService(session: session).run(selector)

@@ -95,7 +95,14 @@ func printPrune(_ result: PruneResult, json: Bool, reporter: Reporter) {
         let line = "\(d.action == .keep ? "keep  " : (result.dryRun ? "remove" : "removed")) \(d.id)  (\(d.reasons.joined(separator: "; ")))"
         if result.dryRun { printOut(line) } else if d.action == .remove { reporter.info("pgsnap: " + line) }
     }
-    reporter.info("pgsnap: \(verb) \(removals.count) snapshot(s), \(formatBytes(result.removedBytes > 0 ? result.removedBytes : removals.reduce(0) { $0 + $1.bytes })); kept \(result.decisions.count - removals.count)")
+    for r in result.runs {
+        let line = "\(r.action == .keep ? "keep  " : (result.dryRun ? "remove" : "removed")) \(r.run) globals  (\(r.reasons.joined(separator: "; ")))"
+        if result.dryRun { printOut(line) } else if r.action == .remove { reporter.info("pgsnap: " + line) }
+    }
+    let runRemovals = result.runs.filter { $0.action == .remove }
+    let bytes = result.removedBytes > 0 ? result.removedBytes : removals.reduce(0) { $0 + $1.bytes } + runRemovals.reduce(0) { $0 + $1.bytes }
+    let runs = runRemovals.isEmpty ? "" : " and the globals of \(runRemovals.count) run(s)"
+    reporter.info("pgsnap: \(verb) \(removals.count) snapshot(s)\(runs), \(formatBytes(bytes)); kept \(result.decisions.count - removals.count)")
 }
 
 struct Check: ParsableCommand {

@@ -58,7 +58,9 @@ struct Pull: ParsableCommand {
         discussion: """
             Size and SHA-256 are checked against the remote manifest while the dump streams in; \
             it is written as .partial and renamed, the manifest last, exactly like a backup. A \
-            snapshot already whole locally is not downloaded again. Credentials as for 'push'.
+            snapshot already whole locally is not downloaded again. Credentials as for 'push'. \
+            With --identity (or PGSNAP_AGE_IDENTITY) an encrypted snapshot's key is proven on \
+            its first MiB in the bucket before anything is downloaded.
 
             Example (a new machine):
               pgsnap pull latest --database app --remote s3://acme-backups/pgsnap \\
@@ -73,6 +75,7 @@ struct Pull: ParsableCommand {
     var label: String?
     @Option(help: "With 'latest' or --label: of this database.")
     var database: String?
+    @OptionGroup(title: "Encryption") var identity: IdentityOptions
     @OptionGroup var remote: RemoteOptions
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
@@ -80,8 +83,9 @@ struct Pull: ParsableCommand {
 
     func run() throws {
         let env = ProcessInfo.processInfo.environment
-        let storage = try remote.storage(env)
         let session = try makeSession(nil, directory, output)
+        session.ageIdentity = try identity.load(session.environment)
+        let storage = try remote.storage(env)
         let selector = try parseSelector(label == nil ? snapshot : nil, label: label, before: nil, database: database)
         let result = try PullService(session: session, remote: storage).pull(selector, wait: try lock.seconds)
         if output.json {

@@ -7,7 +7,8 @@ import PGSnapSystem
 /// locally), then hand the usual restore its exact id.
 func pullForRestore(_ remote: RemoteOptions, session: Session, selector: SnapshotSelector, wait: Double?) throws -> SnapshotSelector {
     let storage = try remote.storage(session.environment)
-    let pulled = try PullService(session: session, remote: storage).pull(selector, wait: wait)
+    // The restore will need the key: without one, or with a wrong one, nothing is downloaded.
+    let pulled = try PullService(session: session, remote: storage).pull(selector, wait: wait, requireIdentity: true)
     return SnapshotSelector(kind: .id(pulled.id))
 }
 
@@ -38,12 +39,16 @@ func verifyRemote(_ remote: RemoteOptions, session: Session, selector: SnapshotS
             session.reporter.info("ok      \(r.id)  (\(r.detail ?? "stored bytes checked"))")
         } else if r.ok {
             session.reporter.info("ok      \(r.id)  (\(r.tables ?? 0) tables, \(r.rows ?? 0) rows)")
-        } else {
+        } else if !r.keyProblem {
             printError("FAILED  \(r.id): \(r.failedCheck ?? "?") check failed: \(r.detail ?? "")")
         }
     }
     if output.json { try printJSON(results) }
     let bad = results.filter { !$0.ok }
+    // As a local verify: a wrong key or a missing age is the operation failing (1), not the snapshots.
+    if let keyProblem = bad.first(where: \.keyProblem) {
+        throw PGSnapError(keyProblem.detail ?? "cannot decrypt \(keyProblem.id)")
+    }
     if !bad.isEmpty {
         throw PGSnapError.verification("\(bad.count) of \(results.count) snapshot(s) in \(storage.location) failed verification",
                                        next: "Do not restore from them; push a good copy again")

@@ -43,13 +43,20 @@ public struct Manifest: Encodable, Equatable, Sendable {
     /// Whether the tables were locked before the snapshot (absent in manifests older than this field).
     public var tableLocking: TableLocking?
     public var databaseProperties: DatabaseProperties?
+    /// Roles and tablespaces for `psql -f`: `<id>.globals.sql` of its own (`backup --globals`), or
+    /// its run's `<run>.globals.sql`, shared by every snapshot of a whole-server run.
     public var globalsFile: String?
+    /// The SHA-256 of `globals_file` (absent in manifests older than this field).
+    public var globalsSHA256: String?
+    /// The whole-server run (`backup --all-databases --globals`) whose globals this snapshot refers to.
+    public var run: String?
     public var timings: Timings?
     public var restoreTest: RestoreTest?
     public var pgsnapVersion: String
 
     // Explicit keys: JSONDecoder's convertFromSnakeCase cost a fifth of reading 10,000 manifests.
-    enum CodingKeys: String, CodingKey {
+    // CaseIterable: a test holds the encoded manifest to exactly these keys, unset ones as null.
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case formatVersion = "format_version"
         case id
         case database
@@ -78,6 +85,8 @@ public struct Manifest: Encodable, Equatable, Sendable {
         case tableLocking = "table_locking"
         case databaseProperties = "database_properties"
         case globalsFile = "globals_file"
+        case globalsSHA256 = "globals_sha256"
+        case run
         case timings
         case restoreTest = "restore_test"
         case pgsnapVersion = "pgsnap_version"
@@ -230,6 +239,8 @@ public struct Manifest: Encodable, Equatable, Sendable {
         databaseBytes = try f.optional("database_bytes", J.int64)
         tableLocking = try f.nested("table_locking").map(TableLocking.init(json:))
         globalsFile = try f.optional("globals_file", J.string)
+        globalsSHA256 = try f.optional("globals_sha256", J.string)
+        run = try f.optional("run", J.string)
         restoreTest = try f.nested("restore_test").map(RestoreTest.init(json:))
         pgsnapVersion = try f.required("pgsnap_version", J.string)
         tableRows = try f.required("table_rows", J.int64Map)
@@ -260,8 +271,9 @@ public struct Manifest: Encodable, Equatable, Sendable {
         guard tables == m.tableRows else { throw bad("has data files that do not match table_rows") }
     }
 
+    /// The manifest as written to disk and printed by `show --json`: every field present, `null` when unset.
     public func encoded() throws -> Data {
-        try Manifest.encoder.encode(self) + Data("\n".utf8)
+        try Manifest.encoder.encode(WithNulls(self)) + Data("\n".utf8)
     }
 
     /// Parses and checks a manifest read from `fileName`.
@@ -323,6 +335,19 @@ public struct Manifest: Encodable, Equatable, Sendable {
                 throw PGSnapError.verification("manifest \(fileName) has a label that does not match its id")
             }
         }
+        // The globals file is opened, pushed and pulled by name: its own, or its run's, never a path.
+        if let g = m.globalsFile {
+            let ownOrRun = m.run.map { RunName.parse($0) != nil && g == RunName.globalsFile($0) } ?? (g == m.id + SnapshotName.globalsSuffix)
+            guard ownOrRun else { throw PGSnapError.verification("manifest \(fileName) names a globals file that does not belong to it") }
+        } else if m.run != nil {
+            throw PGSnapError.verification("manifest \(fileName) names a run but no globals file")
+        }
+        if m.run != nil && m.globalsSHA256 == nil {
+            throw PGSnapError.verification("manifest \(fileName) names a run but not the checksum of its globals")
+        }
+        if let sha = m.globalsSHA256, !(sha.count == 64 && sha.allSatisfy({ $0.isASCII && $0.isHexDigit })) {
+            throw PGSnapError.verification("manifest \(fileName) has an impossible globals checksum")
+        }
         for table in m.tableRows.keys where QualifiedName.parse(table) == nil {
             throw PGSnapError.verification("manifest \(fileName) has a malformed table name '\(oneLine(table, limit: 80))'")
         }
@@ -350,7 +375,7 @@ public struct Manifest: Encodable, Equatable, Sendable {
 
 /// Database-level state that a plain pg_dump leaves out; captured at backup, re-applied at restore.
 public struct DatabaseProperties: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case owner
         case encoding
         case collate

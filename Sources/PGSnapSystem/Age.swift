@@ -37,15 +37,20 @@ public struct AgeTool: Equatable, Sendable {
 public struct AgeIdentity: Equatable, Sendable {
     public let path: String
 
-    /// - Throws: a usage error when the file is missing, not a regular file, or readable by group or others.
+    /// The same rules for every command that takes `--identity` (or PGSNAP_AGE_IDENTITY), checked
+    /// before anything else is read: a key that is not there is the operation failing (exit 1), as a
+    /// key that does not match is; a key file others can read is refused as ssh refuses one (64).
+    ///
+    /// - Throws: exit 1 when the file is missing, not a regular file or unreadable; a usage error when
+    ///   it is readable by group or others.
     public init(path: String) throws {
         var st = stat()
         guard stat(path, &st) == 0 else {
-            throw PGSnapError.usage("cannot read identity file \(path): \(String(cString: strerror(errno)))",
-                                    next: "Check --identity (or PGSNAP_AGE_IDENTITY)")
+            throw PGSnapError("cannot read identity file \(path): \(String(cString: strerror(errno)))",
+                              next: "Check --identity (or PGSNAP_AGE_IDENTITY); nothing was read")
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw PGSnapError.usage("identity file \(path) is not a regular file", next: "Check --identity (or PGSNAP_AGE_IDENTITY)")
+            throw PGSnapError("cannot read identity file \(path): not a regular file", next: "Check --identity (or PGSNAP_AGE_IDENTITY); nothing was read")
         }
         let mode = st.st_mode & 0o777
         guard mode & 0o077 == 0 else {
@@ -53,8 +58,8 @@ public struct AgeIdentity: Equatable, Sendable {
                                     next: "Run 'chmod 600 \(path)' and try again")
         }
         guard access(path, R_OK) == 0 else {
-            throw PGSnapError.usage("cannot read identity file \(path): \(String(cString: strerror(errno)))",
-                                    next: "Run pgsnap as the file's owner")
+            throw PGSnapError("cannot read identity file \(path): \(String(cString: strerror(errno)))",
+                              next: "Run pgsnap as the file's owner; nothing was read")
         }
         self.path = path
     }
@@ -88,9 +93,10 @@ public struct AgeDecryption {
         try AgeDecryptor(tool: tool, identity: identity, recipients: recipients, environment: environment, inner: inner)
     }
 
-    /// - Throws: `AgeIdentityMismatch` when no key in the identity file opens `path`.
-    public func checkIdentity(path: String) throws {
-        try AgeDecryptor.checkIdentity(tool: tool, identity: identity, recipients: recipients, path: path, environment: environment)
+    /// - Parameter prefix: the first bytes of the stored file (a MiB is plenty: age's header and first chunk).
+    /// - Throws: `AgeIdentityMismatch` when no key in the identity file opens the file these bytes start.
+    public func checkIdentity(prefix: [UInt8]) throws {
+        try AgeDecryptor.checkIdentity(tool: tool, identity: identity, recipients: recipients, prefix: prefix, environment: environment)
     }
 }
 
@@ -180,20 +186,19 @@ public final class AgeDecryptor: DumpInflater {
         return PGSnapError.verification("age could not decrypt the snapshot (\(status)): \(line)")
     }
 
-    /// Runs `age -d` over the first MiB of `path` only: a wrong identity is then known before a
-    /// scratch database is created. Anything but a key mismatch is left to the full read.
+    /// How much of a stored file proves an identity: the header and the first payload chunk.
+    public static let probeBytes = 1 << 20
+
+    /// Runs `age -d` over `prefix`, the first bytes of a stored file (from disk or a ranged GET),
+    /// only: a wrong identity is then known before anything else is read or created. Anything
+    /// but a key mismatch is left to the full read.
     ///
     /// - Throws: `AgeIdentityMismatch`.
-    public static func checkIdentity(tool: AgeTool, identity: AgeIdentity, recipients: [String], path: String,
+    public static func checkIdentity(tool: AgeTool, identity: AgeIdentity, recipients: [String], prefix: [UInt8],
                                      environment: [String: String]) throws {
-        let fd = try SnapshotDirectory.openRegularFile(path)
-        defer { close(fd) }
         let probe = try AgeDecryptor(tool: tool, identity: identity, recipients: recipients, environment: environment, inner: PlainInflater())
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buffer.deallocate() }
-        let n = read(fd, buffer.baseAddress, buffer.count)
         do {
-            if n > 0 { try probe.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), sink: { _ in }) }
+            if !prefix.isEmpty { try prefix.withUnsafeBytes { try probe.feed($0, sink: { _ in }) } }
             try probe.finish()
         } catch let e as AgeIdentityMismatch {
             throw e
@@ -203,7 +208,35 @@ public final class AgeDecryptor: DumpInflater {
     }
 }
 
+extension Manifest {
+    /// The stored file whose first bytes prove an identity: the dump, or for a directory snapshot
+    /// its table of contents (the first file pg_restore reads).
+    public var identityProbeFile: String {
+        format == .directory ? file + "/toc.dat" + SnapshotName.encryptedSuffix : file
+    }
+}
+
 extension Session {
+    /// The identity given (`--identity`, PGSNAP_AGE_IDENTITY) against an encrypted snapshot, before
+    /// anything else of it is read: every command that reads a snapshot calls this first, so a wrong
+    /// key is the same one line, exit 1, everywhere. Nothing happens for a plain snapshot or without an identity.
+    ///
+    /// - Parameter firstBytes: up to `count` bytes from the start of a stored file, by name.
+    /// - Throws: exit 1 when no key in the identity file opens the snapshot, or when age is not installed.
+    public func proveIdentity(for m: Manifest, firstBytes: (_ name: String, _ count: Int) throws -> [UInt8]) throws {
+        guard let decryption = try ageDecryption(for: m) else { return }
+        do {
+            try decryption.checkIdentity(prefix: try firstBytes(m.identityProbeFile, AgeDecryptor.probeBytes))
+        } catch let e as AgeIdentityMismatch {
+            throw e.error
+        }
+    }
+
+    /// `proveIdentity` for a snapshot in the backup directory.
+    public func proveIdentity(for m: Manifest, in dir: SnapshotDirectory) throws {
+        try proveIdentity(for: m) { name, count in try SnapshotDirectory.readPrefix(dir.file(name), count: count) }
+    }
+
     /// How to read `m`'s dump: nil for a plain snapshot, or an encrypted one without an identity.
     ///
     /// - Throws: when age is not installed.

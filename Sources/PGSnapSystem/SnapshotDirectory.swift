@@ -197,6 +197,22 @@ public struct SnapshotDirectory {
 
     public func sync() throws { try SnapshotDirectory.fsyncPath(path) }
 
+    /// Up to `count` bytes from the start of a regular file (fewer when it is shorter).
+    public static func readPrefix(_ path: String, count: Int) throws -> [UInt8] {
+        let fd = try openRegularFile(path)
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, count - filled) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw ioError("read \(path)") }
+            if n == 0 { break }
+            filled += n
+        }
+        return Array(bytes.prefix(filled))
+    }
+
     /// A regular file read front to back in 1 MiB chunks.
     public static func readFile(_ path: String, consume: (UnsafeRawBufferPointer) throws -> Void) throws {
         let fd = try openRegularFile(path)

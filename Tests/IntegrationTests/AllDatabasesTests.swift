@@ -118,7 +118,7 @@ final class AllDatabasesTests: XCTestCase {
             XCTAssertEqual(m["database"] as? String, db)
             XCTAssertEqual(m["label"] as? String, "nightly")
             XCTAssertEqual((m["table_rows"] as? [String: Any])?["public.items"] as? Int, 50, "\(m)")
-            XCTAssertNil(m["globals_file"], "no --globals, no globals file")
+            XCTAssertTrue(m["globals_file"] is NSNull, "no --globals, no globals file: \(String(describing: m["globals_file"]))")
             let v = try Harness.pgsnap(["verify", id], dir: dir)
             XCTAssertEqual(v.status, 0, "verify \(id): \(v.stderr)")
         }
@@ -144,7 +144,33 @@ final class AllDatabasesTests: XCTestCase {
         XCTAssertNil(entries["template0"], "templates are not backed up")
     }
 
-    func testGlobalsAreSavedBesideEverySnapshotAlike() throws {
+    // MARK: - --globals: once per run
+
+    /// `run-<UTC time>[-n]`: what a whole-server run's globals and record are named after.
+    static func isRunName(_ s: String) -> Bool {
+        s.range(of: #"^run-[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$"#, options: .regularExpression) != nil
+    }
+
+    /// The files of whole-server runs in `dir`: `run-...globals.sql` and `run-...run.json`.
+    static func runFiles(_ dir: String) -> Set<String> {
+        Set(Harness.snapshotFiles(dir).filter { $0.hasPrefix("run-") })
+    }
+
+    static func runFiles(of run: String) -> Set<String> { [run + ".globals.sql", run + ".run.json"] }
+
+    /// Every manifest in `dir` that names a globals file finds it there, with the checksum it records.
+    func assertEveryGlobalsFileIsThere(_ dir: String, _ context: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        for name in Harness.snapshotFiles(dir) where name.hasSuffix(".manifest.json") {
+            let m = try Harness.manifest(dir: dir, id: String(name.dropLast(".manifest.json".count)))
+            guard let g = m["globals_file"] as? String else { continue }
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + g), "\(context): \(name) refers to \(g), which is gone", file: file, line: line)
+            if let sha = m["globals_sha256"] as? String, FileManager.default.fileExists(atPath: dir + "/" + g) {
+                XCTAssertEqual(try Harness.sha256sum(dir + "/" + g), sha, "\(context): \(g)", file: file, line: line)
+            }
+        }
+    }
+
+    func testGlobalsAreWrittenOncePerRunAndEverySnapshotOfTheRunRefersToThem() throws {
         let one = try makeDatabase("globone"), two = try makeDatabase("globtwo")
         let role = try makeRole()
         let dir = try makeDir()
@@ -152,19 +178,234 @@ final class AllDatabasesTests: XCTestCase {
         let r = try Harness.pgsnap(["backup", "--all-databases", "--globals", "--json"], dir: dir)
         let entries = outcomes(r)
         XCTAssertEqual(r.status, expectedWorst(entries), "exit status is the worst entry's: \(r.stdout) / \(r.stderr)")
-        var texts: [Data] = []
-        for db in [one, two] {
-            let id = try XCTUnwrap(entries[db]?["id"] as? String, "no snapshot of \(db): \(r.stdout) / \(r.stderr)")
-            XCTAssertNil(entries[db]?["error"])
+        let globals = Harness.snapshotFiles(dir).filter { $0.hasSuffix(".globals.sql") }
+        XCTAssertEqual(globals.count, 1, "one globals file per run, not one per database: \(globals)")
+        let name = try XCTUnwrap(globals.first)
+        let run = String(name.dropLast(".globals.sql".count))
+        XCTAssertTrue(Self.isRunName(run), "named for the run: \(name)")
+        let path = dir + "/" + name
+        XCTAssertEqual(Harness.permissions(path), 0o600, path)
+        XCTAssertTrue(String(decoding: try Harness.bytes(path), as: UTF8.self).contains("CREATE ROLE \(role);"), "the globals hold the roles")
+        let sha = try Harness.sha256sum(path)
+
+        // The run's record commits the globals with their own checksum and names every snapshot of the run.
+        let recordPath = dir + "/" + run + ".run.json"
+        XCTAssertEqual(Harness.permissions(recordPath), 0o600, recordPath)
+        let record = try XCTUnwrap(try JSONSerialization.jsonObject(with: Harness.bytes(recordPath)) as? [String: Any])
+        XCTAssertEqual(record["run"] as? String, run)
+        XCTAssertEqual(record["globals_file"] as? String, name)
+        XCTAssertEqual(record["globals_sha256"] as? String, sha)
+        XCTAssertEqual((record["globals_bytes"] as? NSNumber)?.int64Value, try Harness.fileSize(path))
+        let listed = Set(record["snapshots"] as? [String] ?? [])
+
+        let ids = entries.values.compactMap { $0["id"] as? String }
+        for db in [one, two] { XCTAssertNotNil(entries[db]?["id"] as? String, "no snapshot of \(db): \(r.stdout) / \(r.stderr)") }
+        for id in ids {
             let m = try Harness.manifest(dir: dir, id: id)
-            let name = try XCTUnwrap(m["globals_file"] as? String, "\(id): no globals_file in the manifest")
-            XCTAssertEqual(name, id + ".globals.sql")
-            let path = dir + "/" + name
-            XCTAssertEqual(Harness.permissions(path), 0o600, path)
-            texts.append(try Harness.bytes(path))
+            XCTAssertEqual(m["globals_file"] as? String, name, id)
+            XCTAssertEqual(m["globals_sha256"] as? String, sha, id)
+            XCTAssertEqual(m["run"] as? String, run, id)
+            XCTAssertTrue(listed.contains(id), "\(id) is not in the run record: \(listed.sorted())")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/" + id + ".globals.sql"), "\(id) has a copy of its own")
         }
-        XCTAssertEqual(texts[0], texts[1], "one pg_dumpall run: every snapshot carries the same globals")
-        XCTAssertTrue(String(decoding: texts[0], as: UTF8.self).contains("CREATE ROLE \(role);"), "the globals hold the roles")
+        XCTAssertEqual(Self.runFiles(dir), Self.runFiles(of: run))
+
+        // verify checks the globals against the checksum every snapshot of the run carries.
+        let idOne = try XCTUnwrap(entries[one]?["id"] as? String)
+        XCTAssertEqual(try Harness.pgsnap(["verify", idOne], dir: dir).status, 0)
+        let good = try Harness.bytes(path)
+        var changed = good
+        changed[changed.count / 2] ^= 0x20
+        try changed.write(to: URL(fileURLWithPath: path))
+        let bad = try Harness.pgsnap(["verify", idOne], dir: dir)
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("globals check failed") && bad.stderr.contains(name), bad.stderr)
+        try good.write(to: URL(fileURLWithPath: path))
+
+        // One database with --globals: as before, the file beside its snapshot, with its checksum.
+        let single = try Harness.pgsnap(["backup", "-d", one, "--globals"], dir: dir)
+        XCTAssertEqual(single.status, 0, single.stderr)
+        let singleID = Harness.snapshotID(single)
+        let m = try Harness.manifest(dir: dir, id: singleID)
+        XCTAssertEqual(m["globals_file"] as? String, singleID + ".globals.sql")
+        XCTAssertEqual(m["globals_sha256"] as? String, try Harness.sha256sum(dir + "/" + singleID + ".globals.sql"))
+        XCTAssertTrue(m["run"] is NSNull, "\(String(describing: m["run"]))")
+        XCTAssertEqual(Self.runFiles(dir), Self.runFiles(of: run), "a single-database backup writes no run files")
+
+        // A manifest from before this change (its own globals file, no checksum, no run) keeps working:
+        // verify, push, pull, and prune, which takes its globals file with it.
+        var old = m
+        old.removeValue(forKey: "globals_sha256")
+        old.removeValue(forKey: "run")
+        try Harness.writeJSON(old, to: Harness.manifestPath(dir: dir, id: singleID))
+        let verifyOld = try Harness.pgsnap(["verify", singleID], dir: dir)
+        XCTAssertEqual(verifyOld.status, 0, verifyOld.stderr)
+        let (remote, _) = S3Harness.newRemote()
+        let s3 = S3Harness.env(remote: remote)
+        let push = try Harness.pgsnap(["push", singleID, "--quiet"], dir: dir, env: s3)
+        XCTAssertEqual(push.status, 0, push.stderr)
+        let fresh = try makeDir()
+        let pull = try Harness.pgsnap(["pull", singleID, "--quiet"], dir: fresh, env: s3)
+        XCTAssertEqual(pull.status, 0, pull.stderr)
+        XCTAssertEqual(try Harness.bytes(fresh + "/" + singleID + ".globals.sql"), try Harness.bytes(dir + "/" + singleID + ".globals.sql"))
+        let newer = try Harness.pgsnap(["backup", "-d", one, "--globals"], dir: dir)
+        XCTAssertEqual(newer.status, 0, newer.stderr)
+        let prune = try Harness.pgsnap(["prune", "-d", one, "--keep-days", "0", "--keep-last", "1", "--allow-empty"], dir: dir)
+        XCTAssertEqual(prune.status, 0, prune.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/" + singleID + ".globals.sql"), "pruned with its snapshot")
+        XCTAssertEqual(Self.runFiles(dir), Self.runFiles(of: run), "the run's globals stay: \(two)'s snapshot of the run refers to them")
+        try assertEveryGlobalsFileIsThere(dir, "after pruning \(one)")
+    }
+
+    /// Two runs on the second test server (it holds only what this test creates): a run's globals
+    /// stay while any snapshot of the run is kept, locally and in the bucket, and go with the last
+    /// one; push and pull carry them once; restoring onto a server without the owner role finds
+    /// them beside the pulled snapshot.
+    func testRunGlobalsAreKeptWhileReferredToAndTravelThroughTheBucket() throws {
+        let server = LockCapacityTests.serverEnv
+        func sql(_ db: String, _ text: String, file: StaticString = #filePath, line: UInt = #line) throws {
+            let r = try Harness.run(Harness.pgbin + "/psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", text], env: server)
+            XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        }
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        let role = "runrole_\(tag)", one = "runone_\(tag)", two = "runtwo_\(tag)"
+        try sql("postgres", "CREATE ROLE \(role)")
+        defer {
+            for db in [one, two] { _ = try? Harness.run(Harness.pgbin + "/psql", ["-X", "-q", "-d", "postgres", "-c", "DROP DATABASE IF EXISTS \(db) WITH (FORCE)"], env: server) }
+            _ = try? Harness.run(Harness.pgbin + "/psql", ["-X", "-q", "-d", "postgres", "-c", "DROP ROLE IF EXISTS \(role)"], env: server)
+        }
+        for db in [one, two] {
+            try sql("postgres", "CREATE DATABASE \(db) OWNER \(role)")
+            try sql(db, "CREATE TABLE items AS SELECT i AS id FROM generate_series(1, 30) i")
+        }
+        let dir = try makeDir()
+        func pgsnap(_ args: [String], dir: String, env extra: [String: String?] = [:]) throws -> Harness.Result {
+            var e = server
+            for (k, v) in extra { e[k] = v }
+            return try Harness.pgsnap(args, dir: dir, env: e)
+        }
+
+        var runs: [(run: String, ids: [String: String])] = []
+        for _ in 0..<2 {
+            let r = try pgsnap(["backup", "--all-databases", "--globals", "--json"], dir: dir)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let ids = outcomes(r).compactMapValues { $0["id"] as? String }
+            let run = try XCTUnwrap(try Harness.manifest(dir: dir, id: try XCTUnwrap(ids[one]))["run"] as? String)
+            runs.append((run, ids))
+        }
+        let (first, second) = (runs[0], runs[1])
+        XCTAssertNotEqual(first.run, second.run)
+        XCTAssertEqual(Self.runFiles(dir), Self.runFiles(of: first.run).union(Self.runFiles(of: second.run)))
+
+        // The bucket gets each run's globals and record once.
+        let (remote, prefix) = S3Harness.newRemote()
+        let s3 = S3Harness.env(remote: remote)
+        let push = try pgsnap(["push", "--all", "--json"], dir: dir, env: s3)
+        XCTAssertEqual(push.status, 0, push.stderr)
+        // Each run's globals are sent with one of its snapshots only.
+        let sent = Dictionary(((try? JSONSerialization.jsonObject(with: Data(push.stdout.utf8))) as? [[String: Any]] ?? [])
+            .compactMap { r in (r["id"] as? String).map { ($0, (r["bytes"] as? NSNumber)?.int64Value ?? -1) } }, uniquingKeysWith: { a, _ in a })
+        for r in runs {
+            let globals = try Harness.fileSize(dir + "/" + r.run + ".globals.sql")
+            var withGlobals = 0
+            for id in r.ids.values {
+                let dump = try XCTUnwrap((try Harness.manifest(dir: dir, id: id)["compressed_bytes"] as? NSNumber)?.int64Value)
+                let bytes = try XCTUnwrap(sent[id], "\(id) not pushed: \(push.stdout)")
+                XCTAssertTrue(bytes == dump || bytes == dump + globals, "\(id): sent \(bytes), dump \(dump), globals \(globals)")
+                if bytes == dump + globals { withGlobals += 1 }
+            }
+            XCTAssertEqual(withGlobals, 1, "\(r.run): its globals were sent \(withGlobals) times: \(push.stdout)")
+        }
+        func remoteRunFiles() throws -> Set<String> {
+            Set(try S3Harness.objects(prefix).keys.map { String($0.dropFirst(prefix.count + 1)) }.filter { $0.hasSuffix(".globals.sql") || $0.hasSuffix(".run.json") })
+        }
+        XCTAssertEqual(try remoteRunFiles(), Self.runFiles(of: first.run).union(Self.runFiles(of: second.run)))
+        // verify --remote checks them too: a changed byte in the bucket's copy is named.
+        let verified = try pgsnap(["verify", "--remote", first.ids[two]!], dir: dir, env: s3)
+        XCTAssertEqual(verified.status, 0, verified.stderr)
+        let globalsKey = prefix + "/" + first.run + ".globals.sql"
+        _ = try S3Harness.boto(["flip", S3Harness.bucket, globalsKey, "3"])
+        let flipped = try pgsnap(["verify", "--remote", first.ids[two]!], dir: dir, env: s3)
+        XCTAssertEqual(flipped.status, 2, flipped.stderr)
+        XCTAssertTrue(flipped.stderr.contains("globals check failed") && flipped.stderr.contains(first.run + ".globals.sql"), flipped.stderr)
+        _ = try S3Harness.boto(["flip", S3Harness.bucket, globalsKey, "3"])
+
+        // Local retention: pruning one database leaves the first run's globals, which other snapshots of it refer to.
+        let policy = ["--keep-days", "0", "--keep-last", "1", "--allow-empty", "--json"]
+        let pruneOne = try pgsnap(["prune", "-d", one] + policy, dir: dir)
+        XCTAssertEqual(pruneOne.status, 0, pruneOne.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Harness.manifestPath(dir: dir, id: first.ids[one]!)), "the old snapshot of \(one) is pruned")
+        XCTAssertEqual(Self.runFiles(dir), Self.runFiles(of: first.run).union(Self.runFiles(of: second.run)), "kept: \(two)'s first snapshot refers to them")
+        let kept = try XCTUnwrap(runDecisions(pruneOne)[first.run])
+        XCTAssertEqual(kept["action"] as? String, "keep", "\(kept)")
+        XCTAssertTrue((kept["reasons"] as? [String] ?? []).joined().contains(first.ids[two]!), "the reason names a snapshot that refers to it: \(kept)")
+        try assertEveryGlobalsFileIsThere(dir, "after pruning \(one)")
+
+        // Every snapshot of the first run pruned: its globals and record go with the last one.
+        let pruneAll = try pgsnap(["prune"] + policy, dir: dir)
+        XCTAssertEqual(pruneAll.status, 0, pruneAll.stderr)
+        XCTAssertEqual(Self.runFiles(dir), Self.runFiles(of: second.run), pruneAll.stdout)
+        XCTAssertEqual(runDecisions(pruneAll)[first.run]?["action"] as? String, "remove", pruneAll.stdout)
+        try assertEveryGlobalsFileIsThere(dir, "after pruning everything")
+
+        // A new server without the owner role: restore --remote of a snapshot of the first run (not the
+        // one that wrote its globals) names the run's globals, pulled beside it, to create the role.
+        for db in [one, two] { try sql("postgres", "DROP DATABASE \(db) WITH (FORCE)") }
+        try sql("postgres", "DROP ROLE \(role)")
+        let fresh = try makeDir()
+        let refused = try pgsnap(["restore", first.ids[two]!, "-d", two, "--remote"], dir: fresh, env: s3)
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        let globalsPath = fresh + "/" + first.run + ".globals.sql"
+        XCTAssertTrue(refused.stderr.contains("\"\(role)\" does not exist") && refused.stderr.contains("psql -X -f \(globalsPath)"), refused.stderr)
+        let pulled = try Harness.manifest(dir: fresh, id: first.ids[two]!)
+        XCTAssertEqual(try Harness.sha256sum(globalsPath), pulled["globals_sha256"] as? String)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: fresh + "/" + first.run + ".run.json"), "pull carries the run record")
+        let roleLines = String(decoding: try Harness.bytes(globalsPath), as: UTF8.self).split(separator: "\n").filter { $0.contains(" \(role) ") || $0.hasSuffix(" \(role);") }
+        XCTAssertFalse(roleLines.isEmpty, "the run's globals define \(role)")
+        try sql("postgres", roleLines.joined(separator: "\n"))
+        let restored = try pgsnap(["restore", first.ids[two]!, "-d", two], dir: fresh)
+        XCTAssertEqual(restored.status, 0, restored.stderr)
+
+        // Remote retention: the same rule in the bucket.
+        let remoteOne = try pgsnap(["prune", "--remote", "-d", one] + policy, dir: try makeDir(), env: s3)
+        XCTAssertEqual(remoteOne.status, 0, remoteOne.stderr)
+        XCTAssertEqual(try remoteRunFiles(), Self.runFiles(of: first.run).union(Self.runFiles(of: second.run)), remoteOne.stdout)
+        let remoteAll = try pgsnap(["prune", "--remote"] + policy, dir: try makeDir(), env: s3)
+        XCTAssertEqual(remoteAll.status, 0, remoteAll.stderr)
+        XCTAssertEqual(try remoteRunFiles(), Self.runFiles(of: second.run), remoteAll.stdout)
+    }
+
+    /// `prune --json`'s `runs`: the decision on each run's globals, by run.
+    func runDecisions(_ r: Harness.Result, file: StaticString = #filePath, line: UInt = #line) -> [String: [String: Any]] {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any],
+              let runs = object["runs"] as? [[String: Any]]
+        else {
+            XCTFail("prune --json printed no runs: \(r.stdout) / \(r.stderr)", file: file, line: line)
+            return [:]
+        }
+        return Dictionary(runs.compactMap { d in (d["run"] as? String).map { ($0, d) } }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// kill -9 in the middle of a run: whatever it committed refers only to globals that are there,
+    /// with their checksum, and prune keeps them.
+    func testKill9MidRunLeavesNoSnapshotReferringToMissingGlobals() throws {
+        _ = try makeDatabase("killa")
+        _ = try makeDatabase("killb")
+        let dir = try makeDir()
+        var killed = false
+        let r = try Harness.pgsnap(["backup", "--all-databases", "--globals", "--quiet"], dir: dir) { pid in
+            let committed = Harness.poll(timeout: 60) {
+                !Procfs.isAlive(pid) || Harness.snapshotFiles(dir).contains { $0.hasSuffix(".manifest.json") }
+            }
+            if committed, Procfs.isAlive(pid), kill(pid, SIGKILL) == 0 { killed = true }
+        }
+        XCTAssertTrue(killed, "the run ended before a kill could land: \(r.stderr)")
+        XCTAssertEqual(r.status, SIGKILL, "pgsnap should have died of SIGKILL: \(r.stderr)")
+        try assertEveryGlobalsFileIsThere(dir, "after kill -9")
+        let prune = try Harness.pgsnap(["prune", "--quiet"], dir: dir)
+        XCTAssertEqual(prune.status, 0, prune.stderr)
+        try assertEveryGlobalsFileIsThere(dir, "after kill -9 and prune")
+        XCTAssertEqual(Self.runFiles(dir).filter { $0.hasSuffix(".globals.sql") }.count, 1, "\(Harness.snapshotFiles(dir))")
     }
 
     func testPushCopiesEachSnapshotAndADeadRemoteIsExit6PerDatabase() throws {

@@ -216,6 +216,137 @@ final class EncryptionTests: XCTestCase {
         }
     }
 
+    // MARK: Every command that reads a snapshot takes the identity alike
+
+    /// diff reads the manifest (table rows, migration) and needs no key; given one, it is held to
+    /// the same rules as verify and restore: the right key works, by option or PGSNAP_AGE_IDENTITY;
+    /// a wrong or missing key is exit 1, one line, and nothing is read or printed.
+    func testDiffWithTheRightTheWrongAndAMissingKey() throws {
+        let (alice, mallory) = (try makeKey("alice"), try makeKey("mallory"))
+        let db = try makeDatabase("diff", rows: 100)
+        let id = try encryptedBackup(db, to: [alice])
+        try Harness.psql(db, "INSERT INTO customer VALUES (2, 'second')")
+
+        func customerChange(_ r: Harness.Result, _ what: String) -> String? {
+            XCTAssertEqual(r.status, 0, "\(what): \(r.stderr)")
+            let report = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
+            XCTAssertEqual(report?["snapshot"] as? String, id, "\(what): \(r.stdout)")
+            let tables = report?["tables"] as? [[String: Any]] ?? []
+            return tables.first { $0["table"] as? String == "public.customer" }?["change"] as? String
+        }
+        XCTAssertEqual(customerChange(try fixture.pgsnap(["diff", id, "-d", db, "--identity", alice.identity, "--json"]), "--identity"), "+1 rows")
+        XCTAssertEqual(customerChange(try fixture.pgsnap(["diff", id, "-d", db, "--json"], env: ["PGSNAP_AGE_IDENTITY": alice.identity]),
+                                      "PGSNAP_AGE_IDENTITY"), "+1 rows")
+        // No key at all: the manifest is not encrypted, so diff works as for a plain snapshot.
+        XCTAssertEqual(customerChange(try fixture.pgsnap(["diff", id, "-d", db, "--json"], env: ["PGSNAP_AGE_IDENTITY": nil]), "no key"), "+1 rows")
+
+        let expected = "no identity in \(mallory.identity) matches the snapshot's recipients (\(alice.recipient))"
+        for (args, env, what) in [(["--identity", mallory.identity], [String: String?](), "wrong key by option"),
+                                  ([], ["PGSNAP_AGE_IDENTITY": mallory.identity], "wrong key by environment")] {
+            let r = try fixture.pgsnap(["diff", id, "-d", db] + args, env: env)
+            Harness.assertOneErrorLine(r, status: 1, "diff, \(what)")
+            XCTAssertTrue(r.stderr.contains(expected), "\(what): \(r.stderr)")
+            XCTAssertEqual(r.stdout, "", "\(what): nothing may be printed")
+        }
+        let missing = keyDir + "/missing.txt"
+        for (args, env, what) in [(["--identity", missing], [String: String?](), "missing key file by option"),
+                                  ([], ["PGSNAP_AGE_IDENTITY": missing], "missing key file by environment")] {
+            let r = try fixture.pgsnap(["diff", id, "-d", db] + args, env: env)
+            Harness.assertOneErrorLine(r, status: 1, "diff, \(what)")
+            XCTAssertTrue(r.stderr.contains("cannot read identity file \(missing)"), "\(what): \(r.stderr)")
+            XCTAssertEqual(r.stdout, "", "\(what): nothing may be printed")
+        }
+    }
+
+    /// The same key errors from every command that reads a snapshot: a wrong key is exit 1 naming
+    /// the recipients, a missing key file exit 1, a group-readable one exit 64; one line each, and
+    /// nothing downloaded, restored or printed.
+    func testEveryCommandThatReadsASnapshotTreatsTheKeyAlike() throws {
+        let (alice, mallory) = (try makeKey("alice"), try makeKey("mallory"))
+        let db = try makeDatabase("keys", rows: 100)
+        let id = try encryptedBackup(db, to: [alice])
+        let (remote, _) = S3Harness.newRemote()
+        let s3 = S3Harness.env(remote: remote)
+        let push = try fixture.pgsnap(["push", id, "--quiet"], env: s3)
+        XCTAssertEqual(push.status, 0, push.stderr)
+        let empty = keyDir + "/pulled"
+        let target = db + "_copy"
+        fixture.track(database: target)
+        let before = try Harness.fingerprint(db)
+
+        let commands: [(args: [String], env: [String: String?], dir: String?)] = [
+            (["show", id], [:], nil), (["diff", id, "-d", db], [:], nil), (["verify", id], [:], nil),
+            (["restore", id, "-d", db, "--yes"], [:], nil), (["preflight", "-d", db], [:], nil),
+            (["pull", id], s3, empty), (["restore", id, "--target", target, "--remote"], s3, empty), (["verify", id, "--remote"], s3, empty),
+        ]
+        let wrong = "no identity in \(mallory.identity) matches the snapshot's recipients (\(alice.recipient))"
+        let missing = keyDir + "/missing.txt"
+        let loose = keyDir + "/loose.txt"
+        try FileManager.default.copyItem(atPath: alice.identity, toPath: loose)
+        chmod(loose, 0o644)
+        for c in commands {
+            for (key, status, text) in [(mallory.identity, Int32(1), wrong), (missing, 1, "cannot read identity file \(missing)"),
+                                        (loose, 64, "chmod 600 \(loose)")] {
+                let what = "\(c.args.joined(separator: " ")) --identity \(key)"
+                let r = c.dir.map { try? Harness.pgsnap(c.args + ["--identity", key], dir: $0, env: c.env) }
+                    ?? (try? fixture.pgsnap(c.args + ["--identity", key], env: c.env))
+                guard let r else { return XCTFail("\(what) did not run") }
+                Harness.assertOneErrorLine(r, status: status, what)
+                XCTAssertTrue(r.stderr.contains(text), "\(what): \(r.stderr)")
+                XCTAssertEqual(r.stdout, "", "\(what): nothing may be printed")
+                XCTAssertFalse(r.stderr.contains(alice.secret) || r.stderr.contains(mallory.secret), "\(what): key material in a message")
+            }
+        }
+        XCTAssertEqual(Harness.snapshotFiles(empty), [], "a refused key must not download anything")
+        XCTAssertEqual(try Harness.fingerprint(db), before, "restore with a refused key changed the database")
+        XCTAssertFalse(try RestoreFixture.exists(target), "restore --remote with a refused key created the target")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+
+        // The right key: each of them works.
+        for c in commands where c.args[0] != "restore" {
+            let r = c.dir.map { try? Harness.pgsnap(c.args + ["--identity", alice.identity], dir: $0, env: c.env) }
+                ?? (try? fixture.pgsnap(c.args + ["--identity", alice.identity], env: c.env))
+            XCTAssertEqual(r?.status, 0, "\(c.args.joined(separator: " ")) with the right key: \(r?.stderr ?? "did not run")")
+        }
+        let pre = try fixture.pgsnap(["preflight", "-d", db, "--identity", alice.identity])
+        XCTAssertTrue(pre.stderr.contains("identity") && pre.stderr.contains(id), "preflight says which snapshot the key opened: \(pre.stderr)")
+    }
+
+    /// guard encrypts like backup; the key that would roll the database back is proven before the
+    /// migration runs, and the automatic restore reads the encrypted snapshot with it.
+    func testGuardEncryptsAndProvesTheKeyBeforeTheCommandRuns() throws {
+        let (alice, mallory) = (try makeKey("alice"), try makeKey("mallory"))
+        let db = try makeDatabase("guard", rows: 100)
+        let marker = keyDir + "/command-ran"
+        let before = try Harness.fingerprint(db)
+
+        // A wrong key: exit 1 after the backup, before the command.
+        let wrong = try fixture.pgsnap(["guard", "-d", db, "--quiet", "--encrypt-to", alice.recipient, "--identity", mallory.identity, "--",
+                                        "/usr/bin/touch", marker])
+        Harness.assertOneErrorLine(wrong, status: 1, "guard with a wrong key")
+        XCTAssertTrue(wrong.stderr.contains("no identity in \(mallory.identity) matches"), wrong.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "the command ran with an unproven key")
+
+        // --auto-restore of an encrypted snapshot without a key: a usage error before anything is done.
+        let snapshots = Harness.snapshotFiles(fixture.dir)
+        let noKey = try fixture.pgsnap(["guard", "-d", db, "--quiet", "--encrypt-to", alice.recipient, "--auto-restore", "--", "/usr/bin/touch", marker],
+                                       env: ["PGSNAP_AGE_IDENTITY": nil])
+        Harness.assertOneErrorLine(noKey, status: 64, "guard --auto-restore without a key")
+        XCTAssertTrue(noKey.stderr.contains("--identity"), noKey.stderr)
+        XCTAssertEqual(Harness.snapshotFiles(fixture.dir), snapshots, "nothing may be backed up")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker))
+
+        // The right key: the snapshot is encrypted, a failing command is rolled back from it.
+        let psql = Harness.pgbin + "/psql"
+        let r = try fixture.pgsnap(["guard", "-d", db, "--encrypt-to", alice.recipient, "--identity", alice.identity, "--auto-restore",
+                                    "--", psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", "DELETE FROM customer", "-c", "SELECT 1/0"])
+        XCTAssertEqual(r.status, 4, "the command failed and the database was restored: \(r.stderr)")
+        XCTAssertEqual(try Harness.fingerprint(db), before, "restored from the encrypted snapshot")
+        let encrypted = Harness.snapshotFiles(fixture.dir).filter { $0.hasSuffix(".sql.gz.age") }
+        XCTAssertFalse(encrypted.isEmpty, "guard's snapshot is encrypted: \(Harness.snapshotFiles(fixture.dir))")
+        XCTAssertFalse(Harness.snapshotFiles(fixture.dir).contains { $0.hasSuffix(".sql.gz") }, "no plaintext snapshot beside it")
+    }
+
     // MARK: Damage
 
     /// Flipped byte and truncation: exit 2 from verify (with and without identity) and restore, target untouched.

@@ -321,6 +321,55 @@ final class PruneCheckLockTests: XCTestCase {
         XCTAssertEqual(Set(Harness.snapshotFiles(dir)), Self.snapshotFiles(good))
     }
 
+    /// A whole-server run's record, as the README documents it.
+    static func runRecord(_ run: String, snapshots: [String], sha: String = String(repeating: "b", count: 64)) throws -> Data {
+        try JSONSerialization.data(withJSONObject: [
+            "format_version": 1, "run": run, "created_at": "2020-01-01T00:00:00.000Z", "globals_file": run + ".globals.sql",
+            "globals_bytes": 5, "globals_sha256": sha, "snapshots": snapshots, "pgsnap_version": "0.1.0",
+        ] as [String: Any])
+    }
+
+    /// Runs' globals that nothing refers to: one that names no snapshot yet is in flight for 24 h,
+    /// a leftover of a killed run goes after that, one whose snapshots are gone goes at once, an
+    /// unreadable record is left for a person; none is ever listed or verified as a snapshot.
+    func testRunGlobalsNothingRefersToAndAnUnreadableRecord() throws {
+        let db = try makeDatabase("runs")
+        let dir = try makeDir()
+        let good = try backup(db, dir: dir)
+        let recent = "run-" + Self.nameStamp(Date()), gone = "run-20200101T000000Z", broken = "run-20200101T000000Z-2"
+        let killed = "run-20200101T000000Z-3"
+        func write(_ name: String, _ data: Data) {
+            XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/" + name, contents: data, attributes: [.posixPermissions: 0o600]), name)
+        }
+        for run in [recent, gone, broken] { write(run + ".globals.sql", Data("CREATE ROLE x;\n".utf8)) }
+        write(recent + ".run.json", try Self.runRecord(recent, snapshots: []))
+        write(gone + ".run.json", try Self.runRecord(gone, snapshots: ["\(db)_20200101T000001Z"]))
+        write(broken + ".run.json", Data("{ not json".utf8))
+        write(killed + ".globals.sql.partial", Data("CREATE".utf8))
+
+        let list = try Harness.pgsnap(["list", "--json"], dir: dir)
+        XCTAssertEqual(list.status, 0, list.stderr)
+        let ids = ((try? JSONSerialization.jsonObject(with: Data(list.stdout.utf8))) as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        XCTAssertEqual(ids, [good], "a run's files are not snapshots")
+        let verify = try Harness.pgsnap(["verify", "--all"], dir: dir)
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        XCTAssertFalse(verify.stderr.contains("run-"), verify.stderr)
+
+        let r = try Harness.pgsnap(["prune", "--json"], dir: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let object = try XCTUnwrap((try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any])
+        var action: [String: String] = [:]
+        for d in object["runs"] as? [[String: Any]] ?? [] { action[d["run"] as? String ?? "?"] = d["action"] as? String }
+        XCTAssertEqual(action, [recent: "keep", gone: "remove", broken: "keep", killed: "remove"], r.stdout)
+        XCTAssertEqual(Set(Harness.snapshotFiles(dir)),
+                       Self.snapshotFiles(good).union([recent + ".globals.sql", recent + ".run.json", broken + ".globals.sql", broken + ".run.json"]))
+
+        // Two days later the run that never named a snapshot goes too; the unreadable one is still left alone.
+        let later = try Harness.pgsnap(["prune"], dir: dir, env: ["PGSNAP_NOW": Self.iso(Date().addingTimeInterval(2 * Self.day))])
+        XCTAssertEqual(later.status, 0, later.stderr)
+        XCTAssertEqual(Set(Harness.snapshotFiles(dir)), Self.snapshotFiles(good).union([broken + ".globals.sql", broken + ".run.json"]))
+    }
+
     // MARK: - backup --prune
 
     func testBackupWithPruneCreatesTheNewSnapshotAndRemovesOldOnes() throws {

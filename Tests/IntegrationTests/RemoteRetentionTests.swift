@@ -63,6 +63,35 @@ final class RemoteRetentionTests: XCTestCase {
         XCTAssertEqual(try S3Harness.unfinishedUploads(prefix), [])
     }
 
+    /// A run's globals in the bucket are kept while its record names a snapshot that stays, and go
+    /// with the last one; a record that cannot be read is left alone; a leftover of a killed push
+    /// (globals without a record) goes after the grace period. One small GET per run, no manifest.
+    func testPruneRemoteKeepsARunsGlobalsByItsRecord() throws {
+        let (_, _, ids, remote, prefix) = try pushedThree()
+        let runs = (kept: "run-20200102T000000Z", gone: "run-20200101T000000Z", broken: "run-20200103T000000Z", leftover: "run-20200104T000000Z")
+        for run in [runs.kept, runs.gone, runs.broken, runs.leftover] {
+            _ = try S3Harness.boto(["put", S3Harness.bucket, prefix + "/" + run + ".globals.sql", "CREATE ROLE x;\n"])
+        }
+        // ids[0] and ids[1] are old enough to go; ids[2], the newest, always stays.
+        let records = [(runs.kept, [ids[0], ids[2]]), (runs.gone, [ids[0], ids[1]])]
+        for (run, snapshots) in records {
+            let text = String(decoding: try PruneCheckLockTests.runRecord(run, snapshots: snapshots), as: UTF8.self)
+            _ = try S3Harness.boto(["put", S3Harness.bucket, prefix + "/" + run + ".run.json", text])
+        }
+        _ = try S3Harness.boto(["put", S3Harness.bucket, prefix + "/" + runs.broken + ".run.json", "{ not json"])
+
+        var env = S3Harness.env(remote: remote)
+        env["PGSNAP_NOW"] = "2030-01-01T00:00:00Z"
+        let prune = try Harness.pgsnap(["prune", "--remote", "--json"], dir: try Harness.tempDir(), env: env)
+        XCTAssertEqual(prune.status, 0, prune.stderr)
+        let object = try XCTUnwrap((try? JSONSerialization.jsonObject(with: Data(prune.stdout.utf8))) as? [String: Any])
+        var action: [String: String] = [:]
+        for d in object["runs"] as? [[String: Any]] ?? [] { action[d["run"] as? String ?? "?"] = d["action"] as? String }
+        XCTAssertEqual(action, [runs.kept: "keep", runs.gone: "remove", runs.broken: "keep", runs.leftover: "remove"], prune.stdout)
+        let left = Set(try S3Harness.objects(prefix).keys.map { String($0.dropFirst(prefix.count + 1)) }.filter { $0.hasPrefix("run-") })
+        XCTAssertEqual(left, [runs.kept + ".globals.sql", runs.kept + ".run.json", runs.broken + ".globals.sql", runs.broken + ".run.json"])
+    }
+
     func testCheckRemoteFreshnessSizeAndMetrics() throws {
         let (db, dir, ids, remote, _) = try pushedThree()
         let env = S3Harness.env(remote: remote)

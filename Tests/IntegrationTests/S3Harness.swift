@@ -52,6 +52,10 @@ enum S3Harness {
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(put, range(int(sys.argv[4]))))
             print(json.dumps(int(sys.argv[4])))
+        elif op == "put":
+            # An object with the UTF-8 text in argv[4] as its body (run records and globals by hand).
+            s3.put_object(Bucket=bucket, Key=arg, Body=sys.argv[4].encode())
+            print(json.dumps(len(sys.argv[4].encode())))
         elif op == "start-upload":
             print(json.dumps(s3.create_multipart_upload(Bucket=bucket, Key=arg)["UploadId"]))
         elif op == "meta":

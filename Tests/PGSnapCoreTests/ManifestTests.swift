@@ -135,6 +135,36 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(data.last, UInt8(ascii: "\n"))
     }
 
+    /// One shape for every manifest: each field of `CodingKeys` is written, `null` when unset, so a
+    /// field added later is covered without a change here; nested objects and table names are untouched.
+    func testEveryFieldIsWrittenAndUnsetOnesAreNull() throws {
+        var bare = Manifest(
+            id: "my_db_20261122T031500Z", database: "my_db", label: nil, createdAt: utc(2026, 11, 22, 3, 15, 0),
+            durationSeconds: 0, file: "my_db_20261122T031500Z.sql", compressedBytes: 0, uncompressedBytes: 0,
+            sha256: String(repeating: "a", count: 64), compression: .init(algorithm: .none, level: 0),
+            pgDumpVersion: "15.14", serverVersion: "15.14", host: nil, port: nil, user: nil, migration: nil, tableRows: [:],
+            databaseProperties: .init(owner: "o", encoding: "UTF8", collate: "C", ctype: "C", acl: nil, settings: [], comment: nil,
+                                      connectionLimit: nil),
+            timings: nil, pgsnapVersion: "0.1.0")
+        bare.durationSeconds = 0.5
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: try bare.encoded()) as? [String: Any])
+        XCTAssertEqual(Set(object.keys), Set(Manifest.CodingKeys.allCases.map(\.rawValue)))
+        for key in ["label", "host", "migration", "migration_after", "encryption", "files", "globals_file", "timings", "restore_test"] {
+            XCTAssertTrue(object[key] is NSNull, "\(key) must be null: \(String(describing: object[key]))")
+        }
+        let properties = try XCTUnwrap(object["database_properties"] as? [String: Any])
+        XCTAssertEqual(Set(properties.keys), Set(DatabaseProperties.CodingKeys.allCases.map(\.rawValue)))
+        XCTAssertTrue(properties["acl"] is NSNull && properties["role_settings"] is NSNull, "\(properties)")
+        XCTAssertTrue((object["compression"] as? [String: Any])?["jobs"] is NSNull, "nested optionals are null too")
+        XCTAssertEqual(object["created_at"] as? String, "2026-11-22T03:15:00.000Z", "dates keep the manifest's own form")
+
+        // The full sample has the same keys, and its table names are written as they are, never converted.
+        let full = try XCTUnwrap(try JSONSerialization.jsonObject(with: try ManifestTests.sample().encoded()) as? [String: Any])
+        XCTAssertEqual(Set(full.keys), Set(object.keys))
+        XCTAssertEqual(Set((full["table_rows"] as? [String: Any] ?? [:]).keys), Set(ManifestTests.sample().tableRows.keys))
+        XCTAssertEqual(try Manifest.decode(try bare.encoded(), fileName: bare.id + SnapshotName.manifestSuffix), bare, "nulls read back as unset")
+    }
+
     /// Re-writing a manifest (as restore-test does) must not drift its timestamps.
     func testReencodingIsStable() throws {
         let first = try Manifest.decode(Data(ManifestTests.golden.utf8), fileName: ManifestTests.fileName).encoded()

@@ -28,6 +28,7 @@ public enum PushSelection {
         if let g = manifest.globalsFile {
             guard let local = localFiles.first(where: { $0.name == g }), remoteFiles[g] == local.size else { return false }
         }
+        if let run = manifest.run, remoteFiles[RunName.recordFile(run)] == nil { return false }
         return true
     }
 }

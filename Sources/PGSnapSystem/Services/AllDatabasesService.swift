@@ -5,8 +5,8 @@ import PGSnapCore
 ///
 /// Each database is backed up exactly as `pgsnap backup -d NAME` would back it up (its own lock,
 /// manifest and checks); one failing does not stop the others. Roles and tablespaces
-/// (`--globals`) are dumped once, before the first database, and the same text is saved beside
-/// every snapshot so that each stays self-contained.
+/// (`--globals`) are dumped once, before the first database, into the run's own
+/// `<run>.globals.sql` (see `RunGlobals`), which every snapshot of the run refers to.
 public struct AllDatabasesService {
     let session: Session
 
@@ -28,7 +28,8 @@ public struct AllDatabasesService {
         }
         var options = options
         if globals {
-            options.globalsSQL = try BackupService(session: session).captureGlobals(database: listing.listedFrom, serverMajor: listing.serverMajor)
+            let sql = try BackupService(session: session).captureGlobals(database: listing.listedFrom, serverMajor: listing.serverMajor)
+            options.runGlobals = try writeRunGlobals(sql, wait: wait)
         }
         session.reporter.info("pgsnap: backing up \(listing.databases.count) database(s): \(listing.databases.joined(separator: ", "))")
         var outcomes: [DatabaseOutcome] = []
@@ -39,6 +40,16 @@ public struct AllDatabasesService {
             if SignalTrap.received != nil { break }
         }
         return outcomes
+    }
+
+    /// The run's globals and record, written under a shared lock (as a backup's files are), before any database.
+    func writeRunGlobals(_ sql: Data, wait: Double?) throws -> RunGlobals {
+        let dir = try session.directory(create: true)
+        let lock = try DirectoryLock(directory: dir, mode: .shared, command: "backup --all-databases", wait: wait)
+        defer { withExtendedLifetime(lock) {} }
+        let run = try RunGlobals.create(sql: sql, in: dir, at: session.now())
+        session.reporter.info("pgsnap: roles and tablespaces of this run saved once as \(dir.file(run.globalsFile))")
+        return run
     }
 
     /// One database, start to finish; never throws: what went wrong is the outcome.
@@ -75,13 +86,6 @@ extension BackupService {
                               next: "Roles need superuser to dump; run without --globals or as a superuser")
         }
         return Data(out.utf8)
-    }
-
-    /// Saves globals dumped earlier in the run beside snapshot `id`; returns the file name for the manifest.
-    func writeGlobals(_ sql: Data, dir: SnapshotDirectory, id: String) throws -> String {
-        let name = id + SnapshotName.globalsSuffix
-        try dir.writeAtomically(sql, to: name)
-        return name
     }
 }
 

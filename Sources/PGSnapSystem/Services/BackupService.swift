@@ -13,9 +13,9 @@ public struct BackupOptions {
     public var encryptTo: [AgeRecipient] = []
     /// plain (one SQL file) or directory (`pg_dump -Fd -j jobs`, for `pg_restore -j`).
     public var format: DumpFormat = .plain
-    /// Globals already dumped once for a whole-server run: saved as this snapshot's globals file
-    /// instead of running pg_dumpall again (see `AllDatabasesService`).
-    public var globalsSQL: Data?
+    /// The whole-server run's globals, written once before its first database: this snapshot refers
+    /// to them instead of running pg_dumpall again (see `AllDatabasesService`).
+    public var runGlobals: RunGlobals?
     public init(label: String?, level: Int, jobs: Int, compression: CompressionAlgorithm = .gzip, globals: Bool = false,
                 lockWaitTimeout: Double? = nil) {
         self.lockWaitTimeout = lockWaitTimeout
@@ -183,10 +183,14 @@ public struct BackupService {
         manifest.statistics = c.dumpsStatistics ? "dumped" : nil
         manifest.tableLocking = .init(mode: c.locking.beforeSnapshot ? .beforeSnapshot : .pgDumpOnly, tables: c.locking.tables)
         if !options.encryptTo.isEmpty { manifest.encryption = Encryption(recipients: options.encryptTo) }
-        if let sql = options.globalsSQL {
-            manifest.globalsFile = try writeGlobals(sql, dir: dir, id: manifest.id)
+        if let run = options.runGlobals {
+            // The globals are on disk and the run's record names this snapshot before its manifest refers to them.
+            try run.attach(manifest.id, in: dir)
+            manifest.run = run.run
+            manifest.globalsFile = run.globalsFile
+            manifest.globalsSHA256 = run.sha256
         } else if options.globals {
-            manifest.globalsFile = try dumpGlobals(dir: dir, id: manifest.id, serverMajor: c.serverMajor)
+            (manifest.globalsFile, manifest.globalsSHA256) = try dumpGlobals(dir: dir, id: manifest.id, serverMajor: c.serverMajor)
         }
         manifest.durationSeconds = seconds(since: c.clock)
         try dir.writeAtomically(try manifest.encoded(), to: manifest.id + SnapshotName.manifestSuffix)
@@ -218,7 +222,8 @@ public struct BackupService {
             || access(dir.file(id + SnapshotName.manifestSuffix), F_OK) == 0
     }
 
-    func dumpGlobals(dir: SnapshotDirectory, id: String, serverMajor: Int) throws -> String {
+    /// `pg_dumpall --globals-only` beside one snapshot: `<id>.globals.sql`; returns its name and SHA-256.
+    func dumpGlobals(dir: SnapshotDirectory, id: String, serverMajor: Int) throws -> (String, String) {
         let tool = try session.tools.locate("pg_dumpall", serverMajor: serverMajor)
         let name = id + SnapshotName.globalsSuffix
         let command = ExternalCommand(name: "pg_dumpall", executable: tool.path,
@@ -229,8 +234,11 @@ public struct BackupService {
             throw PGSnapError("pg_dumpall --globals-only failed (\(t)): \(session.redact(child.lastErrorLine ?? ""))",
                               next: "Roles need superuser to dump; run without --globals or as a superuser")
         }
-        try dir.writeAtomically(Data(out.utf8), to: name)
-        return name
+        let data = Data(out.utf8)
+        try dir.writeAtomically(data, to: name)
+        var hash = SHA256Stream()
+        data.withUnsafeBytes { hash.update($0) }
+        return (name, hash.finalizeHex())
     }
 }
 

@@ -21,7 +21,7 @@ public struct GuardService {
                     restoreHint: (String) -> String) throws -> GuardResult {
         // A mistyped command should cost nothing, not a full backup.
         let executable = try resolve(command[0])
-        let pre = PreflightService(session: session).run(preflight)
+        let pre = try PreflightService(session: session).run(preflight)
         let failed = pre.checks.filter { !$0.ok }
         for c in pre.checks { session.reporter.info("preflight \(c.ok ? "ok  " : "FAIL") \(c.name): \(c.value)\(c.detail.map { " (\($0))" } ?? "")") }
         guard failed.isEmpty, let database = pre.database else {
@@ -34,6 +34,8 @@ public struct GuardService {
         }
         let manifest = try BackupService(session: session).run(options)
         let dir = try session.directory(create: false)
+        // Encrypted: the key that would roll back is proven before the command may change anything.
+        try session.proveIdentity(for: manifest, in: dir)
         let entry = try SnapshotSelector(kind: .id(manifest.id)).select(from: try dir.catalog(), directory: dir.path)
         let check = VerifyService(session: session).verify(entry, in: dir)
         guard check.ok else {

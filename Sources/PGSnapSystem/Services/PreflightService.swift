@@ -13,6 +13,8 @@ public struct PreflightOptions {
     public var requireMigration: Int64?
     public var allowDirty: Bool
     public var maxConnections: Int
+    /// Prove the session's age identity on the database's newest snapshot (when it is encrypted) first.
+    public var proveIdentity = false
     public init(requireMigration: Int64?, allowDirty: Bool, maxConnections: Int) {
         self.requireMigration = requireMigration
         self.allowDirty = allowDirty
@@ -25,11 +27,14 @@ public struct PreflightService {
     let session: Session
     public init(session: Session) { self.session = session }
 
-    public func run(_ options: PreflightOptions) -> (checks: [PreflightCheck], database: String?, migration: Manifest.MigrationState?) {
+    /// - Throws: only with `proveIdentity`, when the key does not open the newest snapshot (exit 1,
+    ///   before anything else is looked at); every other problem is a failed check in the list.
+    public func run(_ options: PreflightOptions) throws -> (checks: [PreflightCheck], database: String?, migration: Manifest.MigrationState?) {
         var checks: [PreflightCheck] = []
         func add(_ name: String, _ ok: Bool, _ value: String, _ detail: String? = nil) {
             checks.append(PreflightCheck(name: name, ok: ok, value: value, detail: detail))
         }
+        let identityCheck = options.proveIdentity ? try proveIdentityOnNewest() : nil
         let db: LibPQConnection
         do {
             db = try session.connect()
@@ -110,7 +115,25 @@ public struct PreflightService {
         } else {
             add("lock", true, "free (directory not created yet)")
         }
+        if let identityCheck { checks.append(identityCheck) }
         return (checks, database, migration)
+    }
+
+    /// The key a rollback would need, proven on the newest snapshot of the database the session names.
+    ///
+    /// - Throws: exit 1 when it does not open that snapshot (or age is missing).
+    func proveIdentityOnNewest() throws -> PreflightCheck {
+        let database = RestoreService(session: session).defaultDatabase(target: nil)
+        guard let dir = try? session.directory(create: false),
+              let newest = try dir.catalog().first(where: { $0.isGood && (database == nil || $0.database == database) }), let m = newest.manifest
+        else {
+            return PreflightCheck(name: "identity", ok: true, value: "no snapshot\(database.map { " of \"\($0)\"" } ?? "") to try it on")
+        }
+        guard m.encryption != nil else {
+            return PreflightCheck(name: "identity", ok: true, value: "newest snapshot \(m.id) is not encrypted")
+        }
+        try session.proveIdentity(for: m, in: dir)
+        return PreflightCheck(name: "identity", ok: true, value: "opens the newest snapshot \(m.id)")
     }
 
     /// The last snapshot's size scaled by the database's growth since; without history, size / 3.
@@ -167,6 +190,8 @@ public struct DiffService {
         let dir = try session.directory(create: false)
         let entry = try selector.select(from: try dir.catalog(), directory: dir.path)
         guard let m = entry.manifest else { throw PGSnapError.verification("snapshot \(entry.id) has no readable manifest") }
+        // Only the manifest is read; a key given is still held to it, before the database is touched.
+        if entry.isGood { try session.proveIdentity(for: m, in: dir) }
         let db = try session.connect(database: m.database)
         let live = try db.query("""
             SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c

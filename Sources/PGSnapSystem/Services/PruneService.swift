@@ -4,10 +4,13 @@ import PGSnapCore
 public struct PruneResult: Encodable {
     public var dryRun: Bool
     public var decisions: [RetentionDecision]
+    /// Whole-server runs' globals: kept while a kept snapshot refers to them.
+    public var runs: [RunDecision]
     public var removedBytes: Int64
 }
 
-/// Applies a retention plan under the exclusive lock: manifest first, then the dump.
+/// Applies a retention plan under the exclusive lock: manifest first, then the dump; then the
+/// globals of runs that no kept snapshot refers to any more, record first.
 public struct PruneService {
     let session: Session
     public init(session: Session) { self.session = session }
@@ -20,8 +23,12 @@ public struct PruneService {
     }
 
     func runLocked(dir: SnapshotDirectory, policy: RetentionPolicy, database: String?, dryRun: Bool) throws -> PruneResult {
-        let entries = try dir.catalog(summaries: true).filter { database == nil || $0.database == database }
-        let plan = RetentionPlan.make(entries: entries, policy: policy, now: session.now())
+        let files = try dir.list()
+        // Every database's snapshots: a run's globals are shared, whatever database this prune is for.
+        let all = try dir.catalog(summaries: true)
+        let plan = RetentionPlan.make(entries: all.filter { database == nil || $0.database == database }, policy: policy, now: session.now())
+        let removing = Set(plan.filter { $0.action == .remove }.map(\.id))
+        let runs = RunRetention.plan(runs: dir.runs(files: files), entries: all, removing: removing, now: session.now(), grace: policy.leftoverGrace)
         var removed: Int64 = 0
         if !dryRun {
             for d in plan where d.action == .remove {
@@ -30,9 +37,14 @@ public struct PruneService {
                 }
                 removed += d.bytes
             }
+            // After the snapshots: a crash in between leaves globals nothing refers to, never the reverse.
+            for r in runs where r.action == .remove {
+                for f in RunRetention.deletionOrder(r.files) { try dir.remove(f) }
+                removed += r.bytes
+            }
             try dir.sync()
         }
-        return PruneResult(dryRun: dryRun, decisions: plan, removedBytes: removed)
+        return PruneResult(dryRun: dryRun, decisions: plan, runs: runs, removedBytes: removed)
     }
 }
 

@@ -44,10 +44,18 @@ public struct PullService {
         return (m, bytes, files)
     }
 
-    /// - Throws: `PGSnapError`: exit 2 when what arrives does not match the manifest (nothing is kept), 1 otherwise.
-    public func pull(_ selector: SnapshotSelector, wait: Double?) throws -> PullResult {
+    /// - Parameter requireIdentity: the snapshot is about to be restored: an encrypted one without a key is refused.
+    /// - Throws: `PGSnapError`: exit 2 when what arrives does not match the manifest (nothing is kept);
+    ///   1 for a key that does not open it (proven on its first MiB in the bucket, before anything is
+    ///   downloaded); 64 for a missing key with `requireIdentity`; 1 otherwise.
+    public func pull(_ selector: SnapshotSelector, wait: Double?, requireIdentity: Bool = false) throws -> PullResult {
         let start = DispatchTime.now()
         let (m, manifestBytes, files) = try resolve(selector)
+        if requireIdentity { _ = try session.requireAgeDecryption(for: m) }
+        try session.proveIdentity(for: m) { name, count in try remote.readPrefix(name, count: min(count, Int(files[name] ?? Int64(count)))) }
+        if let g = m.globalsFile, files[g] == nil {
+            throw PGSnapError.verification("remote copy of \(m.id) lacks its globals file \(g)", next: "Push it again from the machine that has it; nothing was downloaded")
+        }
         let dir = try session.directory(create: true)
         let lock = try DirectoryLock(directory: dir, mode: .shared, command: "pull", wait: wait)
         defer { withExtendedLifetime(lock) {} }
@@ -59,24 +67,60 @@ public struct PullService {
             return PullResult(id: m.id, action: "skipped", bytes: 0, seconds: seconds(since: start))
         }
         let local = LocalStorage(dir)
+        let globalsHere = try runGlobalsAlreadyHere(m, in: dir)
         if m.format == .directory {
             try downloadDirectory(m, into: local)
         } else {
             try download(m.file, size: m.compressedBytes, sha256: m.sha256, into: local)
         }
         var bytes = m.compressedBytes
-        if let g = m.globalsFile {
-            guard let size = files[g] else {
-                throw PGSnapError.verification("remote copy of \(m.id) lacks its globals file \(g)", next: "Push it again from the machine that has it")
-            }
-            try download(g, size: size, sha256: nil, into: local)
-            bytes += size
-        }
+        if m.globalsFile != nil { bytes += try pullGlobals(m, files: files, into: local, alreadyHere: globalsHere) }
         // Last: only now does the snapshot exist locally.
         try local.putSmall(m.id + SnapshotName.manifestSuffix, bytes: manifestBytes)
         let secs = seconds(since: start)
         session.reporter.info("pgsnap: pulled \(m.id) from \(remote.location): \(formatBytes(bytes)) in \(String(format: "%.1f", secs)) s")
         return PullResult(id: m.id, action: "downloaded", bytes: bytes, seconds: secs)
+    }
+
+    /// A whole-server run's globals already in `dir` (another snapshot of the run was pulled or
+    /// taken here): true when they match the manifest's checksum. Asked before anything is downloaded.
+    ///
+    /// - Throws: when different globals carry the run's name here (two servers' runs in one place).
+    func runGlobalsAlreadyHere(_ m: Manifest, in dir: SnapshotDirectory) throws -> Bool {
+        guard let run = m.run, let g = m.globalsFile, let sha = m.globalsSHA256, access(dir.file(g), F_OK) == 0 else { return false }
+        let here = try RunGlobals.sha256(ofFile: dir.file(g))
+        guard here == sha else {
+            throw PGSnapError("a different \(g) is already in \(dir.path) (SHA-256 \(here), snapshot \(m.id) says \(sha)): two runs are named \(run)",
+                              next: "Pull into another --dir; nothing was downloaded")
+        }
+        return true
+    }
+
+    /// The snapshot's globals, checked against its manifest's checksum as they stream, and for a
+    /// whole-server run the run's record (the bucket's merged with any local one), both before the
+    /// manifest. A run's globals already here (`alreadyHere`) are not downloaded again. Returns the
+    /// bytes downloaded.
+    func pullGlobals(_ m: Manifest, files: [String: Int64], into local: LocalStorage, alreadyHere: Bool) throws -> Int64 {
+        guard let g = m.globalsFile else { return 0 }
+        guard let size = files[g] else {
+            throw PGSnapError.verification("remote copy of \(m.id) lacks its globals file \(g)", next: "Push it again from the machine that has it")
+        }
+        let dir = local.directory
+        var got: Int64 = 0
+        if !alreadyHere {
+            try download(g, size: size, sha256: m.globalsSHA256, into: local)
+            got = size
+        }
+        guard let run = m.run, let sha = m.globalsSHA256 else { return got }
+        let name = RunName.recordFile(run)
+        var record = RunRecord(run: run, createdAt: RunName.parse(run) ?? m.createdAt, globalsBytes: size, globalsSHA256: sha, pgsnapVersion: pgsnapVersion)
+        if files[name] != nil {
+            record = try RunRecord.decode(bytes: try remote.readSmall(name, limit: Manifest.maxBytes), fileName: name).merged(with: record)
+        }
+        record = record.adding(m.id)
+        if case .valid(let onDisk) = dir.runRecord(run) { record = try onDisk.merged(with: record) }
+        try dir.writeAtomically(try record.encoded(), to: name)
+        return got
     }
 
     /// A directory snapshot into `<id>.dir.partial/`, every file checked as it streams, then

@@ -59,11 +59,7 @@ public struct PushService {
             try upload(m.file, size: m.compressedBytes, sha256: m.sha256, from: local)
             sent += m.compressedBytes
         }
-        if let g = m.globalsFile {
-            let size = localFiles.first { $0.name == g }?.size ?? 0
-            try upload(g, size: size, sha256: nil, from: local)
-            sent += size
-        }
+        if m.globalsFile != nil { sent += try pushGlobals(m, from: local, localFiles: localFiles) }
         // A push killed mid-upload leaves an unfinished multipart upload that S3 keeps (and bills).
         if let n = try? remote.abortUnfinishedUploads(of: m.file), n > 0 {
             session.reporter.info("pgsnap: aborted \(n) unfinished upload(s) of \(m.file) left by an earlier push")
@@ -73,6 +69,42 @@ public struct PushService {
         let secs = seconds(since: start)
         session.reporter.info("pgsnap: pushed \(m.id) to \(remote.location): \(formatBytes(sent)) in \(String(format: "%.1f", secs)) s")
         return PushResult(id: m.id, action: "uploaded", bytes: sent, seconds: secs)
+    }
+
+    /// The snapshot's globals, checked against its manifest's checksum, and for a whole-server run
+    /// the run's record (merged with the bucket's copy, so it names every pushed snapshot), both
+    /// before the manifest. A run's globals already in the bucket with their checksum are not sent
+    /// again: one copy per run, whatever the number of its snapshots (asked with a HEAD, not the
+    /// listing taken before the first of them was pushed). Returns the bytes sent.
+    func pushGlobals(_ m: Manifest, from local: LocalStorage, localFiles: [DirectoryFile]) throws -> Int64 {
+        guard let g = m.globalsFile else { return 0 }
+        guard let size = localFiles.first(where: { $0.name == g })?.size else {
+            throw PGSnapError("snapshot \(m.id) refers to the globals file \(g), which is not in \(local.directory.path); nothing more was uploaded",
+                              next: "Run 'pgsnap verify \(m.id)'")
+        }
+        var sent: Int64 = 0
+        if let sha = m.globalsSHA256, let meta = try remote.stat(g), meta.size == size, meta.metadata["sha256"] == sha {
+            // Already there from another snapshot of the run (or an earlier push).
+        } else {
+            try upload(g, size: size, sha256: m.globalsSHA256, from: local)
+            sent = size
+        }
+        guard let run = m.run, let sha = m.globalsSHA256 else { return sent }
+        let name = RunName.recordFile(run)
+        var record: RunRecord
+        if case .valid(let onDisk) = local.directory.runRecord(run) {
+            record = onDisk
+        } else {
+            // Lost locally: what the manifest says is enough to name this snapshot.
+            record = RunRecord(run: run, createdAt: RunName.parse(run) ?? m.createdAt, globalsBytes: size, globalsSHA256: sha, pgsnapVersion: pgsnapVersion)
+        }
+        record = record.adding(m.id)
+        // The bucket's copy may name snapshots pushed from elsewhere: merged, never overwritten unread.
+        if try remote.stat(name) != nil {
+            record = try RunRecord.decode(bytes: try remote.readSmall(name, limit: Manifest.maxBytes), fileName: name).merged(with: record)
+        }
+        try remote.putSmall(name, bytes: [UInt8](try record.encoded()))
+        return sent
     }
 
     /// A directory snapshot as `<id>.dir/<file>` objects, each checked against its manifest entry.

@@ -10,7 +10,11 @@ struct RemoteCatalogReader {
 
     /// - Parameter confirm: how many good snapshots per database, newest first, to confirm.
     func entries(database: String?, confirm: Int) throws -> [CatalogEntry] {
-        let (objects, sizes) = try remote.listing()
+        try entries(listing: try remote.listing(), database: database, confirm: confirm)
+    }
+
+    func entries(listing: (files: [DirectoryFile], sizes: [String: Int64]), database: String?, confirm: Int) throws -> [CatalogEntry] {
+        let (objects, sizes) = listing
         var entries = RemoteCatalog.build(files: objects).filter { database == nil || $0.database == database }
         var confirmed: [String: Int] = [:]
         for i in entries.indices where entries[i].isGood && confirmed[entries[i].database, default: 0] < confirm {
@@ -52,19 +56,44 @@ public struct RemotePruneService {
         let lock = try? session.directory(create: false)
         let held = try lock.map { try DirectoryLock(directory: $0, mode: .exclusive, command: "prune --remote", wait: wait) }
         defer { withExtendedLifetime(held) {} }
-        let entries = try RemoteCatalogReader(remote: remote).entries(database: database, confirm: 1)
+        let listing = try remote.listing()
+        let entries = try RemoteCatalogReader(remote: remote).entries(listing: listing, database: database, confirm: 1)
         let plan = RetentionPlan.make(entries: entries, policy: policy, now: session.now())
+        // Which snapshots refer to a run's globals: its record says (one small GET per run), for every database.
+        let removing = Set(plan.filter { $0.action == .remove }.map(\.id))
+        let others = database == nil ? [] : RemoteCatalog.build(files: listing.files).filter { $0.database != database }
+        let runs = RunRetention.plan(runs: try remoteRuns(listing.files), entries: entries + others, removing: removing, now: session.now(),
+                                     grace: policy.leftoverGrace)
         var removed: Int64 = 0
         if !dryRun {
             for d in plan where d.action == .remove {
                 for f in RetentionPlan.deletionOrder(d.files) { try remote.delete(f) }
                 removed += d.bytes
             }
+            for r in runs where r.action == .remove {
+                for f in RunRetention.deletionOrder(r.files) { try remote.delete(f) }
+                removed += r.bytes
+            }
             let cutoff = session.now().addingTimeInterval(-policy.leftoverGrace)
             let stale = try remote.abortUnfinishedUploads(initiatedBefore: cutoff)
             if stale > 0 { session.reporter.info("pgsnap: aborted \(stale) unfinished upload(s) older than \(Int(policy.leftoverGrace / 3600)) h") }
         }
-        return PruneResult(dryRun: dryRun, decisions: plan, removedBytes: removed)
+        return PruneResult(dryRun: dryRun, decisions: plan, runs: runs, removedBytes: removed)
+    }
+
+    /// The runs in the bucket with their records read; a record that cannot be read or parsed is `.invalid` (kept).
+    func remoteRuns(_ files: [DirectoryFile]) throws -> [RunFiles] {
+        try RunFiles.group(files).map { r in
+            var r = r
+            guard r.hasRecord else { return r }
+            let name = RunName.recordFile(r.run)
+            do {
+                r.record = .valid(try RunRecord.decode(bytes: try remote.readSmall(name, limit: Manifest.maxBytes), fileName: name))
+            } catch let e as PGSnapError where e.status == .verificationFailed {
+                r.record = .invalid(e.description)
+            }
+            return r
+        }
     }
 }
 

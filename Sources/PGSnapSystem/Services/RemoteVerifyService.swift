@@ -54,7 +54,49 @@ public struct RemoteVerifyService {
         guard let size = files[m.file], size == m.compressedBytes else {
             return failed("size", "\(m.file) is \(files[m.file].map(String.init) ?? "missing") bytes in the bucket, manifest says \(m.compressedBytes)")
         }
-        if m.format == .directory { return verifyDirectory(m, result: r, start: start) }
+        // A key given is held to the snapshot as everywhere else (its first MiB, one ranged GET).
+        do {
+            if let decryption = try session.ageDecryption(for: m) {
+                let probe = m.identityProbeFile
+                try decryption.checkIdentity(prefix: try remote.readPrefix(probe, count: min(AgeDecryptor.probeBytes, Int(files[probe] ?? 0))))
+            }
+        } catch let e as AgeIdentityMismatch {
+            return failed("identity", e.description)
+        } catch {
+            return failed("age", "\(error)")
+        }
+        let checked = m.format == .directory ? verifyDirectory(m, result: r, start: start) : verifyPlain(m, size: size, result: r, start: start)
+        if checked.ok, let problem = globalsProblem(m, files: files) {
+            r = checked
+            r.ok = false
+            return failed("globals", problem)
+        }
+        return checked
+    }
+
+    /// The globals the snapshot refers to (its own or its run's), streamed from the bucket against
+    /// the manifest's checksum; nil when they match or the manifest records no checksum.
+    func globalsProblem(_ m: Manifest, files: [String: Int64]) -> String? {
+        guard let g = m.globalsFile, let sha = m.globalsSHA256 else { return nil }
+        guard let size = files[g] else { return "\(g) is not in \(remote.location)" }
+        var hash = SHA256Stream()
+        do {
+            try remote.read(g, size: size) { hash.update($0) }
+        } catch {
+            return "\(g) cannot be read: \(error)"
+        }
+        let got = hash.finalizeHex()
+        return got == sha ? nil : "\(g) has SHA-256 \(got) in the bucket, the manifest says \(sha)"
+    }
+
+    /// A plain dump streamed from the bucket: size, SHA-256, decompression, trailer, row counts.
+    func verifyPlain(_ m: Manifest, size: Int64, result: VerifyResult, start: DispatchTime) -> VerifyResult {
+        var r = result
+        func failed(_ check: String, _ detail: String) -> VerifyResult {
+            r.failedCheck = check
+            r.detail = detail
+            return r
+        }
         // Encrypted at rest: the bucket holds age ciphertext, checked as stored (size, SHA-256);
         // its contents are checked after 'pgsnap pull' by 'pgsnap verify --identity'.
         let encrypted = m.encryption != nil

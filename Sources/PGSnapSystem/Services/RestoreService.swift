@@ -100,7 +100,8 @@ public struct RestoreService {
         if let problem = try phases.measure("integrity", { try integrityProblem(manifest, dir: dir) }) {
             throw selector.refusal(entry, check: problem.check, detail: problem.detail, among: catalog, command: command)
         }
-        try phases.measure("integrity") { try checkIdentity(decryption, manifest, dir: dir) }
+        // An encrypted snapshot: the identity opens it, before a scratch database is created.
+        try phases.measure("integrity") { try session.proveIdentity(for: manifest, in: dir) }
         let admin = try session.connect(database: maintenanceDatabase(excluding: target))
         if let refusal = admin.catalogue.refusalToRestore(snapshotServerVersion: manifest.serverVersion, snapshot: manifest.id) { throw refusal }
         try dropOrphanedScratchDatabases(admin)
@@ -149,7 +150,7 @@ public struct RestoreService {
         guard let manifest = entry.manifest else { throw PGSnapError.verification("snapshot \(entry.id) has no manifest") }
         let start = DispatchTime.now()
         let decryption = try session.requireAgeDecryption(for: manifest)
-        try checkIdentity(decryption, manifest, dir: dir)
+        try session.proveIdentity(for: manifest, in: dir)
         let lock = try DirectoryLock(directory: dir, mode: .shared, command: "verify --restore-test", wait: nil)
         defer { withExtendedLifetime(lock) {} }
         let admin = try session.connect(database: maintenanceDatabase(excluding: manifest.database))
@@ -204,15 +205,6 @@ public struct RestoreService {
         return nil
     }
 
-    /// An encrypted snapshot: the identity opens it, before a scratch database is created.
-    func checkIdentity(_ decryption: AgeDecryption?, _ m: Manifest, dir: SnapshotDirectory) throws {
-        do {
-            // A directory snapshot: its table of contents, the first file pg_restore reads.
-            try decryption?.checkIdentity(path: dir.file(m.format == .directory ? m.file + "/toc.dat" + SnapshotName.encryptedSuffix : m.file))
-        } catch let e as AgeIdentityMismatch {
-            throw e.error
-        }
-    }
 
     func confirmReplace(target: String, snapshot: String, admin: LibPQConnection, options: RestoreOptions) throws {
         let sessions = try DatabaseFacts.otherSessions(admin, database: target)
@@ -275,7 +267,7 @@ public struct RestoreService {
             owner = try admin.scalar("SELECT current_user") ?? owner
         } else if try admin.scalar("SELECT 1 FROM pg_roles WHERE rolname = $1", [owner]) != "1" {
             throw PGSnapError("the snapshot's database owner role \"\(owner)\" does not exist on this server",
-                              next: (m.globalsFile.map { "Apply the saved roles (psql -X -f \(dir.file($0)) postgres)" } ?? "Create the role (CREATE ROLE \(owner))") + " or restore with --no-owner")
+                              next: (savedRoles(m, dir: dir).map { "Apply the saved roles (psql -X -f \($0) postgres)" } ?? "Create the role (CREATE ROLE \(owner))") + " or restore with --no-owner")
         }
         var fixedAtCreation = try admin.catalogue.localeClause(props) { try admin.quoteLiteral($0) }
         if let tablespace = props.tablespace {
@@ -437,10 +429,17 @@ public struct RestoreService {
             return "The target was not changed; raise max_locks_per_transaction on the server (it needs a restart) and restore again"
         }
         if line.contains("role") && line.contains("does not exist") {
-            return (m.globalsFile.map { "Create the missing roles (psql -X -f \(dir.file($0)) postgres) and restore again" }
+            return (savedRoles(m, dir: dir).map { "Create the missing roles (psql -X -f \($0) postgres) and restore again" }
                 ?? "Create the missing roles and restore again") + ", or restore with --no-owner"
         }
         return "The target was not changed; fix the cause and restore again"
+    }
+
+    /// The roles saved with a snapshot (`--globals`): its own file, or its whole-server run's, which
+    /// any snapshot of the run names; nil when there are none here (a pulled copy brings them along).
+    func savedRoles(_ m: Manifest, dir: SnapshotDirectory) -> String? {
+        guard let g = m.globalsFile, access(dir.file(g), R_OK) == 0 else { return nil }
+        return dir.file(g)
     }
 
     /// psql's or pg_restore's exit status alone proves nothing: the row counts do.

@@ -23,7 +23,27 @@ public struct VerifyService {
     let session: Session
     public init(session: Session) { self.session = session }
 
+    /// The dump's checks, then the globals it refers to (its own or its run's) against their checksum.
     public func verify(_ entry: CatalogEntry, in dir: SnapshotDirectory) -> VerifyResult {
+        var result = verifyDump(entry, in: dir)
+        if result.ok, let m = entry.manifest, let problem = globalsProblem(m, in: dir) {
+            return failed(&result, "globals", problem)
+        }
+        return result
+    }
+
+    /// What is wrong with the globals file `m` refers to, or nil (also when its manifest records no checksum).
+    func globalsProblem(_ m: Manifest, in dir: SnapshotDirectory) -> String? {
+        guard let g = m.globalsFile, let sha = m.globalsSHA256 else { return nil }
+        do {
+            let got = try RunGlobals.sha256(ofFile: dir.file(g))
+            return got == sha ? nil : "\(g) has SHA-256 \(got), the manifest says \(sha)"
+        } catch {
+            return "\(g) cannot be read: \(error)"
+        }
+    }
+
+    func verifyDump(_ entry: CatalogEntry, in dir: SnapshotDirectory) -> VerifyResult {
         var result = VerifyResult(id: entry.id, ok: false)
         // Only a dump that is there as a regular file is read (a damaged one too, so its size
         // check is named); anything else is reported from the catalog without opening it.

@@ -46,6 +46,12 @@ public final class S3Storage: SnapshotStorage {
         return [UInt8](data)
     }
 
+    /// The first `count` bytes of an object, in one ranged GET.
+    public func readPrefix(_ name: String, count: Int) throws -> [UInt8] {
+        guard count > 0 else { return [] }
+        return [UInt8](try client.get(remote.key(name), range: 0...Int64(count - 1)))
+    }
+
     /// Ranged GETs of one part size each: bounded memory, and a dropped connection costs one range.
     public func read(_ name: String, size: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) throws {
         let key = remote.key(name)
