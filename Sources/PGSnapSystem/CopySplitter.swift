@@ -2,43 +2,122 @@ import Foundation
 import PGSnapCore
 
 /// One table loaded through several COPY sessions at once: the rows are dealt out in blocks of
-/// whole lines (COPY text rows are independent lines) to `jobs` psql sessions, each running the
-/// dump's own header and COPY statement, so each server backend parses its share on its own core.
+/// whole lines (COPY text rows are independent lines) to `jobs` libpq sessions, each running the
+/// dump's own SET header and COPY statement, so each server backend parses its share on its own core.
 ///
-/// Used for the big tables of a plain restore (`CopyRouter`) and of a directory restore
-/// (`ParallelTableLoad`); only ever into the scratch database, which is dropped on any failure.
+/// Each session is fed by its own thread from a queue two blocks deep, straight from pgsnap's
+/// memory (no psql in between: on two cores its copying cost as much as it saved). Used for the
+/// big tables of a plain restore (`CopyRouter`) and of a directory restore (`ParallelTableLoad`);
+/// only ever into the scratch database, which is dropped on any failure.
 final class CopySplitter {
-    private let session: Session
     private let table: String
-    private var writers: [(child: ChildProcess, tags: CommandTagReader)] = []
+    private var feeders: [Feeder] = []
     private var block: [UInt8] = []
     private var next = 0
-    private var done = false
+    private var finished = false
     static let blockSize = 1 << 20
 
-    /// Starts the sessions; `script` is the header and the COPY statement, newline-terminated.
-    init(session: Session, psql: String, environment: [String: String], database: String, jobs: Int, table: String, script: String) throws {
-        self.session = session
-        self.table = table
-        block.reserveCapacity(Self.blockSize + (256 << 10))
-        let bytes = Array(script.utf8)
-        do {
-            for _ in 0..<max(1, jobs) {
-                // Not -q: each session's `COPY n` tag is its share of the rows.
-                let child = try ChildProcess(ExternalCommand(
-                    name: "psql", executable: psql,
-                    arguments: ["-X", "--no-password", "-v", "ON_ERROR_STOP=1", "--dbname=\(session.childConninfo(database: database))"],
-                    environment: environment), stdin: .pipe, stdout: .pipe, stderr: .pipe)
-                writers.append((child, CommandTagReader(fd: child.stdoutFD)))
-                try bytes.withUnsafeBytes { try child.writeStdin($0) }
+    /// One COPY session: a connection, its feeding thread, and the blocks waiting for it.
+    final class Feeder: @unchecked Sendable {
+        let db: LibPQConnection
+        private let condition = NSCondition()
+        private var queue: [[UInt8]] = []
+        private var closing = false
+        private(set) var rows: Int64?
+        private(set) var error: Error?
+        private let done = DispatchSemaphore(value: 0)
+        static let depth = 2
+
+        init(db: LibPQConnection) {
+            self.db = db
+            let thread = Thread { [self] in
+                self.run()
+                self.done.signal()
             }
-        } catch {
-            abort()
-            throw error
+            thread.name = "pgsnap-copy"
+            thread.start()
+        }
+
+        /// Queues a block; waits while the queue is full. False once the session has failed.
+        func enqueue(_ bytes: [UInt8]) -> Bool {
+            condition.lock()
+            defer { condition.unlock() }
+            while queue.count >= Self.depth && error == nil { condition.wait() }
+            guard error == nil else { return false }
+            queue.append(bytes)
+            condition.broadcast()
+            return true
+        }
+
+        /// Stops feeding and cancels the COPY (the thread then ends; nothing is committed).
+        func stop() {
+            condition.lock()
+            closing = true
+            queue.removeAll()
+            condition.broadcast()
+            condition.unlock()
+            db.cancel()
+        }
+
+        /// Ends the COPY after the queued blocks and waits for the server's count.
+        func finish() throws -> Int64 {
+            condition.lock()
+            closing = true
+            condition.broadcast()
+            condition.unlock()
+            done.wait()
+            done.signal()
+            if let error { throw error }
+            return rows ?? 0
+        }
+
+        private func run() {
+            do {
+                while true {
+                    condition.lock()
+                    while queue.isEmpty && !closing { condition.wait() }
+                    let item = queue.isEmpty ? nil : queue.removeFirst()
+                    condition.broadcast()
+                    condition.unlock()
+                    guard let item else { break }
+                    try item.withUnsafeBytes { try db.putCopyData($0) }
+                }
+                let n = try db.endCopy()
+                condition.lock()
+                rows = n
+                condition.unlock()
+            } catch {
+                condition.lock()
+                self.error = error
+                queue.removeAll()
+                condition.broadcast()
+                condition.unlock()
+            }
         }
     }
 
-    deinit { if !done { abort() } }
+    /// Connects `jobs` sessions to `database` and starts the COPY in each.
+    ///
+    /// - Parameter header: the dump's SET statements; `statement` the COPY line, newline-terminated.
+    init(session: Session, database: String, jobs: Int, table: String, header: String, statement: String,
+         settings: [String: String]) throws {
+        self.table = table
+        block.reserveCapacity(Self.blockSize + (256 << 10))
+        do {
+            for _ in 0..<max(1, jobs) {
+                let db = try session.connect(database: database)
+                // The load sessions' settings (RestoreService.loadSettings), then the dump's own.
+                try db.execute(settings.sorted { $0.key < $1.key }.map { "SET \($0.key) = '\($0.value)';" }.joined(separator: "\n") + "\n" + header)
+                try db.beginCopy(statement)
+                feeders.append(Feeder(db: db))
+            }
+        } catch {
+            abort()
+            throw failure(error)
+        }
+    }
+
+    deinit { if !finished { abort() } }
 
     /// Rows, cut anywhere: whole lines go out in blocks, the rest waits for its newline.
     func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -50,61 +129,47 @@ final class CopySplitter {
 
     private func send(_ count: Int) throws {
         guard count > 0 else { return }
-        let w = writers[next].child
-        do {
-            try block.withUnsafeBytes { try w.writeStdin(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-        } catch {
-            throw failure(w)
+        let f = feeders[next]
+        guard f.enqueue(Array(block[0..<count])) else {
+            abort()
+            throw failure(f.error)
         }
-        next = (next + 1) % writers.count
+        next = (next + 1) % feeders.count
         block.removeFirst(count)
     }
 
-    /// Ends every session's COPY and input (each commits its share); returns the rows the server
-    /// stored, or nil when a session did not report its count.
+    /// Ends every session's COPY (each commits its share); returns the rows the server stored.
     ///
     /// - Throws: `PGSnapError` naming the table when rows are left without a newline or a session failed.
-    func finish() throws -> Int64? {
+    func finish() throws -> Int64 {
         if !block.isEmpty {
             guard block.last == 0x0A else {
+                abort()
                 throw PGSnapError.verification("the rows of \(table) end in the middle of a line", next: "The target was not changed; run 'pgsnap verify' on the snapshot")
             }
             try send(block.count)
         }
-        for w in writers {
+        var total: Int64 = 0
+        for f in feeders {
             do {
-                try Array("\\.\n".utf8).withUnsafeBytes { try w.child.writeStdin($0) }
+                total += try f.finish()
             } catch {
-                throw failure(w.child)
+                abort()
+                throw failure(error)
             }
-            w.child.closeStdin()
         }
-        var total: Int64? = 0
-        for w in writers {
-            let status = w.child.wait()
-            let counts = w.tags.copyCounts()
-            w.child.closeStdout()
-            guard status.succeeded else { throw failure(w.child) }
-            total = counts.count == 1 ? total.map { $0 + counts[0] } : nil
-        }
-        done = true
+        finished = true
         return total
     }
 
-    /// Stops every session without letting it commit (terminate first: closing psql's input would commit).
+    /// Stops every session without committing: closing the connections rolls their COPY back.
     func abort() {
-        done = true
-        for w in writers {
-            w.child.terminate(grace: 2)
-            w.child.closeStdin()
-            w.child.closeStdout()
-        }
+        finished = true
+        for f in feeders { f.stop() }
     }
 
-    private func failure(_ child: ChildProcess) -> PGSnapError {
-        abort()
-        let status = child.wait()
-        return PGSnapError("psql failed while loading \(table) (\(status)): \(child.lastErrorLine.map { session.redact(oneLine($0)) } ?? "")",
-                           next: "The target was not changed; fix the cause and restore again")
+    private func failure(_ error: Error?) -> PGSnapError {
+        let detail = (error as? PGSnapError)?.what ?? error.map { "\($0)" } ?? "a session stopped"
+        return PGSnapError("loading \(table) failed: \(oneLine(detail))", next: "The target was not changed; fix the cause and restore again")
     }
 }

@@ -93,6 +93,63 @@ public final class LibPQConnection {
         return rows
     }
 
+    /// Runs a script of several statements (simple query protocol), e.g. a dump's SET header.
+    ///
+    /// - Throws: `PGSnapError` with the server's message.
+    public func execute(_ script: String) throws {
+        guard let result = PQexec(conn, script) else { throw PGSnapError("query failed: \(oneLine(String(cString: PQerrorMessage(conn))))") }
+        defer { PQclear(result) }
+        let status = PQresultStatus(result)
+        guard status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK else {
+            throw PGSnapError("query failed: \(oneLine(String(cString: PQresultErrorMessage(result))))")
+        }
+    }
+
+    /// Asks the server to cancel what this connection is running; safe from any thread.
+    public func cancel() {
+        guard let c = PQgetCancel(conn) else { return }
+        defer { PQfreeCancel(c) }
+        var buffer = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(c, &buffer, Int32(buffer.count))
+    }
+
+    /// Starts `COPY ... FROM stdin`; the rows follow through `putCopyData`, then `endCopy`.
+    public func beginCopy(_ statement: String) throws {
+        guard let result = PQexec(conn, statement) else { throw PGSnapError("COPY failed: \(oneLine(String(cString: PQerrorMessage(conn))))") }
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_COPY_IN else {
+            throw PGSnapError("COPY failed: \(oneLine(String(cString: PQresultErrorMessage(result))))")
+        }
+    }
+
+    /// Sends rows (whole lines of COPY text) to the COPY in progress.
+    public func putCopyData(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        guard PQputCopyData(conn, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count)) == 1 else {
+            throw PGSnapError("COPY failed: \(oneLine(String(cString: PQerrorMessage(conn))))")
+        }
+    }
+
+    /// Ends the COPY and returns the rows the server stored (its command tag).
+    ///
+    /// - Throws: `PGSnapError` with the server's message when it refused a row.
+    public func endCopy() throws -> Int64 {
+        guard PQputCopyEnd(conn, nil) == 1 else { throw PGSnapError("COPY failed: \(oneLine(String(cString: PQerrorMessage(conn))))") }
+        var rows: Int64?
+        var failure: String?
+        while let result = PQgetResult(conn) {
+            if PQresultStatus(result) == PGRES_COMMAND_OK {
+                rows = Int64(String(cString: PQcmdTuples(result)))
+            } else if failure == nil {
+                failure = oneLine(String(cString: PQresultErrorMessage(result)))
+            }
+            PQclear(result)
+        }
+        if let failure { throw PGSnapError("COPY failed: \(failure)") }
+        guard let rows else { throw PGSnapError("COPY ended without a row count") }
+        return rows
+    }
+
     public func scalar(_ sql: String, _ params: [String?] = []) throws -> String? {
         try query(sql, params).first?.first ?? nil
     }

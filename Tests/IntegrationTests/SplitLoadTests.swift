@@ -54,7 +54,7 @@ final class SplitLoadTests: XCTestCase {
         fixture.track(database: target)
         let r = try fixture.pgsnap(["restore", id, "--target", target, "--jobs", "2", "--quiet"], env: ["PGSNAP_PARALLEL_COPY_MIN_ROWS": "1000"])
         Harness.assertOneErrorLine(r, status: 1, "split load of a refused row")
-        XCTAssertTrue(r.stderr.contains("psql failed while loading public.big"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("loading public.big failed: COPY failed:"), r.stderr)
         XCTAssertTrue(r.stderr.contains("extra data after last expected column"), r.stderr)
         XCTAssertFalse(try RestoreFixture.exists(target), "a failed restore must not create the target")
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])

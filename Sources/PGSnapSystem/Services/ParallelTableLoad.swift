@@ -6,15 +6,16 @@ import PGSnapCore
 /// `pg_restore -j` runs one job per table, so a database whose data is mostly one table (the
 /// usual shape: one huge events table) loads at the speed of one server backend. Rows in COPY
 /// text format are independent lines, so the table's data, read back by `pg_restore -f -`
-/// (which decompresses it), is dealt out in blocks of whole lines to `jobs` psql sessions, each
+/// (which decompresses it), is dealt out in blocks of whole lines to `jobs` COPY sessions, each
 /// running the dump's own COPY statement with the dump's own session settings. Only in the
 /// scratch database, before any index or constraint exists (post-data runs after); the row
 /// counts afterwards are what proves the load, as for every restore.
 struct ParallelTableLoad {
     let session: Session
     let pgRestore: String
-    let psql: String
     let environment: [String: String]
+    /// The load sessions' settings (`RestoreService.loadSettings`).
+    let settings: [String: String]
     let scratch: String
     let jobs: Int
 
@@ -66,8 +67,8 @@ struct ParallelTableLoad {
                 switch event {
                 case .script: break  // comments and the header, which each session gets with the COPY
                 case .startRows(_, let statement, let header):
-                    splitter = try CopySplitter(session: session, psql: psql, environment: environment, database: scratch, jobs: jobs,
-                                                table: table, script: header + statement)
+                    splitter = try CopySplitter(session: session, database: scratch, jobs: jobs, table: table, header: header,
+                                                statement: statement, settings: settings)
                 case .rows(let bytes): try splitter?.write(bytes)
                 case .endRows: ended = true
                 }

@@ -34,7 +34,7 @@ extension RestoreService {
 
     func loadDirectory(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool,
                        jobs: Int?, only: [TableSelection.Table]?, decryption: AgeDecryption?, phases: PhaseTimes,
-                       environment: [String: String]) throws {
+                       environment: [String: String], settings: [String: String]) throws {
         let serverMajor = admin.serverMajor
         let tool = try session.tools.locate("pg_restore", serverMajor: serverMajor)
         var path = dir.file(m.file)
@@ -87,8 +87,7 @@ extension RestoreService {
                                                       environment: environment), stdin: .null, stdout: .null, stderr: .pipe)
         var othersDone = false
         defer { if !othersDone { others.terminate(grace: 2) } }
-        let psql = try session.tools.locate("psql", serverMajor: serverMajor)
-        let loader = ParallelTableLoad(session: session, pgRestore: tool.path, psql: psql.path, environment: environment, scratch: scratch, jobs: jobs)
+        let loader = ParallelTableLoad(session: session, pgRestore: tool.path, environment: environment, settings: settings, scratch: scratch, jobs: jobs)
         for f in big {
             try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!, table: f.table ?? f.name, dir: dir)
         }

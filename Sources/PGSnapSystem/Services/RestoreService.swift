@@ -232,13 +232,13 @@ public struct RestoreService {
         try phases.measure("create_scratch") { try createScratch(m, dir: dir, scratch: scratch, admin: admin, noOwner: noOwner) }
         if m.format == .directory {
             try loadDirectory(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, jobs: jobs, only: only, decryption: decryption,
-                              phases: phases, environment: environment)
+                              phases: phases, environment: environment, settings: Self.loadSettings(maintenanceWorkMem: maintenanceWorkMem))
             return try phases.measure("row_counts") {
                 try checkRowCounts(m, scratch: scratch, only: only.map { Set($0.map(\.qualified)) }, jobs: jobs ?? Self.defaultJobs)
             }
         }
         let copied = try loadPlain(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, decryption: decryption, jobs: jobs,
-                                   phases: phases, environment: environment)
+                                   phases: phases, environment: environment, settings: Self.loadSettings(maintenanceWorkMem: maintenanceWorkMem))
         return try phases.measure("row_counts") {
             if let copied { return try checkCopiedRows(m, copied: copied) }
             return try checkRowCounts(m, scratch: scratch, only: nil, jobs: jobs ?? Self.defaultJobs)
@@ -289,7 +289,8 @@ public struct RestoreService {
     /// - Returns: rows per table as the server counted them (COPY command tags), or nil when
     ///   they could not be paired with the dump's COPY statements (the caller then counts).
     func loadPlain(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool,
-                   decryption: AgeDecryption?, jobs: Int?, phases: PhaseTimes, environment: [String: String]) throws -> [String: Int64]? {
+                   decryption: AgeDecryption?, jobs: Int?, phases: PhaseTimes, environment: [String: String],
+                   settings: [String: String]) throws -> [String: Int64]? {
         let serverMajor = admin.serverMajor
         let psql = try session.tools.locate("psql", serverMajor: serverMajor)
         let command = ExternalCommand(
@@ -316,7 +317,7 @@ public struct RestoreService {
         var filter = noOwner ? OwnershipFilter() : nil
         var router = CopyRouter { big.contains($0) }
         var splitter: CopySplitter?
-        var splitRows: [Int64?] = []
+        var splitRows: [Int64] = []
         var splitError: Error?
         var syncs = 0
         func toPsql(_ bytes: UnsafeRawBufferPointer) throws {
@@ -335,13 +336,20 @@ public struct RestoreService {
                 syncs += 1
                 try Array(CommandTagReader.syncStatement(syncs).utf8).withUnsafeBytes { try child.writeStdin($0) }
                 guard tags.waitForMarker(syncs) else { throw PGSnapError("psql stopped before \(table) could be loaded") }
-                splitter = try CopySplitter(session: session, psql: psql.path, environment: environment, database: scratch,
-                                            jobs: jobs, table: table, script: header + statement)
+                splitter = try split { try CopySplitter(session: session, database: scratch, jobs: jobs, table: table, header: header,
+                                                        statement: statement, settings: settings) }
             case .rows(let bytes):
-                try splitter!.write(bytes)
+                try split { try splitter!.write(bytes) }
             case .endRows:
-                splitRows.append(try splitter!.finish())
+                splitRows.append(try split { try splitter!.finish() })
                 splitter = nil
+            }
+        }
+        /// A failure of the split sessions is the restore's error (psql is then stopped, not asked why).
+        func split<T>(_ body: () throws -> T) throws -> T {
+            do { return try body() } catch {
+                splitError = error
+                throw error
             }
         }
         let progress = Progress(reporter: session.reporter, verb: "restored", total: m.compressedBytes)
@@ -352,12 +360,7 @@ public struct RestoreService {
                     blocksEnded = scanner.copyBlocksEnded
                     dataEnd = DispatchTime.now()
                 }
-                do {
-                    try router.consume(bytes, route)
-                } catch let e as PGSnapError where e.what.hasPrefix("psql failed while loading") || e.what.hasPrefix("the rows of") {
-                    splitError = e
-                    throw e
-                }
+                try router.consume(bytes, route)
             },
             progress: { progress.update(bytesIn: $0, bytesOut: scanner.bytes) },
             shouldStop: { SignalTrap.received != nil })
@@ -396,7 +399,7 @@ public struct RestoreService {
         // Pair the dump's COPY statements with what counted them: psql's tags, in order, or the
         // split sessions' sums for the big tables.
         let splitCount = router.splitTables.count
-        guard counts.count + splitCount == scanner.tables.count, splitRows.count == splitCount, !splitRows.contains(nil) else {
+        guard counts.count + splitCount == scanner.tables.count, splitRows.count == splitCount else {
             session.reporter.detail("pgsnap: psql reported \(counts.count) COPY results for \(scanner.tables.count - splitCount) COPY statements; counting rows instead")
             return nil
         }
@@ -406,7 +409,7 @@ public struct RestoreService {
         var nextSplit = splitNames.next()
         for table in scanner.tables {
             if table.name == nextSplit {
-                copied[table.name, default: 0] += (fromSplit.next() ?? nil) ?? 0
+                copied[table.name, default: 0] += fromSplit.next() ?? 0
                 nextSplit = splitNames.next()
             } else {
                 copied[table.name, default: 0] += fromPsql.next() ?? 0
@@ -487,9 +490,13 @@ public struct RestoreService {
     ///   memory instead of spilling to disk.
     static func loadEnvironment(_ env: [String: String], maintenanceWorkMem: String = LoadSettings.defaultMaintenanceWorkMem) -> [String: String] {
         var e = env
-        e["PGOPTIONS"] = [env["PGOPTIONS"], "-c synchronous_commit=off -c maintenance_work_mem=\(maintenanceWorkMem)"]
-            .compactMap { $0 }.joined(separator: " ")
+        let options = loadSettings(maintenanceWorkMem: maintenanceWorkMem).sorted { $0.key < $1.key }.map { "-c \($0.key)=\($0.value)" }
+        e["PGOPTIONS"] = ([env["PGOPTIONS"]].compactMap { $0 } + options).joined(separator: " ")
         return e
+    }
+
+    static func loadSettings(maintenanceWorkMem: String) -> [String: String] {
+        ["synchronous_commit": "off", "maintenance_work_mem": maintenanceWorkMem]
     }
 
     /// Settings, grants and connection limit that a plain dump leaves out.
