@@ -15,7 +15,8 @@ final class CopySplitter {
     private var block: [UInt8] = []
     private var next = 0
     private var finished = false
-    static let blockSize = 1 << 20
+    /// Small enough that the queues stay a few MiB (peak RSS), big enough that a send costs nothing.
+    static let blockSize = 256 << 10
 
     /// One COPY session: a connection, its feeding thread, and the blocks waiting for it.
     final class Feeder: @unchecked Sendable {
