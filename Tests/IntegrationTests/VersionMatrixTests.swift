@@ -165,6 +165,52 @@ final class VersionMatrixTests: CorpusTestCase {
         XCTAssertTrue(d.stdout.contains("public.phases"), d.stdout)
     }
 
+    /// Faults get the same answers on every major: a truncated snapshot fails verify (2) and is
+    /// refused by restore (2) with the target untouched; a load the server refuses part-way (a
+    /// row with an extra column, split across COPY sessions) fails (1) with the target untouched.
+    func testFaultsLeaveTheTargetUntouched() throws {
+        let db = try fixture.database("mxfault")
+        try Harness.psql(db, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
+        let good = try backupAndVerify(db)
+        try Harness.psql(db, "DELETE FROM t WHERE id > 100")
+        let before = try Harness.fingerprint(db)
+
+        let truncated = try backupAndVerify(db)
+        let path = try fixture.dumpPath(truncated)
+        XCTAssertEqual(truncate(path, off_t(try Harness.fileSize(path) / 2)), 0)
+        let v = try fixture.pgsnap(["verify", truncated, "--quiet"])
+        XCTAssertEqual(v.status, 2, v.stdout + v.stderr)
+        let r = try fixture.pgsnap(["restore", truncated, "-d", db, "--yes", "--quiet"])
+        Harness.assertOneErrorLine(r, status: 2, "truncated snapshot on PostgreSQL \(major)")
+        XCTAssertEqual(try Harness.fingerprint(db), before)
+
+        // The good snapshot with one row made unloadable, its manifest matching the file.
+        let dump = try Harness.gunzip(try fixture.dumpPath(good))
+        XCTAssertEqual(dump.status, 0, dump.stderr)
+        let row = "\n15000\t" + (try Harness.psql("postgres", "SELECT md5('15000')")) + "\n"
+        let broken = dump.stdout.replacingOccurrences(of: row, with: row.dropLast() + "\textra\n")
+        XCTAssertNotEqual(broken, dump.stdout)
+        let plain = fixture.dir + "/broken.sql"
+        try Data(broken.utf8).write(to: URL(fileURLWithPath: plain))
+        XCTAssertEqual(try Harness.run("/bin/gzip", ["-f", plain]).status, 0)
+        let gz = try fixture.dumpPath(good)
+        try FileManager.default.removeItem(atPath: gz)
+        try FileManager.default.moveItem(atPath: plain + ".gz", toPath: gz)
+        var m = try Harness.manifest(dir: fixture.dir, id: good)
+        m["compressed_bytes"] = try Harness.fileSize(gz)
+        m["uncompressed_bytes"] = broken.utf8.count
+        m["sha256"] = try Harness.sha256sum(gz)
+        try Harness.writeJSON(m, to: Harness.manifestPath(dir: fixture.dir, id: good))
+        for jobs in ["1", "2"] {
+            let f = try fixture.pgsnap(["restore", good, "-d", db, "--yes", "--quiet", "--jobs", jobs], env: ["PGSNAP_PARALLEL_COPY_MIN_ROWS": "1000"])
+            Harness.assertOneErrorLine(f, status: 1, "refused row, --jobs \(jobs), PostgreSQL \(major)")
+            XCTAssertTrue(f.stderr.contains("extra data after last expected column"), f.stderr)
+            XCTAssertEqual(try Harness.fingerprint(db), before, "--jobs \(jobs)")
+        }
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [])
+    }
+
     /// The tool search: the server's own tools from --pg-bindir (recorded in the manifest); a
     /// directory without them, or with an older major's, is refused naming both majors and what
     /// to install; without PATH, the Debian layout is found for 15 and refused as too old above it.
