@@ -54,7 +54,7 @@ public enum Codec {
 
     public static func inflater(_ algorithm: CompressionAlgorithm) throws -> DumpInflater {
         switch algorithm {
-        case .gzip: return try GzipInflater()
+        case .gzip: return try GzipMemberInflater()
         case .zstd: return try ZstdInflater()
         case .none: return PlainInflater()
         }

@@ -36,9 +36,27 @@ final class GzipTests: XCTestCase {
         return (sink.sha256Hex(), sink.bytes)
     }
 
+    /// Both ways a gzip snapshot is read: zlib's stream, and libdeflate member by member (what
+    /// restore and verify use, handing odd streams to zlib). Every inflating test runs both.
+    static let inflaters: [(name: String, make: (Int) throws -> DumpInflater)] = [
+        ("zlib", { try GzipInflater(outputChunk: $0) }),
+        ("libdeflate", { _ in try GzipMemberInflater() }),
+    ]
+    var kind = 0
+
+    /// Runs `body` once with each way of inflating.
+    func withEachInflater(_ body: () throws -> Void) rethrows {
+        for k in Self.inflaters.indices {
+            kind = k
+            try body()
+        }
+    }
+
+    func makeInflater(outputChunk: Int = 4096) throws -> DumpInflater { try Self.inflaters[kind].make(outputChunk) }
+
     /// Inflates `compressed` fed in pieces of `chunk` bytes, then checks the end of the stream.
     func inflate(_ compressed: [UInt8], chunk: Int = 64 << 10, outputChunk: Int = 4096) throws -> [UInt8] {
-        let inflater = try GzipInflater(outputChunk: outputChunk)
+        let inflater = try makeInflater(outputChunk: outputChunk)
         var out: [UInt8] = []
         var offset = 0
         while offset < compressed.count {
@@ -66,14 +84,16 @@ final class GzipTests: XCTestCase {
     // MARK: round trips
 
     func testRoundTripThroughInflater() throws {
-        let dir = try makeTemporaryDirectory(self)
-        for jobs in [1, 2, 4] {
-            for (name, input) in GzipTests.inputs {
-                let path = dir + "/\(jobs)-\(name.replacingOccurrences(of: " ", with: "-")).sql.gz"
-                try writeGzip(input, to: path, jobs: jobs)
-                let compressed = try readFile(path)
-                XCTAssertEqual(try inflate(compressed), input, "\(name), jobs \(jobs)")
-                XCTAssertEqual(try inflate(compressed, chunk: 7, outputChunk: 100), input, "\(name), jobs \(jobs), small chunks")
+        try withEachInflater {
+            let dir = try makeTemporaryDirectory(self)
+            for jobs in [1, 2, 4] {
+                for (name, input) in GzipTests.inputs {
+                    let path = dir + "/\(jobs)-\(name.replacingOccurrences(of: " ", with: "-")).sql.gz"
+                    try writeGzip(input, to: path, jobs: jobs)
+                    let compressed = try readFile(path)
+                    XCTAssertEqual(try inflate(compressed), input, "\(name), jobs \(jobs)")
+                    XCTAssertEqual(try inflate(compressed, chunk: 7, outputChunk: 100), input, "\(name), jobs \(jobs), small chunks")
+                }
             }
         }
     }
@@ -142,80 +162,88 @@ final class GzipTests: XCTestCase {
     // MARK: multi-member streams
 
     func testConcatenatedIndependentFilesInflateToTheConcatenation() throws {
-        let dir = try makeTemporaryDirectory(self)
-        let a = dumpLikeText(5000)
-        let b = pseudoRandomBytes(3000, seed: 7)
-        let c = Array("the last part\n".utf8)
-        let gzA = try systemGzip(a, in: dir)
-        let gzB = try systemGzip(b, in: dir)
-        try writeGzip(c, to: dir + "/c.gz", jobs: 1)
-        let gzC = try readFile(dir + "/c.gz")
-        let whole = gzA + gzB + gzC
-        XCTAssertEqual(try inflate(whole), a + b + c)
-        XCTAssertEqual(try inflate(whole, chunk: 1, outputChunk: 64), a + b + c, "1-byte chunks")
-        XCTAssertEqual(try inflate(gzA + systemGzip([], in: dir) + gzB), a + b, "an empty member in the middle")
+        try withEachInflater {
+            let dir = try makeTemporaryDirectory(self)
+            let a = dumpLikeText(5000)
+            let b = pseudoRandomBytes(3000, seed: 7)
+            let c = Array("the last part\n".utf8)
+            let gzA = try systemGzip(a, in: dir)
+            let gzB = try systemGzip(b, in: dir)
+            try writeGzip(c, to: dir + "/c.gz", jobs: 1)
+            let gzC = try readFile(dir + "/c.gz")
+            let whole = gzA + gzB + gzC
+            XCTAssertEqual(try inflate(whole), a + b + c)
+            XCTAssertEqual(try inflate(whole, chunk: 1, outputChunk: 64), a + b + c, "1-byte chunks")
+            XCTAssertEqual(try inflate(gzA + systemGzip([], in: dir) + gzB), a + b, "an empty member in the middle")
+        }
     }
 
     func testCorruptMemberInTheMiddleIsAVerificationFailure() throws {
-        let dir = try makeTemporaryDirectory(self)
-        let parts = [dumpLikeText(4000), pseudoRandomBytes(4000, seed: 3), dumpLikeText(3000)]
-        for middle in [parts[0], parts[1]] {
-            let first = try systemGzip(parts[0], in: dir)
-            var second = try systemGzip(middle, in: dir)
-            let last = try systemGzip(parts[2], in: dir)
-            second[second.count / 2] ^= 0x55
-            for chunk in [1 << 20, 100] {
-                let error = assertPGSnapError(.verificationFailed, "chunk \(chunk)") {
-                    try inflate(first + second + last, chunk: chunk)
+        try withEachInflater {
+            let dir = try makeTemporaryDirectory(self)
+            let parts = [dumpLikeText(4000), pseudoRandomBytes(4000, seed: 3), dumpLikeText(3000)]
+            for middle in [parts[0], parts[1]] {
+                let first = try systemGzip(parts[0], in: dir)
+                var second = try systemGzip(middle, in: dir)
+                let last = try systemGzip(parts[2], in: dir)
+                second[second.count / 2] ^= 0x55
+                for chunk in [1 << 20, 100] {
+                    let error = assertPGSnapError(.verificationFailed, "chunk \(chunk)") {
+                        try inflate(first + second + last, chunk: chunk)
+                    }
+                    XCTAssertTrue(error?.description.contains("gzip") ?? true, "\(String(describing: error))")
                 }
-                XCTAssertTrue(error?.description.contains("gzip") ?? true, "\(String(describing: error))")
             }
         }
     }
 
     func testTruncatedStreamFailsAtFinish() throws {
-        let dir = try makeTemporaryDirectory(self)
-        let first = try systemGzip(dumpLikeText(700), in: dir)
-        let second = try systemGzip(pseudoRandomBytes(300, seed: 9), in: dir)
-        let whole = first + second
-        let boundaries: Set<Int> = [first.count, whole.count]
-        for cut in 0..<whole.count where !boundaries.contains(cut) {
-            let inflater = try GzipInflater(outputChunk: 4096)
-            do {
-                try whole[..<cut].withUnsafeBytes { try inflater.feed($0) { _ in } }
-            } catch {
-                XCTFail("cut at \(cut): a prefix of a valid stream must feed without error, got \(error)")
-                continue
+        try withEachInflater {
+            let dir = try makeTemporaryDirectory(self)
+            let first = try systemGzip(dumpLikeText(700), in: dir)
+            let second = try systemGzip(pseudoRandomBytes(300, seed: 9), in: dir)
+            let whole = first + second
+            let boundaries: Set<Int> = [first.count, whole.count]
+            for cut in 0..<whole.count where !boundaries.contains(cut) {
+                let inflater = try makeInflater()
+                do {
+                    try whole[..<cut].withUnsafeBytes { try inflater.feed($0) { _ in } }
+                } catch {
+                    XCTFail("cut at \(cut): a prefix of a valid stream must feed without error, got \(error)")
+                    continue
+                }
+                let error = assertPGSnapError(.verificationFailed, "cut at \(cut)") { try inflater.finish() }
+                XCTAssertTrue(error?.description.contains("truncated") ?? true, "\(String(describing: error))")
             }
-            let error = assertPGSnapError(.verificationFailed, "cut at \(cut)") { try inflater.finish() }
-            XCTAssertTrue(error?.description.contains("truncated") ?? true, "\(String(describing: error))")
+            // A cut exactly between members is a complete stream as far as gzip can tell.
+            XCTAssertEqual(try inflate(first), dumpLikeText(700))
         }
-        // A cut exactly between members is a complete stream as far as gzip can tell.
-        XCTAssertEqual(try inflate(first), dumpLikeText(700))
     }
 
     func testGarbageAfterTheLastMemberIsAVerificationFailure() throws {
-        let dir = try makeTemporaryDirectory(self)
-        let input = dumpLikeText(2000)
-        let member = try systemGzip(input, in: dir)
-        let garbage: [(name: String, bytes: [UInt8])] = [
-            ("text", Array("garbage".utf8)),
-            ("newline", [0x0A]),
-            ("zeros", [UInt8](repeating: 0, count: 16)),
-            ("gzip magic only", [0x1f]),
-            ("gzip magic then junk", [0x1f, 0x8b, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
-            ("half a second member", Array(member.prefix(member.count / 2))),
-        ]
-        for (name, extra) in garbage {
-            for chunk in [1 << 20, member.count, 1] {
-                assertPGSnapError(.verificationFailed, "\(name), chunk \(chunk)") { try inflate(member + extra, chunk: chunk) }
+        try withEachInflater {
+            let dir = try makeTemporaryDirectory(self)
+            let input = dumpLikeText(2000)
+            let member = try systemGzip(input, in: dir)
+            let garbage: [(name: String, bytes: [UInt8])] = [
+                ("text", Array("garbage".utf8)),
+                ("newline", [0x0A]),
+                ("zeros", [UInt8](repeating: 0, count: 16)),
+                ("gzip magic only", [0x1f]),
+                ("gzip magic then junk", [0x1f, 0x8b, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+                ("half a second member", Array(member.prefix(member.count / 2))),
+            ]
+            for (name, extra) in garbage {
+                for chunk in [1 << 20, member.count, 1] {
+                    assertPGSnapError(.verificationFailed, "\(name), chunk \(chunk)") { try inflate(member + extra, chunk: chunk) }
+                }
             }
+            let inflater = try GzipInflater()
+            try member.withUnsafeBytes { try inflater.feed($0) { _ in } }
+            XCTAssertFalse(inflater.trailingGarbage)
+            XCTAssertThrowsError(try Array("x".utf8).withUnsafeBytes { try inflater.feed($0) { _ in } })
+            XCTAssertTrue(inflater.trailingGarbage)
         }
-        let inflater = try GzipInflater()
-        try member.withUnsafeBytes { try inflater.feed($0) { _ in } }
-        XCTAssertFalse(inflater.trailingGarbage)
-        XCTAssertThrowsError(try Array("x".utf8).withUnsafeBytes { try inflater.feed($0) { _ in } })
-        XCTAssertTrue(inflater.trailingGarbage)
     }
 
     func testOutputIsPassedOnAsItIsInflated() throws {
