@@ -10,12 +10,20 @@ public protocol SnapshotStorage: AnyObject {
     /// A small file (a manifest) whole; more than `limit` bytes is an error.
     func readSmall(_ name: String, limit: Int) throws -> [UInt8]
     /// Streams a file in order; `consume` sees each piece once. Memory stays bounded by the storage.
+    /// `size` is the stored size (from `list`, `size(of:)` or `files(inDirectory:)`).
     func read(_ name: String, size: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) throws
+    /// The stored size of one file: nil when there is none, -1 when something else stands under the name.
+    func size(of name: String) throws -> Int64?
+    /// The files of a directory snapshot (`<id>.dir`), sorted by name; -1 as the size of anything
+    /// that is not a regular file. Empty when there is no such directory.
+    func files(inDirectory name: String) throws -> [DirectoryFile]
     /// A new file that nobody sees under `name` until `commit` (temporary name / multipart upload).
     func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload
     /// A small file (a manifest), visible all at once or not at all.
     func putSmall(_ name: String, bytes: [UInt8]) throws
     func delete(_ name: String) throws
+    /// Every snapshot (and leftover) with its manifest read: `Catalog.build` over this storage.
+    func catalog() throws -> [CatalogEntry]
 }
 
 /// A file being written: invisible under its name until `commit` returns.
@@ -27,4 +35,78 @@ public protocol StorageUpload: AnyObject {
     func commit() throws -> Int64
     /// Removes what was written so far; never throws (it runs on the failure path).
     func abort()
+}
+
+extension SnapshotStorage {
+    /// The listing with each directory snapshot's files (`<id>.dir/<file>`, as a bucket lists
+    /// them) folded into one `<id>.dir` entry, as a directory on disk lists it; manifests read
+    /// several at a time.
+    public func catalog() throws -> [CatalogEntry] {
+        let files = StorageListing.folded(try list())
+        let ids = files.compactMap { f in
+            f.name.hasSuffix(SnapshotName.manifestSuffix) ? String(f.name.dropLast(SnapshotName.manifestSuffix.count)) : nil
+        }
+        let loaded = ConcurrentMap.run(ids, width: 8) { id -> Result<Manifest, Error> in
+            Result {
+                let name = id + SnapshotName.manifestSuffix
+                return try Manifest.decode(bytes: try readSmall(name, limit: Manifest.maxBytes), fileName: name)
+            }
+        }
+        let byID = Dictionary(zip(ids, loaded), uniquingKeysWith: { first, _ in first })
+        return Catalog.build(files: files, loadManifest: { id in try byID[id]!.get() })
+    }
+
+    /// Up to `count` bytes from the start of a file (fewer when it is shorter): an age header, an identity probe.
+    public func readPrefix(_ name: String, count: Int) throws -> [UInt8] {
+        guard count > 0, let size = try size(of: name) else { return [] }
+        var out: [UInt8] = []
+        do {
+            try read(name, size: min(size, Int64(count))) { chunk in
+                out.append(contentsOf: chunk.prefix(count - out.count))
+                if out.count >= count { throw EnoughRead() }
+            }
+        } catch is EnoughRead {}
+        return out
+    }
+}
+
+/// Ends a read early from inside `consume`: not a failure.
+public struct EnoughRead: Error {
+    public init() {}
+}
+
+public enum StorageListing {
+    /// `<id>.dir/<file>` entries folded into one `<id>.dir` with the sum of their sizes.
+    public static func folded(_ files: [DirectoryFile]) -> [DirectoryFile] {
+        var out: [DirectoryFile] = []
+        var folders: [String: Int64] = [:]
+        for f in files {
+            if let slash = f.name.firstIndex(of: "/") {
+                folders[String(f.name[..<slash]), default: 0] += max(0, f.size)
+            } else {
+                out.append(f)
+            }
+        }
+        return out + folders.sorted { $0.key < $1.key }.map { DirectoryFile(name: $0.key, size: $0.value) }
+    }
+}
+
+/// `transform` over `items`, `width` at a time, results in the items' order.
+enum ConcurrentMap {
+    static func run<T, R>(_ items: [T], width: Int, _ transform: (T) -> R) -> [R] {
+        guard !items.isEmpty else { return [] }
+        var results = [R?](repeating: nil, count: items.count)
+        let stride = max(1, width)
+        results.withUnsafeMutableBufferPointer { slots in
+            let base = slots.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: min(stride, items.count)) { worker in
+                var i = worker
+                while i < items.count {
+                    (base + i).initialize(to: transform(items[i]))
+                    i += stride
+                }
+            }
+        }
+        return results.map { $0! }
+    }
 }

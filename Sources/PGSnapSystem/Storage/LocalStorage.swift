@@ -11,6 +11,8 @@ public final class LocalStorage: SnapshotStorage {
 
     public func list() throws -> [DirectoryFile] { try directory.list() }
 
+    public func catalog() throws -> [CatalogEntry] { try directory.catalog() }
+
     public func readSmall(_ name: String, limit: Int) throws -> [UInt8] {
         let fd = try SnapshotDirectory.openRegularFile(directory.file(name))
         defer { close(fd) }
@@ -28,6 +30,21 @@ public final class LocalStorage: SnapshotStorage {
 
     public func read(_ name: String, size: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) throws {
         try SnapshotDirectory.readFile(directory.file(name), consume: consume)
+    }
+
+    public func size(of name: String) throws -> Int64? {
+        var st = stat()
+        guard lstat(directory.file(name), &st) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw SnapshotDirectory.ioError("stat \(directory.file(name))")
+        }
+        return (st.st_mode & S_IFMT) == S_IFREG ? Int64(st.st_size) : -1
+    }
+
+    public func files(inDirectory name: String) throws -> [DirectoryFile] {
+        var st = stat()
+        guard lstat(directory.file(name), &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return [] }
+        return try SnapshotDirectory.files(in: directory.file(name))
     }
 
     public func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload {

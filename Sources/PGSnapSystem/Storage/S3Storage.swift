@@ -46,10 +46,15 @@ public final class S3Storage: SnapshotStorage {
         return [UInt8](data)
     }
 
-    /// The first `count` bytes of an object, in one ranged GET.
-    public func readPrefix(_ name: String, count: Int) throws -> [UInt8] {
-        guard count > 0 else { return [] }
-        return [UInt8](try client.get(remote.key(name), range: 0...Int64(count - 1)))
+    public func size(of name: String) throws -> Int64? { try client.head(remote.key(name))?.size }
+
+    /// From the listing of the whole prefix (one request per 1,000 keys), not a listing of the
+    /// folder: moto's signature check rejects a `prefix` with a `/` in it (FIELD-NOTES).
+    public func files(inDirectory name: String) throws -> [DirectoryFile] {
+        let folder = name + "/"
+        return try list().compactMap { f in
+            f.name.hasPrefix(folder) ? DirectoryFile(name: String(f.name.dropFirst(folder.count)), size: f.size) : nil
+        }.sorted { $0.name < $1.name }
     }
 
     /// Ranged GETs of one part size each: bounded memory, and a dropped connection costs one range.
