@@ -48,10 +48,21 @@ public final class LocalStorage: SnapshotStorage {
     }
 
     public func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload {
-        try LocalUpload(directory: directory, name: name)
+        try makeFolder(of: name)
+        return try LocalUpload(directory: directory, name: name)
     }
 
-    public func putSmall(_ name: String, bytes: [UInt8]) throws { try directory.writeAtomically(Data(bytes), to: name) }
+    public func putSmall(_ name: String, bytes: [UInt8]) throws {
+        try makeFolder(of: name)
+        try directory.writeAtomically(Data(bytes), to: name)
+    }
+
+    /// `<id>.dir` (0700) for a directory snapshot's file `<id>.dir/<file>`.
+    private func makeFolder(of name: String) throws {
+        guard let slash = name.firstIndex(of: "/") else { return }
+        let folder = directory.file(String(name[..<slash]))
+        if mkdir(folder, 0o700) != 0 && errno != EEXIST { throw SnapshotDirectory.ioError("create \(folder)") }
+    }
 
     public func delete(_ name: String) throws { try directory.remove(name) }
 }
