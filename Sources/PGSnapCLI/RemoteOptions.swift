@@ -38,6 +38,12 @@ struct RemoteOptions: ParsableArguments {
         return LocalStorage(try session.directory(create: create))
     }
 
+    /// Metric names for `check --metrics-file`: the offsite copy's health is its own series.
+    var metricsPrefix: String { wanted ? "pgsnap_remote" : "pgsnap" }
+
+    /// How a lock names the run to another one that waits for it.
+    func commandName(_ command: String) -> String { wanted ? command + " --remote" : command }
+
     /// `--remote s3://x` and `--remote=s3://x` -> `--remote --remote-url s3://x`; nothing else changes.
     static func normalise(_ args: [String]) -> [String] {
         var out: [String] = []

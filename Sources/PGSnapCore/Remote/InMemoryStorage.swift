@@ -62,6 +62,10 @@ public final class InMemoryStorage: SnapshotStorage, @unchecked Sendable {
         }
     }
 
+    public func removeAbandonedWrites(startedBefore cutoff: Date) throws -> Int { 0 }
+
+    public func sync() throws {}
+
     private func get(_ name: String) throws -> [UInt8] {
         guard let bytes = lock.withLock({ objects[name] }) else {
             throw PGSnapError("\(location)\(name) does not exist", next: "Run 'pgsnap list'")

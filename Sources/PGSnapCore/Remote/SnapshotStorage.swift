@@ -23,7 +23,15 @@ public protocol SnapshotStorage: AnyObject {
     func putSmall(_ name: String, bytes: [UInt8]) throws
     func delete(_ name: String) throws
     /// Every snapshot (and leftover) with its manifest read: `Catalog.build` over this storage.
-    func catalog() throws -> [CatalogEntry]
+    ///
+    /// - Parameter summaries: keep only the manifest fields prune and check need.
+    func catalog(summaries: Bool) throws -> [CatalogEntry]
+    /// Ends writes that were never committed nor aborted (a killed run) and started before
+    /// `cutoff`; returns how many. Leftovers that list (a `.partial` file) are the catalog's
+    /// and prune's business, so a directory has none of these.
+    func removeAbandonedWrites(startedBefore cutoff: Date) throws -> Int
+    /// Makes the deletes so far durable (a directory: fsync it; a bucket: each already is).
+    func sync() throws
 }
 
 /// A file being written: invisible under its name until `commit` returns.
@@ -41,7 +49,7 @@ extension SnapshotStorage {
     /// The listing with each directory snapshot's files (`<id>.dir/<file>`, as a bucket lists
     /// them) folded into one `<id>.dir` entry, as a directory on disk lists it; manifests read
     /// several at a time.
-    public func catalog() throws -> [CatalogEntry] {
+    public func catalog(summaries: Bool = false) throws -> [CatalogEntry] {
         let files = StorageListing.folded(try list())
         let ids = files.compactMap { f in
             f.name.hasSuffix(SnapshotName.manifestSuffix) ? String(f.name.dropLast(SnapshotName.manifestSuffix.count)) : nil
@@ -49,11 +57,29 @@ extension SnapshotStorage {
         let loaded = ConcurrentMap.run(ids, width: 8) { id -> Result<Manifest, Error> in
             Result {
                 let name = id + SnapshotName.manifestSuffix
-                return try Manifest.decode(bytes: try readSmall(name, limit: Manifest.maxBytes), fileName: name)
+                return try Manifest.decode(bytes: try readSmall(name, limit: Manifest.maxBytes), fileName: name, summary: summaries)
             }
         }
         let byID = Dictionary(zip(ids, loaded), uniquingKeysWith: { first, _ in first })
         return Catalog.build(files: files, loadManifest: { id in try byID[id]!.get() })
+    }
+
+    public func catalog() throws -> [CatalogEntry] { try catalog(summaries: false) }
+
+    /// The whole-server runs in the listing, each with its record read: `.invalid` (so the run is
+    /// left alone) when the record cannot be read or parsed.
+    public func runs(files: [DirectoryFile]) -> [RunFiles] {
+        RunFiles.group(files).map { r in
+            var r = r
+            guard r.hasRecord else { return r }
+            let name = RunName.recordFile(r.run)
+            do {
+                r.record = .valid(try RunRecord.decode(bytes: try readSmall(name, limit: Manifest.maxBytes), fileName: name))
+            } catch {
+                r.record = .invalid("\(error)")
+            }
+            return r
+        }
     }
 
     /// Up to `count` bytes from the start of a file (fewer when it is shorter): an age header, an identity probe.

@@ -11,7 +11,11 @@ public final class LocalStorage: SnapshotStorage {
 
     public func list() throws -> [DirectoryFile] { try directory.list() }
 
-    public func catalog() throws -> [CatalogEntry] { try directory.catalog() }
+    public func catalog(summaries: Bool) throws -> [CatalogEntry] { try directory.catalog(summaries: summaries) }
+
+    public func removeAbandonedWrites(startedBefore cutoff: Date) throws -> Int { 0 }
+
+    public func sync() throws { try directory.sync() }
 
     public func readSmall(_ name: String, limit: Int) throws -> [UInt8] {
         let fd = try SnapshotDirectory.openRegularFile(directory.file(name))

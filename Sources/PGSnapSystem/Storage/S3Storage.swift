@@ -84,7 +84,19 @@ public final class S3Storage: SnapshotStorage {
         try client.put(remote.key(name), body: Data(bytes))
     }
 
-    public func delete(_ name: String) throws { try client.delete(remote.key(name)) }
+    /// A directory snapshot (`<id>.dir`, as the catalog names it) goes with every object under it.
+    public func delete(_ name: String) throws {
+        if name.hasSuffix(SnapshotName.directorySuffix) {
+            for f in try files(inDirectory: name) { try client.delete(remote.key(name + "/" + f.name)) }
+        }
+        try client.delete(remote.key(name))
+    }
+
+    public func sync() throws {}
+
+    public func removeAbandonedWrites(startedBefore cutoff: Date) throws -> Int {
+        try abortUnfinishedUploads(initiatedBefore: cutoff)
+    }
 
     /// One PUT with the SHA-256 as metadata and Content-MD5: a small file of a directory
     /// snapshot costs one request instead of a multipart upload's four.
