@@ -154,37 +154,7 @@ public struct PullService {
             throw PGSnapError("\(local.directory.path) has \(formatBytes(free)) free, \(name) needs \(formatBytes(size))",
                               next: "Free space or pull into another --dir; nothing was downloaded")
         }
-        let file = try local.create(localName ?? name, expectedSize: size, sha256: sha256)
-        var hash = SHA256Stream()
-        var count: Int64 = 0
-        do {
-            let progress = Progress(reporter: session.reporter, verb: "pulled", total: size)
-            try remote.read(name, size: size) { chunk in
-                hash.update(chunk)
-                count += Int64(chunk.count)
-                guard count <= size else {
-                    throw PGSnapError.verification("remote \(name) in \(remote.location) is longer than its manifest says (\(size) bytes)",
-                                                   next: "Nothing was kept; push it again or choose another snapshot")
-                }
-                try file.write(chunk)
-                progress.update(bytesIn: count, bytesOut: count)
-            }
-            progress.done()
-            guard count == size else {
-                throw PGSnapError.verification("remote \(name) in \(remote.location) ended at \(count) of \(size) bytes",
-                                               next: "Nothing was kept; push it again or choose another snapshot")
-            }
-            if let sha256 {
-                let got = hash.finalizeHex()
-                guard got == sha256 else {
-                    throw PGSnapError.verification("remote copy of \(name) in \(remote.location) is damaged: SHA-256 \(got), its manifest says \(sha256)",
-                                                   next: "Nothing was kept; push it again or choose another snapshot")
-                }
-            }
-            _ = try file.commit()
-        } catch {
-            file.abort()
-            throw error
-        }
+        try CheckedCopy(source: remote, destination: local, next: "Push it again or choose another snapshot")
+            .copy(name, size: size, sha256: sha256, as: localName, progress: Progress(reporter: session.reporter, verb: "pulled", total: size))
     }
 }

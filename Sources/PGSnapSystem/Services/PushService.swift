@@ -131,33 +131,9 @@ public struct PushService {
         return sent
     }
 
-    /// Streams a local file into a multipart upload, hashing as it goes: a local file that no
-    /// longer matches its manifest is never committed on the remote.
+    /// A local file into the bucket, checked as it streams: one that no longer matches its
+    /// manifest is never committed there.
     func upload(_ name: String, size: Int64, sha256: String?, from local: LocalStorage) throws {
-        let upload = try remote.create(name, expectedSize: size, sha256: sha256)
-        var hash = SHA256Stream()
-        var count: Int64 = 0
-        do {
-            try local.read(name, size: size) { chunk in
-                hash.update(chunk)
-                count += Int64(chunk.count)
-                try upload.write(chunk)
-            }
-            if count != size {
-                throw PGSnapError.verification("local file \(local.directory.file(name)) is \(count) bytes, expected \(size); nothing was uploaded",
-                                               next: "Run 'pgsnap verify' on it")
-            }
-            if let sha256 {
-                let got = hash.finalizeHex()
-                guard got == sha256 else {
-                    throw PGSnapError.verification("local file \(local.directory.file(name)) has SHA-256 \(got), its manifest says \(sha256); nothing was uploaded",
-                                                   next: "Run 'pgsnap verify' on it")
-                }
-            }
-            _ = try upload.commit()
-        } catch {
-            upload.abort()
-            throw error
-        }
+        try CheckedCopy(source: local, destination: remote, next: "Run 'pgsnap verify' on it; nothing was uploaded").copy(name, size: size, sha256: sha256)
     }
 }
