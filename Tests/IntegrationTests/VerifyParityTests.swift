@@ -97,6 +97,15 @@ final class VerifyParityTests: XCTestCase {
         try Harness.writeJSON(m, to: Harness.manifestPath(dir: dir, id: id))
     }
 
+    /// The manifest says public.t has one row less than the dump holds.
+    func oneRowLess(_ dir: String, _ id: String) throws {
+        try editManifest(dir, id) { m in
+            var counts = m["table_rows"] as? [String: Int] ?? [:]
+            counts["public.t"] = 4999
+            m["table_rows"] = counts
+        }
+    }
+
     /// Changes a stored file and makes the manifest describe its new bytes (size and SHA-256), so
     /// only the checks after those can find the damage.
     func replaceKeepingChecksums(_ dir: String, _ id: String, file name: String, with bytes: Data) throws {
@@ -143,11 +152,7 @@ final class VerifyParityTests: XCTestCase {
         try assertSameVerdict("wrong manifest size", id, dir: wrongSize, expected: "2 size")
 
         let rows = try copy(id)
-        try editManifest(rows, id) { m in
-            var counts = m["table_rows"] as? [String: Int] ?? [:]
-            counts["public.t"] = 4999
-            m["table_rows"] = counts
-        }
+        try oneRowLess(rows, id)
         try assertSameVerdict("edited row count", id, dir: rows, expected: "2 row_counts")
 
         let noManifest = try copy(id)
@@ -181,11 +186,7 @@ final class VerifyParityTests: XCTestCase {
         try assertSameVerdict("no age header", id, dir: notAge, expected: "2 header")
 
         let rows = try copy(id)
-        try editManifest(rows, id) { m in
-            var counts = m["table_rows"] as? [String: Int] ?? [:]
-            counts["public.t"] = 4999
-            m["table_rows"] = counts
-        }
+        try oneRowLess(rows, id)
         try assertSameVerdict("edited row count, identity", id, dir: rows, identity: alice, expected: "2 row_counts")
 
         let flipped = try copy(id)
