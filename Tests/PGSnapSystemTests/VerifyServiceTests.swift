@@ -30,8 +30,10 @@ final class VerifyServiceTests: XCTestCase {
 
         """
 
-    func gzip(_ text: String) throws -> [UInt8] {
-        let dir = try makeTemporaryDirectory(self)
+    func gzip(_ text: String) throws -> [UInt8] { try Self.gzip(text, test: self) }
+
+    static func gzip(_ text: String, test: XCTestCase) throws -> [UInt8] {
+        let dir = try makeTemporaryDirectory(test)
         let sink = try FileSink(creating: dir + "/dump.gz")
         let writer = ParallelGzipWriter(sink: sink, level: 6, jobs: 1, blockSize: 64 << 10)
         try Array(text.utf8).withUnsafeBytes { try writer.write($0) }
@@ -39,7 +41,9 @@ final class VerifyServiceTests: XCTestCase {
         return [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/dump.gz")))
     }
 
-    func sha256(_ bytes: [UInt8]) -> String {
+    func sha256(_ bytes: [UInt8]) -> String { Self.sha256(bytes) }
+
+    static func sha256(_ bytes: [UInt8]) -> String {
         var hash = SHA256Stream()
         bytes.withUnsafeBytes { hash.update($0) }
         return hash.finalizeHex()
@@ -48,7 +52,12 @@ final class VerifyServiceTests: XCTestCase {
     /// A snapshot whose manifest describes `stored` (size, SHA-256) and `text` (size, rows), then `change`d.
     func storage(text: String = dumpText, stored: [UInt8]? = nil, rows: [String: Int64] = ["public.t": 3],
                  change: (inout Manifest) -> Void = { _ in }) throws -> InMemoryStorage {
-        let good = try gzip(text)
+        try Self.storage(test: self, text: text, stored: stored, rows: rows, change: change)
+    }
+
+    static func storage(test: XCTestCase, text: String = dumpText, stored: [UInt8]? = nil, rows: [String: Int64] = ["public.t": 3],
+                        change: (inout Manifest) -> Void = { _ in }) throws -> InMemoryStorage {
+        let good = try gzip(text, test: test)
         var m = Manifest(
             id: Self.id, database: "app", label: nil, createdAt: Date(timeIntervalSince1970: 1_795_000_000), durationSeconds: 1,
             file: Self.id + ".sql.gz", compressedBytes: Int64(good.count), uncompressedBytes: Int64(text.utf8.count), sha256: sha256(good),
@@ -61,9 +70,14 @@ final class VerifyServiceTests: XCTestCase {
         return s
     }
 
+    /// A session that needs no server: only the directory matters (and nothing reads it here).
+    static func session(directory: String = "/nonexistent/pgsnap") throws -> Session {
+        try Session(spec: ConnectionSpec(), directory: directory, environment: ["PATH": "/usr/bin:/bin"],
+                    reporter: Reporter(quiet: true, json: false))
+    }
+
     func verdict(_ s: InMemoryStorage) throws -> String {
-        let session = try Session(spec: ConnectionSpec(), directory: "/nonexistent/pgsnap", environment: ["PATH": "/usr/bin:/bin"],
-                                  reporter: Reporter(quiet: true, json: false))
+        let session = try Self.session()
         let entry = try XCTUnwrap(try s.catalog().first)
         let r = VerifyService(session: session).verify(entry, in: s)
         return r.ok ? "ok" : (r.failedCheck ?? "?")

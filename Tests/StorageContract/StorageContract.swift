@@ -27,6 +27,7 @@ public struct StorageContract {
         ("names with odd characters", { try $0.oddNames() }),
         ("a large object streamed in bounded pieces", { try $0.largeObject() }),
         ("a catalog over the storage", { try $0.catalog() }),
+        ("stat: size, and the SHA-256 given at write where one is kept", { try $0.stat() }),
     ]
 
     static let id = "app_20261101T000000Z"
@@ -162,6 +163,21 @@ public struct StorageContract {
         try expect(got == sum, "the large object reads back other bytes")
         // Streamed: never the whole object in one piece, so memory does not grow with the object.
         try expect(biggest < largeBytes, "the whole \(largeBytes)-byte object came in one piece")
+    }
+
+    func stat() throws {
+        let s = try make()
+        let sha = String(repeating: "ab", count: 32)
+        let upload = try s.create(Self.id + ".sql.gz", expectedSize: 3, sha256: sha)
+        try [UInt8](repeating: 1, count: 3).withUnsafeBytes { try upload.write($0) }
+        _ = try upload.commit()
+        try s.putSmall(Self.id + ".dir/toc.dat", bytes: [1, 2], sha256: sha)
+        for (name, size) in [(Self.id + ".sql.gz", Int64(3)), (Self.id + ".dir/toc.dat", 2)] {
+            let st = try s.stat(name)
+            try expect(st?.size == size, "stat(\(name)) is \(String(describing: st)), expected \(size) bytes")
+            try expect(st?.sha256 == nil || st?.sha256 == sha, "stat(\(name)) records another SHA-256: \(String(describing: st?.sha256))")
+        }
+        try expect(try s.stat("none_20261101T000000Z.sql.gz") == nil, "stat of a missing file is not nil")
     }
 
     func catalog() throws {

@@ -5,6 +5,8 @@ import Foundation
 public final class InMemoryStorage: SnapshotStorage, @unchecked Sendable {
     private let lock = NSLock()
     private var objects: [String: [UInt8]] = [:]
+    /// SHA-256 recorded at write time, as a bucket keeps it in metadata.
+    private var recorded: [String: String] = [:]
     /// Bytes handed to one `consume` call at most: reads stream in pieces, as the other storages do.
     public let chunkSize: Int
 
@@ -49,14 +51,28 @@ public final class InMemoryStorage: SnapshotStorage, @unchecked Sendable {
     }
 
     public func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload {
-        InMemoryUpload { [self] bytes in lock.withLock { objects[name] = bytes } }
+        InMemoryUpload { [self] bytes in store(name, bytes, sha256) }
     }
 
-    public func putSmall(_ name: String, bytes: [UInt8]) throws { lock.withLock { objects[name] = bytes } }
+    public func putSmall(_ name: String, bytes: [UInt8], sha256: String?) throws { store(name, bytes, sha256) }
+
+    public func stat(_ name: String) throws -> StoredObject? {
+        lock.withLock { objects[name].map { StoredObject(size: Int64($0.count), sha256: recorded[name]) } }
+    }
+
+    public func removeAbandonedWrites(of name: String) throws -> Int { 0 }
+
+    private func store(_ name: String, _ bytes: [UInt8], _ sha256: String?) {
+        lock.withLock {
+            objects[name] = bytes
+            recorded[name] = sha256
+        }
+    }
 
     public func delete(_ name: String) throws {
         lock.withLock {
             objects[name] = nil
+            recorded[name] = nil
             // A directory snapshot goes with its files, as on disk.
             for key in objects.keys where key.hasPrefix(name + "/") { objects[key] = nil }
         }

@@ -19,8 +19,13 @@ public protocol SnapshotStorage: AnyObject {
     func files(inDirectory name: String) throws -> [DirectoryFile]
     /// A new file that nobody sees under `name` until `commit` (temporary name / multipart upload).
     func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload
-    /// A small file (a manifest), visible all at once or not at all.
-    func putSmall(_ name: String, bytes: [UInt8]) throws
+    /// A small file (a manifest), visible all at once or not at all, with its SHA-256 recorded
+    /// beside it where the storage keeps one (a bucket's object metadata).
+    func putSmall(_ name: String, bytes: [UInt8], sha256: String?) throws
+    /// Size and recorded SHA-256 (nil where none is kept) of one file; nil when there is none.
+    func stat(_ name: String) throws -> StoredObject?
+    /// Ends uncommitted writes of `name` left by a killed run; returns how many.
+    func removeAbandonedWrites(of name: String) throws -> Int
     func delete(_ name: String) throws
     /// Every snapshot (and leftover) with its manifest read: `Catalog.build` over this storage.
     ///
@@ -46,6 +51,17 @@ public protocol StorageUpload: AnyObject {
 }
 
 extension SnapshotStorage {
+    public func putSmall(_ name: String, bytes: [UInt8]) throws { try putSmall(name, bytes: bytes, sha256: nil) }
+
+    /// One listing, two views: the files, and sizes by name with each directory snapshot's total
+    /// under `<id>.dir` (what a manifest's `file` is checked against).
+    public func listing() throws -> (files: [DirectoryFile], sizes: [String: Int64]) {
+        let files = try list()
+        var sizes: [String: Int64] = [:]
+        for f in files { sizes[f.name] = f.size }
+        return (files, RemoteCatalog.folded(sizes))
+    }
+
     /// The listing with each directory snapshot's files (`<id>.dir/<file>`, as a bucket lists
     /// them) folded into one `<id>.dir` entry, as a directory on disk lists it; manifests read
     /// several at a time.
@@ -134,5 +150,16 @@ enum ConcurrentMap {
             }
         }
         return results.map { $0! }
+    }
+}
+
+/// What a storage knows of one stored file without reading it.
+public struct StoredObject: Equatable, Sendable {
+    public var size: Int64
+    /// The SHA-256 recorded when it was written, where the storage keeps one.
+    public var sha256: String?
+    public init(size: Int64, sha256: String?) {
+        self.size = size
+        self.sha256 = sha256
     }
 }

@@ -4,13 +4,14 @@ import PGSnapCore
 /// action: "downloaded", or "skipped" when the local copy was already whole.
 public typealias PullResult = TransferResult
 
-/// Copies one remote snapshot into the local directory exactly as a backup writes one: each
-/// data file as `.partial`, size and SHA-256 checked while it streams, renamed, manifest last.
+/// Copies one snapshot from another storage (a bucket, or any `SnapshotStorage`) into the local
+/// directory exactly as a backup writes one: each data file as `.partial`, size and SHA-256
+/// checked while it streams, renamed, manifest last.
 public struct PullService {
     let session: Session
-    let remote: S3Storage
+    let remote: SnapshotStorage
 
-    public init(session: Session, remote: S3Storage) {
+    public init(session: Session, remote: SnapshotStorage) {
         self.session = session
         self.remote = remote
     }

@@ -15,6 +15,8 @@ public final class LocalStorage: SnapshotStorage {
 
     public func removeAbandonedWrites(startedBefore cutoff: Date) throws -> Int { 0 }
 
+    public func removeAbandonedWrites(of name: String) throws -> Int { 0 }
+
     public func sync() throws { try directory.sync() }
 
     public func readSmall(_ name: String, limit: Int) throws -> [UInt8] {
@@ -37,7 +39,7 @@ public final class LocalStorage: SnapshotStorage {
     }
 
     public func size(of name: String) throws -> Int64? {
-        var st = stat()
+        var st = Glibc.stat()
         guard lstat(directory.file(name), &st) == 0 else {
             if errno == ENOENT || errno == ENOTDIR { return nil }
             throw SnapshotDirectory.ioError("stat \(directory.file(name))")
@@ -46,7 +48,7 @@ public final class LocalStorage: SnapshotStorage {
     }
 
     public func files(inDirectory name: String) throws -> [DirectoryFile] {
-        var st = stat()
+        var st = Glibc.stat()
         guard lstat(directory.file(name), &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return [] }
         return try SnapshotDirectory.files(in: directory.file(name))
     }
@@ -56,7 +58,10 @@ public final class LocalStorage: SnapshotStorage {
         return try LocalUpload(directory: directory, name: name)
     }
 
-    public func putSmall(_ name: String, bytes: [UInt8]) throws {
+    public func stat(_ name: String) throws -> StoredObject? { try size(of: name).map { StoredObject(size: $0, sha256: nil) } }
+
+    /// A directory records no checksum beside a file (the manifest holds them).
+    public func putSmall(_ name: String, bytes: [UInt8], sha256: String?) throws {
         try makeFolder(of: name)
         try directory.writeAtomically(Data(bytes), to: name)
     }
