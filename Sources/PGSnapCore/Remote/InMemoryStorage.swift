@@ -43,12 +43,7 @@ public final class InMemoryStorage: SnapshotStorage, @unchecked Sendable {
 
     public func size(of name: String) throws -> Int64? { lock.withLock { objects[name].map { Int64($0.count) } } }
 
-    public func files(inDirectory name: String) throws -> [DirectoryFile] {
-        let folder = name + "/"
-        return try list().compactMap { f in
-            f.name.hasPrefix(folder) ? DirectoryFile(name: String(f.name.dropFirst(folder.count)), size: f.size) : nil
-        }
-    }
+    public func files(inDirectory name: String) throws -> [DirectoryFile] { try listedFiles(inDirectory: name) }
 
     public func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload {
         InMemoryUpload { [self] bytes in store(name, bytes, sha256) }

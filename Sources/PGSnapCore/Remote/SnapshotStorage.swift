@@ -82,6 +82,15 @@ extension SnapshotStorage {
 
     public func catalog() throws -> [CatalogEntry] { try catalog(summaries: false) }
 
+    /// `files(inDirectory:)` for a storage whose listing names each file of a directory
+    /// snapshot (`<id>.dir/<file>`), as a bucket's does.
+    public func listedFiles(inDirectory name: String) throws -> [DirectoryFile] {
+        let folder = name + "/"
+        return try list().compactMap { f in
+            f.name.hasPrefix(folder) ? DirectoryFile(name: String(f.name.dropFirst(folder.count)), size: f.size) : nil
+        }.sorted { $0.name < $1.name }
+    }
+
     /// The whole-server runs in the listing, each with its record read: `.invalid` (so the run is
     /// left alone) when the record cannot be read or parsed.
     public func runs(files: [DirectoryFile]) -> [RunFiles] {

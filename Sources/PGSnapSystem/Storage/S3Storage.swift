@@ -41,12 +41,7 @@ public final class S3Storage: SnapshotStorage {
 
     /// From the listing of the whole prefix (one request per 1,000 keys), not a listing of the
     /// folder: moto's signature check rejects a `prefix` with a `/` in it (FIELD-NOTES).
-    public func files(inDirectory name: String) throws -> [DirectoryFile] {
-        let folder = name + "/"
-        return try list().compactMap { f in
-            f.name.hasPrefix(folder) ? DirectoryFile(name: String(f.name.dropFirst(folder.count)), size: f.size) : nil
-        }.sorted { $0.name < $1.name }
-    }
+    public func files(inDirectory name: String) throws -> [DirectoryFile] { try listedFiles(inDirectory: name) }
 
     /// Ranged GETs of one part size each: bounded memory, and a dropped connection costs one range.
     public func read(_ name: String, size: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) throws {
