@@ -221,4 +221,13 @@ final class VerifyParityTests: XCTestCase {
         try replaceKeepingChecksums(toc, id, file: folder + "/toc.dat", with: tocBytes.prefix(tocBytes.count / 2))
         try assertSameVerdict("a corrupted table of contents", id, dir: toc, expected: "2 toc")
     }
+
+    /// A restore test restores from the backup directory: with --remote it is refused before
+    /// anything is read (it used to be ignored silently).
+    func testRestoreTestWithRemoteIsAUsageErrorNamingPull() throws {
+        let r = try Harness.pgsnap(["verify", "latest", "--restore-test", "--remote", "s3://pgsnap-no-such-bucket/x"], dir: fixture.dir)
+        Harness.assertOneErrorLine(r, status: 64, "verify --restore-test --remote")
+        XCTAssertTrue(r.stderr.contains("pgsnap pull"), r.stderr)
+        XCTAssertEqual(r.stdout, "")
+    }
 }
