@@ -26,6 +26,7 @@ public protocol SnapshotStorage: AnyObject {
     func stat(_ name: String) throws -> StoredObject?
     /// Ends uncommitted writes of `name` left by a killed run; returns how many.
     func removeAbandonedWrites(of name: String) throws -> Int
+    /// Removes a file, or a directory snapshot (`<id>.dir`) with its files; a missing one is no error.
     func delete(_ name: String) throws
     /// Every snapshot (and leftover) with its manifest read: `Catalog.build` over this storage.
     ///
@@ -73,7 +74,7 @@ extension SnapshotStorage {
         let loaded = ConcurrentMap.run(ids, width: 8) { id -> Result<Manifest, Error> in
             Result {
                 let name = id + SnapshotName.manifestSuffix
-                return try Manifest.decode(bytes: try readSmall(name, limit: Manifest.maxBytes), fileName: name, summary: summaries)
+                return try Manifest.decode(bytes: try self.readSmall(name, limit: Manifest.maxBytes), fileName: name, summary: summaries)
             }
         }
         let byID = Dictionary(zip(ids, loaded), uniquingKeysWith: { first, _ in first })
@@ -142,23 +143,32 @@ public enum StorageListing {
     }
 }
 
-/// `transform` over `items`, `width` at a time, results in the items' order.
+/// `transform` over `items` on `width` threads of their own, results in the items' order. For
+/// requests that wait on the network: `concurrentPerform` runs only as many at once as there
+/// are cores (two here), which leaves a bucket's round trips mostly idle.
 enum ConcurrentMap {
-    static func run<T, R>(_ items: [T], width: Int, _ transform: (T) -> R) -> [R] {
+    static func run<T, R>(_ items: [T], width: Int, _ transform: @escaping (T) -> R) -> [R] {
         guard !items.isEmpty else { return [] }
-        var results = [R?](repeating: nil, count: items.count)
-        let stride = max(1, width)
-        results.withUnsafeMutableBufferPointer { slots in
-            let base = slots.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: min(stride, items.count)) { worker in
+        let workers = max(1, min(width, items.count))
+        let slots = UnsafeMutablePointer<R>.allocate(capacity: items.count)
+        defer {
+            slots.deinitialize(count: items.count)
+            slots.deallocate()
+        }
+        let finished = DispatchSemaphore(value: 0)
+        for worker in 0..<workers {
+            Thread {
                 var i = worker
                 while i < items.count {
-                    (base + i).initialize(to: transform(items[i]))
-                    i += stride
+                    (slots + i).initialize(to: transform(items[i]))
+                    i += workers
                 }
-            }
+                finished.signal()
+            }.start()
         }
-        return results.map { $0! }
+        // Every thread has written its slots before they are read (and freed).
+        for _ in 0..<workers { finished.wait() }
+        return Array(UnsafeBufferPointer(start: slots, count: items.count))
     }
 }
 
