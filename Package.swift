@@ -34,9 +34,11 @@ let package = Package(
                 "PGSnapCore", "PGSnapSigV4", "CZlib", "CLibPQ", "CZstd", "CDeflate",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
-        .testTarget(name: "PGSnapCoreTests", dependencies: ["PGSnapCore"]),
-        .testTarget(name: "PGSnapSystemTests", dependencies: ["PGSnapSystem", "PGSnapCore", "PGSnapSigV4"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["PGSnapCore"]),
+        // The storage contract: the same cases for the in-memory storage, the directory and a bucket.
+        .target(name: "StorageContract", dependencies: ["PGSnapCore"], path: "Tests/StorageContract"),
+        .testTarget(name: "PGSnapCoreTests", dependencies: ["PGSnapCore", "StorageContract"]),
+        .testTarget(name: "PGSnapSystemTests", dependencies: ["PGSnapSystem", "PGSnapCore", "PGSnapSigV4", "StorageContract"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["PGSnapCore", "PGSnapSystem", "StorageContract"]),
         // Runs the built binary (PGSNAP_BIN) only: help text against golden files, exit codes.
         .testTarget(name: "PGSnapCLITests", exclude: ["HelpGolden"]),
     ],

@@ -51,7 +51,7 @@ func pruneAfterBackup(_ manifest: Manifest, policy: RetentionPolicy, session: Se
         throw PGSnapError.verification("new snapshot \(manifest.id) failed verification (\(check.failedCheck ?? "?"): \(check.detail ?? "")); nothing was pruned",
                                        next: "Investigate before trusting this backup")
     }
-    let result = try PruneService(session: session).run(policy: policy, database: manifest.database, dryRun: false, wait: wait ?? 600)
+    let result = try PruneService(session: session).run(LocalStorage(dir), policy: policy, database: manifest.database, dryRun: false, wait: wait ?? 600)
     printPrune(result, json: false, reporter: session.reporter)
 }
 

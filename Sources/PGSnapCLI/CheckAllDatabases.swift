@@ -5,13 +5,10 @@ import PGSnapSystem
 
 /// `check --all-databases`: which databases must have a snapshot comes from the server.
 extension Check {
-    func allDatabasesReport(session: Session, storage: S3Storage?) throws -> HealthReport {
+    func allDatabasesReport(session: Session, storage: SnapshotStorage) throws -> HealthReport {
         let databases = try session.listServerDatabases().databases
-        let maxAge = parseDuration(maxAge)!
-        if let storage {
-            return try RemoteCheckService(session: session, remote: storage).runAllDatabases(databases, maxAge: maxAge, minSize: minSize, metricsFile: metricsFile)
-        }
-        return try CheckService(session: session).runAllDatabases(databases, maxAge: maxAge, minSize: minSize, metricsFile: metricsFile)
+        return try CheckService(session: session).runAllDatabases(databases, in: storage, maxAge: parseDuration(maxAge)!, minSize: minSize,
+                                                                  metricsFile: metricsFile, metricsPrefix: remote.metricsPrefix)
     }
 }
 

@@ -16,16 +16,15 @@ struct List: ParsableCommand {
 
     func run() throws {
         let database = try snapshotDatabase(database)
-        if remote.wanted { return try listRemote(remote, output: output, database: database) }
-        let env = ProcessInfo.processInfo.environment
-        let dir = try SnapshotDirectory(path: directory.path(env), create: false)
-        let entries = try dir.catalog().filter { database == nil || $0.database == database }
+        let session = try makeSession(nil, directory, output)
+        let storage = try remote.snapshotStorage(session, create: false)
+        let entries = try storage.catalog().filter { database == nil || $0.database == database }
         if output.json {
             try printJSON(WithNulls(entries.map(ListedSnapshot.init)))
             return
         }
         if entries.isEmpty {
-            output.reporter.info("pgsnap: no snapshots in \(dir.path)")
+            output.reporter.info("pgsnap: no snapshots in \(storage.location)")
             return
         }
         var rows = [["ID", "STATUS", "CREATED (UTC)", "LABEL", "SIZE", "MIGRATION"]]

@@ -74,12 +74,9 @@ struct Prune: ParsableCommand {
     func run() throws {
         let database = try snapshotDatabase(database)
         let session = try makeSession(nil, directory, output)
-        if remote.wanted {
-            let result = try RemotePruneService(session: session, remote: try remote.storage(session.environment))
-                .run(policy: policy.policy, database: database, dryRun: dryRun, wait: try lock.seconds)
-            return printPrune(result, json: output.json, reporter: session.reporter)
-        }
-        let result = try PruneService(session: session).run(policy: policy.policy, database: database, dryRun: dryRun, wait: try lock.seconds)
+        let result = try PruneService(session: session).run(try remote.snapshotStorage(session, create: false), policy: policy.policy,
+                                                            database: database, dryRun: dryRun, wait: try lock.seconds,
+                                                            command: remote.commandName("prune"))
         printPrune(result, json: output.json, reporter: session.reporter)
     }
 }
@@ -145,14 +142,14 @@ struct Check: ParsableCommand {
     func run() throws {
         let database = allDatabases ? nil : try snapshotDatabase(database)
         let session = allDatabases ? try serverSession(self.database, directory, output) : try makeSession(nil, directory, output)
-        let storage = remote.wanted ? try remote.storage(session.environment) : nil
-        let report = allDatabases ? try allDatabasesReport(session: session, storage: storage) : try storage.map {
-            try RemoteCheckService(session: session, remote: $0).run(maxAge: parseDuration(maxAge)!, minSize: minSize, database: database, metricsFile: metricsFile)
-        } ?? CheckService(session: session).run(maxAge: parseDuration(maxAge)!, minSize: minSize, database: database, metricsFile: metricsFile)
+        let storage = try remote.snapshotStorage(session, create: false)
+        let report = allDatabases ? try allDatabasesReport(session: session, storage: storage)
+            : try CheckService(session: session).run(storage, maxAge: parseDuration(maxAge)!, minSize: minSize, database: database,
+                                                     metricsFile: metricsFile, metricsPrefix: remote.metricsPrefix)
         if output.json { try printJSON(report) }
         for p in report.problems { printError(p.problem) }
         if !report.ok {
-            throw PGSnapError.verification("\(report.problems.count) problem(s) with the snapshots in \(storage?.location ?? session.directoryPath)",
+            throw PGSnapError.verification("\(report.problems.count) problem(s) with the snapshots in \(storage.location)",
                                            next: "Check the backup job's log (cron mail) and run 'pgsnap list'")
         }
         if !output.json {

@@ -29,6 +29,21 @@ struct RemoteOptions: ParsableArguments {
         try S3Storage(remote: try location(env), environment: env)
     }
 
+    /// Where the command works: the bucket with --remote, else the backup directory. The only
+    /// place a command tells local from remote.
+    ///
+    /// - Parameter create: make the backup directory when it is missing (commands that write).
+    func snapshotStorage(_ session: Session, create: Bool) throws -> SnapshotStorage {
+        if wanted { return try storage(session.environment) }
+        return LocalStorage(try session.directory(create: create))
+    }
+
+    /// Metric names for `check --metrics-file`: the offsite copy's health is its own series.
+    var metricsPrefix: String { wanted ? "pgsnap_remote" : "pgsnap" }
+
+    /// How a lock names the run to another one that waits for it.
+    func commandName(_ command: String) -> String { wanted ? command + " --remote" : command }
+
     /// `--remote s3://x` and `--remote=s3://x` -> `--remote --remote-url s3://x`; nothing else changes.
     static func normalise(_ args: [String]) -> [String] {
         var out: [String] = []

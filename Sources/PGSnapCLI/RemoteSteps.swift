@@ -29,29 +29,3 @@ func pushAfterBackup(_ manifest: Manifest, storage: S3Storage, session: Session,
                           next: "Run 'pgsnap push \(manifest.id)' when \(storage.location) is reachable")
     }
 }
-
-/// `verify --remote`: the same checks and the same report as a local verify, streamed from the bucket.
-func verifyRemote(_ remote: RemoteOptions, session: Session, selector: SnapshotSelector?, database: String?, output: OutputOptions) throws {
-    let storage = try remote.storage(session.environment)
-    let results = try RemoteVerifyService(session: session, remote: storage).run(selector: selector, database: database)
-    for r in results where !output.json {
-        if r.ok, r.contentsChecked == false {
-            session.reporter.info("ok      \(r.id)  (\(r.detail ?? "stored bytes checked"))")
-        } else if r.ok {
-            session.reporter.info("ok      \(r.id)  (\(r.tables ?? 0) tables, \(r.rows ?? 0) rows)")
-        } else if !r.keyProblem {
-            printError("FAILED  \(r.id): \(r.failedCheck ?? "?") check failed: \(r.detail ?? "")")
-        }
-    }
-    if output.json { try printJSON(results) }
-    let bad = results.filter { !$0.ok }
-    // As a local verify: a wrong key or a missing age is the operation failing (1), not the snapshots.
-    if let keyProblem = bad.first(where: \.keyProblem) {
-        throw PGSnapError(keyProblem.detail ?? "cannot decrypt \(keyProblem.id)")
-    }
-    if !bad.isEmpty {
-        throw PGSnapError.verification("\(bad.count) of \(results.count) snapshot(s) in \(storage.location) failed verification",
-                                       next: "Do not restore from them; push a good copy again")
-    }
-    if results.isEmpty && !output.json { session.reporter.info("pgsnap: nothing to verify in \(storage.location)") }
-}

@@ -34,6 +34,9 @@ struct Verify: ParsableCommand {
 
     func validate() throws {
         if all && snapshot != nil { throw ValidationError("give a snapshot or --all, not both") }
+        if restoreTest && remote.wanted {
+            throw ValidationError("--restore-test restores from the backup directory: run 'pgsnap pull' first, then verify --restore-test there")
+        }
     }
 
     func run() throws {
@@ -41,12 +44,11 @@ struct Verify: ParsableCommand {
         let selector = all ? nil : try parseSelector(snapshot, label: nil, before: nil, database: database)
         let session = try makeSession(connection, directory, output)
         session.ageIdentity = try identity.load(session.environment)
-        if remote.wanted { return try verifyRemote(remote, session: session, selector: selector, database: database, output: output) }
-        let dir = try session.directory(create: false)
-        let catalog = try dir.catalog()
+        let storage = try remote.snapshotStorage(session, create: false)
+        let catalog = try storage.catalog()
         let entries: [CatalogEntry]
         if let selector {
-            entries = [try selector.select(from: catalog, directory: dir.path)]
+            entries = [try selector.select(from: catalog, directory: storage.location)]
         } else {
             // Leftovers of a backup still running or killed are not snapshots: reported, never failed
             // (a cron verify --all during the nightly backup must not page anyone; check reports a missing backup).
@@ -58,9 +60,9 @@ struct Verify: ParsableCommand {
         }
         var results: [VerifyResult] = []
         for e in entries {
-            var r = VerifyService(session: session).verify(e, in: dir)
+            var r = VerifyService(session: session).verify(e, in: storage)
             if r.ok && restoreTest {
-                r = try RestoreService(session: session).restoreTest(e, in: dir)
+                r = try RestoreService(session: session).restoreTest(e, in: try session.directory(create: false))
             }
             results.append(r)
             if !output.json {
@@ -81,10 +83,10 @@ struct Verify: ParsableCommand {
             throw PGSnapError(keyProblem.detail ?? "cannot decrypt \(keyProblem.id)")
         }
         if !bad.isEmpty {
-            throw PGSnapError.verification("\(bad.count) of \(results.count) snapshot(s) failed verification",
-                                           next: "Do not restore from them; take a new backup")
+            throw PGSnapError.verification("\(bad.count) of \(results.count) snapshot(s) in \(storage.location) failed verification",
+                                           next: "Do not restore from them; take a new backup (or push a good copy again)")
         }
-        if results.isEmpty && !output.json { session.reporter.info("pgsnap: nothing to verify in \(dir.path)") }
+        if results.isEmpty && !output.json { session.reporter.info("pgsnap: nothing to verify in \(storage.location)") }
     }
 }
 

@@ -96,13 +96,4 @@ extension SnapshotDirectory {
             return .invalid("\(error)")
         }
     }
-
-    /// The runs in this directory, their records read.
-    public func runs(files: [DirectoryFile]) -> [RunFiles] {
-        RunFiles.group(files).map { r in
-            var r = r
-            r.record = r.hasRecord ? runRecord(r.run) : .missing
-            return r
-        }
-    }
 }

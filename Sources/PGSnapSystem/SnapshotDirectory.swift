@@ -215,17 +215,7 @@ public struct SnapshotDirectory {
 
     /// A regular file read front to back in 1 MiB chunks.
     public static func readFile(_ path: String, consume: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let fd = try openRegularFile(path)
-        defer { close(fd) }
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buf.deallocate() }
-        while true {
-            let n = read(fd, buf.baseAddress, buf.count)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw ioError("read \(path)") }
-            if n == 0 { return }
-            try consume(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
-        }
+        try OpenFile(path: path).readAll(consume)
     }
 
     /// Removes a directory snapshot: its entries (unlinked, a link is removed, not followed), then itself.

@@ -90,5 +90,9 @@ final class JSONShapeTests: XCTestCase {
         XCTAssertEqual(push.status, 0, push.stderr)
         let remoteList = Self.json(try Harness.pgsnap(["list", "--remote", "--json"], dir: dir, env: env), "list --remote --json")
         assertSameShape(Self.item(remoteList, plainID), Self.item(remoteList, labelledID), "list --remote --json")
+        // One shape, one item: the bucket's copy lists as the directory's does (but where the bytes live).
+        assertSameShape(Self.item(remoteList, plainID), a, "list --remote --json against list --json")
+        XCTAssertEqual(Self.item(remoteList, plainID)["status"] as? String, a["status"] as? String)
+        XCTAssertEqual(Self.item(remoteList, labelledID)["label"] as? String, "pre_migration_000045")
     }
 }

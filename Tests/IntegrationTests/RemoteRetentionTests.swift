@@ -116,8 +116,10 @@ final class RemoteRetentionTests: XCTestCase {
     }
 
     /// 1,010 objects: list --remote pages through them with exactly two ListObjectsV2 requests
-    /// (S3 returns at most 1,000 keys each) and reads no object.
-    func testListRemotePagesThroughMoreThanAThousandKeysWithoutReadingObjects() throws {
+    /// (S3 returns at most 1,000 keys each), then reads each manifest once (a GET each, several
+    /// at a time) so its items are the local list's items. The fake manifests ("{}") are not
+    /// manifests: every snapshot lists as invalid_manifest, as it would on disk.
+    func testListRemotePagesThroughMoreThanAThousandKeysAndReadsEachManifestOnce() throws {
         let (remote, prefix) = S3Harness.newRemote()
         _ = try S3Harness.boto(["fill", S3Harness.bucket, prefix, "505"])
         let counting = try FaultProxy(upstream: S3Harness.endpoint) { _, _ in .forward }
@@ -128,10 +130,13 @@ final class RemoteRetentionTests: XCTestCase {
         XCTAssertEqual(list.status, 0, list.stderr)
         let rows = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
         XCTAssertEqual(rows.count, 505)
-        XCTAssertEqual(Set(rows.map { $0["status"] as? String }), ["good"])
+        XCTAssertEqual(Set(rows.map { $0["status"] as? String }), ["invalid_manifest"])
         XCTAssertEqual(rows.first?["id"] as? String, "app_20261101T082400Z", "newest first")
-        XCTAssertEqual(counting.requests.count, 2, "\(counting.requests.map { $0.prefix(120) })")
-        XCTAssertTrue(counting.requests.allSatisfy { $0.hasPrefix("GET /\(S3Harness.bucket)?") && $0.contains("list-type=2") })
-        XCTAssertTrue(counting.requests[1].contains("continuation-token="))
+        let listings = counting.requests.filter { $0.hasPrefix("GET /\(S3Harness.bucket)?") && $0.contains("list-type=2") }
+        XCTAssertEqual(listings.count, 2, "\(listings.map { $0.prefix(120) })")
+        XCTAssertTrue(listings[1].contains("continuation-token="))
+        let gets = counting.requests.filter { !$0.contains("list-type=2") }
+        XCTAssertEqual(gets.count, 505, "one GET per manifest, nothing else")
+        XCTAssertTrue(gets.allSatisfy { $0.hasPrefix("GET ") && $0.contains(".manifest.json") }, "\(gets.prefix(3))")
     }
 }

@@ -56,6 +56,11 @@ enum S3Harness {
             # An object with the UTF-8 text in argv[4] as its body (run records and globals by hand).
             s3.put_object(Bucket=bucket, Key=arg, Body=sys.argv[4].encode())
             print(json.dumps(len(sys.argv[4].encode())))
+        elif op == "upload":
+            # A local file, byte for byte, as the object (damaged snapshots put straight in the bucket).
+            with open(sys.argv[4], "rb") as f:
+                s3.put_object(Bucket=bucket, Key=arg, Body=f.read())
+            print(json.dumps(os.path.getsize(sys.argv[4])))
         elif op == "start-upload":
             print(json.dumps(s3.create_multipart_upload(Bucket=bucket, Key=arg)["UploadId"]))
         elif op == "meta":

@@ -28,18 +28,6 @@ final class RemoteCatalogTests: XCTestCase {
         assertPGSnapError(.failure) { try RemoteCatalog.select(SnapshotSelector(kind: .latest, database: "web"), from: entries, location: "s3://b") }
     }
 
-    func testLabelOfID() {
-        let cases: [(String, String?)] = [
-            ("app_20261201T030000Z", nil),
-            ("app_20261201T030000Z_pre_mig", "pre_mig"),
-            ("app_20261201T030000Z-2_nightly", "nightly"),
-            ("app_20261201T030000Z-2", nil),
-            ("my_db_20261201T030000Z_x.y-z", "x.y-z"),
-            ("not-an-id", nil),
-        ]
-        for (id, label) in cases { XCTAssertEqual(RemoteCatalog.label(ofID: id), label, id) }
-    }
-
     func testPushSelection() throws {
         var dir = CatalogTests.FakeDirectory()
         let a1 = CatalogTests.manifest(database: "a", date: utc(2026, 12, 1))

@@ -8,6 +8,11 @@ correct signatures of every request whose query holds a '/', e.g. ListObjectsV2 
 prefix=a/b/ (botocore's own requests fail the same way). The fix re-encodes each query key and
 value the way SigV4 prescribes (RFC 3986, upper-case hex, '/' encoded) before moto computes the
 signature. Nothing else changes: a wrong secret, key or signature is still rejected.
+
+A second fix for object keys that need percent-encoding (a space, '%', '+', UTF-8: every
+snapshot of a database whose name is not plain ASCII): moto signs Werkzeug's decoded and
+re-quoted path, not the path the client sent and signed (botocore's own PutObject of such a
+key is rejected too). The path is taken as sent, from the WSGI environ's RAW_URI / REQUEST_URI.
 """
 import sys
 from urllib.parse import quote, unquote
@@ -20,6 +25,10 @@ _original = access_control.IAMRequestBase._create_aws_request
 def _create_aws_request(self):
     request = _original(self)
     path, sep, query = request.url.partition("?")
+    raw = _raw_path()
+    if raw and "://" not in path:
+        path = raw
+        request.url = path + sep + query
     if sep:
         pairs = []
         for pair in query.split("&"):
@@ -27,6 +36,19 @@ def _create_aws_request(self):
             pairs.append(quote(unquote(key), safe="-_.~") + "=" + quote(unquote(value), safe="-_.~"))
         request.url = path + "?" + "&".join(pairs)
     return request
+
+
+def _raw_path():
+    try:
+        from flask import request as current
+    except ImportError:
+        return None
+    try:
+        environ = current.environ
+    except RuntimeError:
+        return None
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    return raw.partition("?")[0] if raw else None
 
 
 access_control.IAMRequestBase._create_aws_request = _create_aws_request

@@ -1,10 +1,12 @@
 import Foundation
 
-/// Snapshots in a bucket from one object listing: no GET per snapshot.
+/// Snapshots in a bucket from one object listing, no GET per snapshot: how `pull` (and
+/// `restore --remote`) pick the one snapshot they then read the manifest of. Every other
+/// command builds the full `Catalog` over the storage (`SnapshotStorage.catalog`).
 ///
-/// A listing proves less than a local manifest read: an object with both its dump and its
-/// manifest is `good` (push writes the manifest only after the dump's size was checked);
-/// anything else is a leftover. `pull` and `verify --remote` check the content itself.
+/// A listing proves less than a manifest read: an object with both its dump and its manifest
+/// is `good` (push writes the manifest only after the dump's size was checked); anything else
+/// is a leftover. `pull` checks the manifest, the size and the content itself.
 public enum RemoteCatalog {
     public static func build(files: [DirectoryFile]) -> [CatalogEntry] {
         var byID: [String: [DirectoryFile]] = [:]
@@ -45,15 +47,6 @@ public enum RemoteCatalog {
             out[String(name[..<slash]), default: 0] += size
         }
         return out
-    }
-
-    /// The label part of an id (`<db>_<time>[-n]_<label>`), or nil.
-    public static func label(ofID id: String) -> String? {
-        guard let parsed = SnapshotName.parse(id: id) else { return nil }
-        // After the database and the 16-character timestamp: optional "-n", then "_label".
-        var rest = id.dropFirst(parsed.encodedDatabase.utf8.count + 1 + 16)
-        if rest.hasPrefix("-") { rest = rest.drop { $0 != "_" } }
-        return rest.hasPrefix("_") && rest.count > 1 ? String(rest.dropFirst()) : nil
     }
 
     /// The remote snapshot a selector means, chosen from the listing alone, by the local rule:

@@ -94,10 +94,10 @@ extension CheckService {
     ///
     /// A database without any snapshot is a problem like a stale one. Snapshots of databases no
     /// longer on the server are not looked at (they are prune's business).
-    public func runAllDatabases(_ databases: [String], maxAge: TimeInterval, minSize: Int64, metricsFile: String?) throws -> HealthReport {
-        let dir = try session.directory(create: false)
-        let report = evaluateAll(try dir.catalog(summaries: true), databases: databases, location: dir.path, maxAge: maxAge, minSize: minSize)
-        if let metricsFile { try writeMetrics(report, to: metricsFile) }
+    public func runAllDatabases(_ databases: [String], in storage: SnapshotStorage, maxAge: TimeInterval, minSize: Int64, metricsFile: String?,
+                                metricsPrefix: String = "pgsnap") throws -> HealthReport {
+        let report = evaluateAll(try storage.catalog(summaries: true), databases: databases, location: storage.location, maxAge: maxAge, minSize: minSize)
+        if let metricsFile { try writeMetrics(report, to: metricsFile, prefix: metricsPrefix) }
         return report
     }
 
@@ -113,17 +113,6 @@ extension CheckService {
             report.problems += one.problems
         }
         report.ok = report.problems.isEmpty
-        return report
-    }
-}
-
-extension RemoteCheckService {
-    /// `check --all-databases --remote`: every database on the server, against the bucket's snapshots.
-    public func runAllDatabases(_ databases: [String], maxAge: TimeInterval, minSize: Int64, metricsFile: String?) throws -> HealthReport {
-        let entries = try RemoteCatalogReader(remote: remote).entries(database: nil, confirm: 2)
-        let check = CheckService(session: session)
-        let report = check.evaluateAll(entries, databases: databases, location: remote.location, maxAge: maxAge, minSize: minSize)
-        if let metricsFile { try check.writeMetrics(report, to: metricsFile, prefix: "pgsnap_remote") }
         return report
     }
 }

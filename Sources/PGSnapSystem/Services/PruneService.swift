@@ -9,40 +9,46 @@ public struct PruneResult: Encodable {
     public var removedBytes: Int64
 }
 
-/// Applies a retention plan under the exclusive lock: manifest first, then the dump; then the
-/// globals of runs that no kept snapshot refers to any more, record first.
+/// Applies a retention plan to one storage (the backup directory or a bucket) under the
+/// directory's exclusive lock: manifest first, then the dump; then the globals of runs that no
+/// kept snapshot refers to any more, record first; then writes a killed run never finished.
 public struct PruneService {
     let session: Session
     public init(session: Session) { self.session = session }
 
-    public func run(policy: RetentionPolicy, database: String?, dryRun: Bool, wait: Double?) throws -> PruneResult {
-        let dir = try session.directory(create: false)
-        let lock = try DirectoryLock(directory: dir, mode: .exclusive, command: "prune", wait: wait)
+    /// - Parameter command: how the lock names this run to others ("prune", "prune --remote").
+    public func run(_ storage: SnapshotStorage, policy: RetentionPolicy, database: String?, dryRun: Bool, wait: Double?,
+                    command: String = "prune") throws -> PruneResult {
+        // The backup directory's lock keeps this machine's backups and pushes out; a bucket pruned
+        // from a machine without a backup directory has no local lock to take.
+        let dir = try? session.directory(create: false)
+        let lock = try dir.map { try DirectoryLock(directory: $0, mode: .exclusive, command: command, wait: wait) }
         defer { withExtendedLifetime(lock) {} }
-        return try runLocked(dir: dir, policy: policy, database: database, dryRun: dryRun)
+        return try runLocked(storage, policy: policy, database: database, dryRun: dryRun)
     }
 
-    func runLocked(dir: SnapshotDirectory, policy: RetentionPolicy, database: String?, dryRun: Bool) throws -> PruneResult {
-        let files = try dir.list()
+    func runLocked(_ storage: SnapshotStorage, policy: RetentionPolicy, database: String?, dryRun: Bool) throws -> PruneResult {
+        let files = try storage.list()
         // Every database's snapshots: a run's globals are shared, whatever database this prune is for.
-        let all = try dir.catalog(summaries: true)
+        let all = try storage.catalog(summaries: true)
         let plan = RetentionPlan.make(entries: all.filter { database == nil || $0.database == database }, policy: policy, now: session.now())
         let removing = Set(plan.filter { $0.action == .remove }.map(\.id))
-        let runs = RunRetention.plan(runs: dir.runs(files: files), entries: all, removing: removing, now: session.now(), grace: policy.leftoverGrace)
+        let runs = RunRetention.plan(runs: storage.runs(files: files), entries: all, removing: removing, now: session.now(),
+                                     grace: policy.leftoverGrace)
         var removed: Int64 = 0
         if !dryRun {
             for d in plan where d.action == .remove {
-                for f in RetentionPlan.deletionOrder(d.files) {
-                    try dir.remove(f)
-                }
+                for f in RetentionPlan.deletionOrder(d.files) { try storage.delete(f) }
                 removed += d.bytes
             }
             // After the snapshots: a crash in between leaves globals nothing refers to, never the reverse.
             for r in runs where r.action == .remove {
-                for f in RunRetention.deletionOrder(r.files) { try dir.remove(f) }
+                for f in RunRetention.deletionOrder(r.files) { try storage.delete(f) }
                 removed += r.bytes
             }
-            try dir.sync()
+            try storage.sync()
+            let stale = try storage.removeAbandonedWrites(startedBefore: session.now().addingTimeInterval(-policy.leftoverGrace))
+            if stale > 0 { session.reporter.info("pgsnap: aborted \(stale) unfinished upload(s) older than \(Int(policy.leftoverGrace / 3600)) h") }
         }
         return PruneResult(dryRun: dryRun, decisions: plan, runs: runs, removedBytes: removed)
     }
@@ -73,11 +79,12 @@ public struct CheckService {
     let session: Session
     public init(session: Session) { self.session = session }
 
-    public func run(maxAge: TimeInterval, minSize: Int64, database: String?, metricsFile: String?) throws -> HealthReport {
-        let dir = try session.directory(create: false)
-        let entries = try dir.catalog(summaries: true).filter { database == nil || $0.database == database }
-        let report = evaluate(entries, location: dir.path, maxAge: maxAge, minSize: minSize, database: database)
-        if let metricsFile { try writeMetrics(report, to: metricsFile) }
+    /// - Parameter metricsPrefix: `pgsnap`, or `pgsnap_remote` for the offsite copy's health.
+    public func run(_ storage: SnapshotStorage, maxAge: TimeInterval, minSize: Int64, database: String?, metricsFile: String?,
+                    metricsPrefix: String = "pgsnap") throws -> HealthReport {
+        let entries = try storage.catalog(summaries: true).filter { database == nil || $0.database == database }
+        let report = evaluate(entries, location: storage.location, maxAge: maxAge, minSize: minSize, database: database)
+        if let metricsFile { try writeMetrics(report, to: metricsFile, prefix: metricsPrefix) }
         return report
     }
 

@@ -4,13 +4,14 @@ import PGSnapCore
 /// action: "downloaded", or "skipped" when the local copy was already whole.
 public typealias PullResult = TransferResult
 
-/// Copies one remote snapshot into the local directory exactly as a backup writes one: each
-/// data file as `.partial`, size and SHA-256 checked while it streams, renamed, manifest last.
+/// Copies one snapshot from another storage (a bucket, or any `SnapshotStorage`) into the local
+/// directory exactly as a backup writes one: each data file as `.partial`, size and SHA-256
+/// checked while it streams, renamed, manifest last.
 public struct PullService {
     let session: Session
-    let remote: S3Storage
+    let remote: SnapshotStorage
 
-    public init(session: Session, remote: S3Storage) {
+    public init(session: Session, remote: SnapshotStorage) {
         self.session = session
         self.remote = remote
     }
@@ -154,37 +155,7 @@ public struct PullService {
             throw PGSnapError("\(local.directory.path) has \(formatBytes(free)) free, \(name) needs \(formatBytes(size))",
                               next: "Free space or pull into another --dir; nothing was downloaded")
         }
-        let file = try local.create(localName ?? name, expectedSize: size, sha256: sha256)
-        var hash = SHA256Stream()
-        var count: Int64 = 0
-        do {
-            let progress = Progress(reporter: session.reporter, verb: "pulled", total: size)
-            try remote.read(name, size: size) { chunk in
-                hash.update(chunk)
-                count += Int64(chunk.count)
-                guard count <= size else {
-                    throw PGSnapError.verification("remote \(name) in \(remote.location) is longer than its manifest says (\(size) bytes)",
-                                                   next: "Nothing was kept; push it again or choose another snapshot")
-                }
-                try file.write(chunk)
-                progress.update(bytesIn: count, bytesOut: count)
-            }
-            progress.done()
-            guard count == size else {
-                throw PGSnapError.verification("remote \(name) in \(remote.location) ended at \(count) of \(size) bytes",
-                                               next: "Nothing was kept; push it again or choose another snapshot")
-            }
-            if let sha256 {
-                let got = hash.finalizeHex()
-                guard got == sha256 else {
-                    throw PGSnapError.verification("remote copy of \(name) in \(remote.location) is damaged: SHA-256 \(got), its manifest says \(sha256)",
-                                                   next: "Nothing was kept; push it again or choose another snapshot")
-                }
-            }
-            _ = try file.commit()
-        } catch {
-            file.abort()
-            throw error
-        }
+        try CheckedCopy(source: remote, destination: local, next: "Push it again or choose another snapshot")
+            .copy(name, size: size, sha256: sha256, as: localName, progress: Progress(reporter: session.reporter, verb: "pulled", total: size))
     }
 }

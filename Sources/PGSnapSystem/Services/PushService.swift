@@ -13,13 +13,14 @@ public struct TransferResult: Codable, Sendable {
 /// action: "uploaded", or "skipped" when the remote copy was already whole.
 public typealias PushResult = TransferResult
 
-/// Copies committed local snapshots to the remote: data files first (multipart, checked), the
-/// manifest last, so on the remote too a snapshot without its manifest does not exist.
+/// Copies committed local snapshots to another storage (a bucket, or any `SnapshotStorage`):
+/// data files first (checked as they stream), the manifest last, so there too a snapshot
+/// without its manifest does not exist.
 public struct PushService {
     let session: Session
-    let remote: S3Storage
+    let remote: SnapshotStorage
 
-    public init(session: Session, remote: S3Storage) {
+    public init(session: Session, remote: SnapshotStorage) {
         self.session = session
         self.remote = remote
     }
@@ -52,7 +53,7 @@ public struct PushService {
         if m.format == .directory {
             sent += try pushDirectory(m, from: local, remoteFiles: remoteFiles)
         } else if remoteFiles[m.file] == m.compressedBytes, let meta = try remote.stat(m.file), meta.size == m.compressedBytes,
-           meta.metadata["sha256"] == m.sha256 {
+           meta.sha256 == m.sha256 {
             // A dump left whole by a push killed before its manifest (same size, same SHA-256 recorded) is kept.
             session.reporter.info("pgsnap: \(m.file) is already uploaded; writing the manifest")
         } else {
@@ -61,7 +62,7 @@ public struct PushService {
         }
         if m.globalsFile != nil { sent += try pushGlobals(m, from: local, localFiles: localFiles) }
         // A push killed mid-upload leaves an unfinished multipart upload that S3 keeps (and bills).
-        if let n = try? remote.abortUnfinishedUploads(of: m.file), n > 0 {
+        if let n = try? remote.removeAbandonedWrites(of: m.file), n > 0 {
             session.reporter.info("pgsnap: aborted \(n) unfinished upload(s) of \(m.file) left by an earlier push")
         }
         let manifestName = m.id + SnapshotName.manifestSuffix
@@ -83,7 +84,7 @@ public struct PushService {
                               next: "Run 'pgsnap verify \(m.id)'")
         }
         var sent: Int64 = 0
-        if let sha = m.globalsSHA256, let meta = try remote.stat(g), meta.size == size, meta.metadata["sha256"] == sha {
+        if let sha = m.globalsSHA256, let meta = try remote.stat(g), meta.size == size, meta.sha256 == sha {
             // Already there from another snapshot of the run (or an earlier push).
         } else {
             try upload(g, size: size, sha256: m.globalsSHA256, from: local)
@@ -113,7 +114,7 @@ public struct PushService {
         var sent: Int64 = 0
         for f in m.files ?? [] {
             let name = m.file + "/" + f.name
-            if remoteFiles[name] == f.bytes, let meta = try remote.stat(name), meta.size == f.bytes, meta.metadata["sha256"] == f.sha256 { continue }
+            if remoteFiles[name] == f.bytes, let meta = try remote.stat(name), meta.size == f.bytes, meta.sha256 == f.sha256 { continue }
             if f.bytes < 5 << 20 {
                 let bytes = try local.readSmall(name, limit: 5 << 20)
                 var hash = SHA256Stream()
@@ -131,33 +132,9 @@ public struct PushService {
         return sent
     }
 
-    /// Streams a local file into a multipart upload, hashing as it goes: a local file that no
-    /// longer matches its manifest is never committed on the remote.
+    /// A local file into the bucket, checked as it streams: one that no longer matches its
+    /// manifest is never committed there.
     func upload(_ name: String, size: Int64, sha256: String?, from local: LocalStorage) throws {
-        let upload = try remote.create(name, expectedSize: size, sha256: sha256)
-        var hash = SHA256Stream()
-        var count: Int64 = 0
-        do {
-            try local.read(name, size: size) { chunk in
-                hash.update(chunk)
-                count += Int64(chunk.count)
-                try upload.write(chunk)
-            }
-            if count != size {
-                throw PGSnapError.verification("local file \(local.directory.file(name)) is \(count) bytes, expected \(size); nothing was uploaded",
-                                               next: "Run 'pgsnap verify' on it")
-            }
-            if let sha256 {
-                let got = hash.finalizeHex()
-                guard got == sha256 else {
-                    throw PGSnapError.verification("local file \(local.directory.file(name)) has SHA-256 \(got), its manifest says \(sha256); nothing was uploaded",
-                                                   next: "Run 'pgsnap verify' on it")
-                }
-            }
-            _ = try upload.commit()
-        } catch {
-            upload.abort()
-            throw error
-        }
+        try CheckedCopy(source: local, destination: remote, next: "Run 'pgsnap verify' on it; nothing was uploaded").copy(name, size: size, sha256: sha256)
     }
 }

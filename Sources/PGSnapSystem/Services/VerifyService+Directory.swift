@@ -5,14 +5,13 @@ import PGSnapCore
 /// every gzip file decompresses in full, every table's rows recount to the manifest's, and
 /// `pg_restore --list` reads the table of contents. The first failure names the file.
 extension VerifyService {
-    func verifyDirectory(_ m: Manifest, in dir: SnapshotDirectory, decryption: AgeDecryption?, result: inout VerifyResult,
+    func verifyDirectory(_ m: Manifest, in storage: SnapshotStorage, decryption: AgeDecryption?, result: inout VerifyResult,
                          start: DispatchTime) -> VerifyResult {
-        let path = dir.file(m.file)
         let expected = m.files ?? []
         let present: [DirectoryFile]
-        do { present = try SnapshotDirectory.files(in: path) } catch { return failed(&result, "files", "\(error)") }
-        let presentNames = Set(present.map(\.name))
-        if let missing = expected.first(where: { !presentNames.contains($0.name) }) {
+        do { present = try storage.files(inDirectory: m.file) } catch { return failed(&result, "files", "\(error)") }
+        let sizes = Dictionary(present.map { ($0.name, $0.size) }, uniquingKeysWith: { a, _ in a })
+        if let missing = expected.first(where: { sizes[$0.name] == nil }) {
             return failed(&result, "files", "\(m.file)/\(missing.name) is missing")
         }
         let expectedNames = Set(expected.map(\.name))
@@ -24,8 +23,7 @@ extension VerifyService {
         }
         // Encrypted and no identity: what the stored files show (size, SHA-256, age header), as for plain snapshots.
         let storedOnly = m.encryption != nil && decryption == nil
-        let results = DirectoryReadback.read(directory: path, names: expected.map(\.name), inflate: !storedOnly, sync: false,
-                                             decryption: decryption)
+        let results = Self.readBack(expected.map(\.name), of: m.file, sizes: sizes, in: storage, inflate: !storedOnly, decryption: decryption)
         result.seconds = seconds(since: start)
         var inflated: Int64 = 0
         for (f, r) in zip(expected, results) {
@@ -35,7 +33,11 @@ extension VerifyService {
             if let e = r.error { return failed(&result, r.check, "\(m.file)/\(e)") }
             if storedOnly, let encryption = m.encryption {
                 let problem: String?
-                do { problem = try Self.ageHeader(path + "/" + f.name, encryption: encryption).problem } catch { problem = "\(error)" }
+                do {
+                    problem = Self.ageHeader(try storage.readPrefix(m.file + "/" + f.name, count: 64 << 10), encryption: encryption).problem
+                } catch {
+                    problem = "\(error)"
+                }
                 if let problem { return failed(&result, "header", "\(m.file)/\(f.name): \(problem)") }
                 continue
             }
@@ -60,16 +62,7 @@ extension VerifyService {
         }
         let toc: [TOCEntry]
         do {
-            var tocPath = path
-            var decrypted: String?
-            defer { if let decrypted { try? SnapshotDirectory.removeTree(decrypted) } }
-            if let decryption {
-                // pg_restore --list reads toc.dat alone: only it is decrypted, beside the snapshot.
-                decrypted = try DecryptedCopy.make(m, dir: dir, decryption: decryption, reporter: session.reporter,
-                                                   only: ["toc.dat" + SnapshotName.encryptedSuffix])
-                tocPath = decrypted!
-            }
-            toc = try DirectoryTOC.list(tocPath, serverMajor: Int(m.pgDumpVersion.prefix { $0.isNumber }), session: session)
+            toc = try tableOfContents(m, in: storage, decryption: decryption)
         } catch {
             return failed(&result, "toc", "\(error)")
         }
@@ -81,5 +74,54 @@ extension VerifyService {
         result.seconds = seconds(since: start)
         result.ok = true
         return result
+    }
+
+    /// Every file read once, several at a time, biggest first so the cores finish together.
+    static func readBack(_ names: [String], of folder: String, sizes: [String: Int64], in storage: SnapshotStorage, inflate: Bool,
+                         decryption: AgeDecryption?) -> [DirectoryReadback.FileResult] {
+        let order = names.sorted { (sizes[$0] ?? 0) > (sizes[$1] ?? 0) }
+        var results = [DirectoryReadback.FileResult?](repeating: nil, count: order.count)
+        results.withUnsafeMutableBufferPointer { slots in
+            let base = slots.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: order.count) { i in
+                let name = order[i]
+                var reader = FileReader(name: name, inflate: inflate, decryption: decryption)
+                do {
+                    try storage.read(folder + "/" + name, size: sizes[name] ?? 0) { reader.consume($0) }
+                } catch {
+                    reader.result.error = "cannot read \(name): \(error)"
+                }
+                (base + i).initialize(to: reader.result.error == nil ? reader.finish() : reader.result)
+            }
+        }
+        let byName = Dictionary(uniqueKeysWithValues: results.compactMap { $0 }.map { ($0.name, $0) })
+        return names.map { byName[$0]! }
+    }
+
+    /// `pg_restore --list` over the snapshot's `toc.dat`, copied (decrypted when encrypted) from
+    /// the storage into a private 0700 directory that is removed afterwards: the same read for a
+    /// directory on disk and for a bucket.
+    func tableOfContents(_ m: Manifest, in storage: SnapshotStorage, decryption: AgeDecryption?) throws -> [TOCEntry] {
+        let stored = (m.files ?? []).first { DirectoryDump.plainName($0.name) == "toc.dat" }?.name ?? "toc.dat"
+        let base = (session.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp") + "/pgsnap-toc-XXXXXX"
+        var template = Array(base.utf8CString)
+        guard let made = mkdtemp(&template) else { throw SnapshotDirectory.ioError("create a private directory for \(m.file)/toc.dat") }
+        let path = String(cString: made)
+        defer { try? SnapshotDirectory.removeTree(path) }
+        let sink = try FileSink(creating: path + "/toc.dat")
+        let name = m.file + "/" + stored
+        let size = try storage.size(of: name) ?? 0
+        if let decryption {
+            let decryptor = try decryption.decryptor(inner: PlainInflater())
+            var finished = false
+            defer { if !finished { decryptor.abort() } }
+            try storage.read(name, size: size) { try decryptor.feed($0, sink: sink.write) }
+            try decryptor.finish(sink: sink.write)
+            finished = true
+        } else {
+            try storage.read(name, size: size) { try sink.write($0) }
+        }
+
+        return try DirectoryTOC.list(path, serverMajor: Int(m.pgDumpVersion.prefix { $0.isNumber }), session: session)
     }
 }

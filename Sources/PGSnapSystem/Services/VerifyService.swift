@@ -17,36 +17,46 @@ public struct VerifyResult: Codable, Sendable {
     public var seconds: Double?
 }
 
-/// Reads a snapshot's dump once: size, SHA-256, full decompression (CRC and length of every
-/// member), pg_dump's completion trailer and a recount of every COPY block, all in one pass.
+/// The one verification ladder: size, SHA-256, the age header (or, with the identity, the key
+/// and decryption), full decompression, pg_dump's trailer, row counts and, for a directory
+/// snapshot, the table of contents, over a snapshot's manifest and its bytes as one storage
+/// serves them. `verify` and `verify --remote` differ only in the storage they pass.
 public struct VerifyService {
     let session: Session
     public init(session: Session) { self.session = session }
 
-    /// The dump's checks, then the globals it refers to (its own or its run's) against their checksum.
+    /// A snapshot in the backup directory.
     public func verify(_ entry: CatalogEntry, in dir: SnapshotDirectory) -> VerifyResult {
-        var result = verifyDump(entry, in: dir)
-        if result.ok, let m = entry.manifest, let problem = globalsProblem(m, in: dir) {
+        verify(entry, in: LocalStorage(dir))
+    }
+
+    /// The dump's checks, then the globals it refers to (its own or its run's) against their checksum.
+    public func verify(_ entry: CatalogEntry, in storage: SnapshotStorage) -> VerifyResult {
+        var result = verifyDump(entry, in: storage)
+        if result.ok, let m = entry.manifest, let problem = globalsProblem(m, in: storage) {
             return failed(&result, "globals", problem)
         }
         return result
     }
 
     /// What is wrong with the globals file `m` refers to, or nil (also when its manifest records no checksum).
-    func globalsProblem(_ m: Manifest, in dir: SnapshotDirectory) -> String? {
+    func globalsProblem(_ m: Manifest, in storage: SnapshotStorage) -> String? {
         guard let g = m.globalsFile, let sha = m.globalsSHA256 else { return nil }
         do {
-            let got = try RunGlobals.sha256(ofFile: dir.file(g))
+            guard let size = try storage.size(of: g), size >= 0 else { return "\(g) cannot be read: it is not in \(storage.location)" }
+            var hash = SHA256Stream()
+            try storage.read(g, size: size) { hash.update($0) }
+            let got = hash.finalizeHex()
             return got == sha ? nil : "\(g) has SHA-256 \(got), the manifest says \(sha)"
         } catch {
             return "\(g) cannot be read: \(error)"
         }
     }
 
-    func verifyDump(_ entry: CatalogEntry, in dir: SnapshotDirectory) -> VerifyResult {
+    func verifyDump(_ entry: CatalogEntry, in storage: SnapshotStorage) -> VerifyResult {
         var result = VerifyResult(id: entry.id, ok: false)
-        // Only a dump that is there as a regular file is read (a damaged one too, so its size
-        // check is named); anything else is reported from the catalog without opening it.
+        // Only a dump that is there is read (a damaged one too, so its size check is named);
+        // anything else is reported from the catalog without opening it.
         guard let m = entry.manifest, entry.isGood || entry.status == .damaged else {
             result.failedCheck = entry.status == .invalidManifest ? "manifest" : "files"
             result.detail = entry.problem ?? "no manifest: the backup did not finish"
@@ -59,93 +69,88 @@ public struct VerifyService {
         } catch {
             return failed(&result, "age", "\(error)")
         }
-        if m.format == .directory { return verifyDirectory(m, in: dir, decryption: decryption, result: &result, start: start) }
-        if let encryption = m.encryption, decryption == nil {
-            return verifyStoredOnly(m, encryption: encryption, in: dir, result: &result, start: start)
-        }
-        do {
-            let stream = try DumpStream.open(path: dir.file(m.file), compression: m.compression.algorithm, decryption: decryption)
-            var scanner = DumpScanner()
-            let progress = Progress(reporter: session.reporter, verb: "verified", total: m.compressedBytes)
-            let outcome = stream.readAll(sink: { scanner.consume($0) }, progress: { progress.update(bytesIn: $0, bytesOut: scanner.bytes) })
-            progress.done()
-            result.uncompressedBytes = scanner.bytes
-            result.tables = scanner.tables.count
-            result.rows = scanner.tables.reduce(0) { $0 + $1.rows }
-            result.seconds = seconds(since: start)
-            if let e = outcome.readError { throw e }
-            if outcome.compressedBytes != m.compressedBytes {
-                return failed(&result, "size", "file is \(outcome.compressedBytes) bytes, manifest says \(m.compressedBytes)")
-            }
-            if outcome.sha256 != m.sha256 {
-                return failed(&result, "checksum", "SHA-256 is \(outcome.sha256), manifest says \(m.sha256)")
-            }
-            if let e = outcome.decompressError as? AgeIdentityMismatch {
+        if let decryption {
+            // A wrong key is known from the first MiB, before the rest is read; anything else
+            // wrong with those bytes is left to the full read, which names it.
+            do {
+                try decryption.checkIdentity(prefix: try storage.readPrefix(m.identityProbeFile, count: AgeDecryptor.probeBytes))
+            } catch let e as AgeIdentityMismatch {
                 return failed(&result, "identity", e.description)
-            }
-            if let e = outcome.decompressError {
-                return failed(&result, decryption == nil ? "decompression" : "decryption", "\(e)")
-            }
-            if scanner.bytes != m.uncompressedBytes {
-                return failed(&result, "decompression", "dump is \(scanner.bytes) bytes uncompressed, manifest says \(m.uncompressedBytes)")
-            }
-            if !scanner.sawCompletionTrailer {
-                return failed(&result, "trailer", "the dump does not end with pg_dump's completion trailer")
-            }
-            let counted = scanner.rowsByTable
-            if counted != m.tableRows {
-                let diff = Set(counted.keys).union(m.tableRows.keys).sorted().first { counted[$0] != m.tableRows[$0] }!
-                return failed(&result, "row_counts", "table \(diff) has \(counted[diff].map(String.init) ?? "no") rows in the dump, manifest says \(m.tableRows[diff].map(String.init) ?? "none")")
-            }
-            result.ok = true
-            return result
+            } catch {}
+        }
+        if m.format == .directory { return verifyDirectory(m, in: storage, decryption: decryption, result: &result, start: start) }
+        return verifyPlain(m, in: storage, decryption: decryption, result: &result, start: start)
+    }
+
+    /// One streaming pass over the dump. Encrypted and no identity: what the stored bytes show
+    /// (size, SHA-256, the age header against the manifest's recipients).
+    func verifyPlain(_ m: Manifest, in storage: SnapshotStorage, decryption: AgeDecryption?, result: inout VerifyResult,
+                     start: DispatchTime) -> VerifyResult {
+        let size: Int64
+        do {
+            guard let s = try storage.size(of: m.file) else { return failed(&result, "files", "\(m.file) is missing from \(storage.location)") }
+            guard s >= 0 else { return failed(&result, "files", "\(m.file) in \(storage.location) is not a regular file") }
+            size = s
         } catch {
             return failed(&result, "files", "\(error)")
         }
-    }
-
-    /// An encrypted snapshot without its identity: size, SHA-256 and what the age header shows.
-    private func verifyStoredOnly(_ m: Manifest, encryption: Encryption, in dir: SnapshotDirectory, result: inout VerifyResult,
-                                  start: DispatchTime) -> VerifyResult {
-        do {
-            let path = dir.file(m.file)
-            let progress = Progress(reporter: session.reporter, verb: "verified", total: m.compressedBytes)
-            let outcome = try DumpStream.open(path: path, compression: .none).readAll(sink: { _ in }, progress: { progress.update(bytesIn: $0, bytesOut: $0) })
-            progress.done()
-            result.seconds = seconds(since: start)
-            if let e = outcome.readError { throw e }
-            if outcome.compressedBytes != m.compressedBytes {
-                return failed(&result, "size", "file is \(outcome.compressedBytes) bytes, manifest says \(m.compressedBytes)")
+        let storedOnly = m.encryption != nil && decryption == nil
+        let stream = DumpStream.open(m.file, size: size, in: storage, compression: storedOnly ? .none : m.compression.algorithm,
+                                     decryption: decryption)
+        var scanner = DumpScanner()
+        let progress = Progress(reporter: session.reporter, verb: "verified", total: m.compressedBytes)
+        let outcome = stream.readAll(sink: { if !storedOnly { scanner.consume($0) } },
+                                     progress: { progress.update(bytesIn: $0, bytesOut: storedOnly ? $0 : scanner.bytes) })
+        progress.done()
+        result.seconds = seconds(since: start)
+        if let e = outcome.readError { return failed(&result, "files", "\(e)") }
+        if outcome.compressedBytes != m.compressedBytes {
+            return failed(&result, "size", "\(m.file) is \(outcome.compressedBytes) bytes, manifest says \(m.compressedBytes)")
+        }
+        if outcome.sha256 != m.sha256 {
+            return failed(&result, "checksum", "SHA-256 is \(outcome.sha256), manifest says \(m.sha256)")
+        }
+        if storedOnly, let encryption = m.encryption {
+            let check: (problem: String?, summary: String?)
+            do { check = Self.ageHeader(try storage.readPrefix(m.file, count: 64 << 10), encryption: encryption) } catch {
+                return failed(&result, "files", "\(error)")
             }
-            if outcome.sha256 != m.sha256 {
-                return failed(&result, "checksum", "SHA-256 is \(outcome.sha256), manifest says \(m.sha256)")
-            }
-            let check = try Self.ageHeader(path, encryption: encryption)
             if let problem = check.problem { return failed(&result, "header", problem) }
             result.ok = true
             result.contentsChecked = false
             result.detail = check.summary
             return result
-        } catch {
-            return failed(&result, "files", "\(error)")
         }
+        result.uncompressedBytes = scanner.bytes
+        result.tables = scanner.tables.count
+        result.rows = scanner.tables.reduce(0) { $0 + $1.rows }
+        if let e = outcome.decompressError as? AgeIdentityMismatch {
+            return failed(&result, "identity", e.description)
+        }
+        if let e = outcome.decompressError {
+            return failed(&result, decryption == nil ? "decompression" : "decryption", "\(e)")
+        }
+        if scanner.bytes != m.uncompressedBytes {
+            return failed(&result, "decompression", "dump is \(scanner.bytes) bytes uncompressed, manifest says \(m.uncompressedBytes)")
+        }
+        if !scanner.sawCompletionTrailer {
+            return failed(&result, "trailer", "the dump does not end with pg_dump's completion trailer")
+        }
+        let counted = scanner.rowsByTable
+        if counted != m.tableRows {
+            let diff = Set(counted.keys).union(m.tableRows.keys).sorted().first { counted[$0] != m.tableRows[$0] }!
+            return failed(&result, "row_counts", "table \(diff) has \(counted[diff].map(String.init) ?? "no") rows in the dump, manifest says \(m.tableRows[diff].map(String.init) ?? "none")")
+        }
+        result.ok = true
+        return result
     }
 
-    /// The age header at the start of `path` against the manifest's recipients: the first problem,
-    /// or none and what the header shows.
-    static func ageHeader(_ path: String, encryption: Encryption) throws -> (problem: String?, summary: String?) {
-        guard let header = AgeHeader.parse(try head(path)) else { return ("the file does not start with an age header", nil) }
+    /// The age header at the start of a stored file against the manifest's recipients: the first
+    /// problem, or none and what the header shows.
+    static func ageHeader(_ prefix: [UInt8], encryption: Encryption) -> (problem: String?, summary: String?) {
+        guard let header = AgeHeader.parse(prefix) else { return ("the file does not start with an age header", nil) }
         let check = header.check(against: encryption.recipients.compactMap { try? AgeRecipient.parse($0) }, sha256: sha256Digest)
         return (check.problems.first, check.summary)
-    }
-
-    /// The first 64 KiB of a file: more than any age header with a handful of recipients.
-    static func head(_ path: String) throws -> [UInt8] {
-        let fd = try SnapshotDirectory.openRegularFile(path)
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 64 << 10)
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        return Array(bytes.prefix(max(0, n)))
     }
 
     func failed(_ r: inout VerifyResult, _ check: String, _ detail: String) -> VerifyResult {
@@ -156,7 +161,8 @@ public struct VerifyService {
     }
 }
 
-/// A dump file read back: raw bytes hashed and counted, content decompressed to a sink.
+/// A dump file read back: raw bytes hashed and counted, content decompressed to a sink. The bytes
+/// come from a file or from any `SnapshotStorage`, so local and remote reads are the same pass.
 public struct DumpStream {
     public struct Outcome {
         public var compressedBytes: Int64 = 0
@@ -166,26 +172,41 @@ public struct DumpStream {
         public var sinkError: Error?
     }
 
-    let fd: Int32
+    /// Pushes the stored bytes, in order, to the closure it is given.
+    public typealias Source = ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
+
+    let source: Source
     let compression: CompressionAlgorithm
-    let path: String
     /// Set for an encrypted snapshot read with its identity: age runs before the inflater.
     let decryption: AgeDecryption?
 
+    public init(compression: CompressionAlgorithm, decryption: AgeDecryption? = nil, source: @escaping Source) {
+        self.source = source
+        self.compression = compression
+        self.decryption = decryption
+    }
+
     /// - Throws: `PGSnapError` when the file cannot be opened.
     public static func open(path: String, compression: CompressionAlgorithm, decryption: AgeDecryption? = nil) throws -> DumpStream {
-        let fd = try SnapshotDirectory.openRegularFile(path)
-        return DumpStream(fd: fd, compression: compression, path: path, decryption: decryption)
+        let file = try OpenFile(path: path)
+        return DumpStream(compression: compression, decryption: decryption) { consume in try file.readAll(consume) }
     }
+
+    /// `name` of `storage`, `size` bytes as stored.
+    public static func open(_ name: String, size: Int64, in storage: SnapshotStorage, compression: CompressionAlgorithm,
+                            decryption: AgeDecryption? = nil) -> DumpStream {
+        DumpStream(compression: compression, decryption: decryption) { consume in try storage.read(name, size: size, consume: consume) }
+    }
+
+    private struct Stop: Error {}
 
     /// Reads to the end even after a decompression error, so size and checksum are always known.
     /// A sink error (e.g. psql went away) stops the read at once.
     public func readAll(sink: (UnsafeRawBufferPointer) throws -> Void, progress: (Int64) -> Void = { _ in },
                         shouldStop: () -> Bool = { false }) -> Outcome {
-        defer { close(fd) }
         var out = Outcome()
-        // Hashing runs on its own thread, overlapped with inflating the same chunk; two buffers
-        // alternate so the next read never overwrites a chunk still being hashed.
+        // Hashing runs on its own thread, overlapped with inflating the same chunk; each chunk is
+        // copied into one of two buffers that alternate, so the next chunk never overwrites one still being hashed.
         let hash = HashBox()
         let hashQueue = DispatchQueue(label: "pgsnap.hash")
         let inflater: DumpInflater
@@ -196,7 +217,7 @@ public struct DumpStream {
             out.decompressError = error
             return out
         }
-        let buffers = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16) }
+        var buffers = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16) }
         defer {
             hashQueue.sync {}
             buffers.forEach { $0.deallocate() }
@@ -209,31 +230,34 @@ public struct DumpStream {
                 throw error
             }
         }
-        while true {
-            let buffer = buffers[turn]
-            turn ^= 1
-            hashQueue.sync {}
-            let n = read(fd, buffer.baseAddress, buffer.count)
-            if n < 0 {
-                if errno == EINTR { continue }
-                out.readError = SnapshotDirectory.ioError("read \(path)")
-                break
-            }
-            if n == 0 { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            hashQueue.async { hash.stream.update(chunk) }
-            out.compressedBytes += Int64(n)
-            progress(out.compressedBytes)
-            if inflating {
-                do {
-                    try inflater.feed(chunk, sink: recordingSink)
-                } catch {
-                    if out.sinkError != nil { break }
-                    out.decompressError = error
-                    inflating = false
+        do {
+            try source { chunk in
+                guard chunk.count > 0 else { return }
+                hashQueue.sync {}
+                if buffers[turn].count < chunk.count {
+                    buffers[turn].deallocate()
+                    buffers[turn] = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk.count, alignment: 16)
                 }
+                buffers[turn].copyMemory(from: chunk)
+                let copy = UnsafeRawBufferPointer(rebasing: buffers[turn][0..<chunk.count])
+                turn ^= 1
+                hashQueue.async { hash.stream.update(copy) }
+                out.compressedBytes += Int64(chunk.count)
+                progress(out.compressedBytes)
+                if inflating {
+                    do {
+                        try inflater.feed(chunk, sink: recordingSink)
+                    } catch {
+                        if out.sinkError != nil { throw Stop() }
+                        out.decompressError = error
+                        inflating = false
+                    }
+                }
+                if shouldStop() { throw Stop() }
             }
-            if shouldStop() { break }
+        } catch is Stop {
+        } catch {
+            out.readError = error
         }
         if inflating, out.readError == nil, out.sinkError == nil {
             do { try inflater.finish(sink: recordingSink) } catch { if out.sinkError == nil { out.decompressError = error } }
@@ -241,6 +265,31 @@ public struct DumpStream {
         hashQueue.sync {}
         out.sha256 = hash.stream.finalizeHex()
         return out
+    }
+}
+
+/// A regular file opened for one front-to-back read; closed when the last reference goes.
+final class OpenFile {
+    let fd: Int32
+    let path: String
+
+    init(path: String) throws {
+        fd = try SnapshotDirectory.openRegularFile(path)
+        self.path = path
+    }
+
+    deinit { close(fd) }
+
+    func readAll(_ consume: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buf.deallocate() }
+        while true {
+            let n = read(fd, buf.baseAddress, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw SnapshotDirectory.ioError("read \(path)") }
+            if n == 0 { return }
+            try consume(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+        }
     }
 }
 

@@ -11,6 +11,14 @@ public final class LocalStorage: SnapshotStorage {
 
     public func list() throws -> [DirectoryFile] { try directory.list() }
 
+    public func catalog(summaries: Bool) throws -> [CatalogEntry] { try directory.catalog(summaries: summaries) }
+
+    public func removeAbandonedWrites(startedBefore cutoff: Date) throws -> Int { 0 }
+
+    public func removeAbandonedWrites(of name: String) throws -> Int { 0 }
+
+    public func sync() throws { try directory.sync() }
+
     public func readSmall(_ name: String, limit: Int) throws -> [UInt8] {
         let fd = try SnapshotDirectory.openRegularFile(directory.file(name))
         defer { close(fd) }
@@ -30,11 +38,40 @@ public final class LocalStorage: SnapshotStorage {
         try SnapshotDirectory.readFile(directory.file(name), consume: consume)
     }
 
-    public func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload {
-        try LocalUpload(directory: directory, name: name)
+    public func size(of name: String) throws -> Int64? {
+        var st = Glibc.stat()
+        guard lstat(directory.file(name), &st) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw SnapshotDirectory.ioError("stat \(directory.file(name))")
+        }
+        return (st.st_mode & S_IFMT) == S_IFREG ? Int64(st.st_size) : -1
     }
 
-    public func putSmall(_ name: String, bytes: [UInt8]) throws { try directory.writeAtomically(Data(bytes), to: name) }
+    public func files(inDirectory name: String) throws -> [DirectoryFile] {
+        var st = Glibc.stat()
+        guard lstat(directory.file(name), &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return [] }
+        return try SnapshotDirectory.files(in: directory.file(name))
+    }
+
+    public func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload {
+        try makeFolder(of: name)
+        return try LocalUpload(directory: directory, name: name)
+    }
+
+    public func stat(_ name: String) throws -> StoredObject? { try size(of: name).map { StoredObject(size: $0, sha256: nil) } }
+
+    /// A directory records no checksum beside a file (the manifest holds them).
+    public func putSmall(_ name: String, bytes: [UInt8], sha256: String?) throws {
+        try makeFolder(of: name)
+        try directory.writeAtomically(Data(bytes), to: name)
+    }
+
+    /// `<id>.dir` (0700) for a directory snapshot's file `<id>.dir/<file>`.
+    private func makeFolder(of name: String) throws {
+        guard let slash = name.firstIndex(of: "/") else { return }
+        let folder = directory.file(String(name[..<slash]))
+        if mkdir(folder, 0o700) != 0 && errno != EEXIST { throw SnapshotDirectory.ioError("create \(folder)") }
+    }
 
     public func delete(_ name: String) throws { try directory.remove(name) }
 }

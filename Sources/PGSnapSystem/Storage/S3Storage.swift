@@ -31,26 +31,17 @@ public final class S3Storage: SnapshotStorage {
         }
     }
 
-    /// One listing, two views: the objects (for the catalog), and sizes by name with each
-    /// directory snapshot's total under `<id>.dir` (what a manifest's `file` is checked against).
-    public func listing() throws -> (files: [DirectoryFile], sizes: [String: Int64]) {
-        let files = try list()
-        var sizes: [String: Int64] = [:]
-        for f in files { sizes[f.name] = f.size }
-        return (files, RemoteCatalog.folded(sizes))
-    }
-
     public func readSmall(_ name: String, limit: Int) throws -> [UInt8] {
         let data = try client.get(remote.key(name))
         guard data.count <= limit else { throw PGSnapError.verification("\(location)/\(name) is \(data.count) bytes, more than a manifest can be") }
         return [UInt8](data)
     }
 
-    /// The first `count` bytes of an object, in one ranged GET.
-    public func readPrefix(_ name: String, count: Int) throws -> [UInt8] {
-        guard count > 0 else { return [] }
-        return [UInt8](try client.get(remote.key(name), range: 0...Int64(count - 1)))
-    }
+    public func size(of name: String) throws -> Int64? { try client.head(remote.key(name))?.size }
+
+    /// From the listing of the whole prefix (one request per 1,000 keys), not a listing of the
+    /// folder: moto's signature check rejects a `prefix` with a `/` in it (FIELD-NOTES).
+    public func files(inDirectory name: String) throws -> [DirectoryFile] { try listedFiles(inDirectory: name) }
 
     /// Ranged GETs of one part size each: bounded memory, and a dropped connection costs one range.
     public func read(_ name: String, size: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) throws {
@@ -75,23 +66,33 @@ public final class S3Storage: SnapshotStorage {
                                  partSize: S3Storage.partSize(for: expectedSize, override: partSizeOverride), inFlight: inFlight)
     }
 
-    public func putSmall(_ name: String, bytes: [UInt8]) throws {
-        try client.put(remote.key(name), body: Data(bytes))
+
+    /// A directory snapshot (`<id>.dir`, as the catalog names it) goes with every object under it.
+    public func delete(_ name: String) throws {
+        if name.hasSuffix(SnapshotName.directorySuffix) {
+            for f in try files(inDirectory: name) { try client.delete(remote.key(name + "/" + f.name)) }
+        }
+        try client.delete(remote.key(name))
     }
 
-    public func delete(_ name: String) throws { try client.delete(remote.key(name)) }
+    public func sync() throws {}
 
-    /// One PUT with the SHA-256 as metadata and Content-MD5: a small file of a directory
-    /// snapshot costs one request instead of a multipart upload's four.
-    public func putSmall(_ name: String, bytes: [UInt8], sha256: String) throws {
-        try client.put(remote.key(name), body: Data(bytes), metadata: ["sha256": sha256])
+    public func removeAbandonedWrites(startedBefore cutoff: Date) throws -> Int {
+        try abortUnfinishedUploads(initiatedBefore: cutoff)
     }
 
-    /// Size and metadata of one file, nil when absent.
-    public func stat(_ name: String) throws -> (size: Int64, metadata: [String: String])? { try client.head(remote.key(name)) }
+    /// One PUT with Content-MD5 and the SHA-256, when given, as metadata: a small file of a
+    /// directory snapshot costs one request instead of a multipart upload's four.
+    public func putSmall(_ name: String, bytes: [UInt8], sha256: String?) throws {
+        try client.put(remote.key(name), body: Data(bytes), metadata: sha256.map { ["sha256": $0] } ?? [:])
+    }
+
+    public func stat(_ name: String) throws -> StoredObject? {
+        try client.head(remote.key(name)).map { StoredObject(size: $0.size, sha256: $0.metadata["sha256"]) }
+    }
 
     /// Aborts unfinished uploads of `name` (what a killed push leaves behind).
-    public func abortUnfinishedUploads(of name: String) throws -> Int {
+    public func removeAbandonedWrites(of name: String) throws -> Int {
         let key = remote.key(name)
         let uploads = try client.listMultipartUploads(prefix: key).filter { $0.key == key }
         for u in uploads { try client.abortMultipartUpload(u.key, uploadID: u.uploadID) }
