@@ -120,23 +120,29 @@ final class CopySplitter {
 
     deinit { if !finished { abort() } }
 
-    /// Rows, cut anywhere: whole lines go out in blocks, the rest waits for its newline.
+    /// Rows, cut anywhere: whole lines go out in blocks of about `blockSize` (however big the
+    /// pieces that arrive), the rest waits for its newline.
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         block.append(contentsOf: bytes)
-        if block.count >= Self.blockSize, let lastNL = block.lastIndex(of: 0x0A) {
-            try send(lastNL + 1)
+        var start = 0
+        while block.count - start >= Self.blockSize {
+            // The last newline in the next block's worth, or the first after it for a longer row.
+            guard let nl = block[start..<(start + Self.blockSize)].lastIndex(of: 0x0A)
+                ?? block[(start + Self.blockSize)...].firstIndex(of: 0x0A) else { break }
+            try send(from: start, to: nl + 1)
+            start = nl + 1
         }
+        if start > 0 { block.removeFirst(start) }
     }
 
-    private func send(_ count: Int) throws {
-        guard count > 0 else { return }
+    private func send(from: Int, to: Int) throws {
+        guard to > from else { return }
         let f = feeders[next]
-        guard f.enqueue(Array(block[0..<count])) else {
+        guard f.enqueue(Array(block[from..<to])) else {
             abort()
             throw failure(f.error)
         }
         next = (next + 1) % feeders.count
-        block.removeFirst(count)
     }
 
     /// Ends every session's COPY (each commits its share); returns the rows the server stored.
@@ -148,7 +154,8 @@ final class CopySplitter {
                 abort()
                 throw PGSnapError.verification("the rows of \(table) end in the middle of a line", next: "The target was not changed; run 'pgsnap verify' on the snapshot")
             }
-            try send(block.count)
+            try send(from: 0, to: block.count)
+            block.removeAll()
         }
         var total: Int64 = 0
         for f in feeders {
