@@ -65,16 +65,23 @@ extension RestoreService {
         let big = only == nil ? ParallelTableLoad.candidates(m, jobs: jobs, environment: session.environment) : []
         session.reporter.info("pgsnap: restoring \(what) into scratch database \(scratch) with \(jobs) pg_restore job(s)"
             + (big.isEmpty ? "" : "; \(big.count) big table(s) loaded through \(jobs) COPY sessions each"))
+        // Section by section, never one `pg_restore -j` over all three: its scheduler may create a
+        // trigger of a partitioned table (post-data, waiting only for the parent's empty data)
+        // while partitions are still loading, so the trigger fires on restored rows (seen on 17:
+        // an audit trigger advanced a sequence by a thousand; rows it inserted early would be
+        // counted). Schema first; then the data (big tables split across sessions while
+        // pg_restore loads the rest); then indexes, constraints and triggers, in parallel jobs.
+        try phases.measure("schema") {
+            try runPgRestore(tool.path, arguments + ["--section=pre-data", path], environment: environment, m: m, dir: dir, tolerant: only != nil)
+        }
         if big.isEmpty {
-            try phases.measure("pg_restore") {
-                try runPgRestore(tool.path, arguments + [path], environment: environment, m: m, dir: dir, tolerant: only != nil)
+            try phases.measure("load_data") {
+                try runPgRestore(tool.path, arguments + ["--section=data", path], environment: environment, m: m, dir: dir, tolerant: only != nil)
+            }
+            try phases.measure("indexes_constraints") {
+                try runPgRestore(tool.path, arguments + ["--section=post-data", path], environment: environment, m: m, dir: dir, tolerant: only != nil)
             }
             return
-        }
-        // Schema first; then the big tables split across sessions while pg_restore loads the
-        // rest; then indexes, constraints and triggers, all in parallel jobs.
-        try phases.measure("schema") {
-            try runPgRestore(tool.path, arguments + ["--section=pre-data", path], environment: environment, m: m, dir: dir, tolerant: false)
         }
         let dataStart = DispatchTime.now()
         let bigIDs = Set(big.compactMap { DirectoryDump.dataFileDumpID($0.name) })
