@@ -26,8 +26,6 @@ public final class PhaseTimes: Encodable, @unchecked Sendable {
         return try body()
     }
 
-    public subscript(name: String) -> Double? { lock.withLock { entries.first { $0.name == name }?.seconds } }
-
     /// `create_scratch 0.04 s, load_data 6.10 s, ...`
     public var summary: String {
         lock.withLock { entries.map { "\($0.name) \(String(format: "%.2f", $0.seconds)) s" }.joined(separator: ", ") }

@@ -7,9 +7,6 @@ public struct ServerCatalogue: Equatable, Sendable {
     /// `server_version_num`, e.g. 170010 for 17.10 (libpq's `PQserverVersion`, read once per connection).
     public let versionNumber: Int
 
-    /// The majors pgsnap is tested against; 14 is best effort.
-    public static let supportedMajors = 14...18
-
     public init(versionNumber: Int) { self.versionNumber = versionNumber }
 
     /// 170010 -> 17 (before 10 the major had two parts: 90624 -> 9, close enough to refuse it).

@@ -6,7 +6,7 @@
 /// 3. Newer majors in that layout, newest first (pg_dump reads older servers).
 /// 4. `PATH`.
 /// 5. Older majors in the layout last: never used, but named when nothing new enough exists.
-public struct ToolSearch: Equatable, Sendable {
+public struct ToolSearch: Sendable {
     public struct Place: Equatable, Sendable {
         public var directory: String
         public var reason: String
@@ -30,11 +30,6 @@ public struct ToolSearch: Equatable, Sendable {
         self.serverMajor = serverMajor
         self.installedMajors = installedMajors
         self.path = path
-    }
-
-    public static func == (a: ToolSearch, b: ToolSearch) -> Bool {
-        a.explicit?.directory == b.explicit?.directory && a.explicit?.source == b.explicit?.source && a.serverMajor == b.serverMajor
-            && a.installedMajors == b.installedMajors && a.path == b.path
     }
 
     public var places: [Place] {
