@@ -12,7 +12,14 @@ struct Backup: ParsableCommand {
             --encrypt-to the file is <id>.sql.gz.age, encrypted by the age command: \
             'age -d -i key.txt FILE | zcat'.
 
+            With --remote s3://BUCKET[/PREFIX] (or --remote and PGSNAP_REMOTE) and no --push, \
+            the dump streams through compression and encryption straight into the bucket as a \
+            multipart upload, and the manifest is written last: nothing is written to the local \
+            disk, for a server whose disk cannot hold a second copy of the database. A killed \
+            upload is invisible; the next backup --remote or prune --remote aborts it after 24 h.
+
             Example: pgsnap backup --dbname app --label pre_migration_000045
+            Example: pgsnap backup --dbname app --remote s3://backups/app
 
             \(exitStatusHelp)
             """)
@@ -37,7 +44,7 @@ struct Backup: ParsableCommand {
 
     @OptionGroup(title: "Encryption") var encryption: EncryptionOptions
 
-    @Flag(help: "After the backup, verify it and copy it to --remote s3://... (or PGSNAP_REMOTE); exit 6 if only the copy fails.")
+    @Flag(help: "Back up into the directory, verify, then copy to --remote s3://... (or PGSNAP_REMOTE); exit 6 if only the copy fails. Without --push, --remote writes straight to the bucket.")
     var push = false
     @OptionGroup var remote: RemoteOptions
 
@@ -47,6 +54,11 @@ struct Backup: ParsableCommand {
     func validate() throws {
         if format == .directory {
             if snapshot.compress != .gzip { throw ValidationError("--format directory stores gzip files (pg_dump -Fd); drop --compress") }
+        }
+        if remote.wanted && !push {
+            // pg_dump -Fd writes files of its own, and a whole-server run keeps its globals in the directory.
+            if format == .directory { throw ValidationError("--remote without --push streams one plain-format dump into the bucket; --format directory needs the directory: add --push") }
+            if allDatabases { throw ValidationError("--remote without --push streams one database into the bucket; --all-databases needs the directory: add --push") }
         }
         try validateAllDatabases()
     }
@@ -58,11 +70,25 @@ struct Backup: ParsableCommand {
         options.format = format
         options.encryptTo = try encryption.recipients(session.environment)
         // Before the backup: a missing bucket name or credentials is a usage problem, found in a second.
-        let storage = push ? try remote.storage(session.environment) : nil
-        let manifest = try BackupService(session: session).run(options, wait: try lock.seconds)
+        let bucket = push || remote.wanted ? try remote.storage(session.environment) : nil
+        let service = BackupService(session: session)
+        let manifest: Manifest
+        let storage: SnapshotStorage
+        if let bucket, !push {
+            // --remote alone: straight into the bucket, nothing on the local disk.
+            do {
+                manifest = try service.run(options, to: bucket)
+            } catch let e as PGSnapError where e.status == .usage {
+                throw ValidationError(e.description)
+            }
+            storage = bucket
+        } else {
+            manifest = try service.run(options, wait: try lock.seconds)
+            storage = LocalStorage(try session.directory(create: false))
+        }
         // Only a snapshot proven whole may let older ones go.
-        if prune { try pruneAfterBackup(manifest, policy: policy.policy, session: session, wait: try lock.seconds) }
-        if let storage { try pushAfterBackup(manifest, storage: storage, session: session, wait: try lock.seconds) }
+        if prune { try pruneAfterBackup(manifest, in: storage, policy: policy.policy, session: session, wait: try lock.seconds) }
+        if push, let bucket { try pushAfterBackup(manifest, storage: bucket, session: session, wait: try lock.seconds) }
         if output.json {
             try printJSON(WithNulls(manifest))
         } else {

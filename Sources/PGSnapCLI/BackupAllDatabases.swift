@@ -23,7 +23,7 @@ extension Backup {
         let prune = self.prune
         let quiet = output.quiet || output.json
         let outcomes = try AllDatabasesService(session: session).run(options, globals: globals, wait: wait, after: { manifest, one in
-            if prune { try pruneAfterBackup(manifest, policy: policy, session: one, wait: wait) }
+            if prune { try pruneAfterBackup(manifest, in: LocalStorage(try one.directory(create: false)), policy: policy, session: one, wait: wait) }
             if let storage { try pushAfterBackup(manifest, storage: storage, session: one, wait: wait) }
         }, report: { outcome in
             if let error = outcome.error { printError(error) }
@@ -43,15 +43,14 @@ extension Backup {
 /// `backup --prune`'s step for one new snapshot: verify it, and only then let older ones go.
 ///
 /// - Throws: `PGSnapError.verification` when the new snapshot is not whole (nothing is pruned).
-func pruneAfterBackup(_ manifest: Manifest, policy: RetentionPolicy, session: Session, wait: Double?) throws {
-    let dir = try session.directory(create: false)
-    let entry = try SnapshotSelector(kind: .id(manifest.id)).select(from: try dir.catalog(), directory: dir.path)
-    let check = VerifyService(session: session).verify(entry, in: dir)
+func pruneAfterBackup(_ manifest: Manifest, in storage: SnapshotStorage, policy: RetentionPolicy, session: Session, wait: Double?) throws {
+    let entry = try SnapshotSelector(kind: .id(manifest.id)).select(from: try storage.catalog(), directory: storage.location)
+    let check = VerifyService(session: session).verify(entry, in: storage)
     guard check.ok else {
         throw PGSnapError.verification("new snapshot \(manifest.id) failed verification (\(check.failedCheck ?? "?"): \(check.detail ?? "")); nothing was pruned",
                                        next: "Investigate before trusting this backup")
     }
-    let result = try PruneService(session: session).run(LocalStorage(dir), policy: policy, database: manifest.database, dryRun: false, wait: wait ?? 600)
+    let result = try PruneService(session: session).run(storage, policy: policy, database: manifest.database, dryRun: false, wait: wait ?? 600)
     printPrune(result, json: false, reporter: session.reporter)
 }
 

@@ -167,14 +167,19 @@ public struct SnapshotSelector: Equatable, Sendable {
         switch kind {
         case .id(let id):
             if let e = sorted.first(where: { $0.id == id }) { return e }
-            throw PGSnapError(.failure, "No snapshot with id '\(oneLine(id, limit: 120))' in \(directory)", next: "Run 'pgsnap list --dir \(directory)'")
+            throw PGSnapError(.failure, "No snapshot with id '\(oneLine(id, limit: 120))' in \(directory)", next: "Run '\(SnapshotSelector.listCommand(directory))'")
         case .latest:
             if let e = inScope(sorted).first { return e }
-            throw PGSnapError(.failure, "No snapshot matches 'latest'\(scope) in \(directory)", next: "Run 'pgsnap list --dir \(directory)'")
+            throw PGSnapError(.failure, "No snapshot matches 'latest'\(scope) in \(directory)", next: "Run '\(SnapshotSelector.listCommand(directory))'")
         case .label(let label):
             if let e = inScope(sorted).first { return e }
-            throw PGSnapError(.failure, "No snapshot with label '\(label)'\(scope) in \(directory)", next: "Run 'pgsnap list --dir \(directory)'")
+            throw PGSnapError(.failure, "No snapshot with label '\(label)'\(scope) in \(directory)", next: "Run '\(SnapshotSelector.listCommand(directory))'")
         }
+    }
+
+    /// How to list what is in `location` (a directory or `s3://bucket/prefix`), for hints.
+    public static func listCommand(_ location: String) -> String {
+        location.hasPrefix("s3://") ? "pgsnap list --remote \(location)" : "pgsnap list --dir \(location)"
     }
 
     /// Committed snapshots this selector could mean, newest first (for an id: that one).

@@ -11,7 +11,7 @@ public struct RetentionPolicy: Equatable, Sendable {
     public var leftoverGrace: TimeInterval
 
     public init(keepDays: Int = 30, keepLast: Int = 1, keepDaily: Int = 0, keepWeekly: Int = 0, keepMonthly: Int = 0,
-                leftoverGrace: TimeInterval = 24 * 3600) {
+                leftoverGrace: TimeInterval = RetentionPolicy.defaultLeftoverGrace) {
         self.keepDays = keepDays
         self.keepLast = keepLast
         self.keepDaily = keepDaily
@@ -19,6 +19,9 @@ public struct RetentionPolicy: Equatable, Sendable {
         self.keepMonthly = keepMonthly
         self.leftoverGrace = leftoverGrace
     }
+
+    /// A day: a leftover (or an unfinished upload) younger than this may be a backup still running.
+    public static let defaultLeftoverGrace: TimeInterval = 24 * 3600
 
     /// A policy that keeps nothing by any rule; only the always-kept newest snapshot would survive it.
     public var isEmpty: Bool { keepDays == 0 && keepLast == 0 && keepDaily == 0 && keepWeekly == 0 && keepMonthly == 0 }

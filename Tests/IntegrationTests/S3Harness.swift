@@ -63,6 +63,10 @@ enum S3Harness {
             print(json.dumps(os.path.getsize(sys.argv[4])))
         elif op == "start-upload":
             print(json.dumps(s3.create_multipart_upload(Bucket=bucket, Key=arg)["UploadId"]))
+        elif op == "head":
+            # The first N bytes of an object, as text (an age header).
+            body = s3.get_object(Bucket=bucket, Key=arg, Range="bytes=0-%d" % (int(sys.argv[4]) - 1))["Body"].read()
+            print(json.dumps(body.decode("latin-1")))
         elif op == "meta":
             print(json.dumps(s3.head_object(Bucket=bucket, Key=arg)["Metadata"]))
         elif op == "truncate":

@@ -6,8 +6,12 @@ own moto with signatures checked (scripts/s3), makes a dataset of ~SIZE MB of pl
 backs it up once, then alternates in the same run:
   1. pgsnap push ID (fresh prefix each run)      vs  aws s3 cp DUMP s3://bucket/... (same file)
   2. pgsnap backup --push                        vs  pgsnap backup; aws s3 cp of that dump
+  3. pgsnap backup --remote (straight to the bucket, no local file)  vs  pgsnap backup into a
+     local directory, on the wide dataset (wide.py: a wide jsonb table with a primary key and an
+     index, and 180 small tables)
 Goals (issue 12): push <= 1.10 x aws s3 cp; backup --push <= 1.00 x backup + aws s3 cp;
-pgsnap push peak RSS <= 64 MiB + the parts in flight (3 x 8 MiB).
+pgsnap push peak RSS <= 64 MiB + the parts in flight (3 x 8 MiB). Issue 22: backup --remote
+<= 1.05 x backup to a directory, its peak RSS within the same budget.
 Exit status: 0 goals met, 1 a goal missed, 3 the benchmark failed.
 """
 import argparse
@@ -25,6 +29,7 @@ import bench  # noqa: E402  (measure, step, median, BenchError, run)
 GOAL_PUSH_RATIO = 1.10
 GOAL_BACKUP_PUSH_RATIO = 1.00
 GOAL_PUSH_RSS_MIB = 64 + 3 * 8
+GOAL_DIRECT_RATIO = 1.05
 
 
 def main():
@@ -33,6 +38,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--size-mb", type=int, required=True)
     ap.add_argument("--runs", type=int, required=True)
+    ap.add_argument("--parts", default="push,direct", help="push (1, 2) and/or direct (3), comma-separated")
     a = ap.parse_args()
     s3dir = os.path.join(a.work, "s3")
     subprocess.run([sys.executable, os.path.join(REPO, "scripts", "s3"), "start", s3dir], check=True)
@@ -52,6 +58,53 @@ def body(a, s3dir):
         "AWS_ACCESS_KEY_ID": env["PGSNAP_TEST_S3_KEY_ID"], "AWS_SECRET_ACCESS_KEY": env["PGSNAP_TEST_S3_SECRET"],
         "AWS_ENDPOINT_URL_S3": endpoint, "AWS_DEFAULT_REGION": "us-east-1",
     })
+    parts = set(a.parts.split(","))
+    missed = []
+    if "direct" in parts:
+        missed += direct(a, bucket)
+    if "push" in parts:
+        missed += push_parts(a, endpoint, bucket)
+    return 1 if missed else 0
+
+
+def direct(a, bucket):
+    """Part 3: backup --remote against backup into a directory, same data, alternating."""
+    import wide  # noqa: E402  (the production-shaped dataset)
+    db = "pgsnap_bench_direct"
+    bench.run([bench.PSQL, "-X", "-q", "-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {db}"], what="drop database")
+    rows, _, plain, _ = wide.generate(db, a.size_mb)
+    local, remote = [], []
+    for i in range(a.runs):
+        d = os.path.join(a.work, f"direct-{i}")
+        pair = [
+            ("local", lambda: bench.measure([bench.step([a.bin, "backup", "-d", db, "--dir", d, "--quiet"])], "backup to a directory")),
+            ("remote", lambda: bench.measure([bench.step([a.bin, "backup", "-d", db, "--dir", d + "-unused", "--quiet", "--remote", f"s3://{bucket}/direct-{i}"])],
+                                             "backup --remote")),
+        ]
+        for name, fn in (pair if i % 2 == 0 else pair[::-1]):
+            (local if name == "local" else remote).append(fn())
+        if os.path.exists(d + "-unused"):
+            raise bench.BenchError("backup --remote wrote to its local directory")
+        shutil.rmtree(d, ignore_errors=True)
+    med = lambda rs: bench.median([r["wall"] for r in rs])
+    rss = max((r.get("own_hwm_kib") or r["maxrss_kib"]) for r in remote) / 1024
+    ratio = med(remote) / med(local)
+    bench.out("")
+    bench.out(f"backup straight to the bucket, wide dataset: {rows:,} wide rows + {wide.SMALL_TABLES} small tables, "
+              f"{plain / 1e6:.0f} MB of plain dump (medians of {a.runs} run(s))")
+    bench.out(f"  pgsnap backup --remote {med(remote):7.2f} s     backup to a directory  {med(local):7.2f} s     ratio {ratio:.2f}")
+    bench.out(f"  backup --remote peak RSS {rss:5.1f} MiB")
+    missed = []
+    for name, value, limit in [("backup --remote / backup", ratio, GOAL_DIRECT_RATIO), ("backup --remote peak RSS MiB", rss, GOAL_PUSH_RSS_MIB)]:
+        ok = value <= limit
+        bench.out(f"  goal {name:<38} {value:8.2f} <= {limit:<6} {'met' if ok else 'MISSED'}")
+        if not ok:
+            missed.append(name)
+    bench.run([bench.PSQL, "-X", "-q", "-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {db}"], what="drop database")
+    return missed
+
+
+def push_parts(a, endpoint, bucket):
     aws = shutil.which("aws")
     if not aws:
         raise bench.BenchError("aws (awscli) not found: pip install awscli")
@@ -107,7 +160,7 @@ def body(a, s3dir):
         if not ok:
             missed.append(name)
     bench.run(psql + ["-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {db}"], what="drop database")
-    return 1 if missed else 0
+    return missed
 
 
 if __name__ == "__main__":

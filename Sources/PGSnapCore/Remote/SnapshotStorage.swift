@@ -19,6 +19,9 @@ public protocol SnapshotStorage: AnyObject {
     func files(inDirectory name: String) throws -> [DirectoryFile]
     /// A new file that nobody sees under `name` until `commit` (temporary name / multipart upload).
     func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload
+    /// `create` for a name nobody has: nil when a file is there or, where the storage can tell,
+    /// another writer is writing it (a backup reserving its snapshot name).
+    func createNew(_ name: String, expectedSize: Int64) throws -> StorageUpload?
     /// A small file (a manifest), visible all at once or not at all, with its SHA-256 recorded
     /// beside it where the storage keeps one (a bucket's object metadata).
     func putSmall(_ name: String, bytes: [UInt8], sha256: String?) throws
@@ -52,6 +55,11 @@ public protocol StorageUpload: AnyObject {
 }
 
 extension SnapshotStorage {
+    public func createNew(_ name: String, expectedSize: Int64) throws -> StorageUpload? {
+        guard try size(of: name) == nil else { return nil }
+        return try create(name, expectedSize: expectedSize, sha256: nil)
+    }
+
     public func putSmall(_ name: String, bytes: [UInt8]) throws { try putSmall(name, bytes: bytes, sha256: nil) }
 
     /// One listing, two views: the files, and sizes by name with each directory snapshot's total

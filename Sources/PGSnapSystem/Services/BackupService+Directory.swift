@@ -155,7 +155,7 @@ extension BackupService {
         manifest.formatVersion = 2
         manifest.dumpFormat = DumpFormat.directory.rawValue
         manifest.files = files.sorted { $0.name < $1.name }
-        try commit(&manifest, context: c, options: options, dir: dir)
+        try commit(&manifest, context: c, options: options, storage: LocalStorage(dir), dir: dir)
         committed = true
         return manifest
     }
@@ -209,9 +209,10 @@ extension BackupService {
 
     /// Picks a free id and creates `<id>.dir.partial/` (0700) exclusively.
     func reserveDirectory(dir: SnapshotDirectory, database: String, date: Date, label: String?) throws -> (String, String) {
+        let listed = Set(try dir.list().map(\.name))
         for attempt in 1...1000 {
             let id = SnapshotName.id(database: database, date: date, label: label, attempt: attempt)
-            if isTaken(id, in: dir) { continue }
+            if isTaken(id, listed: listed) { continue }
             let partial = dir.file(id + SnapshotName.directorySuffix + SnapshotName.partialSuffix)
             if mkdir(partial, 0o700) == 0 { return (id, partial) }
             if errno != EEXIST { throw SnapshotDirectory.ioError("create \(partial)") }

@@ -44,10 +44,29 @@ public struct BackupService {
         let dir = try session.directory(create: true)
         let lock = try DirectoryLock(directory: dir, mode: .shared, command: "backup", wait: wait)
         defer { withExtendedLifetime(lock) {} }
-        return try runLocked(options, dir: dir, age: age)
+        return try runLocked(options, storage: LocalStorage(dir), dir: dir, age: age)
     }
 
-    func runLocked(_ options: BackupOptions, dir: SnapshotDirectory, age: AgeTool?) throws -> Manifest {
+    /// Straight into a storage (`backup --remote`): the dump streams through compression and
+    /// encryption into an upload nobody sees until it is committed, then the manifest; no byte
+    /// touches the local disk. Plain format only: pg_dump -Fd writes files of its own.
+    public func run(_ options: BackupOptions, to storage: SnapshotStorage) throws -> Manifest {
+        if let label = options.label { try SnapshotName.validateLabel(label) }
+        guard options.format == .plain, options.runGlobals == nil else {
+            throw PGSnapError(.usage, "a backup straight to \(storage.location) is a plain-format snapshot of one database",
+                              next: "Back up into a directory and add --push for the directory format or --all-databases")
+        }
+        let age = options.encryptTo.isEmpty ? nil : try AgeTool.locate(environment: session.environment)
+        // What a killed run of an earlier night left: invisible, but billed until aborted.
+        let grace = RetentionPolicy.defaultLeftoverGrace
+        let stale = try storage.removeAbandonedWrites(startedBefore: session.now().addingTimeInterval(-grace))
+        if stale > 0 { session.reporter.info("pgsnap: aborted \(stale) unfinished upload(s) older than \(Int(grace / 3600)) h in \(storage.location)") }
+        return try runLocked(options, storage: storage, dir: nil, age: age)
+    }
+
+    /// - Parameter dir: the backup directory when `storage` is it (the directory format and a
+    ///   whole-server run's globals need its paths); nil for a bucket.
+    func runLocked(_ options: BackupOptions, storage: SnapshotStorage, dir: SnapshotDirectory?, age: AgeTool?) throws -> Manifest {
         let started = session.now()
         let clock = DispatchTime.now()
         let db = try session.connect()
@@ -76,26 +95,27 @@ public struct BackupService {
                                   dumpsStatistics: dumpsStatistics,
                                   snapshotID: snapshotID, locking: locking, dumpLockTimeoutMs: dumpLockTimeoutMs, migration: migration,
                                   properties: properties, databaseBytes: databaseBytes, started: started, clock: clock)
-        if options.format == .directory {
+        if options.format == .directory, let dir {
             return try runDirectory(options, dir: dir, context: context, age: age)
         }
 
         let encrypted = age != nil
-        let (id, partialPath, sink) = try reserveName(dir: dir, database: database, date: started, label: options.label,
-                                                      compression: options.compression, encrypted: encrypted)
+        let (id, upload) = try reserveName(in: storage, database: database, date: started, label: options.label,
+                                           compression: options.compression, encrypted: encrypted)
         let finalName = SnapshotName.dumpFile(id: id, compression: options.compression, encrypted: encrypted)
+        let sink = HashingSink(upload)
         var encryptor: AgeEncryptor?
+        var stored = false
         var committed = false
         defer {
             if !committed {
                 encryptor?.abort()
-                unlink(partialPath)
-                unlink(dir.file(finalName))
-                unlink(dir.file(id + SnapshotName.manifestSuffix + SnapshotName.partialSuffix))
+                if stored { try? storage.delete(finalName) } else { upload.abort() }
+                if let dir { unlink(dir.file(id + SnapshotName.manifestSuffix + SnapshotName.partialSuffix)) }
             }
         }
         let encryptedNote = encrypted ? ", encrypted with age to \(options.encryptTo.count) recipient(s)" : ""
-        session.reporter.info("pgsnap: backing up database \"\(database)\" (\(session.redact(session.spec.redacted))) to \(dir.file(finalName))\(encryptedNote)")
+        session.reporter.info("pgsnap: backing up database \"\(database)\" (\(session.redact(session.spec.redacted))) to \(storage.location)/\(finalName)\(encryptedNote)")
 
         let command = ExternalCommand(
             name: "pg_dump", executable: pgDump.path,
@@ -149,9 +169,13 @@ public struct BackupService {
         try writer.finish()
         try encryptor?.finish()
         let fsyncStart = DispatchTime.now()
-        try sink.sync()
-        guard rename(partialPath, dir.file(finalName)) == 0 else { throw SnapshotDirectory.ioError("rename \(partialPath)") }
-        try dir.sync()
+        // The directory: fsync, rename, fsync the directory. A bucket: the last parts, completion, the stored size checked.
+        let storedBytes = try upload.commit()
+        stored = true
+        guard storedBytes == sink.bytes else {
+            throw PGSnapError("\(storage.location)/\(finalName) holds \(storedBytes) bytes, \(sink.bytes) were written; nothing was kept",
+                              next: "Run the backup again")
+        }
         let fsyncSeconds = seconds(since: fsyncStart)
         try? db.query("COMMIT")
 
@@ -165,7 +189,7 @@ public struct BackupService {
             timings: .init(dumpSeconds: Double(dumpDone.uptimeNanoseconds - clock.uptimeNanoseconds) / 1e9,
                            compressWaitSeconds: writer.waitSeconds, fsyncSeconds: fsyncSeconds),
             pgsnapVersion: pgsnapVersion)
-        try commit(&manifest, context: context, options: options, dir: dir)
+        try commit(&manifest, context: context, options: options, storage: storage, dir: dir)
         committed = true
         return manifest
     }
@@ -177,53 +201,53 @@ public struct BackupService {
     }
 
     /// What both formats record the same way, then the manifest written: the commit point.
-    func commit(_ manifest: inout Manifest, context c: DumpContext, options: BackupOptions, dir: SnapshotDirectory) throws {
+    func commit(_ manifest: inout Manifest, context c: DumpContext, options: BackupOptions, storage: SnapshotStorage,
+                dir: SnapshotDirectory?) throws {
         manifest.databaseBytes = c.databaseBytes
         manifest.toolDirectory = c.pgDump.directory
         manifest.statistics = c.dumpsStatistics ? "dumped" : nil
         manifest.tableLocking = .init(mode: c.locking.beforeSnapshot ? .beforeSnapshot : .pgDumpOnly, tables: c.locking.tables)
         if !options.encryptTo.isEmpty { manifest.encryption = Encryption(recipients: options.encryptTo) }
-        if let run = options.runGlobals {
+        if let run = options.runGlobals, let dir {
             // The globals are on disk and the run's record names this snapshot before its manifest refers to them.
             try run.attach(manifest.id, in: dir)
             manifest.run = run.run
             manifest.globalsFile = run.globalsFile
             manifest.globalsSHA256 = run.sha256
         } else if options.globals {
-            (manifest.globalsFile, manifest.globalsSHA256) = try dumpGlobals(dir: dir, id: manifest.id, serverMajor: c.serverMajor)
+            (manifest.globalsFile, manifest.globalsSHA256) = try dumpGlobals(storage: storage, id: manifest.id, serverMajor: c.serverMajor)
         }
         manifest.durationSeconds = seconds(since: c.clock)
-        try dir.writeAtomically(try manifest.encoded(), to: manifest.id + SnapshotName.manifestSuffix)
+        let bytes = try manifest.encoded()
+        try storage.putSmall(manifest.id + SnapshotName.manifestSuffix, bytes: [UInt8](bytes))
     }
 
-    /// Picks a free id and creates its `.partial` file exclusively, so two backups in one second never collide.
-    func reserveName(dir: SnapshotDirectory, database: String, date: Date, label: String?, compression: CompressionAlgorithm,
-                     encrypted: Bool = false) throws
-        -> (String, String, FileSink)
+    /// Picks a free id and creates its dump file exclusively (invisible until committed), so two
+    /// backups in one second never collide.
+    func reserveName(in storage: SnapshotStorage, database: String, date: Date, label: String?, compression: CompressionAlgorithm,
+                     encrypted: Bool) throws -> (String, StorageUpload)
     {
+        let listed = Set(StorageListing.folded(try storage.list()).map(\.name))
         for attempt in 1...1000 {
             let id = SnapshotName.id(database: database, date: date, label: label, attempt: attempt)
+            if isTaken(id, listed: listed) { continue }
             let final = SnapshotName.dumpFile(id: id, compression: compression, encrypted: encrypted)
-            if isTaken(id, in: dir) { continue }
-            let partial = dir.file(final + SnapshotName.partialSuffix)
-            do {
-                return (id, partial, try FileSink(creating: partial))
-            } catch is FileSink.AlreadyExists {
-                continue
-            }
+            // The size is not known before the dump ends: -1 (a bucket grows its parts).
+            if let upload = try storage.createNew(final, expectedSize: -1) { return (id, upload) }
         }
-        throw PGSnapError("cannot find a free snapshot name in \(dir.path)")
+        throw PGSnapError("cannot find a free snapshot name in \(storage.location)")
     }
 
     /// Any kind of dump under this id (another run may compress, encrypt or format differently),
     /// finished or partial, or its manifest, takes it.
-    func isTaken(_ id: String, in dir: SnapshotDirectory) -> Bool {
-        SnapshotName.dumpSuffixes.contains { access(dir.file(id + $0), F_OK) == 0 || access(dir.file(id + $0 + SnapshotName.partialSuffix), F_OK) == 0 }
-            || access(dir.file(id + SnapshotName.manifestSuffix), F_OK) == 0
+    func isTaken(_ id: String, listed: Set<String>) -> Bool {
+        (SnapshotName.dumpSuffixes + [SnapshotName.manifestSuffix]).contains { suffix in
+            listed.contains(id + suffix) || listed.contains(id + suffix + SnapshotName.partialSuffix)
+        }
     }
 
     /// `pg_dumpall --globals-only` beside one snapshot: `<id>.globals.sql`; returns its name and SHA-256.
-    func dumpGlobals(dir: SnapshotDirectory, id: String, serverMajor: Int) throws -> (String, String) {
+    func dumpGlobals(storage: SnapshotStorage, id: String, serverMajor: Int) throws -> (String, String) {
         let tool = try session.tools.locate("pg_dumpall", serverMajor: serverMajor)
         let name = id + SnapshotName.globalsSuffix
         let command = ExternalCommand(name: "pg_dumpall", executable: tool.path,
@@ -234,12 +258,30 @@ public struct BackupService {
             throw PGSnapError("pg_dumpall --globals-only failed (\(t)): \(session.redact(child.lastErrorLine ?? ""))",
                               next: "Roles need superuser to dump; run without --globals or as a superuser")
         }
-        let data = Data(out.utf8)
-        try dir.writeAtomically(data, to: name)
+        let bytes = [UInt8](out.utf8)
         var hash = SHA256Stream()
-        data.withUnsafeBytes { hash.update($0) }
-        return (name, hash.finalizeHex())
+        bytes.withUnsafeBytes { hash.update($0) }
+        let sha = hash.finalizeHex()
+        try storage.putSmall(name, bytes: bytes, sha256: sha)
+        return (name, sha)
     }
+}
+
+/// The dump file on its way into storage, hashed and counted as stored (after compression and encryption).
+final class HashingSink: ByteSink {
+    let upload: StorageUpload
+    private(set) var bytes: Int64 = 0
+    private var hash = SHA256Stream()
+
+    init(_ upload: StorageUpload) { self.upload = upload }
+
+    func write(_ data: UnsafeRawBufferPointer) throws {
+        hash.update(data)
+        try upload.write(data)
+        bytes += Int64(data.count)
+    }
+
+    func sha256Hex() -> String { hash.finalizeHex() }
 }
 
 func seconds(since start: DispatchTime) -> Double {

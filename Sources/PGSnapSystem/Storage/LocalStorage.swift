@@ -58,6 +58,15 @@ public final class LocalStorage: SnapshotStorage {
         return try LocalUpload(directory: directory, name: name)
     }
 
+    /// `name.partial` created exclusively: another backup that took the name first wins.
+    public func createNew(_ name: String, expectedSize: Int64) throws -> StorageUpload? {
+        do {
+            return try LocalUpload(directory: directory, name: name, exclusive: true)
+        } catch is FileSink.AlreadyExists {
+            return nil
+        }
+    }
+
     public func stat(_ name: String) throws -> StoredObject? { try size(of: name).map { StoredObject(size: $0, sha256: nil) } }
 
     /// A directory records no checksum beside a file (the manifest holds them).
@@ -84,13 +93,20 @@ final class LocalUpload: StorageUpload {
     private var fd: Int32
     private var written: Int64 = 0
 
-    init(directory: SnapshotDirectory, name: String) throws {
+    /// - Parameter exclusive: fail with `FileSink.AlreadyExists` when `name.partial` is there (a
+    ///   backup reserving its name against another one) instead of replacing it (a transfer's
+    ///   leftover, which holds the directory's lock).
+    init(directory: SnapshotDirectory, name: String, exclusive: Bool = false) throws {
         self.directory = directory
         self.name = name
         tmp = directory.file(name + SnapshotName.partialSuffix)
-        unlink(tmp)
+        if !exclusive { unlink(tmp) }
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw SnapshotDirectory.ioError("create \(tmp)") }
+        guard fd >= 0 else {
+            let code = errno
+            if code == EEXIST { throw FileSink.AlreadyExists(path: tmp) }
+            throw SnapshotDirectory.ioError("create \(tmp)", errno: code)
+        }
     }
 
     deinit { if fd >= 0 { close(fd) } }

@@ -63,9 +63,20 @@ public final class S3Storage: SnapshotStorage {
         if let sha256 { meta["sha256"] = sha256 }
         let id = try client.createMultipartUpload(key, metadata: meta)
         return S3MultipartUpload(client: client, key: key, uploadID: id,
-                                 partSize: S3Storage.partSize(for: expectedSize, override: partSizeOverride), inFlight: inFlight)
+                                 partSize: S3Storage.partSize(for: expectedSize, override: partSizeOverride), inFlight: inFlight,
+                                 grows: expectedSize < 0)
     }
 
+    /// Taken when the object exists or another multipart upload of it is under way (a backup of
+    /// the same database started in the same second elsewhere). Without conditional writes a
+    /// race between the check and the upload remains; ids carry the second, so it needs two
+    /// writers in one second.
+    public func createNew(_ name: String, expectedSize: Int64) throws -> StorageUpload? {
+        let key = remote.key(name)
+        guard try client.head(key) == nil else { return nil }
+        guard try client.listMultipartUploads(prefix: key).allSatisfy({ $0.key != key }) else { return nil }
+        return try create(name, expectedSize: expectedSize, sha256: nil)
+    }
 
     /// A directory snapshot (`<id>.dir`, as the catalog names it) goes with every object under it.
     public func delete(_ name: String) throws {
@@ -100,15 +111,23 @@ public final class S3Storage: SnapshotStorage {
     }
 
     /// Aborts unfinished uploads under the prefix started before `cutoff` (prune's leftovers).
+    /// A snapshot file's name carries the time its backup started, which must be older too: an
+    /// S3 server's `Initiated` is not trusted alone (moto reports 2010-11-10 for every upload,
+    /// which would abort a backup still running).
     public func abortUnfinishedUploads(initiatedBefore cutoff: Date) throws -> Int {
         let stale = try client.listMultipartUploads(prefix: remote.listPrefix).filter { u in
-            remote.name(ofKey: u.key) != nil && (u.initiated.map { $0 < cutoff } ?? false)
+            guard let name = remote.name(ofKey: u.key), let initiated = u.initiated, initiated < cutoff else { return false }
+            // `<id>.dir/<file>`: the folder names the snapshot.
+            let file = name.split(separator: "/").first.map(String.init) ?? name
+            let started = Catalog.snapshotID(ofFile: file).flatMap { SnapshotName.parse(id: $0)?.date }
+            return started.map { $0 < cutoff } ?? true
         }
         for u in stale { try client.abortMultipartUpload(u.key, uploadID: u.uploadID) }
         return stale.count
     }
 
     /// 8 MiB, or more so a big dump fits S3's 10,000 parts; at most 64 MiB (dumps up to 625 GiB).
+    /// A negative size (not known yet) starts at 8 MiB and grows, see `S3MultipartUpload.partSize`.
     static func partSize(for size: Int64, override: Int?) -> Int {
         if let override { return override }
         let needed = (size + 9_999) / 10_000
@@ -122,7 +141,11 @@ final class S3MultipartUpload: StorageUpload, @unchecked Sendable {
     let client: S3Client
     let key: String
     let uploadID: String
-    let partSize: Int
+    /// Doubles every `S3MultipartUpload.partsPerSize` parts when the size is not known in advance
+    /// (a dump streamed straight in): 8 MiB parts reach S3's 10,000-part limit at 484 GiB instead of 78.
+    private(set) var partSize: Int
+    let grows: Bool
+    static let partsPerSize = 2000
     private var buffer: UnsafeMutableRawPointer?
     private var filled = 0
     private var parts = 0
@@ -134,11 +157,12 @@ final class S3MultipartUpload: StorageUpload, @unchecked Sendable {
     private var firstError: Error?
     private var finished = false
 
-    init(client: S3Client, key: String, uploadID: String, partSize: Int, inFlight: Int) {
+    init(client: S3Client, key: String, uploadID: String, partSize: Int, inFlight: Int, grows: Bool = false) {
         self.client = client
         self.key = key
         self.uploadID = uploadID
         self.partSize = partSize
+        self.grows = grows
         slots = DispatchSemaphore(value: inFlight)
     }
 
@@ -164,7 +188,10 @@ final class S3MultipartUpload: StorageUpload, @unchecked Sendable {
 
     /// Hands the full buffer to a worker (the Data owns and frees it) and waits for a free slot first.
     private func send() throws {
-        slots.wait()
+        // A part the server holds must not hold Ctrl-C too: the wait gives way to a signal.
+        while slots.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
+            if SignalTrap.received != nil { throw PGSnapError(.interrupted, "upload of \(key) interrupted") }
+        }
         if let e = lock.withLock({ firstError }) {
             slots.signal()
             throw e
@@ -175,6 +202,7 @@ final class S3MultipartUpload: StorageUpload, @unchecked Sendable {
         let data = buffer.map { Data(bytesNoCopy: $0, count: filled, deallocator: .free) } ?? Data()
         buffer = nil
         filled = 0
+        if grows && number % S3MultipartUpload.partsPerSize == 0 { partSize = min(partSize * 2, 1 << 30) }
         group.enter()
         DispatchQueue.global().async { [self] in
             defer {
@@ -209,9 +237,12 @@ final class S3MultipartUpload: StorageUpload, @unchecked Sendable {
         return stored.size
     }
 
+    /// Parts still in flight get a few seconds (a signal: none); a part that lands after the
+    /// abort is refused by S3 (NoSuchUpload), and S3 says to abort again when one might have.
     func abort() {
-        group.wait()
+        _ = group.wait(timeout: .now() + (SignalTrap.received == nil ? 5 : 0))
         guard !finished else { return }
         try? client.abortMultipartUpload(key, uploadID: uploadID)
+        if group.wait(timeout: .now()) == .timedOut { try? client.abortMultipartUpload(key, uploadID: uploadID) }
     }
 }

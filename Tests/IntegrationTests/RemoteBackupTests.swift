@@ -1,0 +1,215 @@
+import Foundation
+import XCTest
+
+/// `backup --remote` without `--push`: pg_dump streams through compression (and age) straight
+/// into the bucket, the manifest last; nothing touches the local disk, and a killed or failed
+/// upload leaves nothing that lists or restores as a snapshot.
+final class RemoteBackupTests: XCTestCase {
+    var databases: [String] = []
+    var paths: [String] = []
+    var proxies: [FaultProxy] = []
+
+    override func tearDown() {
+        for p in proxies { p.stop() }
+        for d in databases { Harness.dropDatabase(d) }
+        for p in paths { try? FileManager.default.removeItem(atPath: p) }
+        super.tearDown()
+    }
+
+    /// rows = 600,000 dumps to about 11 MB: three parts of 5 MiB.
+    func database(_ prefix: String, rows: Int = 2000) throws -> String {
+        let db = try Harness.createDatabase(prefix)
+        databases.append(db)
+        try Harness.psql(db, """
+            CREATE TABLE t (g int PRIMARY KEY, h text, j jsonb);
+            INSERT INTO t SELECT g, md5(g::text), jsonb_build_object('g', g, 'n', repeat('x', g % 50)) FROM generate_series(1, \(rows)) g;
+            CREATE INDEX t_h ON t (h);
+            CREATE TABLE small (id serial PRIMARY KEY, note text);
+            INSERT INTO small (note) VALUES ('a'), (NULL), ('tab\there');
+            """)
+        return db
+    }
+
+    /// A backup directory path that does not exist: a direct backup must not create it.
+    func absentDir() -> String {
+        let path = NSTemporaryDirectory() + "pgsnap-absent-" + UUID().uuidString.prefix(8)
+        paths.append(path)
+        return path
+    }
+
+    func proxy(_ rule: @escaping (String, Int) -> FaultProxy.Action) throws -> FaultProxy {
+        let p = try FaultProxy(upstream: S3Harness.endpoint, rule: rule)
+        proxies.append(p)
+        return p
+    }
+
+    func listRemote(_ env: [String: String?]) throws -> [[String: Any]] {
+        let list = try Harness.pgsnap(["list", "--remote", "--json"], dir: absentDir(), env: env)
+        XCTAssertEqual(list.status, 0, list.stderr)
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]], list.stdout)
+    }
+
+    func testBackupRemoteWritesOnlyToTheBucketAndRestoresExactly() throws {
+        let db = try database("rb", rows: 600_000)
+        let before = try Harness.fingerprint(db)
+        let (remote, prefix) = S3Harness.newRemote()
+        let env = S3Harness.env(remote: remote)
+        let dir = absentDir()
+
+        let r = try Harness.pgsnap(["backup", "-d", db, "--remote", "--label", "pre_000045", "--globals"], dir: dir, env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let id = Harness.snapshotID(r)
+        XCTAssertTrue(r.stderr.contains("\(remote)/\(id).sql.gz"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir), "a direct backup wrote to the local disk")
+        XCTAssertEqual(Set(try S3Harness.objects(prefix).keys),
+                       [prefix + "/" + id + ".sql.gz", prefix + "/" + id + ".manifest.json", prefix + "/" + id + ".globals.sql"])
+        XCTAssertEqual(try S3Harness.unfinishedUploads(prefix), [])
+        // Several parts, so the streamed multipart path (not one PUT) was taken.
+        XCTAssertGreaterThan(try S3Harness.objects(prefix)[prefix + "/" + id + ".sql.gz"] ?? 0, 10 << 20)
+
+        let rows = try listRemote(env)
+        XCTAssertEqual(rows.map { $0["id"] as? String }, [id])
+        XCTAssertEqual(rows.first?["status"] as? String, "good")
+        XCTAssertEqual(rows.first?["label"] as? String, "pre_000045")
+        let verify = try Harness.pgsnap(["verify", "--remote", id], dir: dir, env: env)
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+
+        // The manifest's checksum is the stored object's, taken by an independent reader.
+        let pulledDir = try Harness.tempDir()
+        paths.append(pulledDir)
+        XCTAssertEqual(try Harness.pgsnap(["pull", id, "--quiet"], dir: pulledDir, env: env).status, 0)
+        let manifest = try Harness.manifest(dir: pulledDir, id: id)
+        XCTAssertEqual(manifest["sha256"] as? String, try Harness.sha256sum(Harness.dumpPath(dir: pulledDir, id: id)))
+        XCTAssertEqual((manifest["table_rows"] as? [String: Any])?["public.t"] as? Int, 600_000)
+
+        let target = db + "_back"
+        databases.append(target)
+        let restore = try Harness.pgsnap(["restore", "--remote", id, "--target", target, "--quiet"], dir: try Harness.tempDir(), env: env)
+        XCTAssertEqual(restore.status, 0, restore.stderr)
+        XCTAssertEqual(try Harness.fingerprint(target), before)
+    }
+
+    func testEncryptedBackupRemoteVerifiesWithTheIdentityAndNeverStoresPlaintext() throws {
+        let db = try database("rbenc")
+        let keys = try Harness.tempDir()
+        paths.append(keys)
+        let gen = try Harness.run(EncryptionTests.tool("age-keygen"), ["-o", keys + "/key.txt"])
+        XCTAssertEqual(gen.status, 0, gen.stderr)
+        let pub = try Harness.run(EncryptionTests.tool("age-keygen"), ["-y", keys + "/key.txt"])
+        let recipient = pub.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let (remote, prefix) = S3Harness.newRemote()
+        let env = S3Harness.env(remote: remote)
+
+        let r = try Harness.pgsnap(["backup", "-d", db, "--remote", remote, "--encrypt-to", recipient, "--compress", "zstd"], dir: absentDir(), env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let id = Harness.snapshotID(r)
+        let key = prefix + "/" + id + ".sql.zst.age"
+        let objects = try S3Harness.objects(prefix)
+        XCTAssertNotNil(objects[key], "\(objects)")
+        let head = try S3Harness.boto(["head", S3Harness.bucket, key, "22"]) as? String
+        XCTAssertEqual(head, "age-encryption.org/v1\n", "the object is not age-encrypted")
+
+        let verify = try Harness.pgsnap(["verify", "--remote", id, "--identity", keys + "/key.txt", "--json"], dir: absentDir(), env: env)
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        let results = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [[String: Any]])
+        XCTAssertEqual(results.first?["ok"] as? Bool, true, verify.stdout)
+        // Decrypted and read to the end: every row counted against the manifest.
+        XCTAssertEqual(results.first?["rows"] as? Int, 2003, verify.stdout)
+        XCTAssertEqual(results.first?["tables"] as? Int, 2, verify.stdout)
+    }
+
+    /// SIGKILL while part 2 is held: no object, nothing listed, restore refuses; the next
+    /// direct backup a day later aborts the orphaned upload.
+    func testKilledDirectBackupLeavesNothingThatListsOrRestores() throws {
+        let db = try database("rbkill", rows: 600_000)
+        let (remote, prefix) = S3Harness.newRemote()
+        let hold = try proxy { line, _ in line.contains("partNumber=2&") ? .stall : .forward }
+        let killed = try Harness.pgsnap(["backup", "-d", db, "--remote"], dir: absentDir(),
+                                        env: S3Harness.env(remote: remote, endpoint: hold.endpoint)) { pid in
+            XCTAssertEqual(hold.stalled.wait(timeout: .now() + 120), .success, "part 2 never arrived: \(hold.requests)")
+            kill(pid, SIGKILL)
+        }
+        XCTAssertEqual(killed.status, SIGKILL, "pgsnap was killed, it did not finish: \(killed.stderr)")
+        let env = S3Harness.env(remote: remote)
+        XCTAssertEqual(try S3Harness.objects(prefix), [:])
+        XCTAssertEqual(try S3Harness.unfinishedUploads(prefix).count, 1)
+        XCTAssertEqual(try listRemote(env).count, 0)
+        let restore = try Harness.pgsnap(["restore", "--remote", "latest", "-d", db, "--yes", "--quiet"], dir: try Harness.tempDir(), env: env)
+        XCTAssertEqual(restore.status, 1, restore.stderr)
+        XCTAssertTrue(restore.stderr.contains("No snapshot matches 'latest'") && restore.stderr.contains("pgsnap list --remote \(remote)"), restore.stderr)
+
+        // The same night: the upload may be a backup still running, so it is left alone.
+        let sameNight = try Harness.pgsnap(["backup", "-d", db, "--remote", "--quiet"], dir: absentDir(), env: env)
+        XCTAssertEqual(sameNight.status, 0, sameNight.stderr)
+        XCTAssertEqual(try S3Harness.unfinishedUploads(prefix).count, 1)
+        var nextDay = env
+        nextDay["PGSNAP_NOW"] = ISO8601DateFormatter().string(from: Date().addingTimeInterval(25 * 3600))
+        let next = try Harness.pgsnap(["backup", "-d", db, "--remote"], dir: absentDir(), env: nextDay)
+        XCTAssertEqual(next.status, 0, next.stderr)
+        XCTAssertTrue(next.stderr.contains("aborted 1 unfinished upload"), next.stderr)
+        XCTAssertEqual(try S3Harness.unfinishedUploads(prefix), [])
+        XCTAssertEqual(try listRemote(env).map { $0["status"] as? String }, ["good", "good"])
+    }
+
+    /// A part the bucket keeps refusing: exit 1 with one line naming the bucket, the upload
+    /// aborted at once, nothing stored; SIGTERM mid-upload: exit 130, the upload aborted too.
+    func testFailedOrInterruptedUploadIsAbortedAndNothingIsStored() throws {
+        let db = try database("rbfail", rows: 600_000)
+        let (remote, prefix) = S3Harness.newRemote()
+        let refusing = try proxy { line, _ in line.contains("partNumber=2&") ? .unavailable : .forward }
+        var env = S3Harness.env(remote: remote, endpoint: refusing.endpoint)
+        env["PGSNAP_S3_ATTEMPTS"] = "2"
+        let failed = try Harness.pgsnap(["backup", "-d", db, "--remote", "--quiet"], dir: absentDir(), env: env)
+        Harness.assertOneErrorLine(failed, status: 1, "part refused")
+        XCTAssertTrue(failed.stderr.contains("503"), failed.stderr)
+        XCTAssertEqual(try S3Harness.objects(prefix), [:])
+        XCTAssertEqual(try S3Harness.unfinishedUploads(prefix), [])
+
+        let hold = try proxy { line, _ in line.contains("partNumber=2&") ? .stall : .forward }
+        let stopped = try Harness.pgsnap(["backup", "-d", db, "--remote"], dir: absentDir(),
+                                         env: S3Harness.env(remote: remote, endpoint: hold.endpoint)) { pid in
+            XCTAssertEqual(hold.stalled.wait(timeout: .now() + 120), .success, "part 2 never arrived: \(hold.requests)")
+            kill(pid, SIGTERM)
+        }
+        XCTAssertEqual(stopped.status, 130, stopped.stderr)
+        XCTAssertEqual(try S3Harness.objects(prefix), [:])
+        XCTAssertEqual(try S3Harness.unfinishedUploads(prefix), [])
+    }
+
+    func testDirectBackupBadInputIsAUsageErrorAndTouchesNothing() throws {
+        let db = try database("rbbad")
+        let (remote, prefix) = S3Harness.newRemote()
+        let env = S3Harness.env(remote: remote)
+        for (args, word) in [(["--format", "directory"], "--format directory"), (["--all-databases"], "--all-databases")] {
+            let r = try Harness.pgsnap(["backup", "--remote"] + args + (args == ["--all-databases"] ? [] : ["-d", db]), dir: absentDir(), env: env)
+            Harness.assertOneErrorLine(r, status: 64, word)
+            XCTAssertTrue(r.stderr.contains(word) && r.stderr.contains("--push"), r.stderr)
+        }
+        var noRemote = env
+        noRemote["PGSNAP_REMOTE"] = nil
+        let none = try Harness.pgsnap(["backup", "-d", db, "--remote"], dir: absentDir(), env: noRemote)
+        Harness.assertOneErrorLine(none, status: 64, "no remote")
+        let missing = try Harness.pgsnap(["backup", "-d", db, "--remote", "s3://pgsnap-no-such-bucket/x"], dir: absentDir(), env: env)
+        Harness.assertOneErrorLine(missing, status: 1, "missing bucket")
+        XCTAssertTrue(missing.stderr.contains("NoSuchBucket"), missing.stderr)
+        let noDB = try Harness.pgsnap(["backup", "-d", db + "_missing", "--remote"], dir: absentDir(), env: env)
+        Harness.assertOneErrorLine(noDB, status: 1, "missing database")
+        XCTAssertEqual(try S3Harness.objects(prefix), [:])
+        XCTAssertEqual(try S3Harness.unfinishedUploads(prefix), [])
+    }
+
+    /// `--prune` with a direct backup verifies the new snapshot in the bucket, then prunes the bucket.
+    func testDirectBackupWithPruneVerifiesThenPrunesTheBucket() throws {
+        let db = try database("rbprune")
+        let (remote, _) = S3Harness.newRemote()
+        var env = S3Harness.env(remote: remote)
+        env["PGSNAP_NOW"] = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-40 * 86400))
+        let old = try Harness.pgsnap(["backup", "-d", db, "--remote", "--quiet"], dir: absentDir(), env: env)
+        XCTAssertEqual(old.status, 0, old.stderr)
+        env["PGSNAP_NOW"] = nil
+        let r = try Harness.pgsnap(["backup", "-d", db, "--remote", "--prune", "--keep-days", "30"], dir: absentDir(), env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let id = Harness.snapshotID(r)
+        XCTAssertEqual(try listRemote(env).map { $0["id"] as? String }, [id])
+    }
+}
