@@ -132,15 +132,7 @@ public final class FileSink: ByteSink {
 
     public func write(_ data: UnsafeRawBufferPointer) throws {
         hash.update(data)
-        var off = 0
-        while off < data.count {
-            let n = Glibc.write(fd, data.baseAddress! + off, data.count - off)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SnapshotDirectory.ioError("write \(path)")
-            }
-            off += n
-        }
+        try SnapshotDirectory.writeAll(fd, data, path: path)
         bytes += Int64(data.count)
     }
 

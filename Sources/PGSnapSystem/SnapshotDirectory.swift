@@ -243,6 +243,19 @@ public struct SnapshotDirectory {
     }
 
     /// An OS error with `errno`'s text; "No space left on device" gets its own advice.
+    /// All of `bytes` to `fd` (short writes and EINTR retried); a failure names `path`.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ioError("write \(path)")
+            }
+            off += n
+        }
+    }
+
     public static func ioError(_ what: String, errno code: Int32 = errno) -> PGSnapError {
         let why = String(cString: strerror(code))
         if code == ENOSPC || code == EDQUOT {

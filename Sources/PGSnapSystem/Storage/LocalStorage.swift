@@ -112,15 +112,7 @@ final class LocalUpload: StorageUpload {
     deinit { if fd >= 0 { close(fd) } }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var off = 0
-        while off < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SnapshotDirectory.ioError("write \(tmp)")
-            }
-            off += n
-        }
+        try SnapshotDirectory.writeAll(fd, bytes, path: tmp)
         written += Int64(bytes.count)
     }
 

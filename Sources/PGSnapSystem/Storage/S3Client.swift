@@ -232,14 +232,14 @@ final class S3Client: @unchecked Sendable {
 
     /// Uploads one part with its Content-MD5 (S3 rejects a part damaged on the way); returns its ETag.
     func uploadPart(_ key: String, uploadID: String, number: Int, body: Data) throws -> String {
-        let md5 = body.withUnsafeBytes { S3Digest.md5Base64($0) }
+        let md5 = body.withUnsafeBytes { S3Digest.md5($0) }
         let r = try request("PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
-                            headers: [("content-md5", md5)], body: body, what: "uploading part \(number) of \(key)")
+                            headers: [("content-md5", md5.base64)], body: body, what: "uploading part \(number) of \(key)")
         guard let etag = r.headers["etag"], !etag.isEmpty else {
             throw PGSnapError("S3 at \(endpointText) gave no ETag for part \(number) of \(key)", next: "Run the command again")
         }
         // For a plain (unencrypted) part the ETag is its MD5: a second check that what arrived is what we sent.
-        let hexMD5 = body.withUnsafeBytes { S3Digest.md5Hex($0) }
+        let hexMD5 = md5.hex
         let bare = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
         if bare.count == 32, bare.lowercased() != hexMD5 {
             throw PGSnapError("S3 at \(endpointText) stored part \(number) of \(key) with MD5 \(bare), sent \(hexMD5)", next: "Run the command again")
