@@ -122,7 +122,9 @@ public enum Catalog {
     public static func snapshotID(ofFile name: String) -> String? {
         var stem = name
         if stem.hasSuffix(SnapshotName.partialSuffix) { stem.removeLast(SnapshotName.partialSuffix.count) }
-        for suffix in [SnapshotName.manifestSuffix, SnapshotName.globalsSuffix] + dumpSuffixes where stem.hasSuffix(suffix) {
+        // The encrypted globals before the dumps: `.globals.sql.age` also ends in `.sql.age`.
+        for suffix in [SnapshotName.manifestSuffix, SnapshotName.globalsSuffix, SnapshotName.encryptedGlobalsSuffix] + dumpSuffixes
+        where stem.hasSuffix(suffix) {
             let id = String(stem.dropLast(suffix.count))
             return SnapshotName.parse(id: id) == nil ? nil : id
         }

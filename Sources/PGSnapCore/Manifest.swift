@@ -337,7 +337,8 @@ public struct Manifest: Encodable, Equatable, Sendable {
         }
         // The globals file is opened, pushed and pulled by name: its own, or its run's, never a path.
         if let g = m.globalsFile {
-            let ownOrRun = m.run.map { RunName.parse($0) != nil && g == RunName.globalsFile($0) } ?? (g == m.id + SnapshotName.globalsSuffix)
+            let ownOrRun = m.run.map { RunName.parse($0) != nil && RunName.globalsFiles($0).contains(g) }
+                ?? [false, true].contains { g == SnapshotName.globalsFile(id: m.id, encrypted: $0) }
             guard ownOrRun else { throw PGSnapError.verification("manifest \(fileName) names a globals file that does not belong to it") }
         } else if m.run != nil {
             throw PGSnapError.verification("manifest \(fileName) names a run but no globals file")

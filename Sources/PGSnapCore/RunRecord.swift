@@ -27,7 +27,11 @@ public enum RunName {
         return SnapshotName.parseTimestamp(String(stamp))
     }
 
-    public static func globalsFile(_ run: String) -> String { run + SnapshotName.globalsSuffix }
+    public static func globalsFile(_ run: String, encrypted: Bool = false) -> String {
+        run + (encrypted ? SnapshotName.encryptedGlobalsSuffix : SnapshotName.globalsSuffix)
+    }
+    /// Both names a run's globals may have: plain, or age-encrypted (`--encrypt-to`).
+    public static func globalsFiles(_ run: String) -> [String] { [globalsFile(run), globalsFile(run, encrypted: true)] }
     public static func recordFile(_ run: String) -> String { run + recordSuffix }
 
     /// The run a file of the backup directory (or bucket) belongs to: its globals, its record, or
@@ -35,7 +39,7 @@ public enum RunName {
     public static func run(ofFile name: String) -> String? {
         var stem = name
         if stem.hasSuffix(SnapshotName.partialSuffix) { stem.removeLast(SnapshotName.partialSuffix.count) }
-        for suffix in [SnapshotName.globalsSuffix, recordSuffix] where stem.hasSuffix(suffix) {
+        for suffix in [SnapshotName.globalsSuffix, SnapshotName.encryptedGlobalsSuffix, recordSuffix] where stem.hasSuffix(suffix) {
             let run = String(stem.dropLast(suffix.count))
             return parse(run) == nil ? nil : run
         }
@@ -75,11 +79,12 @@ public struct RunRecord: Encodable, Equatable, Sendable {
         case pgsnapVersion = "pgsnap_version"
     }
 
-    public init(run: String, createdAt: Date, globalsBytes: Int64, globalsSHA256: String, snapshots: [String] = [], pgsnapVersion: String) {
+    public init(run: String, createdAt: Date, globalsBytes: Int64, globalsSHA256: String, snapshots: [String] = [], pgsnapVersion: String,
+                encrypted: Bool = false) {
         self.formatVersion = RunRecord.currentFormatVersion
         self.run = run
         self.createdAt = createdAt
-        self.globalsFile = RunName.globalsFile(run)
+        self.globalsFile = RunName.globalsFile(run, encrypted: encrypted)
         self.globalsBytes = globalsBytes
         self.globalsSHA256 = globalsSHA256
         self.snapshots = snapshots
@@ -97,7 +102,7 @@ public struct RunRecord: Encodable, Equatable, Sendable {
     ///
     /// - Throws: `PGSnapError` when they describe different globals (two runs under one name).
     public func merged(with other: RunRecord) throws -> RunRecord {
-        guard other.run == run, other.globalsSHA256 == globalsSHA256, other.globalsBytes == globalsBytes else {
+        guard other.run == run, other.globalsSHA256 == globalsSHA256, other.globalsBytes == globalsBytes, other.globalsFile == globalsFile else {
             throw PGSnapError("two different runs are named \(run): their globals differ (SHA-256 \(globalsSHA256) and \(other.globalsSHA256))",
                               next: "Keep each server's snapshots under its own --dir and remote prefix")
         }
@@ -134,7 +139,7 @@ public struct RunRecord: Encodable, Equatable, Sendable {
             throw PGSnapError.verification("run record \(fileName) has format_version \(r.formatVersion); this pgsnap reads up to \(currentFormatVersion)",
                                            next: "Use a newer pgsnap")
         }
-        guard RunName.parse(r.run) != nil, fileName == RunName.recordFile(r.run), r.globalsFile == RunName.globalsFile(r.run) else {
+        guard RunName.parse(r.run) != nil, fileName == RunName.recordFile(r.run), RunName.globalsFiles(r.run).contains(r.globalsFile) else {
             throw bad("names a run or globals file that does not belong to it")
         }
         guard r.globalsBytes >= 0, r.globalsSHA256.count == 64, r.globalsSHA256.allSatisfy({ $0.isASCII && $0.isHexDigit }) else {

@@ -68,8 +68,8 @@ public enum RunRetention {
                                 bytes: r.files.reduce(0) { $0 + max(0, $1.size) })
             var referring = Set<String>()
             if case .valid(let record) = r.record { referring.formUnion(record.snapshots) }
-            let globals = RunName.globalsFile(r.run)
-            for e in entries where e.manifest.map({ $0.run == r.run || $0.globalsFile == globals }) == true { referring.insert(e.id) }
+            let globals = RunName.globalsFiles(r.run)
+            for e in entries where e.manifest.map({ $0.run == r.run || $0.globalsFile.map(globals.contains) == true }) == true { referring.insert(e.id) }
             let survivors = referring.intersection(keptIDs).sorted()
             if !survivors.isEmpty {
                 let named = survivors.prefix(3).joined(separator: ", ") + (survivors.count > 3 ? ", …" : "")
@@ -80,7 +80,7 @@ public enum RunRetention {
             case .invalid(let why):
                 d.reasons = ["run record cannot be read: left for a person to inspect (\(why))"]
                 return d
-            case .missing where unreadableManifestKept && r.files.contains(where: { $0.name == globals }):
+            case .missing where unreadableManifestKept && r.files.contains(where: { globals.contains($0.name) }):
                 d.reasons = ["no run record, and a kept manifest that cannot be read may refer to it: left for a person to inspect"]
                 return d
             default:

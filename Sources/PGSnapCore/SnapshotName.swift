@@ -9,6 +9,10 @@ public enum SnapshotName {
     public static let manifestSuffix = ".manifest.json"
     public static let partialSuffix = ".partial"
     public static let globalsSuffix = ".globals.sql"
+    /// The globals of an encrypted backup (`--encrypt-to`): role password hashes are secrets too.
+    public static let encryptedGlobalsSuffix = ".globals.sql.age"
+    /// The two names a snapshot's own globals file may have.
+    public static func globalsFile(id: String, encrypted: Bool) -> String { id + (encrypted ? encryptedGlobalsSuffix : globalsSuffix) }
     public static let maxLabelLength = 64
 
     /// Checks a user-supplied label.

@@ -258,3 +258,27 @@ extension Session {
         return d
     }
 }
+
+extension AgeTool {
+    /// A small file (roles and tablespaces) encrypted whole to `recipients`.
+    ///
+    /// - Throws: `PGSnapError` when age fails.
+    public func encrypt(_ bytes: [UInt8], to recipients: [AgeRecipient], environment: [String: String]) throws -> [UInt8] {
+        let out = CollectingSink()
+        let encryptor = try AgeEncryptor(tool: self, recipients: recipients, environment: environment, sink: out)
+        do {
+            try bytes.withUnsafeBytes { try encryptor.write($0) }
+            try encryptor.finish()
+        } catch {
+            encryptor.abort()
+            throw error
+        }
+        return out.bytes
+    }
+}
+
+/// Output kept in memory: only for files known to be small.
+final class CollectingSink: ByteSink {
+    private(set) var bytes: [UInt8] = []
+    func write(_ data: UnsafeRawBufferPointer) throws { bytes.append(contentsOf: data) }
+}

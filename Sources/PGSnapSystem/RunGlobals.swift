@@ -16,9 +16,12 @@ public final class RunGlobals {
     /// The snapshots attached so far, in order: a record that went missing is written again from them.
     private var snapshots: [String] = []
 
-    public var globalsFile: String { RunName.globalsFile(run) }
+    /// Age-encrypted (`--encrypt-to`): `sql` holds the encrypted bytes, named `<run>.globals.sql.age`.
+    public let encrypted: Bool
+    public var globalsFile: String { RunName.globalsFile(run, encrypted: encrypted) }
 
-    init(run: String, createdAt: Date, sql: Data, sha256: String) {
+    init(run: String, createdAt: Date, sql: Data, sha256: String, encrypted: Bool) {
+        self.encrypted = encrypted
         self.run = run
         self.createdAt = createdAt
         self.sql = sql
@@ -29,12 +32,13 @@ public final class RunGlobals {
     /// (partial file created exclusively, fsync, rename), then its record: from then on the run exists.
     ///
     /// - Throws: `PGSnapError` when a file cannot be written (the partial globals file is removed).
-    public static func create(sql: Data, in dir: SnapshotDirectory, at date: Date) throws -> RunGlobals {
+    /// - Parameter encrypted: `sql` is already age-encrypted.
+    public static func create(sql: Data, in dir: SnapshotDirectory, at date: Date, encrypted: Bool = false) throws -> RunGlobals {
         for attempt in 1...1000 {
             let run = RunName.id(date: date, attempt: attempt)
-            let names = [RunName.globalsFile(run), RunName.recordFile(run)]
+            let names = RunName.globalsFiles(run) + [RunName.recordFile(run)]
             if names.contains(where: { access(dir.file($0), F_OK) == 0 || access(dir.file($0 + SnapshotName.partialSuffix), F_OK) == 0 }) { continue }
-            let partial = dir.file(RunName.globalsFile(run) + SnapshotName.partialSuffix)
+            let partial = dir.file(RunName.globalsFile(run, encrypted: encrypted) + SnapshotName.partialSuffix)
             let sink: FileSink
             do {
                 sink = try FileSink(creating: partial)
@@ -45,10 +49,10 @@ public final class RunGlobals {
             defer { if !done { unlink(partial) } }
             try sql.withUnsafeBytes { try sink.write($0) }
             try sink.sync()
-            guard rename(partial, dir.file(RunName.globalsFile(run))) == 0 else { throw SnapshotDirectory.ioError("rename \(partial)") }
+            guard rename(partial, dir.file(RunName.globalsFile(run, encrypted: encrypted))) == 0 else { throw SnapshotDirectory.ioError("rename \(partial)") }
             try dir.sync()
             done = true
-            let globals = RunGlobals(run: run, createdAt: date, sql: sql, sha256: sink.sha256Hex())
+            let globals = RunGlobals(run: run, createdAt: date, sql: sql, sha256: sink.sha256Hex(), encrypted: encrypted)
             try globals.writeRecord(in: dir, over: nil)
             return globals
         }
@@ -72,7 +76,7 @@ public final class RunGlobals {
     /// The record: what is on disk (if it is this run's), plus every snapshot attached.
     private func writeRecord(in dir: SnapshotDirectory, over existing: RunRecord?) throws {
         let fresh = RunRecord(run: run, createdAt: createdAt, globalsBytes: Int64(sql.count), globalsSHA256: sha256, snapshots: snapshots,
-                              pgsnapVersion: pgsnapVersion)
+                              pgsnapVersion: pgsnapVersion, encrypted: encrypted)
         let record = (existing.flatMap { try? $0.merged(with: fresh) }) ?? fresh
         try dir.writeAtomically(try record.encoded(), to: RunName.recordFile(run))
     }

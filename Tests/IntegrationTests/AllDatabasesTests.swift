@@ -261,6 +261,39 @@ final class AllDatabasesTests: XCTestCase {
     /// stay while any snapshot of the run is kept, locally and in the bucket, and go with the last
     /// one; push and pull carry them once; restoring onto a server without the owner role finds
     /// them beside the pulled snapshot.
+    /// With --encrypt-to the run's globals are encrypted too, once, and named `.globals.sql.age`.
+    func testEncryptedRunGlobalsAreWrittenOnceAndVerified() throws {
+        let one = try makeDatabase("encglob")
+        let role = try makeRole()
+        let dir = try makeDir()
+        let keyPath = dir + "-key.txt"
+        defer { unlink(keyPath) }
+        XCTAssertEqual(try Harness.run(EncryptionTests.tool("age-keygen"), ["-o", keyPath]).status, 0)
+        let recipient = try Harness.run(EncryptionTests.tool("age-keygen"), ["-y", keyPath]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let r = try Harness.pgsnap(["backup", "--all-databases", "--globals", "--encrypt-to", recipient, "--json"], dir: dir)
+        let entries = outcomes(r)
+        XCTAssertEqual(r.status, expectedWorst(entries), "\(r.stdout) / \(r.stderr)")
+        let globals = Harness.snapshotFiles(dir).filter { $0.contains(".globals.sql") }
+        XCTAssertEqual(globals.count, 1, "\(globals)")
+        let name = try XCTUnwrap(globals.first)
+        XCTAssertTrue(name.hasSuffix(".globals.sql.age") && Self.isRunName(String(name.dropLast(".globals.sql.age".count))), name)
+        let stored = try Harness.bytes(dir + "/" + name)
+        XCTAssertTrue(stored.starts(with: Data("age-encryption.org/v1\n".utf8)), "not age-encrypted")
+        XCTAssertNil(stored.range(of: Data(role.utf8)), "a role name is readable in the stored globals")
+        let plain = try Harness.run(EncryptionTests.tool("age"), ["-d", "-i", keyPath, dir + "/" + name])
+        XCTAssertTrue(plain.stdout.contains("CREATE ROLE \(role);"), plain.stderr)
+
+        let id = try XCTUnwrap(entries[one]?["id"] as? String)
+        XCTAssertEqual(try Harness.manifest(dir: dir, id: id)["globals_file"] as? String, name)
+        let verify = try Harness.pgsnap(["verify", id, "--identity", keyPath], dir: dir)
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        try assertEveryGlobalsFileIsThere(dir, "after an encrypted run")
+        // A prune that removes nothing keeps the run's globals: its snapshots refer to them.
+        XCTAssertEqual(try Harness.pgsnap(["prune", "--keep-days", "30"], dir: dir).status, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + name))
+    }
+
     func testRunGlobalsAreKeptWhileReferredToAndTravelThroughTheBucket() throws {
         let server = LockCapacityTests.serverEnv
         func sql(_ db: String, _ text: String, file: StaticString = #filePath, line: UInt = #line) throws {

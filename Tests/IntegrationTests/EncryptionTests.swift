@@ -135,6 +135,38 @@ final class EncryptionTests: XCTestCase {
         XCTAssertEqual(try Harness.fingerprint(copy), try Harness.fingerprint(db))
     }
 
+    /// Role password hashes are secrets: with --encrypt-to the globals are encrypted like the
+    /// dump, verify checks them, and age gives the SQL back by hand.
+    func testGlobalsAreEncryptedWithTheDump() throws {
+        let key = try makeKey("roles")
+        let db = try makeDatabase("encg")
+        let role = fixture.role("encg")
+        try Harness.psql("postgres", "CREATE ROLE \"\(role)\" LOGIN PASSWORD 'pw-7f3a9c-never-stored-plain'")
+        let id = try encryptedBackup(db, to: [key], extra: ["--globals"])
+        let m = try Harness.manifest(dir: fixture.dir, id: id)
+        XCTAssertEqual(m["globals_file"] as? String, id + ".globals.sql.age")
+        let stored = try Harness.bytes(fixture.dir + "/" + id + ".globals.sql.age")
+        XCTAssertTrue(stored.starts(with: Data("age-encryption.org/v1\n".utf8)), "not age-encrypted")
+        XCTAssertNil(stored.range(of: Data(role.utf8)), "the role name is readable in the stored globals")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: fixture.dir + "/" + id + ".globals.sql"))
+        XCTAssertEqual(Harness.permissions(fixture.dir + "/" + id + ".globals.sql.age"), 0o600)
+
+        let plain = try Harness.run(Self.tool("age"), ["-d", "-i", key.identity, fixture.dir + "/" + id + ".globals.sql.age"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertTrue(plain.stdout.contains("CREATE ROLE \(role)") && plain.stdout.contains("SCRAM-SHA-256$"), plain.stdout)
+
+        let verify = try fixture.pgsnap(["verify", id, "--identity", key.identity, "--json"])
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        // Damaged globals are caught by their checksum, as plain ones are.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: fixture.dir + "/" + id + ".globals.sql.age"))
+        try handle.seek(toOffset: UInt64(stored.count - 5))
+        try handle.write(contentsOf: Data([0x00, 0x01, 0x02]))
+        try handle.close()
+        let damaged = try fixture.pgsnap(["verify", id, "--json"])
+        XCTAssertEqual(damaged.status, 2, damaged.stderr)
+        XCTAssertTrue(damaged.stdout.contains("globals"), damaged.stdout)
+    }
+
     // MARK: Verify
 
     func testVerifyWithAndWithoutIdentity() throws {

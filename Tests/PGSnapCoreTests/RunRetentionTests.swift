@@ -97,7 +97,7 @@ final class RunRetentionTests: XCTestCase {
         var e = RetentionPlanTests.good(database, date)
         var m = e.manifest!
         m.run = run
-        m.globalsFile = run.map(RunName.globalsFile)
+        m.globalsFile = run.map { RunName.globalsFile($0) }
         m.globalsSHA256 = run.map { _ in Self.sha }
         e.manifest = m
         return e
@@ -183,5 +183,46 @@ final class RunRetentionTests: XCTestCase {
         XCTAssertEqual(runs[0].files.map(\.name), ["run-20261122T031500Z.globals.sql", "run-20261122T031500Z.run.json"])
         XCTAssertTrue(runs[0].hasRecord)
         XCTAssertFalse(runs[1].hasRecord)
+    }
+
+    /// `--encrypt-to` stores the globals as `.globals.sql.age` (role password hashes): the same
+    /// rules hold for the encrypted name, and only for the names of its own snapshot or run.
+    func testEncryptedGlobalsAreNamedGroupedAndRetainedLikePlainOnes() throws {
+        let run = "run-20261122T031459Z"
+        let name = "app_20261122T031500Z.manifest.json"
+        func manifest(_ change: (inout Manifest) -> Void) -> Data {
+            var m = RetentionPlanTests.manifest(id: "app_20261122T031500Z", database: "app", createdAt: utc(2026, 11, 22, 3, 15, 0))
+            change(&m)
+            return try! m.encoded()
+        }
+        XCTAssertNoThrow(try Manifest.decode(manifest { $0.globalsFile = "app_20261122T031500Z.globals.sql.age" }, fileName: name))
+        XCTAssertNoThrow(try Manifest.decode(manifest { $0.run = run; $0.globalsFile = run + ".globals.sql.age"; $0.globalsSHA256 = Self.sha }, fileName: name))
+        assertPGSnapError(.verificationFailed, "another snapshot's encrypted globals") {
+            try Manifest.decode(manifest { $0.globalsFile = "app_20261123T000000Z.globals.sql.age" }, fileName: name)
+        }
+
+        XCTAssertEqual(Catalog.snapshotID(ofFile: "app_20261122T031500Z.globals.sql.age"), "app_20261122T031500Z")
+        XCTAssertEqual(RunName.run(ofFile: run + ".globals.sql.age"), run)
+        XCTAssertEqual(RunName.run(ofFile: run + ".globals.sql.age.partial"), run)
+
+        let record = RunRecord(run: run, createdAt: RunName.parse(run)!, globalsBytes: 100, globalsSHA256: Self.sha, snapshots: ["app_20261122T031500Z"],
+                               pgsnapVersion: "0.1.0", encrypted: true)
+        let decoded = try RunRecord.decode(bytes: [UInt8](try record.encoded()), fileName: RunName.recordFile(run))
+        XCTAssertEqual(decoded.globalsFile, run + ".globals.sql.age")
+        // The plain and the encrypted globals of one run name are two different runs.
+        let plain = RunRecord(run: run, createdAt: RunName.parse(run)!, globalsBytes: 100, globalsSHA256: Self.sha, pgsnapVersion: "0.1.0")
+        XCTAssertThrowsError(try plain.merged(with: decoded))
+
+        var e = RetentionPlanTests.good("app", utc(2026, 11, 22, 3, 15, 0))
+        var m = e.manifest!
+        m.run = nil
+        m.globalsFile = RunName.globalsFile(run, encrypted: true)
+        m.globalsSHA256 = Self.sha
+        e.manifest = m
+        let files = [DirectoryFile(name: RunName.globalsFile(run, encrypted: true), size: 100)]
+        let d = decisions(RunFiles.group(files).map { var r = $0; r.record = .missing; return r }, [e])
+        XCTAssertEqual(d[run]?.action, .keep, "\(d)")
+        let gone = decisions(RunFiles.group(files).map { var r = $0; r.record = .missing; return r }, [e], removing: [e.id])
+        XCTAssertEqual(gone[run]?.action, .remove, "\(gone)")
     }
 }

@@ -28,8 +28,10 @@ public struct AllDatabasesService {
         }
         var options = options
         if globals {
-            let sql = try BackupService(session: session).captureGlobals(database: listing.listedFrom, serverMajor: listing.serverMajor)
-            options.runGlobals = try writeRunGlobals(sql, wait: wait)
+            let backup = BackupService(session: session)
+            let sql = try backup.captureGlobals(database: listing.listedFrom, serverMajor: listing.serverMajor)
+            options.runGlobals = try writeRunGlobals(Data(try backup.encryptedIfAsked([UInt8](sql), options: options)),
+                                                     encrypted: !options.encryptTo.isEmpty, wait: wait)
         }
         session.reporter.info("pgsnap: backing up \(listing.databases.count) database(s): \(listing.databases.joined(separator: ", "))")
         var outcomes: [DatabaseOutcome] = []
@@ -43,11 +45,11 @@ public struct AllDatabasesService {
     }
 
     /// The run's globals and record, written under a shared lock (as a backup's files are), before any database.
-    func writeRunGlobals(_ sql: Data, wait: Double?) throws -> RunGlobals {
+    func writeRunGlobals(_ sql: Data, encrypted: Bool, wait: Double?) throws -> RunGlobals {
         let dir = try session.directory(create: true)
         let lock = try DirectoryLock(directory: dir, mode: .shared, command: "backup --all-databases", wait: wait)
         defer { withExtendedLifetime(lock) {} }
-        let run = try RunGlobals.create(sql: sql, in: dir, at: session.now())
+        let run = try RunGlobals.create(sql: sql, in: dir, at: session.now(), encrypted: encrypted)
         session.reporter.info("pgsnap: roles and tablespaces of this run saved once as \(dir.file(run.globalsFile))")
         return run
     }

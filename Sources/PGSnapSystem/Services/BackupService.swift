@@ -215,7 +215,8 @@ public struct BackupService {
             manifest.globalsFile = run.globalsFile
             manifest.globalsSHA256 = run.sha256
         } else if options.globals {
-            (manifest.globalsFile, manifest.globalsSHA256) = try dumpGlobals(storage: storage, id: manifest.id, serverMajor: c.serverMajor)
+            (manifest.globalsFile, manifest.globalsSHA256) = try dumpGlobals(storage: storage, id: manifest.id, serverMajor: c.serverMajor,
+                                                                             options: options)
         }
         manifest.durationSeconds = seconds(since: c.clock)
         let bytes = try manifest.encoded()
@@ -246,10 +247,12 @@ public struct BackupService {
         }
     }
 
-    /// `pg_dumpall --globals-only` beside one snapshot: `<id>.globals.sql`; returns its name and SHA-256.
-    func dumpGlobals(storage: SnapshotStorage, id: String, serverMajor: Int) throws -> (String, String) {
+    /// `pg_dumpall --globals-only` beside one snapshot: `<id>.globals.sql`, or encrypted like the
+    /// dump `<id>.globals.sql.age` (role password hashes); returns its name and the stored bytes' SHA-256.
+    func dumpGlobals(storage: SnapshotStorage, id: String, serverMajor: Int, options: BackupOptions) throws -> (String, String) {
         let tool = try session.tools.locate("pg_dumpall", serverMajor: serverMajor)
-        let name = id + SnapshotName.globalsSuffix
+        let encrypted = !options.encryptTo.isEmpty
+        let name = SnapshotName.globalsFile(id: id, encrypted: encrypted)
         let command = ExternalCommand(name: "pg_dumpall", executable: tool.path,
                                       arguments: ["--globals-only", "--no-password", "--dbname=\(session.childConninfo(database: "postgres"))"],
                                       environment: session.childEnvironment)
@@ -258,12 +261,20 @@ public struct BackupService {
             throw PGSnapError("pg_dumpall --globals-only failed (\(t)): \(session.redact(child.lastErrorLine ?? ""))",
                               next: "Roles need superuser to dump; run without --globals or as a superuser")
         }
-        let bytes = [UInt8](out.utf8)
+        let bytes = try encryptedIfAsked([UInt8](out.utf8), options: options)
         var hash = SHA256Stream()
         bytes.withUnsafeBytes { hash.update($0) }
         let sha = hash.finalizeHex()
         try storage.putSmall(name, bytes: bytes, sha256: sha)
         return (name, sha)
+    }
+}
+
+extension BackupService {
+    /// The globals as stored: age-encrypted to the backup's recipients, or as they are.
+    func encryptedIfAsked(_ sql: [UInt8], options: BackupOptions) throws -> [UInt8] {
+        guard !options.encryptTo.isEmpty else { return sql }
+        return try AgeTool.locate(environment: session.environment).encrypt(sql, to: options.encryptTo, environment: session.childEnvironment)
     }
 }
 

@@ -114,7 +114,8 @@ public struct PullService {
         }
         guard let run = m.run, let sha = m.globalsSHA256 else { return got }
         let name = RunName.recordFile(run)
-        var record = RunRecord(run: run, createdAt: RunName.parse(run) ?? m.createdAt, globalsBytes: size, globalsSHA256: sha, pgsnapVersion: pgsnapVersion)
+        var record = RunRecord(run: run, createdAt: RunName.parse(run) ?? m.createdAt, globalsBytes: size, globalsSHA256: sha, pgsnapVersion: pgsnapVersion,
+                               encrypted: g.hasSuffix(SnapshotName.encryptedGlobalsSuffix))
         if files[name] != nil {
             record = try RunRecord.decode(bytes: try remote.readSmall(name, limit: Manifest.maxBytes), fileName: name).merged(with: record)
         }

@@ -97,7 +97,8 @@ public struct PushService {
             record = onDisk
         } else {
             // Lost locally: what the manifest says is enough to name this snapshot.
-            record = RunRecord(run: run, createdAt: RunName.parse(run) ?? m.createdAt, globalsBytes: size, globalsSHA256: sha, pgsnapVersion: pgsnapVersion)
+            record = RunRecord(run: run, createdAt: RunName.parse(run) ?? m.createdAt, globalsBytes: size, globalsSHA256: sha, pgsnapVersion: pgsnapVersion,
+                               encrypted: g.hasSuffix(SnapshotName.encryptedGlobalsSuffix))
         }
         record = record.adding(m.id)
         // The bucket's copy may name snapshots pushed from elsewhere: merged, never overwritten unread.

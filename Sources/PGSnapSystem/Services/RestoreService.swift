@@ -432,7 +432,11 @@ public struct RestoreService {
             return "The target was not changed; raise max_locks_per_transaction on the server (it needs a restart) and restore again"
         }
         if line.contains("role") && line.contains("does not exist") {
-            return (savedRoles(m, dir: dir).map { "Create the missing roles (psql -X -f \($0) postgres) and restore again" }
+            return (savedRoles(m, dir: dir).map { path in
+                path.hasSuffix(SnapshotName.encryptedGlobalsSuffix)
+                    ? "Create the missing roles (age -d -i KEY \(path) | psql -X postgres) and restore again"
+                    : "Create the missing roles (psql -X -f \(path) postgres) and restore again"
+            }
                 ?? "Create the missing roles and restore again") + ", or restore with --no-owner"
         }
         return "The target was not changed; fix the cause and restore again"
