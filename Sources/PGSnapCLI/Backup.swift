@@ -43,6 +43,7 @@ struct Backup: ParsableCommand {
 
     @OptionGroup var policy: PolicyOptions
     @OptionGroup var lock: LockOptions
+    @OptionGroup(title: "Notifications") var notify: NotifyOptions
 
     func validate() throws {
         if format == .directory {
@@ -52,6 +53,10 @@ struct Backup: ParsableCommand {
     }
 
     func run() throws {
+        try notify.around("backup", database: allDatabases ? nil : connection.dbname) { try backup($0) }
+    }
+
+    func backup(_ report: NotifyReport) throws {
         if allDatabases { return try runAllDatabases() }
         let session = try makeSession(connection, directory, output)
         var options = snapshot.backupOptions(globals: globals)
@@ -60,6 +65,7 @@ struct Backup: ParsableCommand {
         // Before the backup: a missing bucket name or credentials is a usage problem, found in a second.
         let storage = push ? try remote.storage(session.environment) : nil
         let manifest = try BackupService(session: session).run(options, wait: try lock.seconds)
+        report.record(manifest)
         // Only a snapshot proven whole may let older ones go.
         if prune { try pruneAfterBackup(manifest, policy: policy.policy, session: session, wait: try lock.seconds) }
         if let storage { try pushAfterBackup(manifest, storage: storage, session: session, wait: try lock.seconds) }
