@@ -13,7 +13,7 @@ struct NotifyOptions: ParsableArguments {
     var notify: [String] = []
 
     @Option(help: ArgumentHelp(
-        "failure: only failures reach --notify targets; always: successes too, chat included (default, or PGSNAP_NOTIFY_ON: pings hear of start, success and failure, JSON of success and failure, chat of failures).",
+        "failure (only failures, to every target) or always (successes to chat too). Default (or PGSNAP_NOTIFY_ON): pings hear of start, success and failure; JSON of success and failure; chat of failures.",
         valueName: "when"))
     var notifyOn: NotifyOn?
 

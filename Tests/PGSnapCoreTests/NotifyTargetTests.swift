@@ -102,8 +102,8 @@ final class NotificationPlanTests: XCTestCase {
         XCTAssertEqual(r.contentType, "application/json")
         XCTAssertEqual(String(decoding: r.body, as: UTF8.self), """
             {"command":"backup","compressed_bytes":null,"database":"app","duration_seconds":2.25,"error":"database \\"app\\" does not exist",\
-            "event":"backup.failure","exit_code":1,"finished_at":"2026-12-06T03:15:02Z","host":"db1","pgsnap_version":"0.1.0","rows":null,\
-            "snapshot":null,"started_at":"2026-12-06T03:15:00Z","status":"failure",\
+            "event":"backup.failure","exit_code":1,"finished_at":"2026-12-06T03:15:02.000Z","host":"db1","pgsnap_version":"0.1.0","rows":null,\
+            "snapshot":null,"started_at":"2026-12-06T03:15:00.000Z","status":"failure",\
             "text":"pgsnap backup of \\"app\\" FAILED on db1 (exit 1): database \\"app\\" does not exist (2.2 s)","uncompressed_bytes":null,"version":1}
             """)
     }
