@@ -52,6 +52,7 @@ struct NotifyOptions: ParsableArguments {
         var n = RunNotification(event: .start, command: command, database: Self.databaseName(database, env), host: ProcessInfo.processInfo.hostName,
                              startedAt: started, finishedAt: started, pgsnapVersion: pgsnapVersion)
         notifier.send(NotificationPlan.requests(for: n, targets: targets, notifyOn: on), attempts: 1)
+        StderrTail.start()
         func finish(_ event: RunNotification.Event, exitCode: Int32, error: String?) {
             n.event = event
             n.exitCode = exitCode
@@ -61,6 +62,7 @@ struct NotifyOptions: ParsableArguments {
             n.compressedBytes = report.compressedBytes
             n.uncompressedBytes = report.uncompressedBytes
             n.rows = report.rows
+            n.stderrTail = StderrTail.lines
             n.finishedAt = Date()
             n.durationSeconds = n.finishedAt.timeIntervalSince(started)
             notifier.send(NotificationPlan.requests(for: n, targets: targets, notifyOn: on))
@@ -97,6 +99,29 @@ final class NotifyReport {
         uncompressedBytes = m.uncompressedBytes
         rows = m.tableRows.values.reduce(0, +)
     }
+}
+
+/// The last problem lines the run printed (check's problems, verify's FAILED lines), for the
+/// failure notification: the one error line alone would say "2 problem(s)" and not which.
+enum StderrTail {
+    static let limit = 10
+    nonisolated(unsafe) private static var recording = false
+    nonisolated(unsafe) private static var kept: [String] = []
+    private static let lock = NSLock()
+
+    static func start() { lock.withLock { recording = true; kept = [] } }
+
+    static func record(_ line: String) {
+        // Notification warnings are about the notifier, not the run.
+        guard !line.hasPrefix("warning: could not notify") else { return }
+        lock.withLock {
+            guard recording else { return }
+            kept.append(oneLine(line, limit: 300))
+            if kept.count > limit { kept.removeFirst(kept.count - limit) }
+        }
+    }
+
+    static var lines: [String] { lock.withLock { kept } }
 }
 
 /// The exit code and the one line `PGSnapCommand.main()` will print for `error`.

@@ -41,6 +41,7 @@ public struct PGSnapCommand: ParsableCommand {
 }
 
 func printError(_ line: String) {
+    StderrTail.record(line)
     FileHandle.standardError.write(Data(("pgsnap: " + line + "\n").utf8))
 }
 

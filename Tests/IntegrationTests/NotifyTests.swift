@@ -191,6 +191,9 @@ final class NotifyTests: XCTestCase {
         let docs = rx.requests.compactMap(\.json)
         XCTAssertEqual(docs.map { $0["event"] as? String ?? "?" }, ["verify.success", "check.success", "prune.success", "check.failure"])
         XCTAssertEqual(docs.last?["exit_code"] as? Int, 2)
+        // The one error line says "1 problem(s)"; which problem is in the tail.
+        let tail = docs.last?["stderr_tail"] as? [String] ?? []
+        XCTAssertTrue(tail.contains { $0.contains("no snapshots in") }, "\(tail)")
     }
 
     func testBadNotifyValuesAreUsageErrorsThatDoNotEchoTheToken() throws {
@@ -235,6 +238,7 @@ final class NotifyTests: XCTestCase {
         var r = try Harness.pgsnap(["backup", "-d", database, "--notify", url], dir: dir, env: ["PGSNAP_NOTIFY_ATTEMPTS": "1"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(warnings(r).count, 2, r.stderr)
+        XCTAssertTrue(warnings(r).allSatisfy { $0.contains("TLS failed (SSL certificate problem") }, r.stderr)
         XCTAssertEqual(rx.requests.count, 0, "a request went to a server whose certificate is not trusted")
 
         r = try Harness.run("/usr/bin/unshare", ["-m", "--", "/bin/sh", "-c",

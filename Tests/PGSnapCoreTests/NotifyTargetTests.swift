@@ -103,9 +103,27 @@ final class NotificationPlanTests: XCTestCase {
         XCTAssertEqual(String(decoding: r.body, as: UTF8.self), """
             {"command":"backup","compressed_bytes":null,"database":"app","duration_seconds":2.25,"error":"database \\"app\\" does not exist",\
             "event":"backup.failure","exit_code":1,"finished_at":"2026-12-06T03:15:02.000Z","host":"db1","pgsnap_version":"0.1.0","rows":null,\
-            "snapshot":null,"started_at":"2026-12-06T03:15:00.000Z","status":"failure",\
+            "snapshot":null,"started_at":"2026-12-06T03:15:00.000Z","status":"failure","stderr_tail":[],\
             "text":"pgsnap backup of \\"app\\" FAILED on db1 (exit 1): database \\"app\\" does not exist (2.2 s)","uncompressed_bytes":null,"version":1}
             """)
+    }
+
+    func testAFailureCarriesTheLastLinesOfStderr() throws {
+        var n = note(.failure)
+        n.stderrTail = ["database \"app\": newest good snapshot is 3.0 days old (max 26 h)", "database \"b\": no good snapshot"]
+        let ping = try XCTUnwrap(NotificationPlan.requests(for: n, targets: [ping], notifyOn: nil).first)
+        XCTAssertTrue(String(decoding: ping.body, as: UTF8.self).contains("""
+            error: database "app" does not exist
+            last lines of stderr:
+              database "app": newest good snapshot is 3.0 days old (max 26 h)
+              database "b": no good snapshot
+
+            """), String(decoding: ping.body, as: UTF8.self))
+        XCTAssertTrue(n.chatText.hasSuffix("(2.2 s)\ndatabase \"app\": newest good snapshot is 3.0 days old (max 26 h)\ndatabase \"b\": no good snapshot"), n.chatText)
+        let doc = try XCTUnwrap(try JSONSerialization.jsonObject(with: n.jsonDocument) as? [String: Any])
+        XCTAssertEqual(doc["stderr_tail"] as? [String], n.stderrTail)
+        n.event = .success
+        XCTAssertFalse(n.pingText.contains("stderr"), n.pingText)
     }
 
     func testSlackGetsOnlyText() throws {

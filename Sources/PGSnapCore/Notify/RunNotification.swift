@@ -21,6 +21,9 @@ public struct RunNotification: Equatable, Sendable {
     public var host: String
     /// The one-line error the run printed (already free of passwords), on failure.
     public var error: String?
+    /// The last lines the run printed on stderr before its error (check's problems, verify's
+    /// FAILED lines), at most ten, each one line.
+    public var stderrTail: [String] = []
     public var startedAt: Date
     public var finishedAt: Date
     public var pgsnapVersion: String
@@ -58,6 +61,7 @@ public struct RunNotification: Equatable, Sendable {
         case .failure: lines = ["pgsnap \(subject) FAILED on \(host) (exit \(exitCode))"]
         }
         if let error { lines.append("error: \(error)") }
+        if event == .failure && !stderrTail.isEmpty { lines += ["last lines of stderr:"] + stderrTail.map { "  " + $0 } }
         if let snapshot { lines.append("snapshot: \(snapshot)") }
         if let size = sizeText { lines.append("size: \(size)") }
         if let rows { lines.append("rows: \(rows)") }
@@ -80,6 +84,7 @@ public struct RunNotification: Equatable, Sendable {
         if let rows { details.append("\(rows) rows") }
         if event != .start { details.append(String(format: "%.1f s", durationSeconds)) }
         if !details.isEmpty { s += " (" + details.joined(separator: ", ") + ")" }
+        if event == .failure && !stderrTail.isEmpty { s += "\n" + stderrTail.suffix(5).joined(separator: "\n") }
         return s
     }
 
@@ -106,6 +111,7 @@ public struct RunNotification: Equatable, Sendable {
             "duration_seconds": (durationSeconds * 1000).rounded() / 1000,
             "host": host,
             "error": orNull(error),
+            "stderr_tail": event == .failure ? stderrTail : [],
             "started_at": ISO8601.format(startedAt),
             "finished_at": ISO8601.format(finishedAt),
             "pgsnap_version": pgsnapVersion,
