@@ -39,7 +39,13 @@ struct Drill: ParsableCommand {
         try notify.around("drill", database: named) { report in
             let session = try makeSession(connection, directory, output)
             session.ageIdentity = try identity.load(session.environment)
-            let r = try RestoreService(session: session).drill(database: named)
+            let r: DrillResult
+            do {
+                r = try RestoreService(session: session).drill(database: named)
+            } catch {
+                if let metricsFile, let named { try? RestoreService(session: session).writeFailedDrillMetrics(database: named, to: metricsFile) }
+                throw error
+            }
             report.database = r.database
             report.snapshot = r.snapshot
             report.compressedBytes = r.compressedBytes

@@ -114,9 +114,14 @@ final class DrillTests: XCTestCase {
         XCTAssertTrue(text.contains("drill of \"\(database)\"") && text.contains("FAILED"), text)
     }
 
-    func testDrillWithNoSnapshotFails() throws {
-        let r = try Harness.pgsnap(["drill", "-d", database], dir: try makeDir())
+    func testDrillWithNoSnapshotFailsAndSaysSoInTheMetrics() throws {
+        let dir = try makeDir()
+        XCTAssertEqual(try Harness.pgsnap(["backup", "-d", database, "-q"], dir: dir).status, 0)
+        let prom = dir + "/drill.prom"
+        let other = "never_backed_up"
+        let r = try Harness.pgsnap(["drill", "-d", other, "--metrics-file", prom], dir: dir)
         Harness.assertOneErrorLine(r, status: 1, "drill with no snapshot")
         XCTAssertTrue(r.stderr.contains("No snapshot matches 'latest'"), r.stderr)
+        XCTAssertEqual(try metrics(prom)["pgsnap_restore_drill_success{database=\"\(other)\"}"], "0")
     }
 }

@@ -66,7 +66,15 @@ extension RestoreService {
 
     /// node_exporter textfile metrics of the drill, written to a temporary file and renamed.
     public func writeDrillMetrics(_ r: DrillResult, to path: String) throws {
-        let text = DrillMetrics.text(database: r.database, ok: r.ok, seconds: r.seconds, rows: r.rows, at: r.at)
+        try writeDrillMetrics(DrillMetrics.text(database: r.database, ok: r.ok, seconds: r.seconds, rows: r.rows, at: r.at), to: path)
+    }
+
+    /// A drill that could not run at all (no snapshot, no server) is a failed drill to monitoring too.
+    public func writeFailedDrillMetrics(database: String, to path: String) throws {
+        try writeDrillMetrics(DrillMetrics.text(database: database, ok: false, seconds: 0, rows: nil, at: session.now()), to: path)
+    }
+
+    func writeDrillMetrics(_ text: String, to path: String) throws {
         let dir = try SnapshotDirectory(path: SnapshotDirectory.parent(of: path), create: false)
         try dir.writeAtomically(Data(text.utf8), to: (path as NSString).lastPathComponent)
         chmod(path, 0o644)
