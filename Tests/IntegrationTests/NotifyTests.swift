@@ -193,7 +193,7 @@ final class NotifyTests: XCTestCase {
         XCTAssertEqual(docs.last?["exit_code"] as? Int, 2)
         // The one error line says "1 problem(s)"; which problem is in the tail.
         let tail = docs.last?["stderr_tail"] as? [String] ?? []
-        XCTAssertTrue(tail.contains { $0.contains("\"\\(database)\": no good snapshot in") }, "\(tail)")
+        XCTAssertTrue(tail.contains { $0.contains("\"\(database)\": no good snapshot in") }, "\(tail)")
     }
 
     func testBadNotifyValuesAreUsageErrorsThatDoNotEchoTheToken() throws {
