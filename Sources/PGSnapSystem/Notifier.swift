@@ -51,10 +51,9 @@ public struct Notifier: Sendable {
                 return nil
             case .success(let response):
                 problem = "HTTP \(response.status)"
-                // A 4xx other than 408/429 will not change on a retry (a wrong URL, a deleted check).
-                if (400..<500).contains(response.status) && response.status != 408 && response.status != 429 {
-                    return problem
-                }
+                // Only a busy or broken server may answer differently next time; a 404 (a wrong URL,
+                // a deleted check) or a redirect will not.
+                guard response.status >= 500 || response.status == 408 || response.status == 429 else { return problem }
             case .failure(let f):
                 problem = f.text
                 if !f.transient { return problem }
