@@ -135,6 +135,15 @@ final class NotifyTests: XCTestCase {
         assertNoToken(r.stderr, "stderr")
     }
 
+    func testA404IsNotRetried() throws {
+        let rx = try receiver(["404"])
+        let r = try Harness.pgsnap(["backup", "-d", database, "--notify", "json+\(rx.base)/hook/\(Self.token)"], dir: try makeDir())
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(rx.requests.count, 1, "a wrong URL stays wrong: no retry")
+        XCTAssertEqual(warnings(r).count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("HTTP 404; the run's result is unchanged"), r.stderr)
+    }
+
     /// A receiver that accepts and never answers: each attempt ends at the timeout, then the next.
     func testAHungReceiverIsGivenUpAfterTheTimeout() throws {
         let rx = try receiver(["hang"])
