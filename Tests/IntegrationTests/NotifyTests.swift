@@ -135,6 +135,30 @@ final class NotifyTests: XCTestCase {
         assertNoToken(r.stderr, "stderr")
     }
 
+    /// systemd stops a backup with SIGTERM: the run still says so, with its exit code 130.
+    func testATerminatedBackupSendsAFailureWith130() throws {
+        try Harness.psql(database, "CREATE TABLE big AS SELECT i, md5(i::text) AS a, md5((i * 7)::text) AS b FROM generate_series(1, 200000) i")
+        let rx = try receiver()
+        let dir = try makeDir()
+        var terminated = false
+        let r = try Harness.pgsnap(["backup", "-d", database, "--level", "9", "--jobs", "1", "--notify", "json+\(rx.base)/hook/\(Self.token)"],
+                                   dir: dir) { pid in
+            let dumping = Harness.poll(timeout: 60) {
+                guard Procfs.isAlive(pid) else { return true }
+                return Harness.entries(dir).contains { $0.hasSuffix(".partial") }
+                    && Procfs.descendants(of: pid).contains { $0.ppid == pid && $0.comm == "pg_dump" }
+            }
+            if dumping && Procfs.isAlive(pid) { terminated = kill(pid, SIGTERM) == 0 }
+        }
+        XCTAssertTrue(terminated, "never saw pg_dump running; stderr: \(r.stderr)")
+        XCTAssertEqual(r.status, 130, r.stderr)
+        let doc = try XCTUnwrap(rx.requests.first?.json)
+        XCTAssertEqual(doc["event"] as? String, "backup.failure")
+        XCTAssertEqual(doc["exit_code"] as? Int, 130)
+        XCTAssertTrue((doc["error"] as? String ?? "").contains("interrupted"), "\(doc)")
+        XCTAssertEqual(Harness.snapshotFiles(dir), [])
+    }
+
     func testA404IsNotRetried() throws {
         let rx = try receiver(["404"])
         let r = try Harness.pgsnap(["backup", "-d", database, "--notify", "json+\(rx.base)/hook/\(Self.token)"], dir: try makeDir())
