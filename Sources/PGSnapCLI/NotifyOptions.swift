@@ -8,7 +8,7 @@ extension NotifyOn: ExpressibleByArgument {}
 /// `--notify` and `--notify-on`, shared by backup, prune, check, verify and drill.
 struct NotifyOptions: ParsableArguments {
     @Option(name: .customLong("notify"), help: ArgumentHelp(
-        "Tell URL how the run went (repeatable; default: the words of PGSNAP_NOTIFY): a healthchecks.io-style ping URL (https://hc-ping.com/<uuid>: /start, success, /fail), json+https://... (a JSON document) or slack+https://... (Slack-compatible text). Plain http:// is sent unencrypted.",
+        "Tell URL how the run went (repeatable; added to the URLs in PGSNAP_NOTIFY): a healthchecks.io-style ping URL (https://hc-ping.com/<uuid>: /start, success, /fail), json+https://... (a JSON document) or slack+https://... (Slack-compatible text). Plain http:// is sent unencrypted.",
         valueName: "url"))
     var notify: [String] = []
 

@@ -204,7 +204,7 @@ final class SecretsTests: XCTestCase {
         for f in Harness.entries(dir) {
             XCTAssertNil(try Harness.bytes(dir + "/" + f).range(of: Data(token.utf8)), "\(f) holds the notify token")
         }
-        // --notify wins over PGSNAP_NOTIFY: only the JSON hook was told.
-        XCTAssertEqual(rx.requests.map(\.path), ["/hook/\(token)"])
+        // --notify adds to PGSNAP_NOTIFY: both were told.
+        XCTAssertEqual(rx.requests.map(\.path).sorted(), ["/hook/\(token)", "/ping/\(token)", "/ping/\(token)/start"])
     }
 }

@@ -37,10 +37,11 @@ final class NotifyTargetTests: XCTestCase {
         }
     }
 
-    func testOptionsWinOverTheEnvironment() throws {
+    func testOptionsAddToTheEnvironment() throws {
         let env = ["PGSNAP_NOTIFY": " https://a.example/1\thttps://b.example/2\n json+https://c.example/3 "]
         XCTAssertEqual(try NotifyTarget.parseAll(options: [], environment: env).map(\.url.host), ["a.example", "b.example", "c.example"])
-        XCTAssertEqual(try NotifyTarget.parseAll(options: ["https://d.example/4"], environment: env).map(\.url.host), ["d.example"])
+        XCTAssertEqual(try NotifyTarget.parseAll(options: ["https://d.example/4", "https://a.example/1"], environment: env).map(\.url.host),
+                       ["d.example", "a.example", "b.example", "c.example"], "the same URL twice is told once")
         XCTAssertEqual(try NotifyTarget.parseAll(options: [], environment: [:]), [])
         let e = assertPGSnapError(.usage) { try NotifyTarget.parseAll(options: [], environment: ["PGSNAP_NOTIFY": "https://a.example/1 oops"]) }
         XCTAssertTrue(e?.description.hasPrefix("PGSNAP_NOTIFY word 2 ") ?? false, e?.description ?? "")

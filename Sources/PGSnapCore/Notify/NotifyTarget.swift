@@ -52,15 +52,18 @@ public struct NotifyTarget: Equatable, Sendable {
         self.url = url
     }
 
-    /// Every target of a run: the `--notify` values if any, else the words of `PGSNAP_NOTIFY`.
+    /// Every target of a run: the `--notify` values, then the words of `PGSNAP_NOTIFY`, each URL once.
+    ///
+    /// Added, not overridden: a systemd env file sets the chat webhook for every job in
+    /// `PGSNAP_NOTIFY` and one job's ping URL in that job's options.
     ///
     /// - Throws: `PGSnapError` (usage) for the first value that is not a target.
     public static func parseAll(options: [String], environment: [String: String]) throws -> [NotifyTarget] {
-        if !options.isEmpty {
-            return try options.enumerated().map { try NotifyTarget(parsing: $1, source: "--notify value \($0 + 1)") }
-        }
         let words = (environment["PGSNAP_NOTIFY"] ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
-        return try words.enumerated().map { try NotifyTarget(parsing: String($1), source: "PGSNAP_NOTIFY word \($0 + 1)") }
+        let all = try options.enumerated().map { try NotifyTarget(parsing: $1, source: "--notify value \($0 + 1)") }
+            + words.enumerated().map { try NotifyTarget(parsing: String($1), source: "PGSNAP_NOTIFY word \($0 + 1)") }
+        var seen = Set<String>()
+        return all.filter { seen.insert($0.kind.rawValue + " " + $0.url.absoluteString).inserted }
     }
 
     /// `https://hc-ping.com/…`: what a message may show; path and query hold the token.
