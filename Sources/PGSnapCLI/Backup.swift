@@ -50,6 +50,7 @@ struct Backup: ParsableCommand {
 
     @OptionGroup var policy: PolicyOptions
     @OptionGroup var lock: LockOptions
+    @OptionGroup(title: "Notifications") var notify: NotifyOptions
 
     func validate() throws {
         if format == .directory {
@@ -64,6 +65,10 @@ struct Backup: ParsableCommand {
     }
 
     func run() throws {
+        try notify.around("backup", database: allDatabases ? nil : connection.dbname) { try backup($0) }
+    }
+
+    func backup(_ report: NotifyReport) throws {
         if allDatabases { return try runAllDatabases() }
         let session = try makeSession(connection, directory, output)
         var options = snapshot.backupOptions(globals: globals)
@@ -86,6 +91,7 @@ struct Backup: ParsableCommand {
             manifest = try service.run(options, wait: try lock.seconds)
             storage = LocalStorage(try session.directory(create: false))
         }
+        report.record(manifest)
         // Only a snapshot proven whole may let older ones go.
         if prune { try pruneAfterBackup(manifest, in: storage, policy: policy.policy, session: session, wait: try lock.seconds) }
         if push, let bucket { try pushAfterBackup(manifest, storage: bucket, session: session, wait: try lock.seconds) }

@@ -14,7 +14,7 @@ extension Check {
 
 /// A session that connects with libpq's settings and, when given, `-d`'s connection string.
 func serverSession(_ connectionString: String?, _ d: DirectoryOptions, _ o: OutputOptions) throws -> Session {
-    let env = ProcessInfo.processInfo.environment
+    let env = sessionEnvironment()
     do {
         let spec = try ConnectionSpec(dbname: connectionString, host: nil, port: nil, username: nil, environment: env)
         return try Session(spec: spec, directory: d.path(env), environment: env, reporter: o.reporter)

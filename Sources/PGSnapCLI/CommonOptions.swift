@@ -60,7 +60,7 @@ struct OutputOptions: ParsableArguments {
 
 /// - Parameter c: nil for commands that never connect (list, prune, check).
 func makeSession(_ c: ConnectionOptions?, _ d: DirectoryOptions, _ o: OutputOptions) throws -> Session {
-    let env = ProcessInfo.processInfo.environment
+    let env = sessionEnvironment()
     do {
         let session = try Session(spec: try c?.spec(env) ?? ConnectionSpec(), directory: d.path(env), environment: env, reporter: o.reporter)
         session.pgBindir = c?.pgBindir
@@ -90,6 +90,12 @@ func parseSelector(_ text: String?, label: String?, before: String?, database: S
 }
 
 let exitStatusHelp = ExitStatus.table
+
+/// The environment services (and so every child, `guard`'s migration command included) see:
+/// without the notification URLs, whose tokens only `NotifyOptions` needs.
+func sessionEnvironment() -> [String: String] {
+    ProcessInfo.processInfo.environment.filter { $0.key != "PGSNAP_NOTIFY" }
+}
 
 /// `-d/--dbname` in commands that only read the backup directory (list, show, prune, check):
 /// the same option as in backup and restore, naming the database whose snapshots are meant.

@@ -10,7 +10,7 @@ public struct PGSnapCommand: ParsableCommand {
         discussion: ExitStatus.table,
         version: pgsnapVersion,
         subcommands: [Backup.self, List.self, Show.self, Verify.self, Restore.self, Prune.self, Check.self, Preflight.self, Guard.self, Diff.self,
-                      Push.self, Pull.self],
+                      Push.self, Pull.self, Drill.self],
         helpNames: [.long])
 
     public init() {}
@@ -41,6 +41,7 @@ public struct PGSnapCommand: ParsableCommand {
 }
 
 func printError(_ line: String) {
+    StderrTail.record(line)
     FileHandle.standardError.write(Data(("pgsnap: " + line + "\n").utf8))
 }
 

@@ -70,8 +70,13 @@ struct Prune: ParsableCommand {
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var remote: RemoteOptions
+    @OptionGroup(title: "Notifications") var notify: NotifyOptions
 
     func run() throws {
+        try notify.around("prune", database: database) { _ in try prune() }
+    }
+
+    func prune() throws {
         let database = try snapshotDatabase(database)
         let session = try makeSession(nil, directory, output)
         let result = try PruneService(session: session).run(try remote.snapshotStorage(session, create: false), policy: policy.policy,
@@ -132,6 +137,7 @@ struct Check: ParsableCommand {
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var remote: RemoteOptions
+    @OptionGroup(title: "Notifications") var notify: NotifyOptions
 
     func validate() throws {
         guard parseDuration(maxAge) != nil else { throw ValidationError("--max-age '\(oneLine(maxAge, limit: 40))' is not a duration like 26h or 2d") }
@@ -140,6 +146,10 @@ struct Check: ParsableCommand {
     }
 
     func run() throws {
+        try notify.around("check", database: allDatabases ? nil : database) { _ in try check() }
+    }
+
+    func check() throws {
         let database = allDatabases ? nil : try snapshotDatabase(database)
         let session = allDatabases ? try serverSession(self.database, directory, output) : try makeSession(nil, directory, output)
         let storage = try remote.snapshotStorage(session, create: false)

@@ -31,6 +31,7 @@ struct Verify: ParsableCommand {
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var remote: RemoteOptions
+    @OptionGroup(title: "Notifications") var notify: NotifyOptions
 
     func validate() throws {
         if all && snapshot != nil { throw ValidationError("give a snapshot or --all, not both") }
@@ -40,6 +41,10 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
+        try notify.around("verify", database: database) { _ in try verify() }
+    }
+
+    func verify() throws {
         // Bad input is a usage error (64) before any file is looked at.
         let selector = all ? nil : try parseSelector(snapshot, label: nil, before: nil, database: database)
         let session = try makeSession(connection, directory, output)

@@ -162,17 +162,21 @@ public struct Manifest: Encodable, Equatable, Sendable {
         public var ok: Bool
         public var seconds: Double
         public var detail: String?
-        public init(at: Date, ok: Bool, seconds: Double, detail: String?) {
+        /// Rows the restore loaded and compared (absent in manifests of pgsnap before the drill).
+        public var rows: Int64?
+        public init(at: Date, ok: Bool, seconds: Double, detail: String?, rows: Int64? = nil) {
             self.at = at
             self.ok = ok
             self.seconds = seconds
             self.detail = detail
+            self.rows = rows
         }
         init(json f: JSONFields) throws {
             at = try f.required("at", JSONFields.date)
             ok = try f.required("ok", JSONFields.bool)
             seconds = try f.required("seconds", JSONFields.double)
             detail = try f.optional("detail", JSONFields.string)
+            rows = try f.optional("rows", JSONFields.int64)
         }
     }
 

@@ -44,6 +44,8 @@ public final class Credentials {
     public func childEnvironment(_ environment: [String: String]) -> [String: String] {
         var env = environment
         env["PGPASSWORD"] = nil
+        // Notification URLs carry tokens; no child needs them.
+        env["PGSNAP_NOTIFY"] = nil
         if let passfile { env["PGPASSFILE"] = passfile }
         return env
     }

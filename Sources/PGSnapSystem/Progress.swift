@@ -1,4 +1,5 @@
 import Foundation
+import PGSnapCore
 
 /// A live status line on a terminal's stderr; silent when stderr is not a TTY or with --quiet/--json.
 final class Progress {
@@ -29,15 +30,4 @@ final class Progress {
         guard enabled, last != .distantPast else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
-}
-
-public func formatBytes(_ n: Int64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    var v = Double(n)
-    var i = 0
-    while v >= 1024 && i < units.count - 1 {
-        v /= 1024
-        i += 1
-    }
-    return i == 0 ? "\(n) B" : String(format: "%.1f", v) + " " + units[i]
 }

@@ -183,4 +183,28 @@ final class SecretsTests: XCTestCase {
             }
         }
     }
+
+    /// Notification URLs hold tokens: no child sees them (argv or environment), nothing printed
+    /// or written holds them, and the receiver still gets its pings.
+    func testNotifyTokensReachNoChildAndNoFile() throws {
+        let token = "n0tify-t0ken-\(UUID().uuidString.prefix(8))"
+        let rx = try NotifyReceiver()
+        defer { rx.stop() }
+        let dir = try makeDir()
+        let (r, seen) = try runWatchingChildren(
+            ["backup", "-h", "127.0.0.1", "-p", Harness.tcpPort, "-U", Self.role, "-d", database, "--notify", "json+\(rx.base)/hook/\(token)"],
+            dir: dir, env: ["PGPASSWORD": Self.password, "PGSNAP_NOTIFY": "\(rx.base)/ping/\(token)"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(seen.sawDumpingPgDump, "never observed pg_dump running; children seen: \(seen.argvs)")
+        for (argv, environment) in zip(seen.argvs, seen.environments) {
+            XCTAssertFalse(argv.joined(separator: " ").contains(token), "child argv \(argv.prefix(2)) holds the notify token")
+            XCTAssertFalse(environment.joined(separator: "\n").contains(token), "the environment of \(argv.prefix(2)) holds the notify token")
+        }
+        XCTAssertFalse(r.stdout.contains(token) || r.stderr.contains(token), r.stdout + r.stderr)
+        for f in Harness.entries(dir) {
+            XCTAssertNil(try Harness.bytes(dir + "/" + f).range(of: Data(token.utf8)), "\(f) holds the notify token")
+        }
+        // --notify adds to PGSNAP_NOTIFY: both were told.
+        XCTAssertEqual(rx.requests.map(\.path).sorted(), ["/hook/\(token)", "/ping/\(token)", "/ping/\(token)/start"])
+    }
 }

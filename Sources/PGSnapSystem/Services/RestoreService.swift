@@ -171,7 +171,7 @@ public struct RestoreService {
         }
         result.seconds = seconds(since: start)
         var updated = manifest
-        updated.restoreTest = .init(at: session.now(), ok: result.ok, seconds: result.seconds ?? 0, detail: result.detail)
+        updated.restoreTest = .init(at: session.now(), ok: result.ok, seconds: result.seconds ?? 0, detail: result.detail, rows: result.rows)
         try dir.writeAtomically(try updated.encoded(), to: manifest.id + SnapshotName.manifestSuffix)
         return result
     }

@@ -1,4 +1,5 @@
 import Foundation
+import PGSnapCore
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -90,7 +91,11 @@ final class URLSessionTransport: HTTPTransport, @unchecked Sendable {
              .serverCertificateNotYetValid:
             return Failure(text: "TLS failed (\(e.code.rawValue))", transient: false)
         case .unsupportedURL, .badURL: return Failure(text: "bad URL", transient: false)
-        default: return Failure(text: "network error \(e.code.rawValue)", transient: true)
+        default:
+            // On Linux a certificate libcurl does not trust arrives as code -1 with curl's words.
+            let words = oneLine(e.localizedDescription, limit: 160)
+            if words.hasPrefix("SSL") { return Failure(text: "TLS failed (\(words))", transient: false) }
+            return Failure(text: "network error \(e.code.rawValue)", transient: true)
         }
     }
 

@@ -1,0 +1,137 @@
+import ArgumentParser
+import Foundation
+import PGSnapCore
+import PGSnapSystem
+
+extension NotifyOn: ExpressibleByArgument {}
+
+/// `--notify` and `--notify-on`, shared by backup, prune, check, verify and drill.
+struct NotifyOptions: ParsableArguments {
+    @Option(name: .customLong("notify"), help: ArgumentHelp(
+        "Tell URL how the run went (repeatable; added to the URLs in PGSNAP_NOTIFY): a healthchecks.io-style ping URL (https://hc-ping.com/<uuid>: /start, success, /fail), json+https://... (a JSON document) or slack+https://... (Slack-compatible text). Plain http:// is sent unencrypted.",
+        valueName: "url"))
+    var notify: [String] = []
+
+    @Option(help: ArgumentHelp(
+        "failure (only failures, to every target) or always (successes to chat too). Default (or PGSNAP_NOTIFY_ON): pings hear of start, success and failure; JSON of success and failure; chat of failures.",
+        valueName: "when"))
+    var notifyOn: NotifyOn?
+
+    func validate() throws {
+        _ = try settings(ProcessInfo.processInfo.environment)
+    }
+
+    func settings(_ env: [String: String]) throws -> (targets: [NotifyTarget], on: NotifyOn?) {
+        do {
+            let targets = try NotifyTarget.parseAll(options: notify, environment: env)
+            var on = notifyOn
+            if on == nil, let text = env["PGSNAP_NOTIFY_ON"], !text.isEmpty {
+                guard let v = NotifyOn(rawValue: text) else { throw ValidationError("PGSNAP_NOTIFY_ON must be failure or always") }
+                on = v
+            }
+            return (targets, on)
+        } catch let e as PGSnapError {
+            throw ValidationError(e.description)
+        }
+    }
+
+    /// Runs a command between its start ping and its result notification.
+    ///
+    /// The result is sent only once `body` has returned (the snapshot is committed) or thrown
+    /// (the failure is known); the error is rethrown unchanged, so the exit status is too.
+    ///
+    /// - Parameter database: the database the run is about, as the user named it (a connection
+    ///   string is reduced to its dbname).
+    func around(_ command: String, database: String?, _ body: (NotifyReport) throws -> Void) throws {
+        let env = ProcessInfo.processInfo.environment
+        let (targets, on) = try settings(env)
+        let report = NotifyReport()
+        guard !targets.isEmpty else { return try body(report) }
+        let notifier = Notifier(environment: env, warn: { printError($0) })
+        let started = Date()
+        var n = RunNotification(event: .start, command: command, database: Self.databaseName(database, env), host: ProcessInfo.processInfo.hostName,
+                             startedAt: started, finishedAt: started, pgsnapVersion: pgsnapVersion)
+        notifier.send(NotificationPlan.requests(for: n, targets: targets, notifyOn: on), attempts: 1)
+        StderrTail.start()
+        func finish(_ event: RunNotification.Event, exitCode: Int32, error: String?) {
+            n.event = event
+            n.exitCode = exitCode
+            n.error = error
+            n.database = report.database ?? n.database
+            n.snapshot = report.snapshot
+            n.compressedBytes = report.compressedBytes
+            n.uncompressedBytes = report.uncompressedBytes
+            n.rows = report.rows
+            n.stderrTail = StderrTail.lines
+            n.finishedAt = Date()
+            n.durationSeconds = n.finishedAt.timeIntervalSince(started)
+            notifier.send(NotificationPlan.requests(for: n, targets: targets, notifyOn: on))
+        }
+        do {
+            try body(report)
+        } catch {
+            let (code, line) = failureSummary(error)
+            finish(.failure, exitCode: code, error: line)
+            throw error
+        }
+        finish(.success, exitCode: 0, error: nil)
+    }
+
+    /// `app` from `app` or `postgres://u:p@h/app`; else PGDATABASE; nil when none is named.
+    static func databaseName(_ value: String?, _ env: [String: String]) -> String? {
+        guard let value, !value.isEmpty else { return env["PGDATABASE"].flatMap { $0.isEmpty ? nil : $0 } }
+        return (try? ConnectionSpec(dbname: value, host: nil, port: nil, username: nil, environment: [:]))?["dbname"]
+    }
+}
+
+/// What a command made, filled in as it goes, for its result notification.
+final class NotifyReport {
+    var database: String?
+    var snapshot: String?
+    var compressedBytes: Int64?
+    var uncompressedBytes: Int64?
+    var rows: Int64?
+
+    func record(_ m: Manifest) {
+        database = m.database
+        snapshot = m.id
+        compressedBytes = m.compressedBytes
+        uncompressedBytes = m.uncompressedBytes
+        rows = m.tableRows.values.reduce(0, +)
+    }
+}
+
+/// The last problem lines the run printed (check's problems, verify's FAILED lines), for the
+/// failure notification: the one error line alone would say "2 problem(s)" and not which.
+enum StderrTail {
+    static let limit = 10
+    nonisolated(unsafe) private static var recording = false
+    nonisolated(unsafe) private static var kept: [String] = []
+    private static let lock = NSLock()
+
+    static func start() { lock.withLock { recording = true; kept = [] } }
+
+    static func record(_ line: String) {
+        // Notification warnings are about the notifier, not the run.
+        guard !line.hasPrefix("warning: could not notify") else { return }
+        lock.withLock {
+            guard recording else { return }
+            kept.append(oneLine(line, limit: 300))
+            if kept.count > limit { kept.removeFirst(kept.count - limit) }
+        }
+    }
+
+    static var lines: [String] { lock.withLock { kept } }
+}
+
+/// The exit code and the one line `PGSnapCommand.main()` will print for `error`.
+func failureSummary(_ error: Error) -> (Int32, String) {
+    switch error {
+    case let e as PGSnapError:
+        return (SignalTrap.received != nil ? ExitStatus.interrupted.rawValue : e.status.rawValue, oneLine(e.description))
+    case let e as ValidationError:
+        return (ExitStatus.usage.rawValue, oneLine(e.message))
+    default:
+        return (ExitStatus.failure.rawValue, oneLine(String(describing: error)))
+    }
+}
