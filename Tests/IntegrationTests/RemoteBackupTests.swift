@@ -212,4 +212,25 @@ final class RemoteBackupTests: XCTestCase {
         let id = Harness.snapshotID(r)
         XCTAssertEqual(try listRemote(env).map { $0["id"] as? String }, [id])
     }
+
+    /// The nightly job on a small-disk server: a direct backup notifies like a local one, and a
+    /// failed upload sends the fail ping naming the bucket's error.
+    func testDirectBackupNotifiesSuccessAndFailure() throws {
+        let db = try database("rbntf")
+        let (remote, _) = S3Harness.newRemote()
+        let rx = try NotifyReceiver(answers: ["200"], tls: nil)
+        defer { rx.stop() }
+        let ok = try Harness.pgsnap(["backup", "-d", db, "--remote", "--notify", "json+\(rx.base)/hook/t0ken"], dir: absentDir(),
+                                    env: S3Harness.env(remote: remote))
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        let doc = try XCTUnwrap(rx.requests.first { $0.path == "/hook/t0ken" }?.json)
+        XCTAssertEqual(doc["snapshot"] as? String, Harness.snapshotID(ok))
+        XCTAssertEqual(doc["status"] as? String, "success")
+
+        let dead = try Harness.pgsnap(["backup", "-d", db, "--remote", "--quiet", "--notify", "\(rx.base)/ping/t0ken"], dir: absentDir(),
+                                      env: S3Harness.env(remote: remote, endpoint: S3Harness.deadEndpoint()).merging(["PGSNAP_S3_ATTEMPTS": "1"]) { $1 })
+        XCTAssertEqual(dead.status, 1, dead.stderr)
+        let fail = try XCTUnwrap(rx.requests.first { $0.path == "/ping/t0ken/fail" }, "\(rx.requests.map(\.path))")
+        XCTAssertTrue(fail.body.contains("connection refused") || fail.body.contains("S3"), fail.body)
+    }
 }
