@@ -17,6 +17,10 @@ struct Drill: ParsableCommand {
             Example (weekly timer): pgsnap drill --dbname app --quiet \\
                 --metrics-file /var/lib/node_exporter/pgsnap_drill_app.prom
 
+            With --remote the bucket's newest snapshot is pulled into a private temporary \
+            directory (TMPDIR; room for the compressed snapshot), drilled there, its manifest \
+            with the result put back in the bucket, and the copy removed.
+
             \(exitStatusHelp)
             """)
 
@@ -29,6 +33,7 @@ struct Drill: ParsableCommand {
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup(title: "Notifications") var notify: NotifyOptions
+    @OptionGroup var remote: RemoteOptions
 
     func validate() throws {
         if let metricsFile, metricsFile.isEmpty || metricsFile.contains("\0") { throw ValidationError("--metrics-file must be a file path") }
@@ -41,7 +46,9 @@ struct Drill: ParsableCommand {
             session.ageIdentity = try identity.load(session.environment)
             let r: DrillResult
             do {
-                r = try RestoreService(session: session).drill(database: named)
+                // --remote: the bucket's newest snapshot, through a private temporary copy.
+                r = remote.wanted ? try RestoreService(session: session).drill(database: named, from: try remote.storage(session.environment))
+                    : try RestoreService(session: session).drill(database: named)
             } catch {
                 if let metricsFile, let named { try? RestoreService(session: session).writeFailedDrillMetrics(database: named, to: metricsFile) }
                 throw error

@@ -233,4 +233,41 @@ final class RemoteBackupTests: XCTestCase {
         let fail = try XCTUnwrap(rx.requests.first { $0.path == "/ping/t0ken/fail" }, "\(rx.requests.map(\.path))")
         XCTAssertTrue(fail.body.contains("connection refused") || fail.body.contains("S3"), fail.body)
     }
+
+    /// The weekly drill of a server that keeps nothing locally: the bucket's newest snapshot is
+    /// restored into a throwaway database, its proof goes back into the bucket's manifest, and
+    /// no copy, scratch database or temporary directory is left; a damaged object fails it (exit 2).
+    func testDrillRemoteRestoresTheBucketsNewestAndLeavesNothing() throws {
+        let db = try database("rbdrill", rows: 20_000)
+        let (remote, prefix) = S3Harness.newRemote()
+        var env = S3Harness.env(remote: remote)
+        let tmp = try Harness.tempDir()
+        paths.append(tmp)
+        env["TMPDIR"] = tmp
+        let b = try Harness.pgsnap(["backup", "-d", db, "--remote"], dir: absentDir(), env: env)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let id = Harness.snapshotID(b)
+        let prom = tmp + "/drill.prom"
+        let dir = absentDir()
+        let r = try Harness.pgsnap(["drill", "-d", db, "--remote", "--metrics-file", prom], dir: dir, env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("ok  drill \(id)"), r.stderr)
+        XCTAssertTrue(try String(contentsOfFile: prom, encoding: .utf8).contains("pgsnap_restore_drill_success{database=\"\(db)\"} 1"))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp).sorted(), ["drill.prom"], "the drill's copy was left behind")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir))
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+        let pulled = try Harness.tempDir()
+        paths.append(pulled)
+        XCTAssertEqual(try Harness.pgsnap(["pull", id, "--quiet"], dir: pulled, env: S3Harness.env(remote: remote)).status, 0)
+        let proof = try XCTUnwrap(try Harness.manifest(dir: pulled, id: id)["restore_test"] as? [String: Any])
+        XCTAssertEqual(proof["ok"] as? Bool, true)
+        XCTAssertEqual(proof["rows"] as? Int, 20_003)
+
+        _ = try S3Harness.boto(["flip", S3Harness.bucket, prefix + "/" + id + ".sql.gz", "1000"])
+        let bad = try Harness.pgsnap(["drill", "-d", db, "--remote", "--metrics-file", prom, "--quiet"], dir: dir, env: env)
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(try String(contentsOfFile: prom, encoding: .utf8).contains("pgsnap_restore_drill_success{database=\"\(db)\"} 0"))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp).sorted(), ["drill.prom"])
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
 }

@@ -48,6 +48,29 @@ extension RestoreService {
                            compressedBytes: m?.compressedBytes, uncompressedBytes: m?.uncompressedBytes, at: session.now())
     }
 
+    /// The drill of a bucket's newest snapshot (`drill --remote`), for a server that backs up
+    /// straight to the bucket: the snapshot is pulled into a private temporary directory (0700,
+    /// checked as it streams), drilled there, and its manifest with the drill's result is put
+    /// back in the bucket (one PUT, whole or not at all); the copy is removed whatever happened.
+    ///
+    /// - Throws: as `drill`, and exit 2 when the bucket's copy does not match its manifest.
+    public func drill(database: String?, from remote: SnapshotStorage) throws -> DrillResult {
+        let base = session.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((base + "/pgsnap-drill-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw SnapshotDirectory.ioError("create a temporary directory in \(base)")
+        }
+        let temp = String(cString: made)
+        defer { try? SnapshotDirectory.removeTree(temp) }
+        let local = try session.inDirectory(temp)
+        let pulled = try PullService(session: local, remote: remote).pull(SnapshotSelector(kind: .latest, database: database), wait: nil,
+                                                                          requireIdentity: true)
+        let result = try RestoreService(session: local).drill(database: database)
+        let name = pulled.id + SnapshotName.manifestSuffix
+        try remote.putSmall(name, bytes: try LocalStorage(try local.directory(create: false)).readSmall(name, limit: Manifest.maxBytes))
+        return result
+    }
+
     struct RestoreTestRecord {
         var ok: Bool
         var seconds: Double

@@ -52,6 +52,14 @@ public final class Session {
         return s.conninfo()
     }
 
+    /// The same connection, credentials and key, with another backup directory (a drill's private copy).
+    public func inDirectory(_ path: String) throws -> Session {
+        let s = try Session(spec: spec, directory: path, environment: environment, reporter: reporter)
+        s.ageIdentity = ageIdentity
+        s.pgBindir = pgBindir
+        return s
+    }
+
     public func directory(create: Bool) throws -> SnapshotDirectory {
         try SnapshotDirectory(path: directoryPath, create: create)
     }
