@@ -51,7 +51,8 @@ struct NotifyOptions: ParsableArguments {
         let started = Date()
         var n = RunNotification(event: .start, command: command, database: Self.databaseName(database, env), host: ProcessInfo.processInfo.hostName,
                              startedAt: started, finishedAt: started, pgsnapVersion: pgsnapVersion)
-        notifier.send(NotificationPlan.requests(for: n, targets: targets, notifyOn: on), attempts: 1)
+        // In the background: a receiver that hangs must not hold up the job's start.
+        let startPing = notifier.start(NotificationPlan.requests(for: n, targets: targets, notifyOn: on))
         StderrTail.start()
         func finish(_ event: RunNotification.Event, exitCode: Int32, error: String?) {
             n.event = event
@@ -65,7 +66,7 @@ struct NotifyOptions: ParsableArguments {
             n.stderrTail = StderrTail.lines
             n.finishedAt = Date()
             n.durationSeconds = n.finishedAt.timeIntervalSince(started)
-            notifier.send(NotificationPlan.requests(for: n, targets: targets, notifyOn: on))
+            notifier.send(NotificationPlan.requests(for: n, targets: targets, notifyOn: on), after: startPing)
         }
         do {
             try body(report)

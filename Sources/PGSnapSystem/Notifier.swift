@@ -3,11 +3,13 @@ import PGSnapCore
 
 /// Sends notification requests through the same HTTP transports as the S3 client; never throws.
 ///
-/// A notification must never break the job: each request gets `attempts` tries of at most
-/// `timeout` seconds each, with a short backoff between them (0.5 s, 1 s, ...), and all targets
-/// are sent at once, so a receiver that never answers delays the run by at most about
-/// `attempts × timeout` plus the backoff (3 × 5 s + 1.5 s by default) however many targets there
-/// are. A target that still fails is reported by `warn` with one line and its URL redacted.
+/// A notification must never break the job, nor hold it up for long: the start ping goes out
+/// in the background while the job runs, and the result's requests go to all targets at once,
+/// each with up to `attempts` tries and a short backoff (0.5 s, 1 s, ...) that must all fit in
+/// one `timeout`. So a receiver that never answers delays the run by at most `timeout` seconds
+/// (5 by default), however many targets there are (a run shorter than that may also wait for
+/// the rest of its start ping's timeout). A target that still fails is reported by
+/// `warn` with one line and its URL redacted.
 public struct Notifier: Sendable {
     public var timeout: Int
     public var attempts: Int
@@ -23,30 +25,63 @@ public struct Notifier: Sendable {
         self.warn = warn
     }
 
-    /// Sends every request, concurrently; returns when each has succeeded or given up.
-    ///
-    /// - Parameter attempts: fewer tries than configured (the start ping gets one: it must not hold up the job).
-    public func send(_ requests: [NotifyRequest], attempts: Int? = nil) {
-        guard !requests.isEmpty else { return }
-        let tries = min(attempts ?? self.attempts, self.attempts)
-        DispatchQueue.concurrentPerform(iterations: requests.count) { i in
-            if let problem = deliver(requests[i], tries: tries) {
-                warn("warning: could not notify \(requests[i].shown): \(problem); the run's result is unchanged")
+    /// Requests on their way in the background (the start ping): `send` waits for them within its own timeout.
+    public final class Pending: @unchecked Sendable {
+        let group = DispatchGroup()
+    }
+
+    /// Starts sending `requests` (one try each, within `timeout`) and returns at once.
+    public func start(_ requests: [NotifyRequest]) -> Pending {
+        let pending = Pending()
+        let deadline = Date().addingTimeInterval(Double(timeout))
+        for r in requests {
+            pending.group.enter()
+            Thread {
+                if let problem = deliver(r, tries: 1, deadline: deadline) {
+                    warn("warning: could not notify \(r.shown): \(problem); the run's result is unchanged")
+                }
+                pending.group.leave()
+            }.start()
+        }
+        return pending
+    }
+
+    /// Sends every request, concurrently, once `earlier` requests have finished (so a start ping
+    /// arrives before the result); returns when each has succeeded or given up, within one
+    /// `timeout` of sending.
+    public func send(_ requests: [NotifyRequest], after earlier: Pending? = nil) {
+        // The start ping's own deadline ends one timeout after the job began: no wait at all for
+        // a job longer than that.
+        if let earlier { _ = earlier.group.wait(timeout: .now() + .seconds(timeout)) }
+        let deadline = Date().addingTimeInterval(Double(timeout))
+        if !requests.isEmpty {
+            DispatchQueue.concurrentPerform(iterations: requests.count) { i in
+                if let problem = deliver(requests[i], tries: attempts, deadline: deadline) {
+                    warn("warning: could not notify \(requests[i].shown): \(problem); the run's result is unchanged")
+                }
             }
         }
     }
 
-    /// nil when delivered, else why not (after the last try).
-    func deliver(_ r: NotifyRequest, tries: Int) -> String? {
-        let transport = self.transport(for: r.url)
+    /// nil when delivered, else why not (after the last try, or when the time is up).
+    func deliver(_ r: NotifyRequest, tries: Int, deadline: Date) -> String? {
         var target = r.url.path.isEmpty ? "/" : (URLComponents(url: r.url, resolvingAgainstBaseURL: false)?.percentEncodedPath ?? "/")
         if target.isEmpty { target = "/" }
         if let q = r.url.query { target += "?" + q }
         let headers = [("User-Agent", "pgsnap/\(pgsnapVersion)"), ("Content-Type", r.contentType), ("Connection", "close")]
         var problem = "not sent"
+        var tried = 0
         for attempt in 1...tries {
-            if attempt > 1 { Thread.sleep(forTimeInterval: backoff * Double(1 << (attempt - 2))) }
-            switch transport.send(method: r.method, url: r.url, target: target, headers: headers, body: r.body) {
+            if attempt > 1 {
+                let pause = backoff * Double(1 << (attempt - 2))
+                // Another try only when it still has time to be answered.
+                guard deadline.timeIntervalSinceNow > pause + 0.5 else { break }
+                Thread.sleep(forTimeInterval: pause)
+            }
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0.1 else { break }
+            tried += 1
+            switch transport(for: r.url, timeout: left).send(method: r.method, url: r.url, target: target, headers: headers, body: r.body) {
             case .success(let response) where (200..<300).contains(response.status):
                 return nil
             case .success(let response):
@@ -59,13 +94,13 @@ public struct Notifier: Sendable {
                 if !f.transient { return problem }
             }
         }
-        return tries > 1 ? "\(problem) (\(tries) attempts)" : problem
+        return tried > 1 ? "\(problem) (\(tried) attempts within \(timeout) s)" : problem
     }
 
-    func transport(for url: URL) -> HTTPTransport {
+    func transport(for url: URL, timeout: TimeInterval) -> HTTPTransport {
         if url.scheme?.lowercased() == "http", let host = url.host {
-            return SocketHTTPTransport(host: host, port: UInt16(url.port ?? 80), timeout: TimeInterval(timeout))
+            return SocketHTTPTransport(host: host, port: UInt16(url.port ?? 80), timeout: timeout)
         }
-        return URLSessionTransport(timeout: TimeInterval(timeout))
+        return URLSessionTransport(timeout: timeout)
     }
 }

@@ -109,7 +109,9 @@ final class SocketHTTPTransport: HTTPTransport, @unchecked Sendable {
             ai = a.pointee.ai_next
             let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), a.pointee.ai_protocol)
             if fd < 0 { continue }
-            var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+            // Whole seconds and the rest: a timeout under a second must not become 0, which means none.
+            let bounded = max(timeout, 0.05)
+            var tv = timeval(tv_sec: Int(bounded), tv_usec: Int((bounded - bounded.rounded(.down)) * 1_000_000))
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
             var one: Int32 = 1
