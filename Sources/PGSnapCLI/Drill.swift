@@ -46,9 +46,9 @@ struct Drill: ParsableCommand {
             session.ageIdentity = try identity.load(session.environment)
             let r: DrillResult
             do {
+                let service = RestoreService(session: session)
                 // --remote: the bucket's newest snapshot, through a private temporary copy.
-                r = remote.wanted ? try RestoreService(session: session).drill(database: named, from: try remote.storage(session.environment))
-                    : try RestoreService(session: session).drill(database: named)
+                r = remote.wanted ? try service.drill(database: named, from: try remote.storage(session.environment)) : try service.drill(database: named)
             } catch {
                 if let metricsFile, let named { try? RestoreService(session: session).writeFailedDrillMetrics(database: named, to: metricsFile) }
                 throw error

@@ -143,7 +143,6 @@ public enum S3Digest {
     public static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String { hex(SHA256.hash(data: bytes)) }
     public static func sha256Hex(_ data: Data) -> String { hex(SHA256.hash(data: data)) }
     public static func md5Base64(_ bytes: UnsafeRawBufferPointer) -> String { Data(Insecure.MD5.hash(data: bytes)).base64EncodedString() }
-    public static func md5Hex(_ bytes: UnsafeRawBufferPointer) -> String { hex(Insecure.MD5.hash(data: bytes)) }
     /// One MD5 pass, both spellings: `Content-MD5` (base64) and the ETag S3 answers with (hex).
     public static func md5(_ bytes: UnsafeRawBufferPointer) -> (base64: String, hex: String) {
         let digest = Insecure.MD5.hash(data: bytes)

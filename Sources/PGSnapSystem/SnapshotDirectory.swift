@@ -243,6 +243,17 @@ public struct SnapshotDirectory {
     }
 
     /// An OS error with `errno`'s text; "No space left on device" gets its own advice.
+    /// A new 0700 directory `TMPDIR/<prefix>-XXXXXX` (TMPDIR from `environment`, else /tmp);
+    /// the caller removes it. `what` names its use in the error.
+    static func makePrivateTemporary(prefix: String, environment: [String: String], for what: String) throws -> String {
+        let base = environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((base + "/" + prefix + "-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw ioError("create a private directory in \(base) for \(what)")
+        }
+        return String(cString: made)
+    }
+
     /// All of `bytes` to `fd` (short writes and EINTR retried); a failure names `path`.
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
         var off = 0

@@ -58,9 +58,7 @@ public struct BackupService {
         }
         let age = options.encryptTo.isEmpty ? nil : try AgeTool.locate(environment: session.environment)
         // What a killed run of an earlier night left: invisible, but billed until aborted.
-        let grace = RetentionPolicy.defaultLeftoverGrace
-        let stale = try storage.removeAbandonedWrites(startedBefore: session.now().addingTimeInterval(-grace))
-        if stale > 0 { session.reporter.info("pgsnap: aborted \(stale) unfinished upload(s) older than \(Int(grace / 3600)) h in \(storage.location)") }
+        try session.abortAbandonedWrites(in: storage, olderThan: RetentionPolicy.defaultLeftoverGrace)
         return try runLocked(options, storage: storage, dir: nil, age: age)
     }
 

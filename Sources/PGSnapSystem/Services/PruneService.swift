@@ -47,8 +47,7 @@ public struct PruneService {
                 removed += r.bytes
             }
             try storage.sync()
-            let stale = try storage.removeAbandonedWrites(startedBefore: session.now().addingTimeInterval(-policy.leftoverGrace))
-            if stale > 0 { session.reporter.info("pgsnap: aborted \(stale) unfinished upload(s) older than \(Int(policy.leftoverGrace / 3600)) h") }
+            try session.abortAbandonedWrites(in: storage, olderThan: policy.leftoverGrace)
         }
         return PruneResult(dryRun: dryRun, decisions: plan, runs: runs, removedBytes: removed)
     }

@@ -55,12 +55,7 @@ extension RestoreService {
     ///
     /// - Throws: as `drill`, and exit 2 when the bucket's copy does not match its manifest.
     public func drill(database: String?, from remote: SnapshotStorage) throws -> DrillResult {
-        let base = session.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        var template = Array((base + "/pgsnap-drill-XXXXXX").utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw SnapshotDirectory.ioError("create a temporary directory in \(base)")
-        }
-        let temp = String(cString: made)
+        let temp = try SnapshotDirectory.makePrivateTemporary(prefix: "pgsnap-drill", environment: session.environment, for: "the drill's copy")
         defer { try? SnapshotDirectory.removeTree(temp) }
         let local = try session.inDirectory(temp)
         let pulled = try PullService(session: local, remote: remote).pull(SnapshotSelector(kind: .latest, database: database), wait: nil,

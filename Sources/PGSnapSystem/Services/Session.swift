@@ -60,6 +60,13 @@ public final class Session {
         return s
     }
 
+    /// Ends the writes a killed run left in `storage` (a bucket's unfinished uploads) older than
+    /// `grace`, and says how many: prune and a direct backup clean up alike.
+    func abortAbandonedWrites(in storage: SnapshotStorage, olderThan grace: TimeInterval) throws {
+        let stale = try storage.removeAbandonedWrites(startedBefore: now().addingTimeInterval(-grace))
+        if stale > 0 { reporter.info("pgsnap: aborted \(stale) unfinished upload(s) older than \(Int(grace / 3600)) h in \(storage.location)") }
+    }
+
     public func directory(create: Bool) throws -> SnapshotDirectory {
         try SnapshotDirectory(path: directoryPath, create: create)
     }

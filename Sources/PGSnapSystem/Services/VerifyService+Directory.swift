@@ -103,10 +103,7 @@ extension VerifyService {
     /// directory on disk and for a bucket.
     func tableOfContents(_ m: Manifest, in storage: SnapshotStorage, decryption: AgeDecryption?) throws -> [TOCEntry] {
         let stored = (m.files ?? []).first { DirectoryDump.plainName($0.name) == "toc.dat" }?.name ?? "toc.dat"
-        let base = (session.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp") + "/pgsnap-toc-XXXXXX"
-        var template = Array(base.utf8CString)
-        guard let made = mkdtemp(&template) else { throw SnapshotDirectory.ioError("create a private directory for \(m.file)/toc.dat") }
-        let path = String(cString: made)
+        let path = try SnapshotDirectory.makePrivateTemporary(prefix: "pgsnap-toc", environment: session.environment, for: "\(m.file)/toc.dat")
         defer { try? SnapshotDirectory.removeTree(path) }
         let sink = try FileSink(creating: path + "/toc.dat")
         let name = m.file + "/" + stored
