@@ -58,6 +58,40 @@ final class VersionMatrixTests: CorpusTestCase {
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
     }
 
+    /// backup --remote (straight to the bucket, encrypted, with its globals) -> verify --remote
+    /// -> drill --remote -> restore --remote into an empty directory: the same database on
+    /// every major, and nothing was written to the backup directory.
+    func testDirectToBucketEncryptedSnapshotRestoresExactly() throws {
+        let db = try corpusDatabase("mxs3")
+        let original = try DatabaseFingerprint.of(db)
+        let key = fixture.dir + "-key.txt"
+        defer { unlink(key) }
+        XCTAssertEqual(try Harness.run(EncryptionTests.tool("age-keygen"), ["-o", key]).status, 0)
+        chmod(key, 0o600)
+        let recipient = try Harness.run(EncryptionTests.tool("age-keygen"), ["-y", key]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let (remote, prefix) = S3Harness.newRemote()
+        let env = S3Harness.env(remote: remote)
+        let unused = fixture.dir + "-unused"
+        let b = try Harness.pgsnap(["backup", "-d", db, "--remote", "--encrypt-to", recipient, "--globals"], dir: unused, env: env)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let id = Harness.snapshotID(b)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: unused), "a direct backup wrote to the local disk")
+        XCTAssertEqual(Set(try S3Harness.objects(prefix).keys),
+                       Set([".sql.gz.age", ".manifest.json", ".globals.sql.age"].map { prefix + "/" + id + $0 }))
+        let verify = try Harness.pgsnap(["verify", "--remote", id, "--identity", key], dir: unused, env: env)
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        let drill = try Harness.pgsnap(["drill", "-d", db, "--remote", "--identity", key], dir: unused, env: env)
+        XCTAssertEqual(drill.status, 0, drill.stderr)
+        let empty = fixture.dir + "-dr"
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let copy = "\(db)_s3"
+        fixture.track(database: copy)
+        let r = try Harness.pgsnap(["restore", id, "--remote", "--target", copy, "-d", db, "--identity", key, "--yes"], dir: empty, env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "backup --remote, restore --remote on PostgreSQL \(major)")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
     /// `--no-analyze`: before 18 the statistics came from restore's ANALYZE, so without it the
     /// tables have none; from 18 they travel in the dump and are there all the same.
     func testNoAnalyzeShowsWhereStatisticsComeFrom() throws {
