@@ -188,23 +188,28 @@ final class RestoreTests: XCTestCase {
         let before = try Harness.fingerprint(db)
 
         var loading = false
-        // --jobs 1: one psql session streams the whole table (the split load of several sessions
-        // can finish before the poll below sees it; its failures have tests of their own).
+        // --jobs 1: one psql session streams the whole table. The test holds the load itself: it
+        // stops that psql with SIGSTOP as soon as /proc shows it (pgsnap then blocks on the full
+        // pipe), kills pgsnap, and lets psql go on to the end of its input. No race with how fast
+        // the restore is, and no nested process launch inside the poll.
         let killed = try fixture.pgsnap(["restore", "latest", "--yes", "--jobs", "1", "-d", db], whileRunning: { pid in
-            // Mid-restore: psql is connected to this pgsnap's scratch database and loading it.
-            let deadline = Date().addingTimeInterval(60)
-            while Date() < deadline {
-                let n = try? Harness.psql("postgres", """
-                    SELECT count(*) FROM pg_stat_activity
-                    WHERE datname LIKE 'pgsnap\\_scratch\\_%\\_\(pid)\\_%' AND application_name = 'psql'
-                    """)
-                if let n, n != "0" {
-                    loading = true
-                    break
+            let deadline = Date().addingTimeInterval(120)
+            var held: Int32?
+            while Date() < deadline, held == nil, Procfs.entry(pid) != nil {
+                for child in Procfs.children(of: pid) where Procfs.executable(child)?.hasSuffix("/psql") == true {
+                    guard let argv = Procfs.cmdline(child), argv.contains(where: { $0.contains("pgsnap_scratch_") }) else { continue }
+                    kill(child, SIGSTOP)
+                    held = child
                 }
-                usleep(10_000)
+                if held == nil { usleep(500) }
             }
             kill(pid, SIGKILL)
+            if let held {
+                loading = true
+                // Wait until the kernel has reaped pgsnap (psql's stdin is then at end of file).
+                while Procfs.entry(pid).map({ $0.state != "Z" }) ?? false { usleep(1_000) }
+                kill(held, SIGCONT)
+            }
         })
         XCTAssertTrue(loading, "never saw psql loading the scratch database; stderr: \(killed.stderr)")
         XCTAssertEqual(killed.status, SIGKILL, "pgsnap was not killed (it finished first?): \(killed.stderr)")
