@@ -187,31 +187,30 @@ final class RestoreTests: XCTestCase {
         try Harness.psql(db, "DELETE FROM big WHERE id % 3 = 0; CREATE TABLE after_backup (x int); INSERT INTO after_backup VALUES (1)")
         let before = try Harness.fingerprint(db)
 
-        var loading = false
+        var held: Int32?
         // --jobs 1: one psql session streams the whole table. The test holds the load itself: it
         // stops that psql with SIGSTOP as soon as /proc shows it (pgsnap then blocks on the full
         // pipe), kills pgsnap, and lets psql go on to the end of its input. No race with how fast
         // the restore is, and no nested process launch inside the poll.
         let killed = try fixture.pgsnap(["restore", "latest", "--yes", "--jobs", "1", "-d", db], whileRunning: { pid in
             let deadline = Date().addingTimeInterval(120)
-            var held: Int32?
             while Date() < deadline, held == nil, Procfs.entry(pid) != nil {
                 for child in Procfs.children(of: pid) where Procfs.executable(child)?.hasSuffix("/psql") == true {
                     guard let argv = Procfs.cmdline(child), argv.contains(where: { $0.contains("pgsnap_scratch_") }) else { continue }
                     kill(child, SIGSTOP)
                     held = child
+                    break
                 }
                 if held == nil { usleep(500) }
             }
             kill(pid, SIGKILL)
             if let held {
-                loading = true
-                // Wait until the kernel has reaped pgsnap (psql's stdin is then at end of file).
+                // Wait until pgsnap is dead (a zombie or gone: its end of psql's stdin is closed).
                 while Procfs.entry(pid).map({ $0.state != "Z" }) ?? false { usleep(1_000) }
                 kill(held, SIGCONT)
             }
         })
-        XCTAssertTrue(loading, "never saw psql loading the scratch database; stderr: \(killed.stderr)")
+        XCTAssertTrue(held != nil, "never saw psql loading the scratch database; stderr: \(killed.stderr)")
         XCTAssertEqual(killed.status, SIGKILL, "pgsnap was not killed (it finished first?): \(killed.stderr)")
 
         let orphans = try RestoreFixture.scratchDatabases().filter { $0.hasPrefix("pgsnap_scratch_") && $0.contains("_\(killed.pid)_") }
