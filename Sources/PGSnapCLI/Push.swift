@@ -43,7 +43,7 @@ struct Push: ParsableCommand {
         let session = try makeSession(nil, directory, output)
         let selector = try snapshot.map { try parseSelector($0, label: nil, before: nil, database: database) }
             ?? (database.map { SnapshotSelector(kind: .latest, database: $0) })
-        let results = try PushService(session: session, remote: storage).run(selector: selector, all: all, wait: try lock.seconds)
+        let results = try TransferService(session: session, remote: storage).push(selector: selector, all: all, wait: try lock.seconds)
         if output.json {
             try printJSON(results)
         } else if !output.quiet {
@@ -87,7 +87,7 @@ struct Pull: ParsableCommand {
         session.ageIdentity = try identity.load(session.environment)
         let storage = try remote.storage(env)
         let selector = try parseSelector(label == nil ? snapshot : nil, label: label, before: nil, database: database)
-        let result = try PullService(session: session, remote: storage).pull(selector, wait: try lock.seconds)
+        let result = try TransferService(session: session, remote: storage).pull(selector, wait: try lock.seconds)
         if output.json {
             try printJSON(result)
         } else if !output.quiet {

@@ -8,7 +8,7 @@ import PGSnapSystem
 func pullForRestore(_ remote: RemoteOptions, session: Session, selector: SnapshotSelector, wait: Double?) throws -> SnapshotSelector {
     let storage = try remote.storage(session.environment)
     // The restore will need the key: without one, or with a wrong one, nothing is downloaded.
-    let pulled = try PullService(session: session, remote: storage).pull(selector, wait: wait, requireIdentity: true)
+    let pulled = try TransferService(session: session, remote: storage).pull(selector, wait: wait, requireIdentity: true)
     return SnapshotSelector(kind: .id(pulled.id))
 }
 
@@ -23,7 +23,7 @@ func pushAfterBackup(_ manifest: Manifest, storage: S3Storage, session: Session,
                                        next: "Investigate before trusting this backup")
     }
     do {
-        _ = try PushService(session: session, remote: storage).run(selector: SnapshotSelector(kind: .id(manifest.id)), all: false, wait: wait)
+        _ = try TransferService(session: session, remote: storage).push(selector: SnapshotSelector(kind: .id(manifest.id)), all: false, wait: wait)
     } catch let e as PGSnapError where e.status != .interrupted {
         throw PGSnapError(.offsiteCopyFailed, "snapshot \(manifest.id) is good in \(dir.path), but its offsite copy failed: \(e.what)",
                           next: "Run 'pgsnap push \(manifest.id)' when \(storage.location) is reachable")

@@ -117,9 +117,13 @@ def direct(a, bucket, moto_pgid):
     bench.out(f"backup straight to the bucket, wide dataset: {rows:,} wide rows + {wide.SMALL_TABLES} small tables, "
               f"{plain / 1e6:.0f} MB of plain dump (medians of {a.runs} run(s))")
     bench.out(f"  pgsnap backup --remote {med(remote):7.2f} s     backup to a directory  {med(local):7.2f} s     ratio {ratio:.2f}")
-    bench.out(f"  backup --remote peak RSS {rss:5.1f} MiB; pgsnap CPU {bench.median([r['cpu_user'] + r['cpu_sys'] for r in remote]):.2f} s "
-              f"(to a directory {bench.median([r['cpu_user'] + r['cpu_sys'] for r in local]):.2f} s); "
+    cpu = lambda rs: bench.median([r['cpu_user'] + r['cpu_sys'] for r in rs])
+    bench.out(f"  backup --remote peak RSS {rss:5.1f} MiB; pgsnap CPU {cpu(remote):.2f} s "
+              f"(to a directory {cpu(local):.2f} s, ratio {cpu(remote) / cpu(local):.2f}); "
               f"moto's own CPU per backup {bench.median(moto_cpu):.2f} s on the same cores")
+    # Both cores are busy during a backup (pg_dump, the server, compression): the S3 server's CPU
+    # is wall time here that a bucket elsewhere does not cost. Shown, not subtracted.
+    bench.out(f"  the wall-time gap {med(remote) - med(local):.2f} s; moto's CPU spread over 2 cores {bench.median(moto_cpu) / 2:.2f} s")
     missed = []
     for name, value, limit in [("backup --remote / backup", ratio, GOAL_DIRECT_RATIO), ("backup --remote peak RSS MiB", rss, GOAL_PUSH_RSS_MIB)]:
         ok = value <= limit

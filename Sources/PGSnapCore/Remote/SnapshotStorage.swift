@@ -39,6 +39,8 @@ public protocol SnapshotStorage: AnyObject {
     /// `cutoff`; returns how many. Leftovers that list (a `.partial` file) are the catalog's
     /// and prune's business, so a directory has none of these.
     func removeAbandonedWrites(startedBefore cutoff: Date) throws -> Int
+    /// Bytes free for new files where the storage can tell (a directory's file system); nil otherwise.
+    func freeBytes() -> Int64?
     /// Makes the deletes so far durable (a directory: fsync it; a bucket: each already is).
     func sync() throws
 }
@@ -61,6 +63,8 @@ extension SnapshotStorage {
     }
 
     public func putSmall(_ name: String, bytes: [UInt8]) throws { try putSmall(name, bytes: bytes, sha256: nil) }
+
+    public func freeBytes() -> Int64? { nil }
 
     /// One listing, two views: the files, and sizes by name with each directory snapshot's total
     /// under `<id>.dir` (what a manifest's `file` is checked against).

@@ -58,7 +58,7 @@ extension RestoreService {
         let temp = try SnapshotDirectory.makePrivateTemporary(prefix: "pgsnap-drill", environment: session.environment, for: "the drill's copy")
         defer { try? SnapshotDirectory.removeTree(temp) }
         let local = try session.inDirectory(temp)
-        let pulled = try PullService(session: local, remote: remote).pull(SnapshotSelector(kind: .latest, database: database), wait: nil,
+        let pulled = try TransferService(session: local, remote: remote).pull(SnapshotSelector(kind: .latest, database: database), wait: nil,
                                                                           requireIdentity: true)
         let result = try RestoreService(session: local).drill(database: database)
         let name = pulled.id + SnapshotName.manifestSuffix

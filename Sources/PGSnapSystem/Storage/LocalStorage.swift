@@ -19,6 +19,8 @@ public final class LocalStorage: SnapshotStorage {
 
     public func sync() throws { try directory.sync() }
 
+    public func freeBytes() -> Int64? { directory.freeBytes() }
+
     public func readSmall(_ name: String, limit: Int) throws -> [UInt8] {
         let fd = try SnapshotDirectory.openRegularFile(directory.file(name))
         defer { close(fd) }
@@ -73,6 +75,14 @@ public final class LocalStorage: SnapshotStorage {
     public func putSmall(_ name: String, bytes: [UInt8], sha256: String?) throws {
         try makeFolder(of: name)
         try directory.writeAtomically(Data(bytes), to: name)
+        try LocalStorage.syncFolder(of: name, in: directory)
+    }
+
+    /// A file of `<id>.dir` is renamed inside that folder: the folder is what must be fsynced
+    /// for the rename to survive a crash (the directory itself is synced by every write).
+    static func syncFolder(of name: String, in directory: SnapshotDirectory) throws {
+        guard let slash = name.firstIndex(of: "/") else { return }
+        try SnapshotDirectory.fsyncPath(directory.file(String(name[..<slash])))
     }
 
     /// `<id>.dir` (0700) for a directory snapshot's file `<id>.dir/<file>`.
@@ -121,6 +131,7 @@ final class LocalUpload: StorageUpload {
         close(fd)
         fd = -1
         guard rename(tmp, directory.file(name)) == 0 else { throw SnapshotDirectory.ioError("rename \(tmp)") }
+        try LocalStorage.syncFolder(of: name, in: directory)
         try directory.sync()
         return written
     }
