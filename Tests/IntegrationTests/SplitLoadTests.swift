@@ -95,6 +95,47 @@ final class SplitLoadTests: XCTestCase {
         XCTAssertEqual(try Harness.fingerprint(copy), before)
     }
 
+    /// A directory snapshot's split tables are not scanned with count(*) after the load: the
+    /// server's own COPY counts are checked against the manifest instead. A manifest promising one
+    /// row more than the file holds still fails the restore (exit 2), before the target is touched.
+    func testSplitTablesRowsAreCheckedFromTheCopyCounts() throws {
+        let db = try fixture.database("splitcount")
+        try Harness.psql(db, """
+            CREATE TABLE big (id int PRIMARY KEY, payload text NOT NULL);
+            INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 50000) g;
+            CREATE TABLE small (id int PRIMARY KEY);
+            INSERT INTO small VALUES (1), (2);
+            """)
+        let r0 = try fixture.pgsnap(["backup", "-d", db, "--format", "directory"])
+        XCTAssertEqual(r0.status, 0, r0.stderr)
+        let id = r0.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let env = ["PGSNAP_PARALLEL_COPY_MIN_BYTES": "0"]
+
+        let copy = db + "_copy"
+        fixture.track(database: copy)
+        let ok = try fixture.pgsnap(["restore", id, "--target", copy, "--jobs", "2"], env: env)
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stderr.contains("loaded through 2 COPY sessions each"), "the split load did not run: \(ok.stderr)")
+        XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM big"), "50000")
+
+        var m = try Harness.manifest(dir: fixture.dir, id: id)
+        var rows = m["table_rows"] as! [String: Any]
+        rows["public.big"] = 50001
+        m["table_rows"] = rows
+        m["files"] = (m["files"] as! [[String: Any]]).map { f in
+            var f = f
+            if f["table"] as? String == "public.big" { f["rows"] = 50001 }
+            return f
+        }
+        try Harness.writeJSON(m, to: Harness.manifestPath(dir: fixture.dir, id: id))
+        try Harness.psql(db, "INSERT INTO small VALUES (3)")
+        let r = try fixture.pgsnap(["restore", id, "--yes", "--jobs", "2"], env: env)
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("restored table public.big has 50000 rows, the snapshot has 50001"), r.stderr)
+        XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM small"), "3", "the target was not touched")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
     func testInvalidMaintenanceWorkMemIsAUsageError() throws {
         for bad in ["lots", "0", "-5MB", "12XB", "99999999GB"] {
             let r = try fixture.pgsnap(["restore", "latest", "-d", "nothing_here", "--maintenance-work-mem", bad])

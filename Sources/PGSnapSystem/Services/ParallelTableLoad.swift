@@ -34,7 +34,8 @@ struct ParallelTableLoad {
     ///   - path: the (plain) directory dump.
     ///   - dumpID: the table's TABLE DATA entry.
     ///   - dir: where the one-line use-list is written (0600, removed afterwards).
-    func load(path: String, dumpID: Int, table: String, dir: SnapshotDirectory) throws {
+    /// - Returns: the rows the sessions' COPY commands stored, as the server counted them.
+    func load(path: String, dumpID: Int, table: String, dir: SnapshotDirectory) throws -> Int64 {
         let listName = ".pgsnap-use-list-\(getpid())-\(dumpID)"
         try dir.writeAtomically(Data("\(dumpID);\n".utf8), to: listName)
         let useList = dir.file(listName)
@@ -80,7 +81,7 @@ struct ParallelTableLoad {
                               next: "The target was not changed; run 'pgsnap verify' on the snapshot")
         }
         // Each session ends its COPY, then its input: it commits its share.
-        _ = try splitter.finish()
+        let rows = try splitter.finish()
         reader.closeStdout()
         let status = reader.wait()
         guard status.succeeded || status == .signaled(SIGPIPE) else {
@@ -88,5 +89,6 @@ struct ParallelTableLoad {
                               next: "The target was not changed; run 'pgsnap verify' on the snapshot")
         }
         ok = true
+        return rows
     }
 }

@@ -34,7 +34,7 @@ extension RestoreService {
 
     func loadDirectory(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool,
                        jobs: Int?, only: [TableSelection.Table]?, decryption: AgeDecryption?, phases: PhaseTimes,
-                       environment: [String: String], settings: [String: String]) throws {
+                       environment: [String: String], settings: [String: String]) throws -> [String: Int64] {
         let serverMajor = admin.serverMajor
         let tool = try session.tools.locate("pg_restore", serverMajor: serverMajor)
         var path = dir.file(m.file)
@@ -81,7 +81,7 @@ extension RestoreService {
             try phases.measure("indexes_constraints") {
                 try runPgRestore(tool.path, arguments + ["--section=post-data", path], environment: environment, m: m, dir: dir, tolerant: only != nil)
             }
-            return
+            return [:]
         }
         let dataStart = DispatchTime.now()
         let bigIDs = Set(big.compactMap { DirectoryDump.dataFileDumpID($0.name) })
@@ -95,8 +95,10 @@ extension RestoreService {
         var othersDone = false
         defer { if !othersDone { others.terminate(grace: 2) } }
         let loader = ParallelTableLoad(session: session, pgRestore: tool.path, environment: environment, settings: settings, scratch: scratch, jobs: jobs)
+        // The big tables' rows as their COPY commands stored them: no count(*) over them afterwards.
+        var copied: [String: Int64] = [:]
         for f in big {
-            try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!, table: f.table ?? f.name, dir: dir)
+            copied[f.table ?? f.name] = try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!, table: f.table ?? f.name, dir: dir)
         }
         let status = others.wait()
         othersDone = true
@@ -105,6 +107,7 @@ extension RestoreService {
         try phases.measure("indexes_constraints") {
             try runPgRestore(tool.path, arguments + ["--section=post-data", path], environment: environment, m: m, dir: dir, tolerant: false)
         }
+        return copied
     }
 
     func runPgRestore(_ tool: String, _ arguments: [String], environment: [String: String], m: Manifest, dir: SnapshotDirectory,

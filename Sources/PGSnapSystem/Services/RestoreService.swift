@@ -231,10 +231,10 @@ public struct RestoreService {
         let environment = Self.loadEnvironment(session.childEnvironment, maintenanceWorkMem: maintenanceWorkMem)
         try phases.measure("create_scratch") { try createScratch(m, dir: dir, scratch: scratch, admin: admin, noOwner: noOwner) }
         if m.format == .directory {
-            try loadDirectory(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, jobs: jobs, only: only, decryption: decryption,
-                              phases: phases, environment: environment, settings: Self.loadSettings(maintenanceWorkMem: maintenanceWorkMem))
+            let copied = try loadDirectory(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, jobs: jobs, only: only, decryption: decryption,
+                                           phases: phases, environment: environment, settings: Self.loadSettings(maintenanceWorkMem: maintenanceWorkMem))
             return try phases.measure("row_counts") {
-                try checkRowCounts(m, scratch: scratch, only: only.map { Set($0.map(\.qualified)) }, jobs: jobs ?? Self.defaultJobs)
+                try checkRowCounts(m, scratch: scratch, only: only.map { Set($0.map(\.qualified)) }, counted: copied, jobs: jobs ?? Self.defaultJobs)
             }
         }
         let copied = try loadPlain(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, decryption: decryption, jobs: jobs,
@@ -451,11 +451,19 @@ public struct RestoreService {
 
     /// psql's or pg_restore's exit status alone proves nothing: the row counts do.
     /// Counts every table in `jobs` sessions at once, biggest first (by the manifest's rows).
-    func checkRowCounts(_ m: Manifest, scratch: String, only: Set<String>?, jobs: Int = 1) throws -> (Int, Int64) {
-        let tables = m.tableRows.filter { only?.contains($0.key) ?? true }.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
-        for (table, _) in tables where QualifiedName.parse(table) == nil {
+    ///
+    /// - Parameter counted: rows the load's own COPY commands stored (the server's count), checked
+    ///   without a scan.
+    func checkRowCounts(_ m: Manifest, scratch: String, only: Set<String>?, counted: [String: Int64] = [:], jobs: Int = 1) throws -> (Int, Int64) {
+        let all = m.tableRows.filter { only?.contains($0.key) ?? true }
+        for (table, _) in all where QualifiedName.parse(table) == nil {
             throw PGSnapError.verification("malformed table name in manifest")
         }
+        for (table, got) in counted.sorted(by: { $0.key < $1.key }) where all[table] != got {
+            throw PGSnapError.verification("restored table \(table) has \(got) rows, the snapshot has \(all[table] ?? 0)",
+                                           next: "The target was not changed; run 'pgsnap verify \(m.id)'")
+        }
+        let tables = all.filter { counted[$0.key] == nil }.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
         let lock = NSLock()
         var next = 0
         var firstError: Error?
@@ -480,7 +488,7 @@ public struct RestoreService {
             }
         }
         if let firstError { throw firstError }
-        return (tables.count, tables.reduce(0) { $0 + $1.value })
+        return (all.count, all.values.reduce(0, +))
     }
 
     /// The load sessions' environment (psql, pg_restore), with settings that are safe because
