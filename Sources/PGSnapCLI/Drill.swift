@@ -47,8 +47,7 @@ struct Drill: ParsableCommand {
             let r: DrillResult
             do {
                 let service = RestoreService(session: session)
-                // --remote: the bucket's newest snapshot, through a private temporary copy.
-                r = remote.wanted ? try service.drill(database: named, from: try remote.storage(session.environment)) : try service.drill(database: named)
+                r = try remote.drill(service, database: named, session: session)
             } catch {
                 if let metricsFile, let named { try? RestoreService(session: session).writeFailedDrillMetrics(database: named, to: metricsFile) }
                 throw error

@@ -3,13 +3,24 @@ import Foundation
 import PGSnapCore
 import PGSnapSystem
 
-/// `restore --remote`: pull the snapshot the selector means (unless it is already whole
-/// locally), then hand the usual restore its exact id.
-func pullForRestore(_ remote: RemoteOptions, session: Session, selector: SnapshotSelector, wait: Double?) throws -> SnapshotSelector {
-    let storage = try remote.storage(session.environment)
-    // The restore will need the key: without one, or with a wrong one, nothing is downloaded.
-    let pulled = try TransferService(session: session, remote: storage).pull(selector, wait: wait, requireIdentity: true)
-    return SnapshotSelector(kind: .id(pulled.id))
+extension RemoteOptions {
+    /// What `restore` loads from: files on disk (pg_restore reads a directory, and the SHA-256 is
+    /// proven before the load touches anything). With --remote the snapshot the selector means is
+    /// pulled first (unless it is already whole locally), checked as it streams, and the restore
+    /// gets its exact id; without, the selector as given.
+    func onDisk(_ selector: SnapshotSelector, session: Session, wait: Double?) throws -> SnapshotSelector {
+        guard wanted else { return selector }
+        // The restore will need the key: without one, or with a wrong one, nothing is downloaded.
+        let pulled = try TransferService(session: session, remote: try storage(session.environment)).pull(selector, wait: wait, requireIdentity: true)
+        return SnapshotSelector(kind: .id(pulled.id))
+    }
+
+    /// The drill of the newest snapshot where the command works: the directory, or with --remote
+    /// the bucket's, through a private temporary copy.
+    func drill(_ service: RestoreService, database: String?, session: Session) throws -> DrillResult {
+        guard wanted else { return try service.drill(database: database) }
+        return try service.drill(database: database, from: try storage(session.environment))
+    }
 }
 
 /// `backup --push`: verify the new snapshot locally, then push it. Any failure of either is

@@ -85,7 +85,7 @@ struct Restore: ParsableCommand {
             } : nil)
         options.analyze = !noAnalyze
         options.maintenanceWorkMem = maintenanceWorkMem
-        if remote.wanted { selector = try pullForRestore(remote, session: session, selector: selector, wait: try lock.seconds) }
+        selector = try remote.onDisk(selector, session: session, wait: try lock.seconds)
         let result: RestoreResult
         do {
             result = try service.restore(selector, options: options)
