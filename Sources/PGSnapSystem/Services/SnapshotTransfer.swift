@@ -59,12 +59,17 @@ struct SnapshotTransfer {
         var plan = Plan()
         var files: [File]
         var globalsSize: Int64 = 0
+        // Sizes of what the destination already holds: one listing of the snapshot's folder, a
+        // HEAD (or stat) per other file; never a listing of a whole bucket prefix per snapshot.
+        var existing: [String: Int64] = [:]
         if m.format == .directory {
             files = (m.files ?? []).map { File(name: m.file + "/" + $0.name, size: $0.bytes, sha256: $0.sha256) }
             let named = Set(files.map(\.name))
-            plan.stray = try destination.files(inDirectory: m.file).map { m.file + "/" + $0.name }.filter { !named.contains($0) }
+            for f in try destination.files(inDirectory: m.file) { existing[m.file + "/" + f.name] = f.size }
+            plan.stray = existing.keys.filter { !named.contains($0) }.sorted()
         } else {
             files = [File(name: m.file, size: m.compressedBytes, sha256: m.sha256)]
+            existing[m.file] = try destination.size(of: m.file)
         }
         if let g = m.globalsFile {
             guard let size = try source.size(of: g), size >= 0 else {
@@ -73,19 +78,15 @@ struct SnapshotTransfer {
             }
             globalsSize = size
             let globals = File(name: g, size: size, sha256: m.globalsSHA256)
+            let there = try destination.size(of: g)
+            existing[g] = there
             // One copy per run, whatever the number of its snapshots; another run's under the
             // same name is never overwritten.
-            if m.run != nil, let sha = m.globalsSHA256, let there = try destination.size(of: g), there >= 0,
-               try !isWhole(globals, size: there) {
+            if m.run != nil, let sha = m.globalsSHA256, let there, there >= 0, try !isWhole(globals, size: there) {
                 throw PGSnapError("a different \(g) is already in \(destination.location) (snapshot \(m.id) says SHA-256 \(sha)): two runs are named \(m.run!)",
                                   next: "Use another place for one of them; nothing was copied")
             }
             files.append(globals)
-        }
-        var existing: [String: Int64] = [:]
-        for f in try destination.list() { existing[f.name] = f.size }
-        if m.format == .directory {
-            for f in try destination.files(inDirectory: m.file) { existing[m.file + "/" + f.name] = f.size }
         }
         plan.send = try files.filter { f in try !(existing[f.name] == f.size && isWhole(f, size: f.size)) }
         if let run = m.run, let g = m.globalsFile, let sha = m.globalsSHA256 {
