@@ -206,11 +206,11 @@ final class DirectoryDumpTests: XCTestCase {
         let id = "app_20261201T000000Z"
         let files = [DirectoryFile(name: id + ".dir/toc.dat", size: 10), DirectoryFile(name: id + ".dir/3.dat.gz", size: 20),
                      DirectoryFile(name: id + ".manifest.json", size: 900)]
-        let entries = RemoteCatalog.build(files: files)
+        let entries = ListingCatalog.build(files: files)
         XCTAssertEqual(entries.map(\.status), [.good])
         XCTAssertEqual(entries.first?.files.count, 3, "every object is listed, so prune deletes every one")
-        XCTAssertEqual(RemoteCatalog.build(files: Array(files.prefix(2))).map(\.status), [.dumpWithoutManifest])
-        let folded = RemoteCatalog.folded(Dictionary(uniqueKeysWithValues: files.map { ($0.name, $0.size) }))
+        XCTAssertEqual(ListingCatalog.build(files: Array(files.prefix(2))).map(\.status), [.dumpWithoutManifest])
+        let folded = ListingCatalog.folded(Dictionary(uniqueKeysWithValues: files.map { ($0.name, $0.size) }))
         XCTAssertEqual(folded[id + ".dir"], 30)
         XCTAssertEqual(folded[id + ".dir/toc.dat"], 10)
     }

@@ -58,8 +58,8 @@ public struct TransferService {
     /// - Throws: `PGSnapError`: exit 2 when the remote copy is incomplete or its dump has the wrong size.
     public func resolve(_ selector: SnapshotSelector) throws -> (manifest: Manifest, bytes: [UInt8], files: [String: Int64]) {
         let (objects, files) = try remote.listing()
-        let entries = RemoteCatalog.build(files: objects)
-        let entry = try RemoteCatalog.select(selector, from: entries, location: remote.location)
+        let entries = ListingCatalog.build(files: objects)
+        let entry = try ListingCatalog.select(selector, from: entries, location: remote.location)
         // Never an older copy in its place without saying so: the refusal names the next good one.
         func refuse(_ check: String, _ detail: String) -> PGSnapError {
             selector.refusal(entry, check: check, detail: "\(detail) in \(remote.location)", among: entries) { "pgsnap pull \($0) --remote \(remote.location)" }

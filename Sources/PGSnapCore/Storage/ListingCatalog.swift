@@ -1,13 +1,14 @@
 import Foundation
 
-/// Snapshots in a bucket from one object listing, no GET per snapshot: how `pull` (and
-/// `restore --remote`) pick the one snapshot they then read the manifest of. Every other
-/// command builds the full `Catalog` over the storage (`SnapshotStorage.catalog`).
+/// Snapshots from one listing of a storage, no manifest read: how `pull` (and `restore
+/// --remote`) pick the one snapshot they then read the manifest of, with one request per 1,000
+/// objects instead of a GET per snapshot. Every other command builds the full `Catalog` over the
+/// storage (`SnapshotStorage.catalog`).
 ///
-/// A listing proves less than a manifest read: an object with both its dump and its manifest
-/// is `good` (push writes the manifest only after the dump's size was checked); anything else
+/// A listing proves less than a manifest read: a snapshot with both its dump and its manifest
+/// is `good` (the manifest is written only after the dump's size was checked); anything else
 /// is a leftover. `pull` checks the manifest, the size and the content itself.
-public enum RemoteCatalog {
+public enum ListingCatalog {
     public static func build(files: [DirectoryFile]) -> [CatalogEntry] {
         var byID: [String: [DirectoryFile]] = [:]
         for f in files {

@@ -3,7 +3,7 @@ import XCTest
 
 @testable import PGSnapCore
 
-final class RemoteCatalogTests: XCTestCase {
+final class ListingCatalogTests: XCTestCase {
     func testStatusFromTheListingAlone() {
         let good = CatalogTests.manifest(database: "app", date: utc(2026, 12, 1, 3), label: "pre_mig")
         let halfway = CatalogTests.manifest(database: "app", date: utc(2026, 12, 2, 3))
@@ -14,7 +14,7 @@ final class RemoteCatalogTests: XCTestCase {
             DirectoryFile(name: orphan.id + ".manifest.json", size: 900),
             DirectoryFile(name: "README.txt", size: 5),
         ]
-        let entries = RemoteCatalog.build(files: files)
+        let entries = ListingCatalog.build(files: files)
         XCTAssertEqual(entries.map(\.id), [halfway.id, good.id, orphan.id])
         XCTAssertEqual(entries.map(\.status), [.dumpWithoutManifest, .good, .manifestWithoutDump])
         XCTAssertEqual(entries.map(\.database), ["app", "app", "app"])
@@ -22,10 +22,10 @@ final class RemoteCatalogTests: XCTestCase {
         XCTAssertNil(entries[1].manifest)
 
         // latest skips the newer incomplete one; labels come from the id.
-        XCTAssertEqual(try RemoteCatalog.select(SnapshotSelector(kind: .latest, database: "app"), from: entries, location: "s3://b").id, good.id)
-        XCTAssertEqual(try RemoteCatalog.select(SnapshotSelector(kind: .label("pre_mig")), from: entries, location: "s3://b").id, good.id)
-        assertPGSnapError(.failure) { try RemoteCatalog.select(SnapshotSelector(kind: .label("other")), from: entries, location: "s3://b") }
-        assertPGSnapError(.failure) { try RemoteCatalog.select(SnapshotSelector(kind: .latest, database: "web"), from: entries, location: "s3://b") }
+        XCTAssertEqual(try ListingCatalog.select(SnapshotSelector(kind: .latest, database: "app"), from: entries, location: "s3://b").id, good.id)
+        XCTAssertEqual(try ListingCatalog.select(SnapshotSelector(kind: .label("pre_mig")), from: entries, location: "s3://b").id, good.id)
+        assertPGSnapError(.failure) { try ListingCatalog.select(SnapshotSelector(kind: .label("other")), from: entries, location: "s3://b") }
+        assertPGSnapError(.failure) { try ListingCatalog.select(SnapshotSelector(kind: .latest, database: "web"), from: entries, location: "s3://b") }
     }
 
     func testPushSelection() throws {

@@ -72,7 +72,7 @@ extension SnapshotStorage {
         let files = try list()
         var sizes: [String: Int64] = [:]
         for f in files { sizes[f.name] = f.size }
-        return (files, RemoteCatalog.folded(sizes))
+        return (files, ListingCatalog.folded(sizes))
     }
 
     /// The listing with each directory snapshot's files (`<id>.dir/<file>`, as a bucket lists
