@@ -85,6 +85,9 @@ final class DirectoryFailureTests: XCTestCase {
         let pull = try Harness.pgsnap(["pull", id, "--remote", remote], dir: empty, env: env)
         XCTAssertEqual(pull.status, 2, pull.stderr)
         XCTAssertTrue(pull.stderr.contains(name), "pull names the file: \(pull.stderr)")
-        XCTAssertEqual(Harness.entries(empty).filter { !$0.hasPrefix(".") }, [], "nothing that looks like a snapshot is left")
+        XCTAssertEqual(Harness.entries(empty).filter { !$0.hasPrefix(".") && !$0.hasSuffix(".partial") }, [],
+                       "nothing that looks like a snapshot is left (files already checked wait in \(id).dir.partial for the next pull)")
+        let list = try Harness.pgsnap(["list", "--json"], dir: empty)
+        XCTAssertFalse(list.stdout.contains("\"good\""), list.stdout)
     }
 }

@@ -91,8 +91,8 @@ final class TransferTests: XCTestCase {
     }
 
     /// The same copy whichever way it goes: a damaged file stops it before the manifest (nothing
-    /// that lists as a snapshot), the next run sends only what is missing, and a file of an
-    /// earlier copy that the manifest does not name is removed.
+    /// that lists as a snapshot; on disk not even the folder's final name), the next run sends
+    /// only what is missing, and a file of an earlier copy that the manifest does not name is removed.
     func testADirectorySnapshotResumesFileByFileAndTheManifestComesLast() throws {
         let source = InMemoryStorage(chunkSize: 1 << 16)
         let (m, manifest) = try directorySnapshot(in: source)
@@ -103,15 +103,20 @@ final class TransferTests: XCTestCase {
         try source.putSmall(big, bytes: bad)
 
         for destination: SnapshotStorage in [InMemoryStorage(), LocalStorage(try SnapshotDirectory(path: try makeTemporaryDirectory(self), create: false))] {
-            try destination.putSmall(m.file + "/stray.dat.gz", bytes: [1, 2, 3])
+            let staging = destination.stagingFolder(for: m.file)
+            try destination.putSmall(staging + "/stray.dat.gz", bytes: [1, 2, 3])
             try source.putSmall(big, bytes: bad)
-            XCTAssertEqual(try transfer(source, destination).plan(m).stray, [m.file + "/stray.dat.gz"], "an earlier copy's file the manifest does not name")
+            XCTAssertEqual(try transfer(source, destination).plan(m).stray, [staging + "/stray.dat.gz"], "an earlier copy's file the manifest does not name")
             XCTAssertThrowsError(try transfer(source, destination).copy(m, manifestBytes: manifest)) { error in
                 XCTAssertEqual((error as? PGSnapError)?.status, .verificationFailed, "\(error)")
             }
             XCTAssertNil(try destination.size(of: m.id + SnapshotName.manifestSuffix), "no manifest, no snapshot: \(destination.location)")
             XCTAssertFalse(try destination.catalog().contains { $0.isGood }, destination.location)
             XCTAssertNil(try destination.size(of: big), "a damaged file never carries its name: \(destination.location)")
+            if destination is LocalStorage {
+                XCTAssertEqual(try destination.files(inDirectory: m.file).map(\.name), [], "on disk the folder waits as \(staging)")
+                XCTAssertEqual(try destination.files(inDirectory: staging).map(\.name), ["toc.dat"])
+            }
 
             try source.putSmall(big, bytes: good)
             let plan = try transfer(source, destination).plan(m)

@@ -41,6 +41,13 @@ public protocol SnapshotStorage: AnyObject {
     func removeAbandonedWrites(startedBefore cutoff: Date) throws -> Int
     /// Bytes free for new files where the storage can tell (a directory's file system); nil otherwise.
     func freeBytes() -> Int64?
+    /// Where a copied directory snapshot's files are written until all are there: on disk
+    /// `<id>.dir.partial` (a folder is never seen half-filled under its final name, which `pg_restore`
+    /// by hand would read); in a bucket the final name, since the manifest, written last, is what
+    /// makes the objects a snapshot.
+    func stagingFolder(for name: String) -> String
+    /// Gives the staged folder its final name (a no-op where `stagingFolder` is the final name).
+    func commitFolder(_ staging: String, as name: String) throws
     /// Makes the deletes so far durable (a directory: fsync it; a bucket: each already is).
     func sync() throws
 }
@@ -65,6 +72,10 @@ extension SnapshotStorage {
     public func putSmall(_ name: String, bytes: [UInt8]) throws { try putSmall(name, bytes: bytes, sha256: nil) }
 
     public func freeBytes() -> Int64? { nil }
+
+    public func stagingFolder(for name: String) -> String { name }
+
+    public func commitFolder(_ staging: String, as name: String) throws {}
 
     /// One listing, two views: the files, and sizes by name with each directory snapshot's total
     /// under `<id>.dir` (what a manifest's `file` is checked against).

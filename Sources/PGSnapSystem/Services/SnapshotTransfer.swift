@@ -4,7 +4,8 @@ import PGSnapCore
 /// One snapshot copied from one storage to another, in the order a backup writes one: its data
 /// files, each checked against the manifest as it streams; the globals of a whole-server run and
 /// the run's record; the manifest last. Until the manifest lands the destination holds no
-/// snapshot, only files the catalog and prune know as leftovers. push (directory -> bucket) and
+/// snapshot, only files the catalog and prune know as leftovers (on disk a directory snapshot's
+/// files wait in `<id>.dir.partial` until all are there). push (directory -> bucket) and
 /// pull (bucket -> directory) are this one copy in opposite directions; what either side is
 /// comes only from the two storages.
 struct SnapshotTransfer {
@@ -21,6 +22,15 @@ struct SnapshotTransfer {
         var name: String
         var size: Int64
         var sha256: String?
+        /// Where it goes: `name`, or inside the destination's staging folder.
+        var destination: String
+
+        init(name: String, size: Int64, sha256: String?, destination: String? = nil) {
+            self.name = name
+            self.size = size
+            self.sha256 = sha256
+            self.destination = destination ?? name
+        }
     }
 
     /// What the copy does, decided before a byte moves: the files still to send (a killed
@@ -29,6 +39,8 @@ struct SnapshotTransfer {
     struct Plan {
         var send: [File] = []
         var stray: [String] = []
+        /// A directory snapshot's folder as written, then renamed (`commitFolder`).
+        var folder: (staging: String, name: String)?
         var record: (name: String, bytes: [UInt8])?
         var bytes: Int64 { send.reduce(0) { $0 + $1.size } }
     }
@@ -45,6 +57,7 @@ struct SnapshotTransfer {
         }
         for name in plan.stray { try destination.delete(name) }
         for f in plan.send { try send(f) }
+        if let folder = plan.folder { try destination.commitFolder(folder.staging, as: folder.name) }
         if let record = plan.record { try destination.putSmall(record.name, bytes: record.bytes) }
         // A transfer killed mid-upload leaves an unfinished multipart upload that S3 keeps (and bills).
         if let n = try? destination.removeAbandonedWrites(of: m.file), n > 0 {
@@ -63,9 +76,11 @@ struct SnapshotTransfer {
         // HEAD (or stat) per other file; never a listing of a whole bucket prefix per snapshot.
         var existing: [String: Int64] = [:]
         if m.format == .directory {
-            files = (m.files ?? []).map { File(name: m.file + "/" + $0.name, size: $0.bytes, sha256: $0.sha256) }
-            let named = Set(files.map(\.name))
-            for f in try destination.files(inDirectory: m.file) { existing[m.file + "/" + f.name] = f.size }
+            let staging = destination.stagingFolder(for: m.file)
+            plan.folder = (staging, m.file)
+            files = (m.files ?? []).map { File(name: m.file + "/" + $0.name, size: $0.bytes, sha256: $0.sha256, destination: staging + "/" + $0.name) }
+            let named = Set(files.map(\.destination))
+            for f in try destination.files(inDirectory: staging) { existing[staging + "/" + f.name] = f.size }
             plan.stray = existing.keys.filter { !named.contains($0) }.sorted()
         } else {
             files = [File(name: m.file, size: m.compressedBytes, sha256: m.sha256)]
@@ -88,7 +103,7 @@ struct SnapshotTransfer {
             }
             files.append(globals)
         }
-        plan.send = try files.filter { f in try !(existing[f.name] == f.size && isWhole(f, size: f.size)) }
+        plan.send = try files.filter { f in try !(existing[f.destination] == f.size && isWhole(f, size: f.size)) }
         if let run = m.run, let g = m.globalsFile, let sha = m.globalsSHA256 {
             plan.record = (RunName.recordFile(run), [UInt8](try runRecord(m, run: run, globals: g, sha256: sha, size: globalsSize).encoded()))
         }
@@ -99,9 +114,9 @@ struct SnapshotTransfer {
     /// when it was written (a bucket's metadata), else read and hashed (a directory keeps none).
     func isWhole(_ f: File, size: Int64) throws -> Bool {
         guard size == f.size, let sha = f.sha256 else { return size == f.size }
-        if let recorded = try destination.stat(f.name)?.sha256 { return recorded == sha }
+        if let recorded = try destination.stat(f.destination)?.sha256 { return recorded == sha }
         var hash = SHA256Stream()
-        try destination.read(f.name, size: size) { hash.update($0) }
+        try destination.read(f.destination, size: size) { hash.update($0) }
         return hash.finalizeHex() == sha
     }
 
@@ -135,7 +150,7 @@ struct SnapshotTransfer {
     func send(_ f: File) throws {
         guard f.size < 5 << 20 else {
             try CheckedCopy(source: source, destination: destination, next: next)
-                .copy(f.name, size: f.size, sha256: f.sha256, progress: Progress(reporter: reporter, verb: verb, total: f.size))
+                .copy(f.name, size: f.size, sha256: f.sha256, as: f.destination, progress: Progress(reporter: reporter, verb: verb, total: f.size))
             return
         }
         let bytes = try source.readSmall(f.name, limit: 5 << 20)
@@ -146,6 +161,6 @@ struct SnapshotTransfer {
             throw PGSnapError.verification("\(source.location)/\(f.name) is damaged: \(bytes.count) bytes with SHA-256 \(got), its manifest says \(f.size) bytes"
                                            + (f.sha256.map { " with \($0)" } ?? "") + "; nothing was kept", next: next)
         }
-        try destination.putSmall(f.name, bytes: bytes, sha256: f.sha256)
+        try destination.putSmall(f.destination, bytes: bytes, sha256: f.sha256)
     }
 }

@@ -21,6 +21,20 @@ public final class LocalStorage: SnapshotStorage {
 
     public func freeBytes() -> Int64? { directory.freeBytes() }
 
+    public func stagingFolder(for name: String) -> String { name + SnapshotName.partialSuffix }
+
+    /// fsync the folder, replace what stands under the final name (a leftover: a whole snapshot
+    /// would have its manifest and not be copied again), rename, fsync the directory.
+    public func commitFolder(_ staging: String, as name: String) throws {
+        guard staging != name else { return }
+        let from = directory.file(staging)
+        if mkdir(from, 0o700) != 0 && errno != EEXIST { throw SnapshotDirectory.ioError("create \(from)") }
+        try SnapshotDirectory.fsyncPath(from)
+        try SnapshotDirectory.removeTree(directory.file(name))
+        guard rename(from, directory.file(name)) == 0 else { throw SnapshotDirectory.ioError("rename \(from)") }
+        try directory.sync()
+    }
+
     public func readSmall(_ name: String, limit: Int) throws -> [UInt8] {
         let fd = try SnapshotDirectory.openRegularFile(directory.file(name))
         defer { close(fd) }
