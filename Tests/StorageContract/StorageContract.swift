@@ -28,6 +28,7 @@ public struct StorageContract {
         ("a large object streamed in bounded pieces", { try $0.largeObject() }),
         ("a catalog over the storage", { try $0.catalog() }),
         ("stat: size, and the SHA-256 given at write where one is kept", { try $0.stat() }),
+        ("a staged folder ends up whole under its name, nothing else", { try $0.stagedFolder() }),
     ]
 
     static let id = "app_20261101T000000Z"
@@ -120,6 +121,29 @@ public struct StorageContract {
         try s.delete(Self.id + ".dir/toc.dat")
         try expect(try s.files(inDirectory: Self.id + ".dir").isEmpty, "a deleted file of a folder still lists")
         try s.delete("never_20261101T000000Z.sql.gz")
+    }
+
+    /// A directory snapshot copied in: its files written into the staging folder are, once the
+    /// folder is committed, exactly the files under its name (a leftover folder there replaced);
+    /// and the staging folder never lists as a good snapshot.
+    func stagedFolder() throws {
+        let s = try make()
+        let name = Self.id + ".dir"
+        try write(s, name + "/old.dat.gz", [9])
+        let staging = s.stagingFolder(for: name)
+        try write(s, staging + "/toc.dat", [1, 2])
+        try write(s, staging + "/3001.dat.gz", [3])
+        try expect(!(try s.catalog().contains { $0.isGood }), "a staged folder lists as a good snapshot")
+        if staging != name {
+            try expect(try s.files(inDirectory: name).map(\.name) == ["old.dat.gz"], "staged files show under the final name before the commit")
+        } else {
+            // Written in place: the transfer itself removes files the manifest does not name.
+            try s.delete(name + "/old.dat.gz")
+        }
+        try s.commitFolder(staging, as: name)
+        let committed = try s.files(inDirectory: name).map(\.name)
+        try expect(committed == ["3001.dat.gz", "toc.dat"], "after the commit \(name) holds \(committed)")
+        try expect(try readAll(s, name + "/toc.dat") == [1, 2], "a committed folder's file reads back other bytes")
     }
 
     func oddNames() throws {
