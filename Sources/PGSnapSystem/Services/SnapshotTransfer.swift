@@ -42,6 +42,8 @@ struct SnapshotTransfer {
         /// A directory snapshot's folder as written, then renamed (`commitFolder`).
         var folder: (staging: String, name: String)?
         var record: (name: String, bytes: [UInt8])?
+        /// Files too big for one write: where a killed transfer may have left an unfinished upload.
+        var multipart: [String] = []
         var bytes: Int64 { send.reduce(0) { $0 + $1.size } }
     }
 
@@ -59,9 +61,12 @@ struct SnapshotTransfer {
         for f in plan.send { try send(f) }
         if let folder = plan.folder { try destination.commitFolder(folder.staging, as: folder.name) }
         if let record = plan.record { try destination.putSmall(record.name, bytes: record.bytes) }
-        // A transfer killed mid-upload leaves an unfinished multipart upload that S3 keeps (and bills).
-        if let n = try? destination.removeAbandonedWrites(of: m.file), n > 0 {
-            reporter.info("pgsnap: aborted \(n) unfinished upload(s) of \(m.file) left by an earlier transfer")
+        // A transfer killed mid-upload leaves an unfinished multipart upload that S3 keeps (and bills):
+        // one per file big enough to be sent in parts.
+        for f in plan.multipart {
+            if let n = try? destination.removeAbandonedWrites(of: f), n > 0 {
+                reporter.info("pgsnap: aborted \(n) unfinished upload(s) of \(f) left by an earlier transfer")
+            }
         }
         try destination.putSmall(m.id + SnapshotName.manifestSuffix, bytes: manifestBytes)
         try destination.sync()
@@ -103,6 +108,7 @@ struct SnapshotTransfer {
             }
             files.append(globals)
         }
+        plan.multipart = files.filter { $0.size >= SnapshotTransfer.smallFile }.map(\.destination)
         plan.send = try files.filter { f in try !(existing[f.destination] == f.size && isWhole(f, size: f.size)) }
         if let run = m.run, let g = m.globalsFile, let sha = m.globalsSHA256 {
             plan.record = (RunName.recordFile(run), [UInt8](try runRecord(m, run: run, globals: g, sha256: sha, size: globalsSize).encoded()))
@@ -145,15 +151,18 @@ struct SnapshotTransfer {
         return record.adding(m.id)
     }
 
+    /// S3's smallest part: a file below it is one write, at or above it a multipart upload.
+    static let smallFile = 5 << 20
+
     /// One file, checked as it streams; a small one (a directory snapshot's TOC or a small
     /// table) in one write, which costs a bucket one request instead of a multipart upload's four.
     func send(_ f: File) throws {
-        guard f.size < 5 << 20 else {
+        guard f.size < SnapshotTransfer.smallFile else {
             try CheckedCopy(source: source, destination: destination, next: next)
                 .copy(f.name, size: f.size, sha256: f.sha256, as: f.destination, progress: Progress(reporter: reporter, verb: verb, total: f.size))
             return
         }
-        let bytes = try source.readSmall(f.name, limit: 5 << 20)
+        let bytes = try source.readSmall(f.name, limit: SnapshotTransfer.smallFile)
         var hash = SHA256Stream()
         bytes.withUnsafeBytes { hash.update($0) }
         let got = hash.finalizeHex()
