@@ -152,4 +152,27 @@ final class TransferTests: XCTestCase {
         let record = try RunRecord.decode(bytes: try fresh.readSmall(RunName.recordFile(m.run!), limit: 1 << 20), fileName: RunName.recordFile(m.run!))
         XCTAssertEqual(record.snapshots, [m.id], "the run's record names the snapshot, written before its manifest")
     }
+
+    /// A running directory backup removes `.dir.partial` folders nobody holds: a transfer's
+    /// staging folder is held (flocked) while the transfer runs, so it stays; once the writer is
+    /// gone, it is a leftover like any other.
+    func testABackupsCleanupLeavesAHeldStagingFolderAlone() throws {
+        let path = try makeTemporaryDirectory(self)
+        let dir = try SnapshotDirectory(path: path, create: false)
+        var writer: LocalStorage? = LocalStorage(dir)
+        let staging = writer!.stagingFolder(for: VerifyServiceTests.id + ".dir")
+        try writer!.beginFolder(staging)
+        try writer!.putSmall(staging + "/toc.dat", bytes: [1])
+        var anHourAgo = [timeval(tv_sec: time(nil) - 3600, tv_usec: 0), timeval(tv_sec: time(nil) - 3600, tv_usec: 0)]
+        XCTAssertEqual(utimes(dir.file(staging), &anHourAgo), 0)
+        let backup = BackupService(session: try VerifyServiceTests.session(directory: path))
+
+        backup.removeAbandonedPartials(dir)
+        XCTAssertEqual(try LocalStorage(dir).files(inDirectory: staging).map(\.name), ["toc.dat"], "a held staging folder is not abandoned")
+        XCTAssertThrowsError(try LocalStorage(dir).beginFolder(staging), "a second writer is refused")
+
+        writer = nil
+        backup.removeAbandonedPartials(dir)
+        XCTAssertEqual(access(dir.file(staging), F_OK), -1, "the writer is gone: the folder is a leftover")
+    }
 }

@@ -131,6 +131,7 @@ public struct StorageContract {
         let name = Self.id + ".dir"
         try write(s, name + "/old.dat.gz", [9])
         let staging = s.stagingFolder(for: name)
+        try s.beginFolder(staging)
         try write(s, staging + "/toc.dat", [1, 2])
         try write(s, staging + "/3001.dat.gz", [3])
         try expect(!(try s.catalog().contains { $0.isGood }), "a staged folder lists as a good snapshot")

@@ -46,6 +46,12 @@ public protocol SnapshotStorage: AnyObject {
     /// by hand would read); in a bucket the final name, since the manifest, written last, is what
     /// makes the objects a snapshot.
     func stagingFolder(for name: String) -> String
+    /// Claims the staging folder for this writer until `commitFolder` (or the storage is gone): on
+    /// disk it is created and flocked, as a running backup holds its own, so the next backup's
+    /// cleanup of abandoned `.dir.partial` folders leaves it alone.
+    ///
+    /// - Throws: when another writer holds it.
+    func beginFolder(_ staging: String) throws
     /// Gives the staged folder its final name (a no-op where `stagingFolder` is the final name).
     func commitFolder(_ staging: String, as name: String) throws
     /// Makes the deletes so far durable (a directory: fsync it; a bucket: each already is).
@@ -74,6 +80,8 @@ extension SnapshotStorage {
     public func freeBytes() -> Int64? { nil }
 
     public func stagingFolder(for name: String) -> String { name }
+
+    public func beginFolder(_ staging: String) throws {}
 
     public func commitFolder(_ staging: String, as name: String) throws {}
 

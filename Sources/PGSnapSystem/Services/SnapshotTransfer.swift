@@ -52,6 +52,9 @@ struct SnapshotTransfer {
     ///   `PGSnapError` when the destination holds another run's globals or a record it cannot read,
     ///   lacks the space, or a write fails. Nothing sent so far carries the manifest.
     func copy(_ m: Manifest, manifestBytes: [UInt8]) throws -> Int64 {
+        // Claimed before it is read: a backup's cleanup of abandoned partial folders must not
+        // remove files the plan counts as already there.
+        if m.format == .directory { try destination.beginFolder(destination.stagingFolder(for: m.file)) }
         let plan = try self.plan(m)
         if let free = destination.freeBytes(), free < plan.bytes {
             throw PGSnapError("\(destination.location) has \(formatBytes(free)) free, \(m.id) needs \(formatBytes(plan.bytes))",

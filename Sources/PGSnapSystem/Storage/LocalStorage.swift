@@ -6,8 +6,12 @@ import PGSnapCore
 public final class LocalStorage: SnapshotStorage {
     public let directory: SnapshotDirectory
     public var location: String { directory.path }
+    /// Staging folders this writer holds (`beginFolder`): their flocked descriptors.
+    private var held: [String: Int32] = [:]
 
     public init(_ directory: SnapshotDirectory) { self.directory = directory }
+
+    deinit { for fd in held.values { close(fd) } }
 
     public func list() throws -> [DirectoryFile] { try directory.list() }
 
@@ -23,16 +27,32 @@ public final class LocalStorage: SnapshotStorage {
 
     public func stagingFolder(for name: String) -> String { name + SnapshotName.partialSuffix }
 
+    /// Created (0700) and flocked for as long as this storage lives or until `commitFolder`: the
+    /// same claim a running directory backup holds on its own `.dir.partial`.
+    public func beginFolder(_ staging: String) throws {
+        guard held[staging] == nil else { return }
+        let path = directory.file(staging)
+        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw SnapshotDirectory.ioError("create \(path)") }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw SnapshotDirectory.ioError("open \(path)") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw PGSnapError("\(path) is being written by another pgsnap", next: "Wait for it to finish, then run the command again")
+        }
+        held[staging] = fd
+    }
+
     /// fsync the folder, replace what stands under the final name (a leftover: a whole snapshot
     /// would have its manifest and not be copied again), rename, fsync the directory.
     public func commitFolder(_ staging: String, as name: String) throws {
         guard staging != name else { return }
+        try beginFolder(staging)
         let from = directory.file(staging)
-        if mkdir(from, 0o700) != 0 && errno != EEXIST { throw SnapshotDirectory.ioError("create \(from)") }
         try SnapshotDirectory.fsyncPath(from)
         try SnapshotDirectory.removeTree(directory.file(name))
         guard rename(from, directory.file(name)) == 0 else { throw SnapshotDirectory.ioError("rename \(from)") }
         try directory.sync()
+        if let fd = held.removeValue(forKey: staging) { close(fd) }
     }
 
     public func readSmall(_ name: String, limit: Int) throws -> [UInt8] {
