@@ -131,7 +131,7 @@ final class SplitLoadTests: XCTestCase {
         try Harness.psql(db, "INSERT INTO small VALUES (3)")
         let r = try fixture.pgsnap(["restore", id, "--yes", "--jobs", "2"], env: env)
         XCTAssertEqual(r.status, 2, r.stderr)
-        XCTAssertTrue(r.stderr.contains("restored table public.big has 50000 rows, the snapshot has 50001"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("the load stored 50000 rows in public.big (the server's COPY count), the snapshot has 50001"), r.stderr)
         XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM small"), "3", "the target was not touched")
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
     }

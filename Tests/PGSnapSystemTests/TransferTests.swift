@@ -147,6 +147,13 @@ final class TransferTests: XCTestCase {
         XCTAssertEqual(destination.names, [m.globalsFile!], "nothing was copied")
         XCTAssertEqual(try destination.readSmall(m.globalsFile!, limit: 100), Array("CREATE ROLE other;".utf8))
 
+        // The source's globals damaged, the destination's whole (by the manifest's checksum): not sent, no refusal.
+        let whole = InMemoryStorage()
+        try whole.putSmall(m.globalsFile!, bytes: Array("CREATE ROLE app;".utf8))
+        try source.putSmall(m.globalsFile!, bytes: Array("CREATE ROLE app; -- damaged".utf8))
+        XCTAssertEqual(try transfer(source, whole).plan(m).send.map(\.name), [m.file])
+        try source.putSmall(m.globalsFile!, bytes: Array("CREATE ROLE app;".utf8))
+
         let fresh = InMemoryStorage()
         _ = try transfer(source, fresh).copy(m, manifestBytes: try source.readSmall(m.id + SnapshotName.manifestSuffix, limit: 1 << 20))
         let record = try RunRecord.decode(bytes: try fresh.readSmall(RunName.recordFile(m.run!), limit: 1 << 20), fileName: RunName.recordFile(m.run!))
@@ -174,5 +181,31 @@ final class TransferTests: XCTestCase {
         writer = nil
         backup.removeAbandonedPartials(dir)
         XCTAssertEqual(access(dir.file(staging), F_OK), -1, "the writer is gone: the folder is a leftover")
+    }
+
+    /// A refused directory copy (here: another run's globals on disk) leaves no empty staging
+    /// folder; and a staged folder never replaces a whole snapshot (one with its manifest).
+    func testARefusedDirectoryCopyLeavesNothingAndAWholeSnapshotIsNeverReplaced() throws {
+        let source = InMemoryStorage(chunkSize: 1 << 16)
+        var (m, manifest) = try directorySnapshot(in: source)
+        m.run = "run-20261122T031500Z"
+        m.globalsFile = "run-20261122T031500Z.globals.sql"
+        m.globalsSHA256 = VerifyServiceTests.sha256(Array("CREATE ROLE app;".utf8))
+        try source.putSmall(m.globalsFile!, bytes: Array("CREATE ROLE app;".utf8))
+        let path = try makeTemporaryDirectory(self)
+        let local = LocalStorage(try SnapshotDirectory(path: path, create: false))
+        try local.putSmall(m.globalsFile!, bytes: Array("CREATE ROLE other;".utf8))
+        XCTAssertThrowsError(try transfer(source, local).copy(m, manifestBytes: manifest)) { error in
+            XCTAssertTrue("\(error)".contains("two runs are named"), "\(error)")
+        }
+        XCTAssertEqual(snapshotFiles(path), [m.globalsFile!], "no staging folder, nothing else")
+
+        try local.putSmall(m.globalsFile!, bytes: Array("CREATE ROLE app;".utf8))
+        try local.putSmall(m.file + "/toc.dat", bytes: [1])
+        try local.putSmall(m.id + SnapshotName.manifestSuffix, bytes: manifest)
+        XCTAssertThrowsError(try transfer(source, local).copy(m, manifestBytes: manifest)) { error in
+            XCTAssertTrue("\(error)".contains("already a whole snapshot"), "\(error)")
+        }
+        XCTAssertEqual(try local.files(inDirectory: m.file).map(\.name), ["toc.dat"], "the whole snapshot's folder is untouched")
     }
 }

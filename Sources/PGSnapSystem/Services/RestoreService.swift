@@ -460,7 +460,7 @@ public struct RestoreService {
             throw PGSnapError.verification("malformed table name in manifest")
         }
         for (table, got) in counted.sorted(by: { $0.key < $1.key }) where all[table] != got {
-            throw PGSnapError.verification("restored table \(table) has \(got) rows, the snapshot has \(all[table] ?? 0)",
+            throw PGSnapError.verification("the load stored \(got) rows in \(table) (the server's COPY count), the snapshot has \(all[table] ?? 0)",
                                            next: "The target was not changed; run 'pgsnap verify \(m.id)'")
         }
         let tables = all.filter { counted[$0.key] == nil }.sorted { ($0.value, $1.key) > ($1.value, $0.key) }

@@ -46,7 +46,12 @@ public struct TransferService {
                 return TransferResult(id: m.id, action: "skipped", bytes: 0, seconds: seconds(since: start))
             }
             let manifestName = m.id + SnapshotName.manifestSuffix
-            let sent = try transfer.copy(m, manifestBytes: try local.readSmall(manifestName, limit: Manifest.maxBytes))
+            if remoteFiles[manifestName] != nil,
+               let there = try? Manifest.decode(bytes: try remote.readSmall(manifestName, limit: Manifest.maxBytes), fileName: manifestName),
+               there.sha256 != m.sha256 {
+                throw PGSnapError("a different snapshot named \(m.id) is already in \(remote.location)", next: "Nothing of it was changed; push to another prefix")
+            }
+            let sent = try transfer.copy(m, manifestBytes: try local.readSmall(manifestName, limit: Manifest.maxBytes), listing: remoteFiles)
             let secs = seconds(since: start)
             session.reporter.info("pgsnap: pushed \(m.id) to \(remote.location): \(formatBytes(sent)) in \(String(format: "%.1f", secs)) s")
             return TransferResult(id: m.id, action: "uploaded", bytes: sent, seconds: secs)

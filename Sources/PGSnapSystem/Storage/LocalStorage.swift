@@ -46,6 +46,11 @@ public final class LocalStorage: SnapshotStorage {
     /// would have its manifest and not be copied again), rename, fsync the directory.
     public func commitFolder(_ staging: String, as name: String) throws {
         guard staging != name else { return }
+        // Never over a whole snapshot (a concurrent pull of the same one finished first).
+        let manifest = String(name.dropLast(SnapshotName.directorySuffix.count)) + SnapshotName.manifestSuffix
+        if name.hasSuffix(SnapshotName.directorySuffix), access(directory.file(manifest), F_OK) == 0 {
+            throw PGSnapError("\(directory.file(name)) is already a whole snapshot", next: "Nothing was replaced; run 'pgsnap list'")
+        }
         try beginFolder(staging)
         let from = directory.file(staging)
         try SnapshotDirectory.fsyncPath(from)

@@ -209,6 +209,13 @@ final class S3Client: @unchecked Sendable {
         return try request("GET", key: key, headers: h, what: "downloading \(key)").body
     }
 
+    /// At most the first `count` bytes (a ranged GET): a small file read whole without trusting
+    /// the object's size. Empty for an empty object (S3 answers 416 to any range of one).
+    func getPrefix(_ key: String, count: Int64) throws -> Data {
+        let r = try request("GET", key: key, headers: [("range", "bytes=0-\(max(0, count - 1))")], accept: [416], what: "downloading \(key)")
+        return r.status == 416 ? Data() : r.body
+    }
+
     func put(_ key: String, body: Data, metadata: [String: String] = [:]) throws {
         let md5 = body.withUnsafeBytes { S3Digest.md5Base64($0) }
         var h: [(String, String)] = [("content-md5", md5), ("content-type", "application/octet-stream")]

@@ -32,8 +32,9 @@ public final class S3Storage: SnapshotStorage {
     }
 
     public func readSmall(_ name: String, limit: Int) throws -> [UInt8] {
-        let data = try client.get(remote.key(name))
-        guard data.count <= limit else { throw PGSnapError.verification("\(location)/\(name) is \(data.count) bytes, more than a manifest can be") }
+        // One byte more than the limit at most: a damaged, huge object is refused, not held in memory.
+        let data = try client.getPrefix(remote.key(name), count: Int64(limit) + 1)
+        guard data.count <= limit else { throw PGSnapError.verification("\(location)/\(name) is more than \(limit) bytes") }
         return [UInt8](data)
     }
 
