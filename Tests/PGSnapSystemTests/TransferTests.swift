@@ -208,4 +208,23 @@ final class TransferTests: XCTestCase {
         }
         XCTAssertEqual(try local.files(inDirectory: m.file).map(\.name), ["toc.dat"], "the whole snapshot's folder is untouched")
     }
+
+    /// push never writes over another snapshot that carries the same id in the bucket (two
+    /// machines, one prefix): refused, the bucket's copy untouched.
+    func testPushRefusesADifferentSnapshotUnderTheSameID() throws {
+        let (dir, id) = try directoryWithSnapshot()
+        let memory = InMemoryStorage()
+        let name = id + SnapshotName.manifestSuffix
+        var other = try Manifest.decode(bytes: try LocalStorage(try SnapshotDirectory(path: dir, create: false)).readSmall(name, limit: 1 << 20),
+                                        fileName: name)
+        other.sha256 = String(repeating: "0", count: 64)
+        let theirs = [UInt8](try other.encoded())
+        try memory.putSmall(name, bytes: theirs)
+        XCTAssertThrowsError(try TransferService(session: try VerifyServiceTests.session(directory: dir), remote: memory)
+            .push(selector: nil, all: true, wait: nil)) { error in
+            XCTAssertTrue("\(error)".contains("a different snapshot named \(id)"), "\(error)")
+        }
+        XCTAssertEqual(memory.names, [name], "nothing was sent")
+        XCTAssertEqual(try memory.readSmall(name, limit: 1 << 20), theirs)
+    }
 }
