@@ -148,6 +148,19 @@ public struct SnapshotDirectory {
         try SnapshotDirectory.fsyncPath(path)
     }
 
+    /// An exclusive, non-blocking flock on a folder, held by the returned descriptor (close it to
+    /// let go): how a writer of a `.dir.partial` folder tells the next backup's cleanup that the
+    /// folder is not abandoned. nil when it cannot be opened or another writer holds it.
+    static func claimFolder(_ path: String) -> Int32? {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
     static func isSnapshotDirectoryName(_ name: String) -> Bool {
         name.hasSuffix(SnapshotName.directorySuffix) || name.hasSuffix(SnapshotName.directorySuffix + SnapshotName.partialSuffix)
     }

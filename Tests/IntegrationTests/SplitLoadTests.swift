@@ -13,16 +13,22 @@ final class SplitLoadTests: XCTestCase {
         fixture = nil
     }
 
-    /// A snapshot whose big table holds one row the server refuses (an extra column in the middle
-    /// of the rows), with a manifest that matches the file: every check before the load passes.
-    func snapshotWithARefusedRow() throws -> (db: String, id: String) {
-        let db = try fixture.database("split")
+    /// A database with one big table (`rows` rows, primary key) and one small one (2 rows).
+    func bigAndSmall(_ prefix: String, rows: Int) throws -> String {
+        let db = try fixture.database(prefix)
         try Harness.psql(db, """
             CREATE TABLE big (id int PRIMARY KEY, payload text NOT NULL);
-            INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 200000) g;
+            INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, \(rows)) g;
             CREATE TABLE small (id int PRIMARY KEY);
             INSERT INTO small VALUES (1), (2);
             """)
+        return db
+    }
+
+    /// A snapshot whose big table holds one row the server refuses (an extra column in the middle
+    /// of the rows), with a manifest that matches the file: every check before the load passes.
+    func snapshotWithARefusedRow() throws -> (db: String, id: String) {
+        let db = try bigAndSmall("split", rows: 200000)
         let id = try fixture.backup(db)
         let path = try fixture.dumpPath(id)
         let dump = try Harness.gunzip(path)
@@ -99,13 +105,7 @@ final class SplitLoadTests: XCTestCase {
     /// server's own COPY counts are checked against the manifest instead. A manifest promising one
     /// row more than the file holds still fails the restore (exit 2), before the target is touched.
     func testSplitTablesRowsAreCheckedFromTheCopyCounts() throws {
-        let db = try fixture.database("splitcount")
-        try Harness.psql(db, """
-            CREATE TABLE big (id int PRIMARY KEY, payload text NOT NULL);
-            INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 50000) g;
-            CREATE TABLE small (id int PRIMARY KEY);
-            INSERT INTO small VALUES (1), (2);
-            """)
+        let db = try bigAndSmall("splitcount", rows: 50000)
         let r0 = try fixture.pgsnap(["backup", "-d", db, "--format", "directory"])
         XCTAssertEqual(r0.status, 0, r0.stderr)
         let id = r0.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -34,9 +34,8 @@ extension BackupService {
         removeAbandonedPartials(dir)
         let (id, partial) = try reserveDirectory(dir: dir, database: c.database, date: c.started, label: options.label)
         // Held while this backup runs: a partial directory nobody holds is abandoned (see below).
-        let hold = open(partial, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if hold >= 0 { _ = flock(hold, LOCK_EX | LOCK_NB) }
-        defer { if hold >= 0 { close(hold) } }
+        let hold = SnapshotDirectory.claimFolder(partial)
+        defer { if let hold { close(hold) } }
         let finalName = id + SnapshotName.directorySuffix
         var committed = false
         defer {

@@ -15,9 +15,14 @@ struct CheckedCopy {
     ///   - size, sha256: what the manifest says of the file.
     ///   - destinationName: the name to write it under (default: `name`).
     /// - Throws: `PGSnapError.verification` (exit 2) when the source does not match; the destination's error otherwise.
+    /// Below it a file is gathered and stored in one write (`putSmall`): one request to a bucket
+    /// instead of a multipart upload's four. S3's smallest part.
+    static let smallFile: Int64 = 5 << 20
+
     func copy(_ name: String, size: Int64, sha256: String?, as destinationName: String? = nil, progress: Progress? = nil) throws {
         let what = "\(source.location)/\(name)"
-        let file = try destination.create(destinationName ?? name, expectedSize: size, sha256: sha256)
+        var gathered: [UInt8] = []
+        let file = size < CheckedCopy.smallFile ? nil : try destination.create(destinationName ?? name, expectedSize: size, sha256: sha256)
         var hash = SHA256Stream()
         var count: Int64 = 0
         do {
@@ -27,7 +32,7 @@ struct CheckedCopy {
                     throw PGSnapError.verification("\(what) is damaged: longer than its manifest says (\(size) bytes); nothing was kept", next: next)
                 }
                 hash.update(chunk)
-                try file.write(chunk)
+                if let file { try file.write(chunk) } else { gathered.append(contentsOf: chunk) }
                 progress?.update(bytesIn: count, bytesOut: count)
             }
             progress?.done()
@@ -40,9 +45,13 @@ struct CheckedCopy {
                     throw PGSnapError.verification("\(what) is damaged: SHA-256 \(got), its manifest says \(sha256); nothing was kept", next: next)
                 }
             }
-            _ = try file.commit()
+            if let file {
+                _ = try file.commit()
+            } else {
+                try destination.putSmall(destinationName ?? name, bytes: gathered, sha256: sha256)
+            }
         } catch {
-            file.abort()
+            file?.abort()
             throw error
         }
     }

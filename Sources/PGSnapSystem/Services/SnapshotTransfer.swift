@@ -80,7 +80,7 @@ struct SnapshotTransfer {
         for name in plan.stray { try destination.delete(name) }
         // A transfer killed mid-upload leaves an unfinished multipart upload that S3 keeps (and
         // bills): one per file it was sending in parts, which is still to send now.
-        for f in plan.send where f.size >= SnapshotTransfer.smallFile {
+        for f in plan.send where f.size >= CheckedCopy.smallFile {
             if let n = try? destination.removeAbandonedWrites(of: f.destination), n > 0 {
                 reporter.info("pgsnap: aborted \(n) unfinished upload(s) of \(f.destination) left by an earlier transfer")
             }
@@ -185,25 +185,9 @@ struct SnapshotTransfer {
         return record.adding(m.id)
     }
 
-    /// S3's smallest part: a file below it is one write, at or above it a multipart upload.
-    static let smallFile = 5 << 20
-
-    /// One file, checked as it streams; a small one (a directory snapshot's TOC or a small
-    /// table) in one write, which costs a bucket one request instead of a multipart upload's four.
+    /// One file, checked as it streams (a small one in one write).
     func send(_ f: File) throws {
-        guard f.size < SnapshotTransfer.smallFile else {
-            try CheckedCopy(source: source, destination: destination, next: next)
-                .copy(f.name, size: f.size, sha256: f.sha256, as: f.destination, progress: Progress(reporter: reporter, verb: verb, total: f.size))
-            return
-        }
-        let bytes = try source.readSmall(f.name, limit: SnapshotTransfer.smallFile)
-        var hash = SHA256Stream()
-        bytes.withUnsafeBytes { hash.update($0) }
-        let got = hash.finalizeHex()
-        guard bytes.count == f.size, f.sha256.map({ $0 == got }) ?? true else {
-            throw PGSnapError.verification("\(source.location)/\(f.name) is damaged: \(bytes.count) bytes with SHA-256 \(got), its manifest says \(f.size) bytes"
-                                           + (f.sha256.map { " with \($0)" } ?? "") + "; nothing was kept", next: next)
-        }
-        try destination.putSmall(f.destination, bytes: bytes, sha256: f.sha256)
+        try CheckedCopy(source: source, destination: destination, next: next)
+            .copy(f.name, size: f.size, sha256: f.sha256, as: f.destination, progress: Progress(reporter: reporter, verb: verb, total: f.size))
     }
 }

@@ -33,10 +33,7 @@ public final class LocalStorage: SnapshotStorage {
         guard held[staging] == nil else { return }
         let path = directory.file(staging)
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw SnapshotDirectory.ioError("create \(path)") }
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw SnapshotDirectory.ioError("open \(path)") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
+        guard let fd = SnapshotDirectory.claimFolder(path) else {
             throw PGSnapError("\(path) is being written by another pgsnap", next: "Wait for it to finish, then run the command again")
         }
         held[staging] = fd
@@ -47,8 +44,7 @@ public final class LocalStorage: SnapshotStorage {
     public func commitFolder(_ staging: String, as name: String) throws {
         guard staging != name else { return }
         // Never over a whole snapshot (a concurrent pull of the same one finished first).
-        let manifest = String(name.dropLast(SnapshotName.directorySuffix.count)) + SnapshotName.manifestSuffix
-        if name.hasSuffix(SnapshotName.directorySuffix), access(directory.file(manifest), F_OK) == 0 {
+        if let id = Catalog.snapshotID(ofFile: name), access(directory.file(id + SnapshotName.manifestSuffix), F_OK) == 0 {
             throw PGSnapError("\(directory.file(name)) is already a whole snapshot", next: "Nothing was replaced; run 'pgsnap list'")
         }
         try beginFolder(staging)
