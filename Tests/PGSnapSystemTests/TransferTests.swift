@@ -154,6 +154,15 @@ final class TransferTests: XCTestCase {
         XCTAssertEqual(try transfer(source, whole).plan(m).send.map(\.name), [m.file])
         try source.putSmall(m.globalsFile!, bytes: Array("CREATE ROLE app;".utf8))
 
+        // A destination record that cannot be read is never overwritten unread: refused before anything is sent.
+        let unreadable = InMemoryStorage()
+        try unreadable.putSmall(RunName.recordFile(m.run!), bytes: Array("not json".utf8))
+        XCTAssertThrowsError(try transfer(source, unreadable).copy(m, manifestBytes: [])) { error in
+            XCTAssertTrue("\(error)".contains("cannot be read"), "\(error)")
+        }
+        XCTAssertEqual(unreadable.names, [RunName.recordFile(m.run!)], "nothing was copied")
+        XCTAssertEqual(try unreadable.readSmall(RunName.recordFile(m.run!), limit: 100), Array("not json".utf8))
+
         let fresh = InMemoryStorage()
         _ = try transfer(source, fresh).copy(m, manifestBytes: try source.readSmall(m.id + SnapshotName.manifestSuffix, limit: 1 << 20))
         let record = try RunRecord.decode(bytes: try fresh.readSmall(RunName.recordFile(m.run!), limit: 1 << 20), fileName: RunName.recordFile(m.run!))

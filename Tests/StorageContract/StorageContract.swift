@@ -73,6 +73,7 @@ public struct StorageContract {
         try expect(try s.files(inDirectory: "missing_20261101T000000Z.dir").isEmpty, "files(inDirectory:) of a missing folder")
         try expect(try s.readSmall(Self.id + ".manifest.json", limit: 100) == Array("{}".utf8), "readSmall gives back what putSmall stored")
         try expect((try? s.readSmall(Self.id + ".sql.gz", limit: 10)) == nil, "readSmall over its limit must throw")
+        try expect(try s.readSmall(Self.id + ".dir/3001.dat.gz", limit: 10) == [], "readSmall of an empty file")
         try expect(try s.readPrefix(Self.id + ".sql.gz", count: 10) == Array(repeating: 7, count: 10), "readPrefix")
     }
 
