@@ -7,8 +7,9 @@ Prints the port it listens on (127.0.0.1, chosen by the kernel) as its first lin
 it accepts connections. Each request is appended to FILE as one JSON line (method, path,
 headers, body) *before* it is answered, so a request the client sent is on record whatever
 the client did next. --answers is a comma-separated list per path: the n-th request to a path
-gets the n-th answer (the last one repeats); an answer is an HTTP status or 'hang' (never
-answer). With --cert/--key it speaks HTTPS.
+gets the n-th answer (the last one repeats); an answer is an HTTP status, 'hang' (never
+answer) or 'trickle' (a header line that never ends, one byte every 0.2 s: each read gets
+something, so only a deadline on the whole exchange gives up on it). With --cert/--key it speaks HTTPS.
 """
 import argparse
 import http.server
@@ -51,6 +52,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         answer = answers[min(n, len(answers) - 1)]
         if answer == "hang":
             time.sleep(3600)
+            return
+        if answer == "trickle":
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                self.wfile.flush()
+                for _ in range(3600 * 5):
+                    time.sleep(0.2)
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+            except OSError:
+                pass
             return
         payload = b"OK"
         self.send_response(int(answer))

@@ -94,7 +94,7 @@ let exitStatusHelp = ExitStatus.table
 /// The environment services (and so every child, `guard`'s migration command included) see:
 /// without the notification URLs, whose tokens only `NotifyOptions` needs.
 func sessionEnvironment() -> [String: String] {
-    ProcessInfo.processInfo.environment.filter { $0.key != "PGSNAP_NOTIFY" }
+    ProcessInfo.processInfo.environment.filter { !NotifyTarget.isTargetVariable($0.key) }
 }
 
 /// `-d/--dbname` in commands that only read the backup directory (list, show, prune, check):

@@ -49,7 +49,7 @@ struct Drill: ParsableCommand {
                 let service = RestoreService(session: session)
                 r = try remote.drill(service, database: named, session: session)
             } catch {
-                if let metricsFile, let named { try? RestoreService(session: session).writeFailedDrillMetrics(database: named, to: metricsFile) }
+                if let metricsFile { try? RestoreService(session: session).writeFailedDrillMetrics(database: named ?? "", to: metricsFile) }
                 throw error
             }
             report.database = r.database

@@ -8,7 +8,7 @@ extension NotifyOn: ExpressibleByArgument {}
 /// `--notify` and `--notify-on`, shared by backup, prune, check, verify and drill.
 struct NotifyOptions: ParsableArguments {
     @Option(name: .customLong("notify"), help: ArgumentHelp(
-        "Tell URL how the run went (repeatable; added to the URLs in PGSNAP_NOTIFY): a healthchecks.io-style ping URL (https://hc-ping.com/<uuid>: /start, success, /fail), json+https://... (a JSON document) or slack+https://... (Slack-compatible text). Plain http:// is sent unencrypted.",
+        "Tell URL how the run went (repeatable; added to the URLs in PGSNAP_<COMMAND>_NOTIFY, e.g. PGSNAP_BACKUP_NOTIFY, and PGSNAP_NOTIFY): a healthchecks.io-style ping URL (https://hc-ping.com/<uuid>: /start, success, /fail), json+https://... (a JSON document) or slack+https://... (Slack-compatible text). Plain http:// is sent unencrypted.",
         valueName: "url"))
     var notify: [String] = []
 
@@ -21,9 +21,9 @@ struct NotifyOptions: ParsableArguments {
         _ = try settings(ProcessInfo.processInfo.environment)
     }
 
-    func settings(_ env: [String: String]) throws -> (targets: [NotifyTarget], on: NotifyOn?) {
+    func settings(_ env: [String: String], command: String? = nil) throws -> (targets: [NotifyTarget], on: NotifyOn?) {
         do {
-            let targets = try NotifyTarget.parseAll(options: notify, environment: env)
+            let targets = try NotifyTarget.parseAll(options: notify, environment: env, command: command)
             var on = notifyOn
             if on == nil, let text = env["PGSNAP_NOTIFY_ON"], !text.isEmpty {
                 guard let v = NotifyOn(rawValue: text) else { throw ValidationError("PGSNAP_NOTIFY_ON must be failure or always") }
@@ -44,7 +44,7 @@ struct NotifyOptions: ParsableArguments {
     ///   string is reduced to its dbname).
     func around(_ command: String, database: String?, _ body: (NotifyReport) throws -> Void) throws {
         let env = ProcessInfo.processInfo.environment
-        let (targets, on) = try settings(env)
+        let (targets, on) = try settings(env, command: command)
         let report = NotifyReport()
         guard !targets.isEmpty else { return try body(report) }
         let notifier = Notifier(environment: env, warn: { printError($0) })
@@ -75,7 +75,12 @@ struct NotifyOptions: ParsableArguments {
             finish(.failure, exitCode: code, error: line)
             throw error
         }
-        finish(.success, exitCode: 0, error: nil)
+        // A command that stopped on a signal without throwing still exits 130 (PGSnapCommand.main).
+        if SignalTrap.received != nil {
+            finish(.failure, exitCode: ExitStatus.interrupted.rawValue, error: "interrupted by a signal")
+        } else {
+            finish(.success, exitCode: 0, error: nil)
+        }
     }
 
     /// `app` from `app` or `postgres://u:p@h/app`; else PGDATABASE; nil when none is named.
@@ -100,29 +105,6 @@ final class NotifyReport {
         uncompressedBytes = m.uncompressedBytes
         rows = m.tableRows.values.reduce(0, +)
     }
-}
-
-/// The last problem lines the run printed (check's problems, verify's FAILED lines), for the
-/// failure notification: the one error line alone would say "2 problem(s)" and not which.
-enum StderrTail {
-    static let limit = 10
-    nonisolated(unsafe) private static var recording = false
-    nonisolated(unsafe) private static var kept: [String] = []
-    private static let lock = NSLock()
-
-    static func start() { lock.withLock { recording = true; kept = [] } }
-
-    static func record(_ line: String) {
-        // Notification warnings are about the notifier, not the run.
-        guard !line.hasPrefix("warning: could not notify") else { return }
-        lock.withLock {
-            guard recording else { return }
-            kept.append(oneLine(line, limit: 300))
-            if kept.count > limit { kept.removeFirst(kept.count - limit) }
-        }
-    }
-
-    static var lines: [String] { lock.withLock { kept } }
 }
 
 /// The exit code and the one line `PGSnapCommand.main()` will print for `error`.

@@ -45,7 +45,7 @@ public final class Credentials {
         var env = environment
         env["PGPASSWORD"] = nil
         // Notification URLs carry tokens; no child needs them.
-        env["PGSNAP_NOTIFY"] = nil
+        for key in env.keys where NotifyTarget.isTargetVariable(key) { env[key] = nil }
         if let passfile { env["PGPASSFILE"] = passfile }
         return env
     }

@@ -5,11 +5,15 @@ import PGSnapCore
 ///
 /// A notification must never break the job, nor hold it up for long: the start ping goes out
 /// in the background while the job runs, and the result's requests go to all targets at once,
-/// each with up to `attempts` tries and a short backoff (0.5 s, 1 s, ...) that must all fit in
-/// one `timeout`. So a receiver that never answers delays the run by at most `timeout` seconds
-/// (5 by default), however many targets there are (a run shorter than that may also wait for
-/// the rest of its start ping's timeout). A target that still fails is reported by
-/// `warn` with one line and its URL redacted.
+/// each on its own thread (so a hung receiver never queues another behind it), with up to
+/// `attempts` tries and a short backoff (0.5 s, 1 s, ...) that must all fit in one `timeout`.
+/// The wait itself is bounded too: whatever a transport does (a DNS lookup that hangs, a
+/// receiver that trickles its answer byte by byte), `send` returns at the deadline and gives up
+/// on what is still on its way. So a receiver that never answers delays the run by at most
+/// `timeout` seconds (5 by default), however many targets there are (a run shorter than that may
+/// also wait for the rest of its start ping's timeout). Each target that fails is reported by
+/// `warn` with one line, its URL redacted, once per run (a failed start ping and a failed result
+/// to the same receiver are one line).
 public struct Notifier: Sendable {
     public var timeout: Int
     public var attempts: Int
@@ -25,41 +29,67 @@ public struct Notifier: Sendable {
         self.warn = warn
     }
 
-    /// Requests on their way in the background (the start ping): `send` waits for them within its own timeout.
+    /// Requests on their way, each on its own thread; what each came to once it has.
     public final class Pending: @unchecked Sendable {
         let group = DispatchGroup()
+        let deadline: Date
+        private let lock = NSLock()
+        private var outcomes: [Int: String?] = [:]
+        let requests: [NotifyRequest]
+
+        init(_ requests: [NotifyRequest], deadline: Date) {
+            self.requests = requests
+            self.deadline = deadline
+        }
+
+        func finish(_ i: Int, _ problem: String?) { lock.withLock { outcomes[i] = .some(problem) } }
+
+        /// Waits until every request has an outcome or the deadline has passed; then, for each
+        /// request, nil when delivered, else why not ("no answer within N s" for one still on its way).
+        func wait(timeout: Int) -> [String?] {
+            _ = group.wait(timeout: .now() + max(0, deadline.timeIntervalSinceNow))
+            return lock.withLock {
+                requests.indices.map { outcomes[$0] ?? "no answer within \(timeout) s" }
+            }
+        }
     }
 
-    /// Starts sending `requests` (one try each, within `timeout`) and returns at once.
-    public func start(_ requests: [NotifyRequest]) -> Pending {
-        let pending = Pending()
-        let deadline = Date().addingTimeInterval(Double(timeout))
-        for r in requests {
+    func launch(_ requests: [NotifyRequest], tries: Int) -> Pending {
+        let pending = Pending(requests, deadline: Date().addingTimeInterval(Double(timeout)))
+        for (i, r) in requests.enumerated() {
             pending.group.enter()
             Thread {
-                if let problem = deliver(r, tries: 1, deadline: deadline) {
-                    warn("warning: could not notify \(r.shown): \(problem); the run's result is unchanged")
-                }
+                pending.finish(i, deliver(r, tries: tries, deadline: pending.deadline))
                 pending.group.leave()
             }.start()
         }
         return pending
     }
 
+    /// Starts sending `requests` (one try each, within `timeout`) and returns at once; `send`
+    /// reports how they went.
+    public func start(_ requests: [NotifyRequest]) -> Pending {
+        launch(requests, tries: 1)
+    }
+
     /// Sends every request, concurrently, once `earlier` requests have finished (so a start ping
-    /// arrives before the result); returns when each has succeeded or given up, within one
-    /// `timeout` of sending.
+    /// arrives before the result) or their own deadline has passed; returns within one `timeout`
+    /// of sending, with one warning per receiver that did not get what was sent to it.
     public func send(_ requests: [NotifyRequest], after earlier: Pending? = nil) {
-        // The start ping's own deadline ends one timeout after the job began: no wait at all for
-        // a job longer than that.
-        if let earlier { _ = earlier.group.wait(timeout: .now() + .seconds(timeout)) }
-        let deadline = Date().addingTimeInterval(Double(timeout))
-        if !requests.isEmpty {
-            DispatchQueue.concurrentPerform(iterations: requests.count) { i in
-                if let problem = deliver(requests[i], tries: attempts, deadline: deadline) {
-                    warn("warning: could not notify \(requests[i].shown): \(problem); the run's result is unchanged")
-                }
-            }
+        // The start ping's deadline ends one timeout after the job began: no wait at all for a
+        // job longer than that.
+        let earlierOutcomes = earlier?.wait(timeout: timeout) ?? []
+        let outcomes = requests.isEmpty ? [] : launch(requests, tries: attempts).wait(timeout: timeout)
+        var warned = Set<String>()
+        for (r, problem) in zip(requests, outcomes) {
+            guard let problem else { continue }
+            warned.insert(r.target.redacted)
+            warn("warning: could not notify \(r.shown): \(problem); the run's result is unchanged")
+        }
+        for (r, problem) in zip(earlier?.requests ?? [], earlierOutcomes) where !warned.contains(r.target.redacted) {
+            guard let problem else { continue }
+            warned.insert(r.target.redacted)
+            warn("warning: could not notify \(r.shown): \(problem); the run's result is unchanged")
         }
     }
 

@@ -114,6 +114,35 @@ final class DrillTests: XCTestCase {
         XCTAssertTrue(text.contains("drill of \"\(database)\"") && text.contains("FAILED"), text)
     }
 
+    /// A snapshot whose bytes are whole but whose load fails on this server (a table's owner
+    /// role was dropped since the backup): the failure comes after the scratch database exists,
+    /// and the drill still drops it, exits 2 and says so in the manifest, metrics and notification.
+    func testADrillWhoseLoadFailsDropsItsScratchDatabase() throws {
+        let rx = try NotifyReceiver()
+        receivers.append(rx)
+        let role = "drl_gone_\(UUID().uuidString.prefix(8).lowercased())"
+        try Harness.psql(database, "CREATE ROLE \(role); CREATE TABLE owned (i int); INSERT INTO owned VALUES (1); ALTER TABLE owned OWNER TO \(role)")
+        let dir = try makeDir()
+        let b = try Harness.pgsnap(["backup", "-d", database], dir: dir)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let id = Harness.snapshotID(b)
+        try Harness.psql(database, "REASSIGN OWNED BY \(role) TO CURRENT_USER; DROP OWNED BY \(role); DROP ROLE \(role)")
+        let before = try scratchDatabases()
+        let prom = dir + "/drill.prom"
+
+        let r = try Harness.pgsnap(["drill", "-d", database, "--quiet", "--metrics-file", prom, "--notify", "json+\(rx.base)/hook/secret"], dir: dir)
+        Harness.assertOneErrorLine(r, status: 2, "drill whose load fails")
+        XCTAssertTrue(r.stderr.contains("restore drill of \(id) failed: restore_test check") && r.stderr.contains(role), r.stderr)
+        XCTAssertEqual(try scratchDatabases(), before, "the drill left its scratch database")
+        let proof = try XCTUnwrap(try Harness.manifest(dir: dir, id: id)["restore_test"] as? [String: Any])
+        XCTAssertEqual(proof["ok"] as? Bool, false)
+        XCTAssertEqual(try metrics(prom)["pgsnap_restore_drill_success{database=\"\(database)\"}"], "0")
+        let doc = try XCTUnwrap(rx.requests.first?.json)
+        XCTAssertEqual(doc["event"] as? String, "drill.failure")
+        XCTAssertEqual(doc["exit_code"] as? Int, 2)
+        XCTAssertTrue((doc["error"] as? String ?? "").contains(role), "\(doc)")
+    }
+
     func testDrillWithNoSnapshotFailsAndSaysSoInTheMetrics() throws {
         let dir = try makeDir()
         XCTAssertEqual(try Harness.pgsnap(["backup", "-d", database, "-q"], dir: dir).status, 0)

@@ -30,7 +30,9 @@ final class NotifyTargetTests: XCTestCase {
     func testBadValuesAreUsageErrorsThatNeverEchoTheToken() {
         let secret = "SECRETTOKEN"
         for text in ["", "hc-ping.com/\(secret)", "ftp://h/\(secret)", "https:///\(secret)", "https://u:\(secret)@h/x",
-                     "https://h/\(secret)#frag", "https://h/a b\(secret)", "https://h:99999/\(secret)", "slack+ftp://h/\(secret)"] {
+                     "https://h/\(secret)#frag", "https://h/a b\(secret)", "https://h:99999/\(secret)", "slack+ftp://h/\(secret)",
+                     // The token before the first "://": not a scheme, so not echoed as one.
+                     "hc-ping.com/\(secret)?u=https://h/x", "\(secret)://h/x"] {
             let e = assertPGSnapError(.usage, text) { try NotifyTarget(parsing: text, source: "--notify value 1") }
             XCTAssertFalse(e?.description.contains(secret) ?? true, e?.description ?? "")
             XCTAssertTrue(e?.description.hasPrefix("--notify value 1 ") ?? false, e?.description ?? "")
@@ -45,6 +47,12 @@ final class NotifyTargetTests: XCTestCase {
         XCTAssertEqual(try NotifyTarget.parseAll(options: [], environment: [:]), [])
         let e = assertPGSnapError(.usage) { try NotifyTarget.parseAll(options: [], environment: ["PGSNAP_NOTIFY": "https://a.example/1 oops"]) }
         XCTAssertTrue(e?.description.hasPrefix("PGSNAP_NOTIFY word 2 ") ?? false, e?.description ?? "")
+        let mine = ["PGSNAP_BACKUP_NOTIFY": "https://e.example/5 https://a.example/1"].merging(env) { a, _ in a }
+        XCTAssertEqual(try NotifyTarget.parseAll(options: ["https://d.example/4"], environment: mine, command: "backup").map(\.url.host),
+                       ["d.example", "e.example", "a.example", "b.example", "c.example"], "options, the command's own variable, then PGSNAP_NOTIFY")
+        XCTAssertEqual(try NotifyTarget.parseAll(options: [], environment: mine, command: "verify").count, 3, "another command's variable is not read")
+        XCTAssertTrue(NotifyTarget.isTargetVariable("PGSNAP_NOTIFY") && NotifyTarget.isTargetVariable("PGSNAP_DRILL_NOTIFY"))
+        XCTAssertFalse(NotifyTarget.isTargetVariable("PGSNAP_NOTIFY_TIMEOUT") || NotifyTarget.isTargetVariable("PGSNAP_NOTIFY_ON"))
     }
 }
 

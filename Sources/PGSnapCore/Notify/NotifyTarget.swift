@@ -38,7 +38,11 @@ public struct NotifyTarget: Equatable, Sendable {
         case "json+http", "json+https": (kind, httpScheme) = (.json, String(scheme.dropFirst(5)))
         case "slack+http", "slack+https": (kind, httpScheme) = (.slack, String(scheme.dropFirst(6)))
         default:
-            throw bad("has the scheme '\(oneLine(String(scheme), limit: 20))'; pgsnap knows http(s), json+http(s) and slack+http(s)")
+            // Echo the scheme only when it looks like one: "hc-ping.com/<uuid>?u=https://..." has
+            // its token before the first "://".
+            let plain = scheme.count <= 12 && scheme.allSatisfy { $0.isASCII && ($0.isLetter || $0 == "+") }
+            throw bad((plain ? "has the scheme '\(scheme)'" : "does not start with a scheme")
+                      + "; pgsnap knows http(s), json+http(s) and slack+http(s)")
         }
         let rest = text[sep.upperBound...]
         guard let url = URL(string: httpScheme + "://" + rest),
@@ -52,16 +56,33 @@ public struct NotifyTarget: Equatable, Sendable {
         self.url = url
     }
 
-    /// Every target of a run: the `--notify` values, then the words of `PGSNAP_NOTIFY`, each URL once.
+    /// The variable that holds one command's own targets: `PGSNAP_BACKUP_NOTIFY` for backup.
+    public static func commandVariable(_ command: String) -> String {
+        "PGSNAP_\(command.uppercased())_NOTIFY"
+    }
+
+    /// `PGSNAP_NOTIFY` and every command's own `PGSNAP_<COMMAND>_NOTIFY`: the variables that hold
+    /// URLs with tokens, which no child and no service sees.
+    public static func isTargetVariable(_ name: String) -> Bool {
+        name == "PGSNAP_NOTIFY" || (name.hasPrefix("PGSNAP_") && name.hasSuffix("_NOTIFY"))
+    }
+
+    /// Every target of a run: the `--notify` values, then the words of the command's own variable
+    /// (`PGSNAP_BACKUP_NOTIFY`, ...), then those of `PGSNAP_NOTIFY`, each URL once.
     ///
     /// Added, not overridden: a systemd env file sets the chat webhook for every job in
-    /// `PGSNAP_NOTIFY` and one job's ping URL in that job's options.
+    /// `PGSNAP_NOTIFY` and one job's ping URL in that job's variable (never in its options, which
+    /// are pgsnap's argv and visible in `ps`).
     ///
+    /// - Parameter command: whose own variable to read; nil for none.
     /// - Throws: `PGSnapError` (usage) for the first value that is not a target.
-    public static func parseAll(options: [String], environment: [String: String]) throws -> [NotifyTarget] {
-        let words = (environment["PGSNAP_NOTIFY"] ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+    public static func parseAll(options: [String], environment: [String: String], command: String? = nil) throws -> [NotifyTarget] {
+        func words(_ name: String) throws -> [NotifyTarget] {
+            try (environment[name] ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+                .enumerated().map { try NotifyTarget(parsing: String($1), source: "\(name) word \($0 + 1)") }
+        }
         let all = try options.enumerated().map { try NotifyTarget(parsing: $1, source: "--notify value \($0 + 1)") }
-            + words.enumerated().map { try NotifyTarget(parsing: String($1), source: "PGSNAP_NOTIFY word \($0 + 1)") }
+            + (command.map { try words(commandVariable($0)) } ?? []) + words("PGSNAP_NOTIFY")
         var seen = Set<String>()
         return all.filter { seen.insert($0.kind.rawValue + " " + $0.url.absoluteString).inserted }
     }

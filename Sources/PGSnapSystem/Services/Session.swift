@@ -100,6 +100,7 @@ public final class Reporter {
     }
 
     public func warn(_ line: String) {
+        StderrTail.record("warning: " + line)
         FileHandle.standardError.write(Data(("pgsnap: warning: " + line + "\n").utf8))
     }
 }
