@@ -50,6 +50,14 @@ public struct CopyRouter {
         line.reserveCapacity(4096)
     }
 
+    /// A router for a COPY block's rows alone (a directory dump's data file): it starts in the
+    /// rows of a split table, so it reports `.rows` and, at the `\.` line, `.endRows`.
+    public static func rowsOnly() -> CopyRouter {
+        var r = CopyRouter { _ in true }
+        r.mode = .copy(split: true)
+        return r
+    }
+
     public mutating func consume(_ buffer: UnsafeRawBufferPointer, _ emit: (Event) throws -> Void) throws {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
         let n = buffer.count

@@ -136,6 +136,16 @@ final class SplitLoadTests: XCTestCase {
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
     }
 
+    /// A directory snapshot's files are gzip, which the split load inflates itself: no
+    /// uncompressed directory snapshot is made (pg_dump -Fd -Z0 writes files nothing here reads).
+    func testADirectoryBackupWithoutCompressionIsAUsageError() throws {
+        let db = try bigAndSmall("splitlevel", rows: 10)
+        let r = try fixture.pgsnap(["backup", "-d", db, "--format", "directory", "--level", "0"])
+        Harness.assertOneErrorLine(r, status: 64, "directory backup at level 0")
+        XCTAssertTrue(r.stderr.contains("--level 0 (no compression) is for plain snapshots"), r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fixture.dir).filter { !$0.hasPrefix(".") }, [], "nothing was kept")
+    }
+
     func testInvalidMaintenanceWorkMemIsAUsageError() throws {
         for bad in ["lots", "0", "-5MB", "12XB", "99999999GB"] {
             let r = try fixture.pgsnap(["restore", "latest", "-d", "nothing_here", "--maintenance-work-mem", bad])

@@ -126,6 +126,30 @@ final class CopyRouterTests: XCTestCase {
         }
     }
 
+    /// A directory dump's data file: rows, the `\.` line, and pg_dump's trailing blank lines.
+    func testRowsOnlyReadsADataFileUpToItsEndLineWhereverItIsCut() throws {
+        let file = "1\tone\n2\t\\\\.\n\\.x\n\\.\n\n\n"
+        let bytes = Array(file.utf8)
+        for cut in 0...bytes.count {
+            var router = CopyRouter.rowsOnly()
+            var rows = "", ends = 0
+            for part in [bytes[0..<cut], bytes[cut...]] {
+                try part.withUnsafeBytes { chunk in
+                    try router.consume(chunk) { event in
+                        switch event {
+                        case .rows(let b): rows += String(decoding: b, as: UTF8.self)
+                        case .endRows: ends += 1
+                        case .script(let b): XCTAssertTrue(ends == 1 && b.allSatisfy { $0 == 0x0A }, "only blank lines after the end")
+                        case .startRows: XCTFail("a data file holds rows only")
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(rows, "1\tone\n2\t\\\\.\n\\.x\n", "cut \(cut)")
+            XCTAssertEqual(ends, 1, "cut \(cut)")
+        }
+    }
+
     /// A COPY line inside a function body is SQL, not data: it is never split.
     func testCopyInAFunctionBodyIsNotData() throws {
         let (r, _) = try route(Self.dump, split: ["public.big"], cuts: [])

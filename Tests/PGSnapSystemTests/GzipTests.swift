@@ -295,3 +295,51 @@ final class GzipTests: XCTestCase {
         XCTAssertEqual(st.st_mode & S_IFMT, S_IFREG)
     }
 }
+
+/// GzipStreamInflater (ISA-L) against the system's gzip: every member, CRC checked, damage refused.
+final class GzipStreamInflaterTests: XCTestCase {
+    func gzip(_ bytes: [UInt8]) throws -> [UInt8] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        p.arguments = ["-6", "-c"]
+        let input = Pipe(), output = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        try p.run()
+        let writer = Thread { input.fileHandleForWriting.write(Data(bytes)); try? input.fileHandleForWriting.close() }
+        writer.start()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        return [UInt8](out)
+    }
+
+    func inflate(_ gz: [UInt8]) throws -> [UInt8] {
+        let path = NSTemporaryDirectory() + "pgsnap-isal-\(UUID().uuidString).gz"
+        try Data(gz).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        var out: [UInt8] = []
+        try GzipStreamInflater.inflate(file: path) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    func testInflatesWhatGzipWroteMemberByMember() throws {
+        let big = dumpLikeText(3 << 20)
+        XCTAssertEqual(try inflate(try gzip(big)), big)
+        XCTAssertEqual(try inflate(try gzip([])), [])
+        let a = pseudoRandomBytes(700_001, seed: 7), b = dumpLikeText(5_000)
+        XCTAssertEqual(try inflate(try gzip(a) + gzip(b)), a + b, "concatenated members, as gzip reads them")
+    }
+
+    func testDamageIsAnErrorNotShortData() throws {
+        let text = dumpLikeText(600_000)
+        var gz = try gzip(text)
+        let cut = Array(gz[0..<(gz.count / 2)])
+        XCTAssertThrowsError(try inflate(cut), "a truncated file")
+        gz[gz.count - 6] ^= 0xff  // the CRC-32 in the trailer
+        XCTAssertThrowsError(try inflate(gz), "a wrong CRC-32") { e in
+            XCTAssertTrue("\(e)".contains("not valid gzip"), "\(e)")
+        }
+        XCTAssertThrowsError(try inflate(Array("not gzip at all".utf8)))
+    }
+}

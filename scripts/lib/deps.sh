@@ -6,7 +6,7 @@
 
 PGSNAP_PGBIN=/usr/lib/postgresql/15/bin
 PGSNAP_APT_PACKAGES=(postgresql-15 postgresql-client-15 libpq-dev zlib1g-dev
-  pkg-config pigz zstd libzstd-dev libdeflate-dev age)
+  pkg-config pigz zstd libzstd-dev libdeflate-dev libisal-dev age)
 
 # Runs one installation step. With PGSNAP_STEP_LOG set (scripts/demo does), prints one line for
 # the step and appends its output to that file instead of the terminal.
@@ -37,8 +37,8 @@ pgsnap_missing_deps() {
   # The Swift C shims link against these; headers come with the -dev packages.
   if ! command -v pkg-config >/dev/null 2>&1; then
     echo "  pkg-config"
-  elif ! pkg-config --exists libpq zlib libzstd libdeflate; then
-    echo "  pkg-config --exists libpq zlib libzstd libdeflate"
+  elif ! pkg-config --exists libpq zlib libzstd libdeflate libisal; then
+    echo "  pkg-config --exists libpq zlib libzstd libdeflate libisal"
   fi
   command -v pigz >/dev/null 2>&1 || echo "  pigz"
   command -v zstd >/dev/null 2>&1 || echo "  zstd"

@@ -31,6 +31,11 @@ extension BackupService {
             throw PGSnapError.usage("--format directory stores gzip files (pg_dump -Fd); --compress \(options.compression.rawValue) is for plain snapshots",
                                     next: "Drop --compress, or use --format plain")
         }
+        guard options.level > 0 else {
+            // pg_dump -Fd -Z0 writes <n>.dat files, which the read-back, verify and restore do not take.
+            throw PGSnapError.usage("--format directory stores gzip files; --level 0 (no compression) is for plain snapshots",
+                                    next: "Use --level 1 (the fastest), or --format plain")
+        }
         removeAbandonedPartials(dir)
         let (id, partial) = try reserveDirectory(dir: dir, database: c.database, date: c.started, label: options.label)
         // Held while this backup runs: a partial directory nobody holds is abandoned (see below).

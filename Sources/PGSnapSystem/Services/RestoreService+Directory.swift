@@ -98,7 +98,8 @@ extension RestoreService {
         // The big tables' rows as their COPY commands stored them: no count(*) over them afterwards.
         var copied: [String: Int64] = [:]
         for f in big {
-            copied[f.table ?? f.name] = try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!, table: f.table ?? f.name, dir: dir)
+            copied[f.table ?? f.name] = try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!, dataFile: f.name,
+                                                       table: f.table ?? f.name, dir: dir)
         }
         let status = others.wait()
         othersDone = true
