@@ -22,6 +22,33 @@ final class DirectoryLoadPathTests: CorpusTestCase {
         XCTAssertEqual(Harness.entries(fixture.dir).filter { $0.hasPrefix(".pgsnap-use-list") }, [], "use-lists are removed")
     }
 
+    /// One big table split, every other table through pg_restore, their indexes, keys and
+    /// foreign keys built while the big table loads (the `indexes_during_load` phase);
+    /// the rest after it: the corpus comes back exactly.
+    func testOtherTablesIndexesDuringTheBigLoadReproduceCorpus() throws {
+        let db = try corpusDatabase("fearly")
+        try Harness.psql(db, """
+            CREATE TABLE zz_big (id int PRIMARY KEY, note text NOT NULL);
+            INSERT INTO zz_big SELECT g, md5(g::text) FROM generate_series(1, 40000) g;
+            CREATE INDEX zz_big_note ON zz_big (note);
+            """)
+        let original = try DatabaseFingerprint.of(db)
+        let id = Harness.snapshotID(try pgsnapStep(["backup", "-d", db, "--format", "directory", "--jobs", "2"]))
+        let files = try XCTUnwrap(try Harness.manifest(dir: fixture.dir, id: id)["files"] as? [[String: Any]])
+        let big = try XCTUnwrap(files.first { $0["table"] as? String == "public.zz_big" }?["bytes"] as? Int)
+        XCTAssertEqual(files.filter { ($0["bytes"] as? Int ?? 0) >= big && $0["table"] != nil }.count, 1, "zz_big is the one big table")
+        let copy = "\(db)_early"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "--target", copy, "-d", db, "--jobs", "2", "--verbose"],
+                                   env: ["PGSNAP_PARALLEL_COPY_MIN_BYTES": String(big)])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("1 big table(s) loaded through 2 COPY sessions each"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("restore phases: ") && r.stderr.contains("indexes_during_load"), "no index was built during the load: \(r.stderr)")
+        DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "other tables' indexes during the big load")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+        XCTAssertEqual(Harness.entries(fixture.dir).filter { $0.hasPrefix(".pgsnap-use-list") }, [], "use-lists are removed")
+    }
+
     func testEncryptedDirectorySnapshotReproducesCorpus() throws {
         let db = try corpusDatabase("fdage")
         let original = try DatabaseFingerprint.of(db)

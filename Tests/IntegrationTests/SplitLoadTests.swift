@@ -146,6 +146,76 @@ final class SplitLoadTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fixture.dir).filter { !$0.hasPrefix(".") }, [], "nothing was kept")
     }
 
+    /// A big table that is a partition: an index or key on its parent would reach into it while it
+    /// loads, so nothing is built early (no `indexes_during_load`) and the result is exact.
+    func testABigPartitionKeepsEveryIndexForAfterTheLoad() throws {
+        let db = try fixture.database("splitpart")
+        try Harness.psql(db, """
+            CREATE TABLE events (id int, at date NOT NULL, note text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+            CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+            CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+            INSERT INTO events SELECT g, date '2026-01-01' + (g % 300), md5(g::text) FROM generate_series(1, 40000) g;
+            INSERT INTO events VALUES (1, '2025-03-01', 'old');
+            CREATE INDEX events_note ON events (note);
+            CREATE TABLE small (id int PRIMARY KEY, n text UNIQUE);
+            INSERT INTO small VALUES (1, 'a'), (2, 'b');
+            """)
+        let before = try Harness.fingerprint(db)
+        let b = try fixture.pgsnap(["backup", "-d", db, "--format", "directory"])
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let id = b.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let files = try XCTUnwrap(try Harness.manifest(dir: fixture.dir, id: id)["files"] as? [[String: Any]])
+        let big = try XCTUnwrap(files.first { $0["table"] as? String == "public.events_2026" }?["bytes"] as? Int)
+        let copy = db + "_copy"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "--target", copy, "--jobs", "2", "--verbose"], env: ["PGSNAP_PARALLEL_COPY_MIN_BYTES": String(big)])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("1 big table(s) loaded through 2 COPY sessions each"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("restore phases: ") && !r.stderr.contains("indexes_during_load"), r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(copy), before)
+    }
+
+    /// The other tables' keys are built during the big load; one of them cannot be (a hand-edited
+    /// snapshot whose small table holds one key twice, with a manifest that matches its files):
+    /// the restore fails with the server's words, exit 1, and the target is untouched.
+    func testAnEarlyKeyThatFailsFailsTheRestoreAndLeavesTheTarget() throws {
+        let db = try bigAndSmall("splitearly", rows: 30000)
+        let b = try fixture.pgsnap(["backup", "-d", db, "--format", "directory"])
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let id = b.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        var m = try Harness.manifest(dir: fixture.dir, id: id)
+        var files = try XCTUnwrap(m["files"] as? [[String: Any]])
+        let big = try XCTUnwrap(files.first { $0["table"] as? String == "public.big" }?["bytes"] as? Int)
+        let i = try XCTUnwrap(files.firstIndex { $0["table"] as? String == "public.small" })
+        let path = fixture.dir + "/" + id + ".dir/" + (files[i]["name"] as! String)
+        XCTAssertEqual(try Harness.run("/bin/zcat", [path]).stdout, "1\n2\n\\.\n\n\n")
+        let plain = path.replacingOccurrences(of: ".gz", with: "")
+        try Data("1\n1\n\\.\n\n\n".utf8).write(to: URL(fileURLWithPath: plain))
+        unlink(path)
+        XCTAssertEqual(try Harness.run("/bin/gzip", [plain]).status, 0)
+        chmod(path, 0o600)
+        files[i]["bytes"] = try Harness.fileSize(path)
+        files[i]["sha256"] = try Harness.sha256sum(path)
+        m["files"] = files
+        let listing = files.map { "\($0["sha256"] as! String)  \($0["name"] as! String)\n" }.sorted { $0.split(separator: " ").last! < $1.split(separator: " ").last! }
+        let listingPath = fixture.dir + "/.listing"
+        try Data(listing.joined().utf8).write(to: URL(fileURLWithPath: listingPath))
+        m["sha256"] = try Harness.sha256sum(listingPath)
+        unlink(listingPath)
+        m["compressed_bytes"] = files.reduce(Int64(0)) { $0 + ((($1["bytes"] as? NSNumber)?.int64Value) ?? 0) }
+        try Harness.writeJSON(m, to: Harness.manifestPath(dir: fixture.dir, id: id))
+        XCTAssertEqual(try fixture.pgsnap(["verify", id]).status, 0, "the doctored snapshot must pass verify: the server refuses it, not pgsnap")
+
+        try Harness.psql(db, "INSERT INTO small VALUES (3)")
+        let before = try Harness.fingerprint(db)
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--jobs", "2", "--quiet"], env: ["PGSNAP_PARALLEL_COPY_MIN_BYTES": String(big)])
+        Harness.assertOneErrorLine(r, status: 1, "an early key over a duplicated row")
+        XCTAssertTrue(r.stderr.contains("pg_restore failed while restoring \(id) (the other tables' indexes and keys, built during the big tables' load)")
+                      && r.stderr.contains("small_pkey"), r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(db), before, "the target changed although the restore failed")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
     func testInvalidMaintenanceWorkMemIsAUsageError() throws {
         for bad in ["lots", "0", "-5MB", "12XB", "99999999GB"] {
             let r = try fixture.pgsnap(["restore", "latest", "-d", "nothing_here", "--maintenance-work-mem", bad])

@@ -85,15 +85,38 @@ extension RestoreService {
         }
         let dataStart = DispatchTime.now()
         let bigIDs = Set(big.compactMap { DirectoryDump.dataFileDumpID($0.name) })
-        let rest = try DirectoryTOC.list(path, serverMajor: serverMajor, session: session).filter { !bigIDs.contains($0.dumpID) }
+        let entries = try DirectoryTOC.list(path, serverMajor: serverMajor, session: session)
+        let rest = entries.filter { !bigIDs.contains($0.dumpID) }
         let restName = ".pgsnap-use-list-\(getpid())"
         try dir.writeAtomically(Data((rest.map(\.line).joined(separator: "\n") + "\n").utf8), to: restName)
         defer { unlink(dir.file(restName)) }
-        let others = try ChildProcess(ExternalCommand(name: "pg_restore", executable: tool.path,
-                                                      arguments: arguments + ["--section=data", "--use-list=\(dir.file(restName))", path],
-                                                      environment: environment), stdin: .null, stdout: .null, stderr: .pipe)
-        var othersDone = false
-        defer { if !othersDone { others.terminate(grace: 2) } }
+        let early = try earlyPostData(entries, bigIDs: bigIDs, big: big, path: path, tool: tool.path, scratch: scratch)
+        let earlyName = ".pgsnap-use-list-\(getpid())-early", lateName = ".pgsnap-use-list-\(getpid())-late"
+        defer { unlink(dir.file(earlyName)); unlink(dir.file(lateName)) }
+        if !early.isEmpty {
+            try dir.writeAtomically(Data((entries.filter { early.contains($0.dumpID) }.map(\.line).joined(separator: "\n") + "\n").utf8), to: earlyName)
+            try dir.writeAtomically(Data((entries.filter { !early.contains($0.dumpID) }.map(\.line).joined(separator: "\n") + "\n").utf8), to: lateName)
+        }
+        // The other tables' data, then (when any) their own indexes and keys, in the background
+        // while the big tables load here.
+        // One job for the early indexes: the big tables' COPY sessions have the cores.
+        let othersData = ExternalCommand(name: "pg_restore", executable: tool.path,
+                                         arguments: arguments + ["--section=data", "--use-list=\(dir.file(restName))", path], environment: environment)
+        let earlyIndexes = ExternalCommand(name: "pg_restore", executable: tool.path,
+                                           arguments: arguments.filter { !$0.hasPrefix("--jobs=") } + ["--section=post-data", "--use-list=\(dir.file(earlyName))", path],
+                                           environment: environment)
+        let background = BackgroundSteps()
+        defer { background.stop() }
+        background.run {
+            let others = try background.start(othersData)
+            try self.checkPgRestore(others.wait(), others, m: m, dir: dir, tolerant: false)
+            guard !early.isEmpty else { return }
+            let started = DispatchTime.now()
+            let child = try background.start(earlyIndexes)
+            try self.checkPgRestore(child.wait(), child, m: m, dir: dir, tolerant: false,
+                                    step: "the other tables' indexes and keys, built during the big tables' load")
+            phases.record("indexes_during_load", seconds: seconds(since: started))
+        }
         let loader = ParallelTableLoad(session: session, pgRestore: tool.path, environment: environment, settings: settings, scratch: scratch, jobs: jobs)
         // The big tables' rows as their COPY commands stored them: no count(*) over them afterwards.
         var copied: [String: Int64] = [:]
@@ -101,14 +124,31 @@ extension RestoreService {
             copied[f.table ?? f.name] = try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!, dataFile: f.name,
                                                        table: f.table ?? f.name, dir: dir)
         }
-        let status = others.wait()
-        othersDone = true
-        try checkPgRestore(status, others, m: m, dir: dir, tolerant: false)
+        try background.wait()
         phases.record("load_data", seconds: seconds(since: dataStart))
         try phases.measure("indexes_constraints") {
-            try runPgRestore(tool.path, arguments + ["--section=post-data", path], environment: environment, m: m, dir: dir, tolerant: false)
+            let list = early.isEmpty ? [] : ["--use-list=\(dir.file(lateName))"]
+            try runPgRestore(tool.path, arguments + ["--section=post-data"] + list + [path], environment: environment, m: m, dir: dir, tolerant: false)
         }
         return copied
+    }
+
+    /// The post-data entries that may run while the big tables load (`PostDataPlan`); none when
+    /// a big table is a partition, a parent or a child of another table (an index or key on its
+    /// parent would reach into it mid-load), or when pg_restore cannot say what depends on what.
+    func earlyPostData(_ entries: [TOCEntry], bigIDs: Set<Int>, big: [StoredFile], path: String, tool: String, scratch: String) throws -> Set<Int> {
+        let names = big.compactMap(\.table)
+        guard names.count == big.count else { return [] }
+        let db = try session.connect(database: scratch)
+        let regclasses = try names.map { "\(try db.quoteLiteral($0))::regclass" }.joined(separator: ", ")
+        let inherited = try db.query("SELECT count(*) FROM pg_inherits WHERE inhrelid IN (\(regclasses)) OR inhparent IN (\(regclasses))")
+        guard inherited.first?[0] == "0" else { return [] }
+        let command = ExternalCommand(name: "pg_restore", executable: tool, arguments: ["--verbose", "--file=-", "--section=post-data", path],
+                                      environment: session.childEnvironment)
+        let (status, out, _) = try ChildProcess.captureAll(command, limit: 64 << 20)
+        guard status.succeeded, let out else { return [] }
+        let dependencies = PostDataPlan.dependencies(inVerboseScript: Substring(String(decoding: out, as: UTF8.self)))
+        return PostDataPlan.early(entries: entries, dependencies: dependencies, bigDataIDs: bigIDs)
     }
 
     func runPgRestore(_ tool: String, _ arguments: [String], environment: [String: String], m: Manifest, dir: SnapshotDirectory,
@@ -119,7 +159,8 @@ extension RestoreService {
     }
 
     /// - Parameter tolerant: `restore --table`: errors on objects outside the chosen tables are a warning.
-    func checkPgRestore(_ status: Termination, _ child: ChildProcess, m: Manifest, dir: SnapshotDirectory, tolerant: Bool) throws {
+    func checkPgRestore(_ status: Termination, _ child: ChildProcess, m: Manifest, dir: SnapshotDirectory, tolerant: Bool,
+                        step: String? = nil) throws {
         if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; the target was not changed") }
         guard status.succeeded else {
             let line = child.lastErrorLine.map { session.redact(oneLine($0)) } ?? "\(status)"
@@ -128,7 +169,8 @@ extension RestoreService {
                 session.reporter.warn("pg_restore reported \(errors.count) error(s) on objects outside the chosen tables (first: \(session.redact(oneLine(errors.first ?? line)))); the tables' row counts are checked next")
                 return
             }
-            throw PGSnapError("pg_restore failed while restoring \(m.id) (\(status)): \(line)", next: loadFailureAdvice(line, m, dir: dir))
+            throw PGSnapError("pg_restore failed while restoring \(m.id)\(step.map { " (\($0))" } ?? "") (\(status)): \(line)",
+                              next: loadFailureAdvice(line, m, dir: dir))
         }
     }
 }

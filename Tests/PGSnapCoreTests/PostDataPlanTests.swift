@@ -1,0 +1,76 @@
+import XCTest
+
+@testable import PGSnapCore
+
+/// Which post-data entries may be built while the big tables load.
+final class PostDataPlanTests: XCTestCase {
+    // A pg_restore --list: big (data 900 split), small, child (FK to small and to big), a function.
+    let list = """
+        ;
+        ; Archive created at 2026-12-06 22:29:15 UTC
+        210; 1255 16380 FUNCTION public norm(text) postgres
+        214; 1259 16385 TABLE public big postgres
+        215; 1259 16390 TABLE public small postgres
+        216; 1259 16395 TABLE public child postgres
+        900; 0 16385 TABLE DATA public big postgres
+        901; 0 16390 TABLE DATA public small postgres
+        902; 0 16395 TABLE DATA public child postgres
+        3963; 2606 18095 CONSTRAINT public big big_pkey postgres
+        3964; 2606 18096 CONSTRAINT public small small_pkey postgres
+        3965; 1259 18097 INDEX public small_n_idx postgres
+        3966; 1259 18098 INDEX public small_norm_idx postgres
+        3967; 2620 18099 TRIGGER public small small_audit postgres
+        4500; 2606 18100 FK CONSTRAINT public child child_small_fkey postgres
+        4501; 2606 18101 FK CONSTRAINT public child child_big_fkey postgres
+        4502; 2606 18102 CONSTRAINT public child child_pkey postgres
+        """
+
+    let script = """
+        --
+        -- TOC entry 3963 (class 2606 OID 18095)
+        -- Dependencies: 214
+        -- Name: big big_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+        --
+
+        ALTER TABLE ONLY public.big ADD CONSTRAINT big_pkey PRIMARY KEY (id);
+
+        --
+        -- TOC entry 3964 (class 2606 OID 18096)
+        -- Dependencies: 215
+        -- TOC entry 3965 (class 1259 OID 18097)
+        -- Dependencies: 215
+        -- TOC entry 3966 (class 1259 OID 18098)
+        -- Dependencies: 215 210
+        -- TOC entry 3967 (class 2620 OID 18099)
+        -- Dependencies: 215
+        -- TOC entry 4502 (class 2606 OID 18102)
+        -- Dependencies: 216
+        -- TOC entry 4500 (class 2606 OID 18100)
+        -- Dependencies: 3964 216 215
+        -- TOC entry 4501 (class 2606 OID 18101)
+        -- Dependencies: 3963 216 214
+        -- TOC entry 4600 (class 2606 OID 18200)
+        """
+
+    func testDependenciesFromTheVerboseScript() {
+        let deps = PostDataPlan.dependencies(inVerboseScript: Substring(script))
+        XCTAssertEqual(deps[3963], [214])
+        XCTAssertEqual(deps[3966], [215, 210])
+        XCTAssertEqual(deps[4500], [3964, 216, 215])
+        XCTAssertEqual(deps[4600], [], "an entry without a Dependencies line depends on nothing listed")
+        XCTAssertEqual(deps.count, 9)
+    }
+
+    func testOnlyIndexesAndKeysOnLoadedTablesRunEarly() {
+        let entries = TOCEntry.parseList(list)
+        let deps = PostDataPlan.dependencies(inVerboseScript: Substring(script))
+        let early = PostDataPlan.early(entries: entries, dependencies: deps, bigDataIDs: [900])
+        // small_pkey, small_n_idx, child_pkey, and the FK to small (through small_pkey) run early.
+        // Not: big_pkey (a big table), the FK to big (through big_pkey), the index through a
+        // function, the trigger (a kind that fires), the entry that is not in the list.
+        XCTAssertEqual(early, [3964, 3965, 4502, 4500])
+        XCTAssertEqual(PostDataPlan.early(entries: entries, dependencies: deps, bigDataIDs: [900, 901]), [4502],
+                       "with small split too, only child's own key is left")
+        XCTAssertEqual(PostDataPlan.early(entries: entries, dependencies: [:], bigDataIDs: [900]), [], "no dependencies known: nothing early")
+    }
+}
