@@ -19,7 +19,7 @@ public enum PostDataPlan {
     ///
     /// - Parameters:
     ///   - entries: `pg_restore --list` of the whole dump.
-    ///   - dependencies: the post-data entries' dependencies (`dependencies(inVerboseScript:)`).
+    ///   - dependencies: every entry's dependencies (`dependencies(inVerboseList:)`).
     ///   - bigDataIDs: the TABLE DATA entries loaded apart (a TABLE entry shares its oid with its data).
     public static func early(entries: [TOCEntry], dependencies: [Int: [Int]], bigDataIDs: Set<Int>) -> Set<Int> {
         let byID = Dictionary(entries.map { ($0.dumpID, $0) }, uniquingKeysWith: { a, _ in a })
@@ -40,20 +40,20 @@ public enum PostDataPlan {
             verdict[id] = ok
             return ok
         }
-        return Set(dependencies.keys.filter { byID[$0].map { earlyKinds.contains($0.desc) } ?? false && mayRunEarly($0, depth: 0) })
+        return Set(entries.filter { earlyKinds.contains($0.desc) && mayRunEarly($0.dumpID, depth: 0) }.map(\.dumpID))
     }
 
-    /// The `-- TOC entry N (...)` and `-- Dependencies: a b c` comments of `pg_restore --verbose
-    /// --file=-`: each entry's dump id and the ids it depends on (none when the line is absent).
-    public static func dependencies(inVerboseScript text: Substring) -> [Int: [Int]] {
+    /// The `;\tdepends on: a b c` lines of `pg_restore --list --verbose`: each entry's dump id
+    /// and the ids it depends on (an entry without that line depends on nothing).
+    public static func dependencies(inVerboseList text: String) -> [Int: [Int]] {
         var out: [Int: [Int]] = [:]
         var current: Int?
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) where line.hasPrefix("-- ") {
-            if line.hasPrefix("-- TOC entry ") {
-                current = Int(line.dropFirst("-- TOC entry ".count).prefix { $0.isNumber })
-                if let current { out[current] = [] }
-            } else if line.hasPrefix("-- Dependencies: "), let c = current {
-                out[c] = line.dropFirst("-- Dependencies: ".count).split(separator: " ").compactMap { Int($0) }
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            if let e = TOCEntry.parse(String(line)) {
+                current = e.dumpID
+                out[e.dumpID] = []
+            } else if line.hasPrefix(";\tdepends on:"), let c = current {
+                out[c] = line.dropFirst(";\tdepends on:".count).split(separator: " ").compactMap { Int($0) }
                 current = nil
             }
         }

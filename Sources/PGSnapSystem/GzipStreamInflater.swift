@@ -28,7 +28,7 @@ enum GzipStreamInflater {
         isal_inflate_init(state)
         state.pointee.crc_flag = UInt32(ISAL_GZIP)
         var atEOF = false
-        var inMember = false
+        var inMember = false  // bytes of the current member have gone in
         while true {
             if state.pointee.avail_in == 0 && !atEOF {
                 let n = read(fd, input, inCapacity)
@@ -41,10 +41,7 @@ enum GzipStreamInflater {
                     state.pointee.avail_in = UInt32(n)
                 }
             }
-            if state.pointee.avail_in == 0 && atEOF {
-                if inMember { throw bad("it ends in the middle of a member") }
-                return
-            }
+            if state.pointee.avail_in == 0 && atEOF && !inMember { return }
             inMember = true
             state.pointee.next_out = output
             state.pointee.avail_out = UInt32(outCapacity)
@@ -62,6 +59,9 @@ enum GzipStreamInflater {
                 state.pointee.crc_flag = UInt32(ISAL_GZIP)
                 state.pointee.next_in = next
                 state.pointee.avail_in = left
+            } else if atEOF && state.pointee.avail_in == 0 && produced == 0 {
+                // All input given, output drained (the call had room and made nothing), no end.
+                throw bad("it ends in the middle of a member")
             }
         }
     }

@@ -80,15 +80,16 @@ public struct Notifier: Sendable {
         // job longer than that.
         let earlierOutcomes = earlier?.wait(timeout: timeout) ?? []
         let outcomes = requests.isEmpty ? [] : launch(requests, tries: attempts).wait(timeout: timeout)
+        // One line per receiver (its whole URL, which is never shown), not per host.
         var warned = Set<String>()
         for (r, problem) in zip(requests, outcomes) {
             guard let problem else { continue }
-            warned.insert(r.target.redacted)
+            warned.insert(r.target.kind.rawValue + " " + r.target.url.absoluteString)
             warn("warning: could not notify \(r.shown): \(problem); the run's result is unchanged")
         }
-        for (r, problem) in zip(earlier?.requests ?? [], earlierOutcomes) where !warned.contains(r.target.redacted) {
+        for (r, problem) in zip(earlier?.requests ?? [], earlierOutcomes)
+        where !warned.contains(r.target.kind.rawValue + " " + r.target.url.absoluteString) {
             guard let problem else { continue }
-            warned.insert(r.target.redacted)
             warn("warning: could not notify \(r.shown): \(problem); the run's result is unchanged")
         }
     }

@@ -31,6 +31,12 @@ final class DirectoryLoadPathTests: CorpusTestCase {
             CREATE TABLE zz_big (id int PRIMARY KEY, note text NOT NULL);
             INSERT INTO zz_big SELECT g, md5(g::text) FROM generate_series(1, 40000) g;
             CREATE INDEX zz_big_note ON zz_big (note);
+            CREATE TABLE zz_small (id int PRIMARY KEY, note text);
+            INSERT INTO zz_small VALUES (1, 'one');
+            CREATE INDEX zz_small_note ON zz_small (note);
+            COMMENT ON INDEX zz_small_note IS 'built early, commented late';
+            COMMENT ON CONSTRAINT zz_small_pkey ON zz_small IS 'a key built early';
+            GRANT SELECT ON zz_small TO PUBLIC;
             """)
         let original = try DatabaseFingerprint.of(db)
         let id = Harness.snapshotID(try pgsnapStep(["backup", "-d", db, "--format", "directory", "--jobs", "2"]))
@@ -45,6 +51,9 @@ final class DirectoryLoadPathTests: CorpusTestCase {
         XCTAssertTrue(r.stderr.contains("1 big table(s) loaded through 2 COPY sessions each"), r.stderr)
         XCTAssertTrue(r.stderr.contains("restore phases: ") && r.stderr.contains("indexes_during_load"), "no index was built during the load: \(r.stderr)")
         DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "other tables' indexes during the big load")
+        // Comments on early entries have no section of their own: they must not fall out.
+        XCTAssertEqual(try Harness.psql(copy, "SELECT obj_description('zz_small_note'::regclass, 'pg_class')"), "built early, commented late")
+        XCTAssertEqual(try Harness.psql(copy, "SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint WHERE conname = 'zz_small_pkey'"), "a key built early")
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
         XCTAssertEqual(Harness.entries(fixture.dir).filter { $0.hasPrefix(".pgsnap-use-list") }, [], "use-lists are removed")
     }
@@ -78,6 +87,14 @@ final class DirectoryLoadPathTests: CorpusTestCase {
         XCTAssertTrue(r.stderr.contains("decrypting \(names.count) file(s)"), "restore says what it decrypts and where: \(r.stderr)")
         DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "encrypted directory restore")
         XCTAssertEqual(Harness.entries(fixture.dir).filter { $0.hasPrefix(".pgsnap-decrypted") }, [], "the decrypted copy is removed")
+        // Every table through the split load: its data file read from the decrypted copy.
+        let split = "\(db)_dage_split"
+        fixture.track(database: split)
+        let s = try fixture.pgsnap(["restore", id, "--target", split, "-d", db, "--identity", keyPath, "--jobs", "2"],
+                                   env: ["PGSNAP_PARALLEL_COPY_MIN_BYTES": "0"])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        XCTAssertTrue(s.stderr.contains("loaded through 2 COPY sessions each"), "the split load did not run: \(s.stderr)")
+        DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(split), original, "encrypted directory restore, every table split")
 
         // A flipped byte in one encrypted data file: refused before anything is touched.
         let data = try XCTUnwrap(names.first { $0.hasSuffix(".dat.gz.age") })

@@ -193,7 +193,8 @@ final class SecretsTests: XCTestCase {
         let dir = try makeDir()
         let (r, seen) = try runWatchingChildren(
             ["backup", "-h", "127.0.0.1", "-p", Harness.tcpPort, "-U", Self.role, "-d", database, "--notify", "json+\(rx.base)/hook/\(token)"],
-            dir: dir, env: ["PGPASSWORD": Self.password, "PGSNAP_NOTIFY": "\(rx.base)/ping/\(token)"])
+            dir: dir, env: ["PGPASSWORD": Self.password, "PGSNAP_NOTIFY": "\(rx.base)/ping/\(token)",
+                            "PGSNAP_BACKUP_NOTIFY": "json+\(rx.base)/own/\(token)"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(seen.sawDumpingPgDump, "never observed pg_dump running; children seen: \(seen.argvs)")
         for (argv, environment) in zip(seen.argvs, seen.environments) {
@@ -204,7 +205,7 @@ final class SecretsTests: XCTestCase {
         for f in Harness.entries(dir) {
             XCTAssertNil(try Harness.bytes(dir + "/" + f).range(of: Data(token.utf8)), "\(f) holds the notify token")
         }
-        // --notify adds to PGSNAP_NOTIFY: both were told.
-        XCTAssertEqual(rx.requests.map(\.path).sorted(), ["/hook/\(token)", "/ping/\(token)", "/ping/\(token)/start"])
+        // --notify, PGSNAP_BACKUP_NOTIFY and PGSNAP_NOTIFY add up: all were told.
+        XCTAssertEqual(rx.requests.map(\.path).sorted(), ["/hook/\(token)", "/own/\(token)", "/ping/\(token)", "/ping/\(token)/start"])
     }
 }

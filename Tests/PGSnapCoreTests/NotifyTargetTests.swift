@@ -34,7 +34,7 @@ final class NotifyTargetTests: XCTestCase {
                      // The token before the first "://": not a scheme, so not echoed as one.
                      "hc-ping.com/\(secret)?u=https://h/x", "\(secret)://h/x"] {
             let e = assertPGSnapError(.usage, text) { try NotifyTarget(parsing: text, source: "--notify value 1") }
-            XCTAssertFalse(e?.description.contains(secret) ?? true, e?.description ?? "")
+            XCTAssertFalse(e?.description.lowercased().contains(secret.lowercased()) ?? true, e?.description ?? "")
             XCTAssertTrue(e?.description.hasPrefix("--notify value 1 ") ?? false, e?.description ?? "")
         }
     }

@@ -38,11 +38,9 @@ public struct NotifyTarget: Equatable, Sendable {
         case "json+http", "json+https": (kind, httpScheme) = (.json, String(scheme.dropFirst(5)))
         case "slack+http", "slack+https": (kind, httpScheme) = (.slack, String(scheme.dropFirst(6)))
         default:
-            // Echo the scheme only when it looks like one: "hc-ping.com/<uuid>?u=https://..." has
-            // its token before the first "://".
-            let plain = scheme.count <= 12 && scheme.allSatisfy { $0.isASCII && ($0.isLetter || $0 == "+") }
-            throw bad((plain ? "has the scheme '\(scheme)'" : "does not start with a scheme")
-                      + "; pgsnap knows http(s), json+http(s) and slack+http(s)")
+            // Never echoed: what comes before the first "://" may be the token itself
+            // ("hc-ping.com/<uuid>?u=https://...", or a token pasted in front).
+            throw bad("does not start with a scheme pgsnap knows: http(s)://, json+http(s):// or slack+http(s)://")
         }
         let rest = text[sep.upperBound...]
         guard let url = URL(string: httpScheme + "://" + rest),

@@ -28,6 +28,11 @@ final class BackgroundSteps: @unchecked Sendable {
         }
     }
 
+    /// Throws the steps' failure as soon as there is one (the load checks between pieces).
+    func throwIfFailed() throws {
+        if let failure = lock.withLock({ failure }) { throw failure }
+    }
+
     /// Waits for the steps; rethrows the first failure.
     func wait() throws {
         done.wait()

@@ -228,13 +228,18 @@ extension BackupService {
 /// `pg_restore --list`: it reads `toc.dat` the way a restore will, so it succeeding is also a check.
 enum DirectoryTOC {
     static func list(_ path: String, serverMajor: Int?, session: Session) throws -> [TOCEntry] {
+        TOCEntry.parseList(try text(path, serverMajor: serverMajor, session: session))
+    }
+
+    /// `pg_restore --list` with `arguments` (`--verbose`: each entry's dependencies; `--section`).
+    static func text(_ path: String, arguments: [String] = [], serverMajor: Int?, session: Session) throws -> String {
         let tool = try session.tools.locate("pg_restore", serverMajor: serverMajor)
-        let command = ExternalCommand(name: "pg_restore", executable: tool.path, arguments: ["--list", path], environment: session.childEnvironment)
+        let command = ExternalCommand(name: "pg_restore", executable: tool.path, arguments: ["--list"] + arguments + [path], environment: session.childEnvironment)
         let (status, out, child) = try ChildProcess.captureAll(command, limit: 256 << 20)
         guard status.succeeded, let out else {
             throw PGSnapError.verification("pg_restore --list cannot read the table of contents of \(path) (\(status))\(child.lastErrorLine.map { ": " + oneLine($0) } ?? "")",
                                            next: "The snapshot is damaged; choose another ('pgsnap list')")
         }
-        return TOCEntry.parseList(String(decoding: out, as: UTF8.self))
+        return String(decoding: out, as: UTF8.self)
     }
 }

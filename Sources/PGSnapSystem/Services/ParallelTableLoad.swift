@@ -35,8 +35,10 @@ struct ParallelTableLoad {
     ///   - path: the (plain) directory dump.
     ///   - dumpID: the table's TABLE DATA entry.
     ///   - dir: where the one-line use-list is written (0600, removed afterwards).
+    ///   - shouldStop: called between pieces; throws to end the load early (another step failed).
     /// - Returns: the rows the sessions' COPY commands stored, as the server counted them.
-    func load(path: String, dumpID: Int, dataFile: String, table: String, dir: SnapshotDirectory) throws -> Int64 {
+    func load(path: String, dumpID: Int, dataFile: String, table: String, dir: SnapshotDirectory,
+              shouldStop: () throws -> Void = {}) throws -> Int64 {
         let listName = ".pgsnap-use-list-\(getpid())-\(dumpID)"
         try dir.writeAtomically(Data("\(dumpID);\n".utf8), to: listName)
         let useList = dir.file(listName)
@@ -79,6 +81,7 @@ struct ParallelTableLoad {
         try GzipStreamInflater.inflate(file: path + "/" + dataFile) { piece in
             guard !ended else { return }  // pg_dump's blank lines after the `\.` line
             if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; the target was not changed") }
+            try shouldStop()
             try rows.consume(piece) { event in
                 switch event {
                 case .rows(let bytes): try splitter.write(bytes)
