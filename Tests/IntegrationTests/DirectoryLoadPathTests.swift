@@ -22,9 +22,10 @@ final class DirectoryLoadPathTests: CorpusTestCase {
         XCTAssertEqual(Harness.entries(fixture.dir).filter { $0.hasPrefix(".pgsnap-use-list") }, [], "use-lists are removed")
     }
 
-    /// One big table split, every other table through pg_restore, their indexes, keys and
-    /// foreign keys built while the big table loads (the `indexes_during_load` phase);
-    /// the rest after it: the corpus comes back exactly.
+    /// One big table split, the rest of the corpus's schema made while it loads
+    /// (`schema_during_load`), every other table through pg_restore, their indexes, keys and
+    /// foreign keys built while the big table loads (`indexes_during_load`); the rest after it:
+    /// the corpus comes back exactly.
     func testOtherTablesIndexesDuringTheBigLoadReproduceCorpus() throws {
         let db = try corpusDatabase("fearly")
         try Harness.psql(db, """
@@ -50,6 +51,7 @@ final class DirectoryLoadPathTests: CorpusTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("1 big table(s) loaded through 2 COPY sessions each"), r.stderr)
         XCTAssertTrue(r.stderr.contains("restore phases: ") && r.stderr.contains("indexes_during_load"), "no index was built during the load: \(r.stderr)")
+        XCTAssertTrue(r.stderr.contains("schema_during_load"), "the schema zz_big does not need was not made during its load: \(r.stderr)")
         DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "other tables' indexes during the big load")
         // Comments on early entries have no section of their own: they must not fall out.
         XCTAssertEqual(try Harness.psql(copy, "SELECT obj_description('zz_small_note'::regclass, 'pg_class')"), "built early, commented late")

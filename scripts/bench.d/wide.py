@@ -52,11 +52,11 @@ CHUNK_ROWS = 250_000
 # restore --json's "phases" is an open set. pgsnap prints JSON with sorted keys, which loses the
 # order the phases ran in: names known here are shown in this (pipeline) order, any other name
 # after them, in the order given.
-PHASE_ORDER = ("integrity", "create_scratch", "schema", "pg_restore", "load_data", "indexes_during_load",
+PHASE_ORDER = ("integrity", "create_scratch", "schema", "pg_restore", "load_data", "schema_during_load", "indexes_during_load",
                "indexes_constraints", "row_counts", "statistics", "properties", "swap")
 # Phases that run inside another one (other tables' indexes while the big tables load): shown,
 # not added to the sum.
-OVERLAPPING = ("indexes_during_load",)
+OVERLAPPING = ("schema_during_load", "indexes_during_load")
 PG_DUMP, PSQL, PG_RESTORE = bench.PG_DUMP, bench.PSQL, bench.PG_RESTORE
 PSQL_LOAD = [PSQL, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1"]
 

@@ -71,94 +71,20 @@ extension RestoreService {
         // an audit trigger advanced a sequence by a thousand; rows it inserted early would be
         // counted). Schema first; then the data (big tables split across sessions while
         // pg_restore loads the rest); then indexes, constraints and triggers, in parallel jobs.
+        if !big.isEmpty {
+            return try loadSplit(m, dir: dir, path: path, big: big, tool: tool.path, arguments: arguments, serverMajor: serverMajor,
+                                 scratch: scratch, jobs: jobs, phases: phases, environment: environment, settings: settings)
+        }
         try phases.measure("schema") {
             try runPgRestore(tool.path, arguments + ["--section=pre-data", path], environment: environment, m: m, dir: dir, tolerant: only != nil)
         }
-        if big.isEmpty {
-            try phases.measure("load_data") {
-                try runPgRestore(tool.path, arguments + ["--section=data", path], environment: environment, m: m, dir: dir, tolerant: only != nil)
-            }
-            try phases.measure("indexes_constraints") {
-                try runPgRestore(tool.path, arguments + ["--section=post-data", path], environment: environment, m: m, dir: dir, tolerant: only != nil)
-            }
-            return [:]
+        try phases.measure("load_data") {
+            try runPgRestore(tool.path, arguments + ["--section=data", path], environment: environment, m: m, dir: dir, tolerant: only != nil)
         }
-        let dataStart = DispatchTime.now()
-        let bigIDs = Set(big.compactMap { DirectoryDump.dataFileDumpID($0.name) })
-        let entries = try DirectoryTOC.list(path, serverMajor: serverMajor, session: session)
-        let rest = entries.filter { !bigIDs.contains($0.dumpID) }
-        let restName = ".pgsnap-use-list-\(getpid())"
-        try dir.writeAtomically(Data((rest.map(\.line).joined(separator: "\n") + "\n").utf8), to: restName)
-        defer { unlink(dir.file(restName)) }
-        let plan = try earlyPostData(entries, bigIDs: bigIDs, big: big, path: path, serverMajor: serverMajor, scratch: scratch)
-        let early = plan?.early ?? []
-        let earlyName = ".pgsnap-use-list-\(getpid())-early", lateName = ".pgsnap-use-list-\(getpid())-late"
-        defer { unlink(dir.file(earlyName)); unlink(dir.file(lateName)) }
-        if let plan {
-            // Lists, without --section: pg_restore gives an entry of no section of its own (a
-            // comment, a grant) the section of the entry before it in the list's order, so a
-            // comment on an early index would fall out of a late "--section=post-data" run.
-            // The late list is what pg_restore itself lists for --section=post-data, minus the early.
-            try dir.writeAtomically(Data((entries.filter { early.contains($0.dumpID) }.map(\.line).joined(separator: "\n") + "\n").utf8), to: earlyName)
-            try dir.writeAtomically(Data((plan.postData.filter { !early.contains($0.dumpID) }.map(\.line).joined(separator: "\n") + "\n").utf8), to: lateName)
-        }
-        // The other tables' data, then (when any) their own indexes and keys, in the background
-        // while the big tables load here.
-        // One job for the early indexes: the big tables' COPY sessions have the cores.
-        let othersData = ExternalCommand(name: "pg_restore", executable: tool.path,
-                                         arguments: arguments + ["--section=data", "--use-list=\(dir.file(restName))", path], environment: environment)
-        let earlyIndexes = ExternalCommand(name: "pg_restore", executable: tool.path,
-                                           arguments: arguments.filter { !$0.hasPrefix("--jobs=") } + ["--use-list=\(dir.file(earlyName))", path],
-                                           environment: environment)
-        let background = BackgroundSteps()
-        defer { background.stop() }
-        background.run {
-            let others = try background.start(othersData)
-            try self.checkPgRestore(others.wait(), others, m: m, dir: dir, tolerant: false)
-            guard !early.isEmpty else { return }
-            let started = DispatchTime.now()
-            let child = try background.start(earlyIndexes)
-            try self.checkPgRestore(child.wait(), child, m: m, dir: dir, tolerant: false,
-                                    step: "the other tables' indexes and keys, built during the big tables' load")
-            phases.record("indexes_during_load", seconds: seconds(since: started))
-        }
-        let loader = ParallelTableLoad(session: session, pgRestore: tool.path, environment: environment, settings: settings, scratch: scratch, jobs: jobs)
-        // The big tables' rows as their COPY commands stored them: no count(*) over them afterwards.
-        var copied: [String: Int64] = [:]
-        for f in big {
-            // The decrypted copy holds the plain names; a failed background step ends the load early.
-            copied[f.table ?? f.name] = try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!,
-                                                       dataFile: DirectoryDump.plainName(f.name), table: f.table ?? f.name, dir: dir,
-                                                       shouldStop: { try background.throwIfFailed() })
-        }
-        try background.wait()
-        phases.record("load_data", seconds: seconds(since: dataStart))
         try phases.measure("indexes_constraints") {
-            let section = plan == nil ? ["--section=post-data"] : ["--use-list=\(dir.file(lateName))"]
-            try runPgRestore(tool.path, arguments + section + [path], environment: environment, m: m, dir: dir, tolerant: false)
+            try runPgRestore(tool.path, arguments + ["--section=post-data", path], environment: environment, m: m, dir: dir, tolerant: only != nil)
         }
-        return copied
-    }
-
-    /// The post-data entries that may run while the big tables load (`PostDataPlan`), and every
-    /// entry pg_restore itself lists for `--section=post-data`; nil (all after the load, as
-    /// pg_restore's post-data section) when a big table is a partition, a parent or a child of
-    /// another table (an index or key on its parent would reach into it mid-load), when no entry
-    /// may run early, or when pg_restore cannot list them.
-    func earlyPostData(_ entries: [TOCEntry], bigIDs: Set<Int>, big: [StoredFile], path: String, serverMajor: Int?,
-                       scratch: String) throws -> (early: Set<Int>, postData: [TOCEntry])? {
-        let names = big.compactMap(\.table)
-        guard names.count == big.count else { return nil }
-        let db = try session.connect(database: scratch)
-        let regclasses = try names.map { "\(try db.quoteLiteral($0))::regclass" }.joined(separator: ", ")
-        let inherited = try db.query("SELECT count(*) FROM pg_inherits WHERE inhrelid IN (\(regclasses)) OR inhparent IN (\(regclasses))")
-        guard inherited.first?[0] == "0" else { return nil }
-        let verbose = try DirectoryTOC.text(path, arguments: ["--verbose"], serverMajor: serverMajor, session: session)
-        let early = PostDataPlan.early(entries: entries, dependencies: PostDataPlan.dependencies(inVerboseList: verbose), bigDataIDs: bigIDs)
-        let postData = TOCEntry.parseList(try DirectoryTOC.text(path, arguments: ["--section=post-data"], serverMajor: serverMajor, session: session))
-        let inPostData = Set(postData.map(\.dumpID))
-        guard !early.isEmpty, early.isSubset(of: inPostData) else { return nil }
-        return (early, postData)
+        return [:]
     }
 
     func runPgRestore(_ tool: String, _ arguments: [String], environment: [String: String], m: Manifest, dir: SnapshotDirectory,

@@ -3,7 +3,7 @@ import XCTest
 @testable import PGSnapCore
 
 /// Which post-data entries may be built while the big tables load.
-final class PostDataPlanTests: XCTestCase {
+final class DirectoryLoadPlanTests: XCTestCase {
     // A pg_restore --list: big (data 900 split), small, child (FK to small and to big), a function.
     let list = """
         ;
@@ -36,7 +36,7 @@ final class PostDataPlanTests: XCTestCase {
     }
 
     func testDependenciesFromTheVerboseList() {
-        let deps = PostDataPlan.dependencies(inVerboseList: verbose)
+        let deps = DirectoryLoadPlan.dependencies(inVerboseList: verbose)
         XCTAssertEqual(deps[3963], [214])
         XCTAssertEqual(deps[3966], [215, 210])
         XCTAssertEqual(deps[4500], [3964, 216, 215])
@@ -46,14 +46,39 @@ final class PostDataPlanTests: XCTestCase {
 
     func testOnlyIndexesAndKeysOnLoadedTablesRunEarly() {
         let entries = TOCEntry.parseList(list)
-        let deps = PostDataPlan.dependencies(inVerboseList: verbose)
-        let early = PostDataPlan.early(entries: entries, dependencies: deps, bigDataIDs: [900])
+        let deps = DirectoryLoadPlan.dependencies(inVerboseList: verbose)
+        let early = DirectoryLoadPlan.earlyPostData(entries: entries, dependencies: deps, bigDataIDs: [900])
         // small_pkey, small_n_idx, child_pkey, and the FK to small (through small_pkey) run early.
         // Not: big_pkey (a big table), the FK to big (through big_pkey), the index through a
         // function, the trigger (a kind that fires).
         XCTAssertEqual(early, [3964, 3965, 4502, 4500])
-        XCTAssertEqual(PostDataPlan.early(entries: entries, dependencies: deps, bigDataIDs: [900, 901]), [4502],
+        XCTAssertEqual(DirectoryLoadPlan.earlyPostData(entries: entries, dependencies: deps, bigDataIDs: [900, 901]), [4502],
                        "with small split too, only child's own key is left")
-        XCTAssertEqual(PostDataPlan.early(entries: entries, dependencies: [:], bigDataIDs: [900]), [], "no dependencies known: nothing early")
+        XCTAssertEqual(DirectoryLoadPlan.earlyPostData(entries: entries, dependencies: [:], bigDataIDs: [900]), [], "no dependencies known: nothing early")
+    }
+
+    func testTheSchemaTheBigTablesNeedComesFirst() {
+        let pre = """
+            10; 2615 2200 SCHEMA - public postgres
+            11; 1247 16300 TYPE public mood postgres
+            12; 1255 16301 FUNCTION public f() postgres
+            13; 1259 16302 SEQUENCE public big_id_seq postgres
+            14; 1259 16303 TABLE public big postgres
+            15; 1259 16304 TABLE public small postgres
+            16; 0 0 SEQUENCE OWNED BY public big_id_seq postgres
+            17; 2604 16305 DEFAULT public big id postgres
+            18; 0 0 COMMENT public TABLE big postgres
+            19; 1259 16306 VIEW public small_view postgres
+            20; 1255 16307 FUNCTION public g() postgres
+            """
+        let entries = TOCEntry.parseList(pre + "\n900; 0 16303 TABLE DATA public big postgres\n901; 0 16304 TABLE DATA public small postgres")
+        let deps: [Int: [Int]] = [11: [10], 12: [10], 13: [10], 14: [10, 11], 15: [10, 12], 16: [13, 14], 17: [13, 14, 20], 18: [14],
+                                  19: [15], 20: [10], 900: [14], 901: [15]]
+        let first = DirectoryLoadPlan.schemaFirst(entries: entries, preData: TOCEntry.parseList(pre), dependencies: deps, bigDataIDs: [900])
+        // big, its type and schema; its sequence ownership, default (and the default's function
+        // and sequence), comment. Not: small, its function, its view.
+        XCTAssertEqual(first, [10, 11, 14, 16, 13, 17, 20, 18])
+        XCTAssertNil(DirectoryLoadPlan.schemaFirst(entries: entries, preData: [], dependencies: deps, bigDataIDs: [900]),
+                     "a big table pg_restore does not list in pre-data: no split")
     }
 }

@@ -1,12 +1,39 @@
-/// Which post-data entries of a directory dump may run while its big tables are still loading.
+/// What of a directory dump may run while its big tables load, beside them.
 ///
 /// A directory restore loads the big tables through several COPY sessions and the other tables
-/// through `pg_restore -j`, which finishes long before. The other tables' indexes, primary keys,
+/// through `pg_restore -j`, which finishes long before. The big tables' load starts as soon as
+/// the schema they need exists (`schemaFirst`); the rest of the schema, the other tables' data
+/// and then (`earlyPostData`) their own indexes, primary keys,
 /// unique and foreign keys can then be built at once, on those tables alone, instead of after
 /// the big load: as `pg_restore -j`'s own scheduler does, but only for the kinds that touch
 /// nothing but their own (loaded) tables. Triggers, rules, policies, materialized view refreshes,
 /// attachments and everything else wait for the end of all data, as before.
-public enum PostDataPlan {
+public enum DirectoryLoadPlan {
+    /// The pre-data entries the big tables' load needs first: each big table's TABLE entry,
+    /// every pre-data entry that depends on one directly (its defaults, sequence ownership,
+    /// separate check constraints, comments, partitions, children, views: anything that could
+    /// lock it), and everything those depend on, transitively. The rest of pre-data may then run
+    /// beside the load: none of it names a big table.
+    ///
+    /// - Parameters:
+    ///   - preData: what pg_restore lists for `--section=pre-data`.
+    ///   - dependencies: every entry's dependencies (`dependencies(inVerboseList:)`).
+    /// - Returns: the dump ids to run first; nil when a big table's TABLE entry is not in `preData`.
+    public static func schemaFirst(entries: [TOCEntry], preData: [TOCEntry], dependencies: [Int: [Int]], bigDataIDs: Set<Int>) -> Set<Int>? {
+        let bigOIDs = Set(entries.filter { $0.desc == "TABLE DATA" && bigDataIDs.contains($0.dumpID) }.map(\.oid))
+        let tables = Set(preData.filter { $0.desc == "TABLE" && bigOIDs.contains($0.oid) }.map(\.dumpID))
+        guard tables.count == bigOIDs.count, !tables.isEmpty else { return nil }
+        let inPreData = Set(preData.map(\.dumpID))
+        var first = Set<Int>()
+        var stack = Array(tables) + preData.filter { e in (dependencies[e.dumpID] ?? []).contains { tables.contains($0) } }.map(\.dumpID)
+        while let id = stack.popLast() {
+            guard inPreData.contains(id), first.insert(id).inserted else { continue }
+            stack += dependencies[id] ?? []
+        }
+        return first
+    }
+
+
     /// Kinds that build something on loaded tables and fire nothing.
     static let earlyKinds: Set<String> = ["INDEX", "CONSTRAINT", "FK CONSTRAINT"]
 
@@ -21,7 +48,7 @@ public enum PostDataPlan {
     ///   - entries: `pg_restore --list` of the whole dump.
     ///   - dependencies: every entry's dependencies (`dependencies(inVerboseList:)`).
     ///   - bigDataIDs: the TABLE DATA entries loaded apart (a TABLE entry shares its oid with its data).
-    public static func early(entries: [TOCEntry], dependencies: [Int: [Int]], bigDataIDs: Set<Int>) -> Set<Int> {
+    public static func earlyPostData(entries: [TOCEntry], dependencies: [Int: [Int]], bigDataIDs: Set<Int>) -> Set<Int> {
         let byID = Dictionary(entries.map { ($0.dumpID, $0) }, uniquingKeysWith: { a, _ in a })
         let bigOIDs = Set(entries.filter { $0.desc == "TABLE DATA" && bigDataIDs.contains($0.dumpID) }.map(\.oid))
         var verdict: [Int: Bool] = [:]

@@ -1,0 +1,110 @@
+import Foundation
+import PGSnapCore
+
+/// A directory restore with big tables (`ParallelTableLoad.candidates`): their rows go through
+/// several COPY sessions at once, and as much else as can safely run beside that load does.
+///
+/// In order, with `DirectoryLoadPlan` deciding what may overlap:
+/// 1. the schema the big tables need (`schemaFirst`): their tables and what those depend on;
+/// 2. the big tables' rows, here; beside them, on a thread of their own: the rest of the
+///    schema, the other tables' data (`pg_restore -j`), then those tables' own indexes and keys
+///    (`earlyPostData`, one job);
+/// 3. after all data: everything else pg_restore lists for post-data (the big tables' indexes
+///    and keys, triggers, rules, comments, ...), in parallel jobs.
+/// Use-lists without `--section` throughout: pg_restore gives an entry of no section of its own
+/// (a comment, a grant) the section of the entry before it in the list's order, so a split list
+/// run with `--section` could drop one; each list is what pg_restore itself lists for the section.
+extension RestoreService {
+    func loadSplit(_ m: Manifest, dir: SnapshotDirectory, path: String, big: [StoredFile], tool: String, arguments: [String],
+                   serverMajor: Int?, scratch: String, jobs: Int, phases: PhaseTimes, environment: [String: String],
+                   settings: [String: String]) throws -> [String: Int64] {
+        let bigIDs = Set(big.compactMap { DirectoryDump.dataFileDumpID($0.name) })
+        let verbose = try DirectoryTOC.text(path, arguments: ["--verbose"], serverMajor: serverMajor, session: session)
+        let entries = TOCEntry.parseList(verbose)
+        let dependencies = DirectoryLoadPlan.dependencies(inVerboseList: verbose)
+        func listed(_ section: String) throws -> [TOCEntry] {
+            TOCEntry.parseList(try DirectoryTOC.text(path, arguments: ["--section=\(section)"], serverMajor: serverMajor, session: session))
+        }
+        let preData = try listed("pre-data"), postData = try listed("post-data")
+        var lists: [String] = []
+        defer { for l in lists { unlink(dir.file(l)) } }
+        func useList(_ name: String, _ chosen: [TOCEntry]) throws -> String {
+            let file = ".pgsnap-use-list-\(getpid())-\(name)"
+            try dir.writeAtomically(Data((chosen.map(\.line).joined(separator: "\n") + "\n").utf8), to: file)
+            lists.append(file)
+            return "--use-list=\(dir.file(file))"
+        }
+        func pgRestore(_ extra: [String], jobs: Bool = true) -> ExternalCommand {
+            ExternalCommand(name: "pg_restore", executable: tool, arguments: arguments.filter { jobs || !$0.hasPrefix("--jobs=") } + extra + [path],
+                            environment: environment)
+        }
+
+        // 1. The schema the big tables need; all of it when the split cannot be made.
+        let first = DirectoryLoadPlan.schemaFirst(entries: entries, preData: preData, dependencies: dependencies, bigDataIDs: bigIDs)
+        let schemaLater = first.map { f in preData.filter { !f.contains($0.dumpID) } } ?? []
+        try phases.measure("schema") {
+            let list = try first.map { f in try useList("schema", preData.filter { f.contains($0.dumpID) }) } ?? "--section=pre-data"
+            try runPgRestore(tool, arguments + [list, path], environment: environment, m: m, dir: dir, tolerant: false)
+        }
+        let early = try earlyPostData(entries, dependencies: dependencies, postData: postData, bigIDs: bigIDs, big: big, scratch: scratch)
+
+        // 2. Beside the big tables' load: the rest of the schema, the other tables' data, their indexes and keys.
+        let dataStart = DispatchTime.now()
+        let schemaRest = schemaLater.isEmpty ? nil : pgRestore([try useList("schema-rest", schemaLater)], jobs: false)
+        let othersData = pgRestore(["--section=data", try useList("data", entries.filter { !bigIDs.contains($0.dumpID) })])
+        let earlyIndexes = early.isEmpty ? nil : pgRestore([try useList("early", postData.filter { early.contains($0.dumpID) })], jobs: false)
+        let background = BackgroundSteps()
+        defer { background.stop() }
+        background.run {
+            if let schemaRest {
+                let started = DispatchTime.now()
+                let child = try background.start(schemaRest)
+                try self.checkPgRestore(child.wait(), child, m: m, dir: dir, tolerant: false, step: "the rest of the schema, during the big tables' load")
+                phases.record("schema_during_load", seconds: seconds(since: started))
+            }
+            let others = try background.start(othersData)
+            try self.checkPgRestore(others.wait(), others, m: m, dir: dir, tolerant: false)
+            if let earlyIndexes {
+                let started = DispatchTime.now()
+                let child = try background.start(earlyIndexes)
+                try self.checkPgRestore(child.wait(), child, m: m, dir: dir, tolerant: false,
+                                        step: "the other tables' indexes and keys, built during the big tables' load")
+                phases.record("indexes_during_load", seconds: seconds(since: started))
+            }
+        }
+        let loader = ParallelTableLoad(session: session, pgRestore: tool, environment: environment, settings: settings, scratch: scratch, jobs: jobs)
+        // The big tables' rows as their COPY commands stored them: no count(*) over them afterwards.
+        var copied: [String: Int64] = [:]
+        for f in big {
+            // The decrypted copy holds the plain names; a failed background step ends the load early.
+            copied[f.table ?? f.name] = try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!,
+                                                       dataFile: DirectoryDump.plainName(f.name), table: f.table ?? f.name, dir: dir,
+                                                       shouldStop: { try background.throwIfFailed() })
+        }
+        try background.wait()
+        phases.record("load_data", seconds: seconds(since: dataStart))
+
+        // 3. Everything else of post-data.
+        try phases.measure("indexes_constraints") {
+            let list = try useList("late", postData.filter { !early.contains($0.dumpID) })
+            try runPgRestore(tool, arguments + [list, path], environment: environment, m: m, dir: dir, tolerant: false)
+        }
+        return copied
+    }
+
+    /// The post-data entries that may run while the big tables load (`DirectoryLoadPlan`); none
+    /// when a big table is a partition, a parent or a child of another table (an index or key on
+    /// its parent would reach into it mid-load; the schema the big tables need, made first, holds
+    /// every such link), or when an entry would not be in pg_restore's own post-data list.
+    func earlyPostData(_ entries: [TOCEntry], dependencies: [Int: [Int]], postData: [TOCEntry], bigIDs: Set<Int>, big: [StoredFile],
+                       scratch: String) throws -> Set<Int> {
+        let names = big.compactMap(\.table)
+        guard names.count == big.count else { return [] }
+        let db = try session.connect(database: scratch)
+        let regclasses = try names.map { "\(try db.quoteLiteral($0))::regclass" }.joined(separator: ", ")
+        let inherited = try db.query("SELECT count(*) FROM pg_inherits WHERE inhrelid IN (\(regclasses)) OR inhparent IN (\(regclasses))")
+        guard inherited.first?[0] == "0" else { return [] }
+        let early = DirectoryLoadPlan.earlyPostData(entries: entries, dependencies: dependencies, bigDataIDs: bigIDs)
+        return early.isSubset(of: Set(postData.map(\.dumpID))) ? early : []
+    }
+}
