@@ -131,6 +131,19 @@ final class VersionMatrixTests: CorpusTestCase {
         DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(copy), original, "directory restore on PostgreSQL \(major)")
         XCTAssertTrue(analyzed.isSubset(of: try tablesWithStatistics(copy)), "directory restore lost statistics")
 
+        // The split path: the biggest table through COPY sessions, the rest of the schema and the
+        // other tables' data, indexes and keys beside its load, this major's pg_restore listing the plan.
+        let files = try XCTUnwrap(try Harness.manifest(dir: fixture.dir, id: id)["files"] as? [[String: Any]])
+        let biggest = try XCTUnwrap(files.filter { $0["table"] != nil }.compactMap { $0["bytes"] as? Int }.max())
+        let split = db + "_split"
+        fixture.track(database: split)
+        let s = try fixture.pgsnap(["restore", id, "--target", split, "--identity", key, "--jobs", "2", "--verbose"],
+                                   env: ["PGSNAP_PARALLEL_COPY_MIN_BYTES": String(biggest)])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        XCTAssertTrue(s.stderr.contains("loaded through 2 COPY sessions each") && s.stderr.contains("schema_during_load"), s.stderr)
+        DatabaseFingerprint.assertEqual(try DatabaseFingerprint.of(split), original, "split directory restore on PostgreSQL \(major)")
+        XCTAssertTrue(analyzed.isSubset(of: try tablesWithStatistics(split)), "split directory restore lost statistics")
+
         let one = db + "_orders"
         fixture.track(database: one)
         try pgsnapStep(["restore", id, "--table", "public.orders", "--target", one, "--identity", key])
