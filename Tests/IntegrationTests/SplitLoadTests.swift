@@ -25,6 +25,18 @@ final class SplitLoadTests: XCTestCase {
         return db
     }
 
+    /// A directory snapshot of `db`; its id.
+    func directorySnapshot(_ db: String) throws -> String {
+        let b = try fixture.pgsnap(["backup", "-d", db, "--format", "directory"])
+        XCTAssertEqual(b.status, 0, b.stderr)
+        return b.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The size of `table`'s data file in a manifest's `files`.
+    func dataFileBytes(_ files: [[String: Any]], table: String) throws -> Int {
+        try XCTUnwrap(files.first { $0["table"] as? String == table }?["bytes"] as? Int, "no data file for \(table)")
+    }
+
     /// A snapshot whose big table holds one row the server refuses (an extra column in the middle
     /// of the rows), with a manifest that matches the file: every check before the load passes.
     func snapshotWithARefusedRow() throws -> (db: String, id: String) {
@@ -106,9 +118,7 @@ final class SplitLoadTests: XCTestCase {
     /// row more than the file holds still fails the restore (exit 2), before the target is touched.
     func testSplitTablesRowsAreCheckedFromTheCopyCounts() throws {
         let db = try bigAndSmall("splitcount", rows: 50000)
-        let r0 = try fixture.pgsnap(["backup", "-d", db, "--format", "directory"])
-        XCTAssertEqual(r0.status, 0, r0.stderr)
-        let id = r0.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let id = try directorySnapshot(db)
         let env = ["PGSNAP_PARALLEL_COPY_MIN_BYTES": "0"]
 
         let copy = db + "_copy"
@@ -161,11 +171,9 @@ final class SplitLoadTests: XCTestCase {
             INSERT INTO small VALUES (1, 'a'), (2, 'b');
             """)
         let before = try Harness.fingerprint(db)
-        let b = try fixture.pgsnap(["backup", "-d", db, "--format", "directory"])
-        XCTAssertEqual(b.status, 0, b.stderr)
-        let id = b.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let id = try directorySnapshot(db)
         let files = try XCTUnwrap(try Harness.manifest(dir: fixture.dir, id: id)["files"] as? [[String: Any]])
-        let big = try XCTUnwrap(files.first { $0["table"] as? String == "public.events_2026" }?["bytes"] as? Int)
+        let big = try dataFileBytes(files, table: "public.events_2026")
         let copy = db + "_copy"
         fixture.track(database: copy)
         let r = try fixture.pgsnap(["restore", id, "--target", copy, "--jobs", "2", "--verbose"], env: ["PGSNAP_PARALLEL_COPY_MIN_BYTES": String(big)])
@@ -180,12 +188,10 @@ final class SplitLoadTests: XCTestCase {
     /// the restore fails with the server's words, exit 1, and the target is untouched.
     func testAnEarlyKeyThatFailsFailsTheRestoreAndLeavesTheTarget() throws {
         let db = try bigAndSmall("splitearly", rows: 30000)
-        let b = try fixture.pgsnap(["backup", "-d", db, "--format", "directory"])
-        XCTAssertEqual(b.status, 0, b.stderr)
-        let id = b.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let id = try directorySnapshot(db)
         var m = try Harness.manifest(dir: fixture.dir, id: id)
         var files = try XCTUnwrap(m["files"] as? [[String: Any]])
-        let big = try XCTUnwrap(files.first { $0["table"] as? String == "public.big" }?["bytes"] as? Int)
+        let big = try dataFileBytes(files, table: "public.big")
         let i = try XCTUnwrap(files.firstIndex { $0["table"] as? String == "public.small" })
         let path = fixture.dir + "/" + id + ".dir/" + (files[i]["name"] as! String)
         XCTAssertEqual(try Harness.run("/bin/zcat", [path]).stdout, "1\n2\n\\.\n\n\n")
