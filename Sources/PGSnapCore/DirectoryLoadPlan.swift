@@ -9,30 +9,43 @@
 /// nothing but their own (loaded) tables. Triggers, rules, policies, materialized view refreshes,
 /// attachments and everything else wait for the end of all data, as before.
 public enum DirectoryLoadPlan {
+    /// Pre-data kinds that may wait until the big tables' load has started: other tables and
+    /// relations, and what hangs on them. Everything else (schemas, extensions, types, domains,
+    /// functions, operators, collations, casts, ...) is made first, whether or not a dependency
+    /// line names it: a function body (a CHECK constraint's, a generated column's, a domain's)
+    /// may call another function or use a type that pg_depend does not record, and COPY runs it
+    /// on the first rows.
+    static let deferrableKinds: Set<String> = [
+        "TABLE", "VIEW", "MATERIALIZED VIEW", "FOREIGN TABLE", "SEQUENCE", "SEQUENCE OWNED BY", "DEFAULT", "TABLE ATTACH",
+        "CHECK CONSTRAINT", "COMMENT", "ACL", "SECURITY LABEL",
+    ]
+
     /// The pre-data entries the big tables' load needs first: each big table's TABLE entry,
     /// every pre-data entry that depends on one directly (its defaults, sequence ownership,
-    /// separate check constraints, comments, partitions, children, views: anything that could
-    /// lock it), and everything those depend on, transitively. The rest of pre-data may then run
-    /// beside the load: none of it names a big table.
+    /// comments, partitions, children, views: anything that could lock it), every entry of a
+    /// kind that is not a relation or hangs on one (`deferrableKinds`), and everything those
+    /// depend on, transitively. The rest (other tables, their sequences, defaults, views and
+    /// comments) may then be made beside the load: none of it names a big table.
     ///
     /// - Parameters:
     ///   - preData: what pg_restore lists for `--section=pre-data`.
     ///   - dependencies: every entry's dependencies (`dependencies(inVerboseList:)`).
-    /// - Returns: the dump ids to run first; nil when a big table's TABLE entry is not in `preData`.
+    /// - Returns: the dump ids to make first; nil when a big table's TABLE entry is not in `preData`.
     public static func schemaFirst(entries: [TOCEntry], preData: [TOCEntry], dependencies: [Int: [Int]], bigDataIDs: Set<Int>) -> Set<Int>? {
         let bigOIDs = Set(entries.filter { $0.desc == "TABLE DATA" && bigDataIDs.contains($0.dumpID) }.map(\.oid))
         let tables = Set(preData.filter { $0.desc == "TABLE" && bigOIDs.contains($0.oid) }.map(\.dumpID))
         guard tables.count == bigOIDs.count, !tables.isEmpty else { return nil }
         let inPreData = Set(preData.map(\.dumpID))
         var first = Set<Int>()
-        var stack = Array(tables) + preData.filter { e in (dependencies[e.dumpID] ?? []).contains { tables.contains($0) } }.map(\.dumpID)
+        var stack = Array(tables) + preData.filter { e in
+            !deferrableKinds.contains(e.desc) || (dependencies[e.dumpID] ?? []).contains { tables.contains($0) }
+        }.map(\.dumpID)
         while let id = stack.popLast() {
             guard inPreData.contains(id), first.insert(id).inserted else { continue }
             stack += dependencies[id] ?? []
         }
         return first
     }
-
 
     /// Kinds that build something on loaded tables and fire nothing.
     static let earlyKinds: Set<String> = ["INDEX", "CONSTRAINT", "FK CONSTRAINT"]

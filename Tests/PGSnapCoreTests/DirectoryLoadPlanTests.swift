@@ -76,8 +76,9 @@ final class DirectoryLoadPlanTests: XCTestCase {
                                   19: [15], 20: [10], 900: [14], 901: [15]]
         let first = DirectoryLoadPlan.schemaFirst(entries: entries, preData: TOCEntry.parseList(pre), dependencies: deps, bigDataIDs: [900])
         // big, its type and schema; its sequence ownership, default (and the default's function
-        // and sequence), comment. Not: small, its function, its view.
-        XCTAssertEqual(first, [10, 11, 14, 16, 13, 17, 20, 18])
+        // and sequence), comment; every function and type whether a dependency names it or not
+        // (a function body may call another). Not: small, its view.
+        XCTAssertEqual(first, [10, 11, 12, 14, 16, 13, 17, 20, 18])
         XCTAssertNil(DirectoryLoadPlan.schemaFirst(entries: entries, preData: [], dependencies: deps, bigDataIDs: [900]),
                      "a big table pg_restore does not list in pre-data: no split")
     }

@@ -36,9 +36,11 @@ struct ParallelTableLoad {
     ///   - dumpID: the table's TABLE DATA entry.
     ///   - dir: where the one-line use-list is written (0600, removed afterwards).
     ///   - shouldStop: called between pieces; throws to end the load early (another step failed).
-    /// - Returns: the rows the sessions' COPY commands stored, as the server counted them.
+    /// - Returns: the rows the sessions' COPY commands stored, as the server counted them; nil,
+    ///   with nothing loaded, when the dump's COPY statement names another table (pg_dump
+    ///   --load-via-partition-root: the root routes the rows, and another table may get them).
     func load(path: String, dumpID: Int, dataFile: String, table: String, dir: SnapshotDirectory,
-              shouldStop: () throws -> Void = {}) throws -> Int64 {
+              shouldStop: () throws -> Void = {}) throws -> Int64? {
         let listName = ".pgsnap-use-list-\(getpid())-\(dumpID)"
         try dir.writeAtomically(Data("\(dumpID);\n".utf8), to: listName)
         let useList = dir.file(listName)
@@ -72,6 +74,10 @@ struct ParallelTableLoad {
         }
         _ = reader.terminate(grace: 2)
         if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; the target was not changed") }
+        guard start.statement.hasPrefix("COPY \(table) ") else {
+            ok = true
+            return nil
+        }
         let splitter = try CopySplitter(session: session, database: scratch, jobs: jobs, table: table, header: start.header,
                                         statement: start.statement, settings: settings)
         // The scratch database is dropped on failure: stopping the sessions is enough.

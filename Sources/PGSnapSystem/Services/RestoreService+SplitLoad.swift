@@ -41,12 +41,23 @@ extension RestoreService {
 
         // 1. The schema the big tables need; all of it when the split cannot be made.
         let first = DirectoryLoadPlan.schemaFirst(entries: entries, preData: preData, dependencies: dependencies, bigDataIDs: bigIDs)
-        let schemaLater = first.map { f in preData.filter { !f.contains($0.dumpID) } } ?? []
-        try phases.measure("schema") {
+        var schemaLater = first.map { f in preData.filter { !f.contains($0.dumpID) } } ?? []
+        let inherited = try phases.measure("schema") { () -> Bool in
             let list = try first.map { f in try useList("schema", preData.filter { f.contains($0.dumpID) }) } ?? "--section=pre-data"
             try runPgRestore(tool, arguments + [list, path], environment: environment, m: m, dir: dir, tolerant: false)
+            // A big table in a partition tree or an inheritance family (all made by now: each link
+            // depends on it): a sibling's ATTACH PARTITION locks a default partition, an index on
+            // the parent reaches into it. Nothing of that family is made or built beside its load.
+            guard try bigTablesInherit(big, scratch: scratch) else { return false }
+            if !schemaLater.isEmpty {
+                try runPgRestore(tool, arguments + [try useList("schema-rest", schemaLater), path], environment: environment, m: m, dir: dir,
+                                 tolerant: false)
+                schemaLater = []
+            }
+            return true
         }
-        let early = try earlyPostData(entries, dependencies: dependencies, postData: postData, bigIDs: bigIDs, big: big, scratch: scratch)
+        let early = inherited ? [] : DirectoryLoadPlan.earlyPostData(entries: entries, dependencies: dependencies, bigDataIDs: bigIDs)
+            .intersection(Set(postData.map(\.dumpID)))
 
         // 2. Beside the big tables' load: the rest of the schema, the other tables' data, their indexes and keys.
         let dataStart = DispatchTime.now()
@@ -77,9 +88,17 @@ extension RestoreService {
         var copied: [String: Int64] = [:]
         for f in big {
             // The decrypted copy holds the plain names; a failed background step ends the load early.
-            copied[f.table ?? f.name] = try loader.load(path: path, dumpID: DirectoryDump.dataFileDumpID(f.name)!,
-                                                       dataFile: DirectoryDump.plainName(f.name), table: f.table ?? f.name, dir: dir,
-                                                       shouldStop: { try background.throwIfFailed() })
+            let dumpID = DirectoryDump.dataFileDumpID(f.name)!
+            if let rows = try loader.load(path: path, dumpID: dumpID, dataFile: DirectoryDump.plainName(f.name), table: f.table ?? f.name,
+                                          dir: dir, shouldStop: { try background.throwIfFailed() }) {
+                copied[f.table ?? f.name] = rows
+            } else {
+                // Its rows go through another table (pg_dump --load-via-partition-root): as pg_restore
+                // loads them, one session; count(*) checks them afterwards.
+                session.reporter.detail("pgsnap: \(f.table ?? f.name)'s rows load through its partition root: pg_restore loads them in one session")
+                try runPgRestore(tool, arguments + [try useList("data-\(dumpID)", entries.filter { $0.dumpID == dumpID }), path],
+                                 environment: environment, m: m, dir: dir, tolerant: false)
+            }
         }
         try background.wait()
         phases.record("load_data", seconds: seconds(since: dataStart))
@@ -92,19 +111,13 @@ extension RestoreService {
         return copied
     }
 
-    /// The post-data entries that may run while the big tables load (`DirectoryLoadPlan`); none
-    /// when a big table is a partition, a parent or a child of another table (an index or key on
-    /// its parent would reach into it mid-load; the schema the big tables need, made first, holds
-    /// every such link), or when an entry would not be in pg_restore's own post-data list.
-    func earlyPostData(_ entries: [TOCEntry], dependencies: [Int: [Int]], postData: [TOCEntry], bigIDs: Set<Int>, big: [StoredFile],
-                       scratch: String) throws -> Set<Int> {
+    /// Whether a big table (made by now) is a partition, a partitioned table, or has inheritance
+    /// parents or children.
+    func bigTablesInherit(_ big: [StoredFile], scratch: String) throws -> Bool {
         let names = big.compactMap(\.table)
-        guard names.count == big.count else { return [] }
+        guard names.count == big.count else { return true }
         let db = try session.connect(database: scratch)
         let regclasses = try names.map { "\(try db.quoteLiteral($0))::regclass" }.joined(separator: ", ")
-        let inherited = try db.query("SELECT count(*) FROM pg_inherits WHERE inhrelid IN (\(regclasses)) OR inhparent IN (\(regclasses))")
-        guard inherited.first?[0] == "0" else { return [] }
-        let early = DirectoryLoadPlan.earlyPostData(entries: entries, dependencies: dependencies, bigDataIDs: bigIDs)
-        return early.isSubset(of: Set(postData.map(\.dumpID))) ? early : []
+        return try db.query("SELECT count(*) FROM pg_inherits WHERE inhrelid IN (\(regclasses)) OR inhparent IN (\(regclasses))").first?[0] != "0"
     }
 }
