@@ -80,16 +80,11 @@ public struct Notifier: Sendable {
         // job longer than that.
         let earlierOutcomes = earlier?.wait(timeout: timeout) ?? []
         let outcomes = requests.isEmpty ? [] : launch(requests, tries: attempts).wait(timeout: timeout)
-        // One line per receiver (its whole URL, which is never shown), not per host.
-        var warned = Set<String>()
-        for (r, problem) in zip(requests, outcomes) {
-            guard let problem else { continue }
-            warned.insert(r.target.kind.rawValue + " " + r.target.url.absoluteString)
-            warn("warning: could not notify \(r.shown): \(problem); the run's result is unchanged")
-        }
-        for (r, problem) in zip(earlier?.requests ?? [], earlierOutcomes)
-        where !warned.contains(r.target.kind.rawValue + " " + r.target.url.absoluteString) {
-            guard let problem else { continue }
+        // One line per receiver (its whole URL, which is never shown), not per host: the result's
+        // problem, else the start ping's.
+        var warned = Set<NotifyTarget>()
+        for (r, problem) in Array(zip(requests, outcomes)) + Array(zip(earlier?.requests ?? [], earlierOutcomes)) {
+            guard let problem, warned.insert(r.target).inserted else { continue }
             warn("warning: could not notify \(r.shown): \(problem); the run's result is unchanged")
         }
     }

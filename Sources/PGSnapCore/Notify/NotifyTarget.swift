@@ -8,8 +8,8 @@ import Foundation
 ///
 /// The URL carries a token (a check's UUID, a webhook's secret path), so only `redacted` is
 /// ever shown: scheme, host and port.
-public struct NotifyTarget: Equatable, Sendable {
-    public enum Kind: String, Equatable, Sendable {
+public struct NotifyTarget: Hashable, Sendable {
+    public enum Kind: String, Hashable, Sendable {
         case ping
         case json
         case slack
@@ -81,8 +81,8 @@ public struct NotifyTarget: Equatable, Sendable {
         }
         let all = try options.enumerated().map { try NotifyTarget(parsing: $1, source: "--notify value \($0 + 1)") }
             + (command.map { try words(commandVariable($0)) } ?? []) + words("PGSNAP_NOTIFY")
-        var seen = Set<String>()
-        return all.filter { seen.insert($0.kind.rawValue + " " + $0.url.absoluteString).inserted }
+        var seen = Set<NotifyTarget>()
+        return all.filter { seen.insert($0).inserted }
     }
 
     /// `https://hc-ping.com/…`: what a message may show; path and query hold the token.

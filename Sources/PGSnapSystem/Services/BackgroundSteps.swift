@@ -36,7 +36,7 @@ final class BackgroundSteps: @unchecked Sendable {
     /// Waits for the steps; rethrows the first failure.
     func wait() throws {
         done.wait()
-        if let failure = lock.withLock({ failure }) { throw failure }
+        try throwIfFailed()
     }
 
     /// The load failed (or all is done): no new child, the running ones terminated, the thread waited for.
