@@ -185,20 +185,17 @@ final class SplitLoadTests: XCTestCase {
         XCTAssertEqual(try Harness.fingerprint(copy), before)
     }
 
-    /// The other tables' keys are built during the big load; one of them cannot be (a hand-edited
-    /// snapshot whose small table holds one key twice, with a manifest that matches its files):
-    /// the restore fails with the server's words, exit 1, and the target is untouched.
-    func testAnEarlyKeyThatFailsFailsTheRestoreAndLeavesTheTarget() throws {
-        let db = try bigAndSmall("splitearly", rows: 30000)
-        let id = try directorySnapshot(db)
+    /// Replaces `table`'s data file in directory snapshot `id` with gzip of `content` and makes the
+    /// manifest match (file size and SHA-256, the listing's SHA-256, compressed bytes), as a
+    /// hand-edited snapshot would: only the load can tell.
+    func rewriteDataFile(_ id: String, table: String, expecting old: String, with content: String) throws {
         var m = try Harness.manifest(dir: fixture.dir, id: id)
         var files = try XCTUnwrap(m["files"] as? [[String: Any]])
-        let big = try dataFileBytes(files, table: "public.big")
-        let i = try XCTUnwrap(files.firstIndex { $0["table"] as? String == "public.small" })
+        let i = try XCTUnwrap(files.firstIndex { $0["table"] as? String == table })
         let path = fixture.dir + "/" + id + ".dir/" + (files[i]["name"] as! String)
-        XCTAssertEqual(try Harness.run("/bin/zcat", [path]).stdout, "1\n2\n\\.\n\n\n")
+        XCTAssertEqual(try Harness.run("/bin/zcat", [path]).stdout, old)
         let plain = path.replacingOccurrences(of: ".gz", with: "")
-        try Data("1\n1\n\\.\n\n\n".utf8).write(to: URL(fileURLWithPath: plain))
+        try Data(content.utf8).write(to: URL(fileURLWithPath: plain))
         unlink(path)
         XCTAssertEqual(try Harness.run("/bin/gzip", [plain]).status, 0)
         chmod(path, 0o600)
@@ -212,6 +209,33 @@ final class SplitLoadTests: XCTestCase {
         unlink(listingPath)
         m["compressed_bytes"] = files.reduce(Int64(0)) { $0 + ((($1["bytes"] as? NSNumber)?.int64Value) ?? 0) }
         try Harness.writeJSON(m, to: Harness.manifestPath(dir: fixture.dir, id: id))
+    }
+
+    /// A big table's data file without pg_dump's `\.` end line (cut short after a whole row, with a
+    /// manifest that matches its bytes): the split load refuses it (exit 2) before any session
+    /// commits, and the target is untouched.
+    func testABigTableFileWithoutItsEndLineFailsTheRestore() throws {
+        let db = try fixture.database("splitend")
+        try Harness.psql(db, "CREATE TABLE big (id int PRIMARY KEY); INSERT INTO big VALUES (1), (2), (3)")
+        let id = try directorySnapshot(db)
+        try rewriteDataFile(id, table: "public.big", expecting: "1\n2\n3\n\\.\n\n\n", with: "1\n2\n3\n")
+        try Harness.psql(db, "INSERT INTO big VALUES (4)")
+        let before = try Harness.fingerprint(db)
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--jobs", "2", "--quiet"], env: ["PGSNAP_PARALLEL_COPY_MIN_BYTES": "0"])
+        Harness.assertOneErrorLine(r, status: 2, "a big table's file without its end line")
+        XCTAssertTrue(r.stderr.contains("ends before the end of its rows (no \\. line)"), r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(db), before, "the target changed although the restore failed")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
+    /// The other tables' keys are built during the big load; one of them cannot be (a hand-edited
+    /// snapshot whose small table holds one key twice, with a manifest that matches its files):
+    /// the restore fails with the server's words, exit 1, and the target is untouched.
+    func testAnEarlyKeyThatFailsFailsTheRestoreAndLeavesTheTarget() throws {
+        let db = try bigAndSmall("splitearly", rows: 30000)
+        let id = try directorySnapshot(db)
+        let big = try dataFileBytes(try XCTUnwrap(try Harness.manifest(dir: fixture.dir, id: id)["files"] as? [[String: Any]]), table: "public.big")
+        try rewriteDataFile(id, table: "public.small", expecting: "1\n2\n\\.\n\n\n", with: "1\n1\n\\.\n\n\n")
         XCTAssertEqual(try fixture.pgsnap(["verify", id]).status, 0, "the doctored snapshot must pass verify: the server refuses it, not pgsnap")
 
         try Harness.psql(db, "INSERT INTO small VALUES (3)")
