@@ -185,6 +185,71 @@ final class SplitLoadTests: XCTestCase {
         XCTAssertEqual(try Harness.fingerprint(copy), before)
     }
 
+    /// A big hash partition on an enum key: pg_dump writes its rows as a COPY into the partition
+    /// root (the hash of an enum differs between databases), so they may land in its sibling. The
+    /// split load leaves that table to pg_restore and says so; the row check takes the tree as a
+    /// whole and says the split differs; schema and rows are exact. (Before, every restore of a
+    /// directory snapshot holding such a table failed its row check.)
+    func testABigTableLoadedThroughItsPartitionRootGoesThroughPgRestore() throws {
+        let db = try fixture.database("splitroot")
+        try Harness.psql(db, """
+            CREATE TYPE mood AS ENUM ('calm', 'busy', 'late');
+            CREATE TABLE tasks (m mood NOT NULL, id int NOT NULL, note text, PRIMARY KEY (m, id)) PARTITION BY HASH (m);
+            CREATE TABLE tasks_0 PARTITION OF tasks FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+            CREATE TABLE tasks_1 PARTITION OF tasks FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+            INSERT INTO tasks SELECT (ARRAY['calm', 'busy', 'late'])[1 + g % 3]::mood, g, md5(g::text) FROM generate_series(1, 30000) g;
+            """)
+        // Rows and partitions as a whole: which partition holds a row depends on the enum's OIDs.
+        let tree = """
+            SELECT (SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) FROM tasks x) || ' ' ||
+                   (SELECT string_agg(c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid), ', ' ORDER BY c.relname)
+                    FROM pg_class c WHERE c.relispartition)
+            """
+        let before = try Harness.psql(db, tree)
+        let id = try directorySnapshot(db)
+        let copy = db + "_copy"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "--target", copy, "--jobs", "2", "--verbose"], env: ["PGSNAP_PARALLEL_COPY_MIN_BYTES": "0"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("public.tasks_0's rows load through its partition root: pg_restore loads them in one session")
+                      && r.stderr.contains("public.tasks_1's rows load through its partition root"), r.stderr)
+        XCTAssertEqual(try Harness.psql(copy, tree), before)
+        XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM tasks"), "30000")
+        let moved = try Harness.psql(copy, "SELECT count(*) FROM tasks_0") != Harness.psql(db, "SELECT count(*) FROM tasks_0")
+        XCTAssertEqual(r.stderr.contains("public.tasks is hash-partitioned on an enum key: PostgreSQL routed its rows anew"), moved,
+                       "said so exactly when the split differs: \(r.stderr)")
+    }
+
+    /// In a range-partitioned tree a row can only go back where it was: a partition holding fewer
+    /// rows than the snapshot says fails the restore (exit 2) even when its tree's total would match.
+    func testARangePartitionShortOfRowsFailsTheRestore() throws {
+        let db = try fixture.database("splitrange")
+        try Harness.psql(db, """
+            CREATE TABLE ev (at int NOT NULL) PARTITION BY RANGE (at);
+            CREATE TABLE ev_a PARTITION OF ev FOR VALUES FROM (0) TO (10);
+            CREATE TABLE ev_b PARTITION OF ev FOR VALUES FROM (10) TO (20);
+            INSERT INTO ev VALUES (1), (2), (11);
+            """)
+        let id = try directorySnapshot(db)
+        var m = try Harness.manifest(dir: fixture.dir, id: id)
+        var rows = try XCTUnwrap(m["table_rows"] as? [String: Any])
+        rows["public.ev_a"] = 1
+        rows["public.ev_b"] = 2
+        m["table_rows"] = rows
+        m["files"] = (m["files"] as! [[String: Any]]).map { f in
+            var f = f
+            if let t = f["table"] as? String, let n = rows[t] { f["rows"] = n }
+            return f
+        }
+        try Harness.writeJSON(m, to: Harness.manifestPath(dir: fixture.dir, id: id))
+        let copy = db + "_copy"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "--target", copy, "--jobs", "2", "--quiet"])
+        Harness.assertOneErrorLine(r, status: 2, "a range partition short of rows")
+        XCTAssertTrue(r.stderr.contains("restored table public.ev_a has 2 rows, the snapshot has 1"), r.stderr)
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
     /// Replaces `table`'s data file in directory snapshot `id` with gzip of `content` and makes the
     /// manifest match (file size and SHA-256, the listing's SHA-256, compressed bytes), as a
     /// hand-edited snapshot would: only the load can tell.
@@ -244,6 +309,27 @@ final class SplitLoadTests: XCTestCase {
         Harness.assertOneErrorLine(r, status: 1, "an early key over a duplicated row")
         XCTAssertTrue(r.stderr.contains("pg_restore failed while restoring \(id) (the other tables' indexes and keys, built during the big tables' load)")
                       && r.stderr.contains("small_pkey"), r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(db), before, "the target changed although the restore failed")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
+    /// The rest of the schema is made beside the big load; one of its tables cannot be (its owner
+    /// role was dropped since the backup): the restore fails naming that step and the server's
+    /// words, exit 1, the target is untouched and no scratch database is left.
+    func testTheRestOfTheSchemaFailingBesideTheLoadFailsTheRestore() throws {
+        let db = try bigAndSmall("splitrest", rows: 30000)
+        let role = "split_gone_\(UUID().uuidString.prefix(8).lowercased())"
+        try Harness.psql(db, "CREATE ROLE \(role); ALTER TABLE small OWNER TO \(role)")
+        let id = try directorySnapshot(db)
+        try Harness.psql(db, "REASSIGN OWNED BY \(role) TO CURRENT_USER; DROP OWNED BY \(role); DROP ROLE \(role)")
+        let big = try dataFileBytes(try XCTUnwrap(try Harness.manifest(dir: fixture.dir, id: id)["files"] as? [[String: Any]]), table: "public.big")
+
+        try Harness.psql(db, "INSERT INTO small VALUES (3)")
+        let before = try Harness.fingerprint(db)
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--jobs", "2", "--quiet"], env: ["PGSNAP_PARALLEL_COPY_MIN_BYTES": String(big)])
+        Harness.assertOneErrorLine(r, status: 1, "the rest of the schema over a dropped owner")
+        XCTAssertTrue(r.stderr.contains("pg_restore failed while restoring \(id) (the rest of the schema, during the big tables' load)")
+                      && r.stderr.contains(role), r.stderr)
         XCTAssertEqual(try Harness.fingerprint(db), before, "the target changed although the restore failed")
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
     }

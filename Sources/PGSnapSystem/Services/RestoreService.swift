@@ -467,6 +467,7 @@ public struct RestoreService {
         let lock = NSLock()
         var next = 0
         var firstError: Error?
+        var mismatches: [RowMismatch] = []
         DispatchQueue.concurrentPerform(iterations: max(1, min(jobs, tables.count))) { _ in
             do {
                 let db = try session.connect(database: scratch)
@@ -478,16 +479,18 @@ public struct RestoreService {
                     }
                     guard let (table, expected) = item else { return }
                     let got = Int64(try db.scalar("SELECT count(*) FROM ONLY \(QualifiedName.parse(table)!)") ?? "") ?? -1
-                    guard got == expected else {
-                        // The snapshot does not hold what its manifest promises: a verification failure (2).
-                        throw PGSnapError.verification("restored table \(table) has \(got) rows, the snapshot has \(expected)", next: "The target was not changed; run 'pgsnap verify \(m.id)'")
-                    }
+                    if got != expected { lock.withLock { mismatches.append(RowMismatch(table: table, got: got, expected: expected)) } }
                 }
             } catch {
                 lock.withLock { if firstError == nil { firstError = error } }
             }
         }
         if let firstError { throw firstError }
+        if let wrong = try mismatchesNotRerouted(mismatches, scratch: scratch).first {
+            // The snapshot does not hold what its manifest promises: a verification failure (2).
+            throw PGSnapError.verification("restored table \(wrong.table) has \(wrong.got) rows, the snapshot has \(wrong.expected)",
+                                           next: "The target was not changed; run 'pgsnap verify \(m.id)'")
+        }
         return (all.count, all.values.reduce(0, +))
     }
 
