@@ -1,5 +1,6 @@
 import Foundation
 import PGSnapCore
+import Synchronization
 
 /// Finds pg_dump, psql, pg_restore and pg_dumpall for a server, and knows their versions.
 ///
@@ -60,12 +61,19 @@ public struct PostgresTools {
     }
 
     func version(of path: String, name: String) throws -> (String, Int) {
+        if let known = Self.versions.withLock({ $0[path] }) { return known }
         let (t, out, _) = try ChildProcess.capture(ExternalCommand(name: name, executable: path, arguments: ["--version"], environment: environment))
         guard t.succeeded else { throw PGSnapError("\(path) --version failed") }
         // "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
         let words = out.split(separator: " ")
         guard let v = words.first(where: { $0.first?.isNumber == true }) else { throw PGSnapError("cannot read \(name) version") }
         let version = String(v.trimmingCharacters(in: .whitespacesAndNewlines))
-        return (version, Int(version.split(separator: ".").first ?? "") ?? 0)
+        let found = (version, Int(version.split(separator: ".").first ?? "") ?? 0)
+        Self.versions.withLock { $0[path] = found }
+        return found
     }
+
+    /// Each executable's version, asked once per run: a directory restore locates pg_restore for
+    /// every step, and each `--version` is a process start on the way to the load.
+    private static let versions = Mutex<[String: (String, Int)]>([:])
 }

@@ -1,5 +1,6 @@
 import Foundation
 import PGSnapCore
+import Synchronization
 
 /// A directory restore with big tables (`ParallelTableLoad.candidates`): their rows go through
 /// several COPY sessions at once, and as much else as can safely run beside that load does.
@@ -19,13 +20,18 @@ extension RestoreService {
                    serverMajor: Int?, scratch: String, jobs: Int, phases: PhaseTimes, environment: [String: String],
                    settings: [String: String]) throws -> [String: Int64] {
         let bigIDs = Set(big.compactMap { DirectoryDump.dataFileDumpID($0.name) })
-        let verbose = try DirectoryTOC.text(path, arguments: ["--verbose"], serverMajor: serverMajor, session: session)
+        // Three readings of the table of contents, at once: each is a pg_restore on the way to the load.
+        let listings = [["--verbose"], ["--section=pre-data"], ["--section=post-data"]]
+        let texts = Mutex<[Result<String, Error>?]>(Array(repeating: nil, count: listings.count))
+        DispatchQueue.concurrentPerform(iterations: listings.count) { i in
+            let text = Result { try DirectoryTOC.text(path, arguments: listings[i], serverMajor: serverMajor, session: session) }
+            texts.withLock { $0[i] = text }
+        }
+        let read = try texts.withLock { try $0.map { try $0!.get() } }
+        let verbose = read[0]
         let entries = TOCEntry.parseList(verbose)
         let dependencies = DirectoryLoadPlan.dependencies(inVerboseList: verbose)
-        func listed(_ section: String) throws -> [TOCEntry] {
-            TOCEntry.parseList(try DirectoryTOC.text(path, arguments: ["--section=\(section)"], serverMajor: serverMajor, session: session))
-        }
-        let preData = try listed("pre-data"), postData = try listed("post-data")
+        let preData = TOCEntry.parseList(read[1]), postData = TOCEntry.parseList(read[2])
         var lists: [String] = []
         defer { for l in lists { unlink(dir.file(l)) } }
         func useList(_ name: String, _ chosen: [TOCEntry]) throws -> String {

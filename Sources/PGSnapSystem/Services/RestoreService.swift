@@ -135,7 +135,7 @@ public struct RestoreService {
             }
         }
         swapped = true
-        try? admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(target)) IS \(manifest.databaseProperties?.comment.map { try admin.quoteLiteral($0) } ?? "NULL")")
+        _ = try? admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(target)) IS \(manifest.databaseProperties?.comment.map { try admin.quoteLiteral($0) } ?? "NULL")")
         if let p = previous, options.dropPrevious {
             try dropDatabase(p, admin: admin)
             previous = nil
@@ -556,7 +556,7 @@ public struct RestoreService {
             }
             try admin.query("COMMIT")
         } catch {
-            try? admin.query("ROLLBACK")
+            _ = try? admin.query("ROLLBACK")
             throw PGSnapError("cannot re-apply database settings (\(error))", next: "The target was not changed")
         }
     }
