@@ -100,7 +100,10 @@ public enum Catalog {
                     continue
                 }
                 if dump.size != manifest.compressedBytes {
-                    out.append(entry(.damaged, manifest, "dump is \(dump.size) bytes, manifest says \(manifest.compressedBytes)"))
+                    // A directory snapshot's size is its files' total: one added, removed or cut changes it.
+                    out.append(entry(.damaged, manifest, manifest.format == .directory
+                        ? "\(manifest.file) holds \(dump.size) bytes of files, manifest says \(manifest.compressedBytes) (run 'pgsnap verify \(manifest.id)' for which file)"
+                        : "dump is \(dump.size) bytes, manifest says \(manifest.compressedBytes)"))
                 } else {
                     out.append(entry(.good, manifest))
                 }

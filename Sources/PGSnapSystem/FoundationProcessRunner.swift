@@ -195,10 +195,13 @@ public final class ChildProcess {
         }.filter { !$0.isEmpty }
     }
 
-    /// The most telling line of stderr: the last ERROR/FATAL/error line, else the last line.
+    /// The most telling line of stderr: the last ERROR/FATAL/error line, else the last line. Not
+    /// pg_restore's "a worker process died unexpectedly" when the worker said why before it.
     public var lastErrorLine: String? {
         let lines = stderrLines
-        guard let i = lines.lastIndex(where: { $0.contains("ERROR") || $0.contains("FATAL") || $0.contains("error:") }) else {
+        let isError = { (line: String) in line.contains("ERROR") || line.contains("FATAL") || line.contains("error:") }
+        guard let i = lines.lastIndex(where: { isError($0) && !$0.contains("a worker process died unexpectedly") })
+                ?? lines.lastIndex(where: isError) else {
             return lines.last
         }
         // "pg_dump: error: ... PQgetCopyData() failed." says little; the server's reason follows as a detail.

@@ -90,4 +90,42 @@ final class DirectoryFailureTests: XCTestCase {
         let list = try Harness.pgsnap(["list", "--json"], dir: empty)
         XCTAssertFalse(list.stdout.contains("\"good\""), list.stdout)
     }
+
+    /// A data file whose gzip CRC is wrong but whose size and SHA-256 match the manifest (damaged
+    /// before it was hashed): verify names the decompression check and the file; restore with
+    /// several jobs says the snapshot is damaged with pg_restore's own words about the file, not
+    /// "a worker process died", exit 2 (a damaged snapshot), target untouched. A second table
+    /// gives the other job something to do.
+    func testADataFileWithABadCRCIsNamedByVerifyAndRestore() throws {
+        let db = try sourceDatabase("fdcrc")
+        try Harness.psql(db, "CREATE TABLE u (i int); INSERT INTO u SELECT generate_series(1, 2000)")
+        let id = Harness.snapshotID(try fixture.pgsnap(["backup", "-d", db, "--format", "directory"]))
+        var m = try Harness.manifest(dir: fixture.dir, id: id)
+        var files = try XCTUnwrap(m["files"] as? [[String: Any]])
+        let i = try XCTUnwrap(files.firstIndex { $0["table"] as? String == "public.t" })
+        let name = try XCTUnwrap(files[i]["name"] as? String)
+        let path = fixture.dir + "/" + id + ".dir/" + name
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count - 8] ^= 0xff  // the gzip trailer's CRC-32
+        try bytes.write(to: URL(fileURLWithPath: path))
+        files[i]["sha256"] = try Harness.sha256sum(path)
+        m["files"] = files
+        let listing = files.map { "\($0["sha256"] as! String)  \($0["name"] as! String)\n" }.sorted { $0.split(separator: " ").last! < $1.split(separator: " ").last! }
+        let listingPath = fixture.dir + "/.listing"
+        try Data(listing.joined().utf8).write(to: URL(fileURLWithPath: listingPath))
+        m["sha256"] = try Harness.sha256sum(listingPath)
+        unlink(listingPath)
+        try Harness.writeJSON(m, to: Harness.manifestPath(dir: fixture.dir, id: id))
+
+        let verify = try fixture.pgsnap(["verify", id])
+        XCTAssertEqual(verify.status, 2, verify.stderr)
+        XCTAssertTrue(verify.stderr.contains("decompression check failed: \(id).dir/\(name) does not decompress"), verify.stderr)
+
+        try Harness.psql(db, "DELETE FROM t WHERE id > 250")
+        let restore = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--jobs", "2", "--quiet"])
+        assertOneLine(restore, status: 2, contains: "snapshot \(id) is damaged: pg_restore: error: could not read from input file")
+        XCTAssertTrue(restore.stderr.contains(name) && !restore.stderr.contains("worker process died"), restore.stderr)
+        XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t"), "250", "the target was not touched")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
 }

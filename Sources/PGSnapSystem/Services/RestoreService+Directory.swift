@@ -12,7 +12,7 @@ extension RestoreService {
                                              shouldStop: { SignalTrap.received != nil })
         if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted before anything was changed") }
         for (f, r) in zip(files, results) {
-            if let e = r.error { return ("files", "\(m.file)/\(e)") }
+            if let e = r.error { return ("files", "\(m.file): \(e)") }
             if r.bytes != f.bytes { return ("size", "\(m.file)/\(f.name) is \(r.bytes) bytes, manifest says \(f.bytes)") }
             if r.sha256 != f.sha256 { return ("checksum", "\(m.file)/\(f.name): SHA-256 differs from the manifest") }
         }
@@ -104,6 +104,12 @@ extension RestoreService {
                 let errors = child.stderrLines.filter { $0.contains("error:") }
                 session.reporter.warn("pg_restore reported \(errors.count) error(s) on objects outside the chosen tables (first: \(session.redact(oneLine(errors.first ?? line)))); the tables' row counts are checked next")
                 return
+            }
+            // A data file that cannot be read or inflated although its size and SHA-256 matched: the
+            // snapshot was written damaged (pg_restore's words name the file).
+            if line.contains("could not read from input file") || line.contains("could not uncompress data") {
+                throw PGSnapError.verification("snapshot \(m.id) is damaged: \(line)",
+                                               next: "The target was not changed; run 'pgsnap verify \(m.id)' and restore another snapshot")
             }
             throw PGSnapError("pg_restore failed while restoring \(m.id)\(step.map { " (\($0))" } ?? "") (\(status)): \(line)",
                               next: loadFailureAdvice(line, m, dir: dir))

@@ -90,8 +90,12 @@ extension VerifyService {
                     try storage.read(folder + "/" + name, size: sizes[name] ?? 0) { reader.consume($0) }
                 } catch {
                     reader.result.error = "cannot read \(name): \(error)"
+                    (base + i).initialize(to: reader.result)
+                    return
                 }
-                (base + i).initialize(to: reader.result.error == nil ? reader.finish() : reader.result)
+                // Also after a file failed to inflate: it was read whole, so its size and SHA-256
+                // still say whether it is what the backup wrote (damaged since) or not (written so).
+                (base + i).initialize(to: reader.finish())
             }
         }
         let byName = Dictionary(uniqueKeysWithValues: results.compactMap { $0 }.map { ($0.name, $0) })
