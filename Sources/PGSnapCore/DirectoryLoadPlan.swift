@@ -47,6 +47,24 @@ public enum DirectoryLoadPlan {
         return first
     }
 
+    /// Whether a big table belongs to a partition tree or an inheritance family, as the dump
+    /// records it: its TABLE entry depends on another table's (a partition, a child), or another
+    /// table or a TABLE ATTACH depends on its (a parent). Such a schema is made whole, in the
+    /// dump's own order, before the load: attaching a tree in another order changes what
+    /// PostgreSQL makes of it (18 gives the leaves of a sub-partitioned tree attached late no
+    /// identity column). A table whose column has another table's row type counts too: the
+    /// cautious order costs only the overlap.
+    public static func bigTablesInFamily(entries: [TOCEntry], dependencies: [Int: [Int]], bigDataIDs: Set<Int>) -> Bool {
+        let bigOIDs = Set(entries.filter { $0.desc == "TABLE DATA" && bigDataIDs.contains($0.dumpID) }.map(\.oid))
+        let tables = Set(entries.filter { $0.desc == "TABLE" }.map(\.dumpID))
+        let big = Set(entries.filter { $0.desc == "TABLE" && bigOIDs.contains($0.oid) }.map(\.dumpID))
+        return entries.contains { e in
+            let deps = Set(dependencies[e.dumpID] ?? [])
+            if big.contains(e.dumpID) { return !deps.intersection(tables).subtracting([e.dumpID]).isEmpty }
+            return (e.desc == "TABLE" || e.desc == "TABLE ATTACH") && !deps.isDisjoint(with: big)
+        }
+    }
+
     /// Kinds that build something on loaded tables and fire nothing.
     static let earlyKinds: Set<String> = ["INDEX", "CONSTRAINT", "FK CONSTRAINT"]
 

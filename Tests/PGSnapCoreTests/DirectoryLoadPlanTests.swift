@@ -82,4 +82,39 @@ final class DirectoryLoadPlanTests: XCTestCase {
         XCTAssertNil(DirectoryLoadPlan.schemaFirst(entries: entries, preData: [], dependencies: deps, bigDataIDs: [900]),
                      "a big table pg_restore does not list in pre-data: no split")
     }
+
+    /// A big table in a partition tree or an inheritance family, as pg_dump 15 records them.
+    func testABigTableInAFamilyIsSeenInTheDump() {
+        let family = """
+            218; 1259 18353 TABLE public par postgres
+            219; 1259 18356 TABLE public kid postgres
+            ;\tdepends on: 218
+            215; 1259 18344 TABLE public root postgres
+            216; 1259 18347 TABLE public mid postgres
+            ;\tdepends on: 215
+            217; 1259 18350 TABLE public leaf postgres
+            ;\tdepends on: 216
+            220; 1259 18359 TABLE public lone postgres
+            214; 1259 18343 SEQUENCE public root_id_seq postgres
+            ;\tdepends on: 215
+            3222; 0 0 TABLE ATTACH public leaf postgres
+            ;\tdepends on: 217 216
+            3368; 0 18356 TABLE DATA public kid postgres
+            ;\tdepends on: 219
+            3366; 0 18350 TABLE DATA public leaf postgres
+            ;\tdepends on: 217
+            3369; 0 18359 TABLE DATA public lone postgres
+            ;\tdepends on: 220
+            3367; 0 18353 TABLE DATA public par postgres
+            ;\tdepends on: 218
+            """
+        let entries = TOCEntry.parseList(family), deps = DirectoryLoadPlan.dependencies(inVerboseList: family)
+        func inFamily(_ data: Int) -> Bool { DirectoryLoadPlan.bigTablesInFamily(entries: entries, dependencies: deps, bigDataIDs: [data]) }
+        XCTAssertTrue(inFamily(3366), "a leaf partition")
+        XCTAssertTrue(inFamily(3368), "an inheritance child")
+        XCTAssertTrue(inFamily(3367), "an inheritance parent")
+        XCTAssertFalse(inFamily(3369), "a table on its own")
+        XCTAssertFalse(DirectoryLoadPlan.bigTablesInFamily(entries: TOCEntry.parseList(verbose), dependencies: DirectoryLoadPlan.dependencies(inVerboseList: verbose),
+                                                           bigDataIDs: [900]), "a big table with a foreign key from another is no family")
+    }
 }

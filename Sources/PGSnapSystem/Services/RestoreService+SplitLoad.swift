@@ -46,7 +46,8 @@ extension RestoreService {
         }
 
         // 1. The schema the big tables need; all of it when the split cannot be made.
-        let first = DirectoryLoadPlan.schemaFirst(entries: entries, preData: preData, dependencies: dependencies, bigDataIDs: bigIDs)
+        let first = DirectoryLoadPlan.bigTablesInFamily(entries: entries, dependencies: dependencies, bigDataIDs: bigIDs) ? nil
+            : DirectoryLoadPlan.schemaFirst(entries: entries, preData: preData, dependencies: dependencies, bigDataIDs: bigIDs)
         var schemaLater = first.map { f in preData.filter { !f.contains($0.dumpID) } } ?? []
         let inherited = try phases.measure("schema") { () -> Bool in
             let list = try first.map { f in try useList("schema", preData.filter { f.contains($0.dumpID) }) } ?? "--section=pre-data"
