@@ -100,22 +100,13 @@ final class DirectoryFailureTests: XCTestCase {
         let db = try sourceDatabase("fdcrc")
         try Harness.psql(db, "CREATE TABLE u (i int); INSERT INTO u SELECT generate_series(1, 2000)")
         let id = Harness.snapshotID(try fixture.pgsnap(["backup", "-d", db, "--format", "directory"]))
-        var m = try Harness.manifest(dir: fixture.dir, id: id)
-        var files = try XCTUnwrap(m["files"] as? [[String: Any]])
-        let i = try XCTUnwrap(files.firstIndex { $0["table"] as? String == "public.t" })
-        let name = try XCTUnwrap(files[i]["name"] as? String)
+        let files = try XCTUnwrap(try Harness.manifest(dir: fixture.dir, id: id)["files"] as? [[String: Any]])
+        let name = try XCTUnwrap(files.first { $0["table"] as? String == "public.t" }?["name"] as? String)
         let path = fixture.dir + "/" + id + ".dir/" + name
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[bytes.count - 8] ^= 0xff  // the gzip trailer's CRC-32
         try bytes.write(to: URL(fileURLWithPath: path))
-        files[i]["sha256"] = try Harness.sha256sum(path)
-        m["files"] = files
-        let listing = files.map { "\($0["sha256"] as! String)  \($0["name"] as! String)\n" }.sorted { $0.split(separator: " ").last! < $1.split(separator: " ").last! }
-        let listingPath = fixture.dir + "/.listing"
-        try Data(listing.joined().utf8).write(to: URL(fileURLWithPath: listingPath))
-        m["sha256"] = try Harness.sha256sum(listingPath)
-        unlink(listingPath)
-        try Harness.writeJSON(m, to: Harness.manifestPath(dir: fixture.dir, id: id))
+        try Harness.resealDirectorySnapshot(dir: fixture.dir, id: id)
 
         let verify = try fixture.pgsnap(["verify", id])
         XCTAssertEqual(verify.status, 2, verify.stderr)

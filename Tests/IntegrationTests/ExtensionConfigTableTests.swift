@@ -69,16 +69,7 @@ final class ExtensionConfigTableTests: XCTestCase {
     func testTheFilteredRowsAreStillChecked() throws {
         let db = try database()
         let id = try directorySnapshot(db)
-        var m = try Harness.manifest(dir: fixture.dir, id: id)
-        var rows = try XCTUnwrap(m["table_rows"] as? [String: Any])
-        rows["cfg.settings"] = 2
-        m["table_rows"] = rows
-        m["files"] = (m["files"] as! [[String: Any]]).map { f in
-            var f = f
-            if f["table"] as? String == "cfg.settings" { f["rows"] = 2 }
-            return f
-        }
-        try Harness.writeJSON(m, to: Harness.manifestPath(dir: fixture.dir, id: id))
+        try Harness.promiseRows(["cfg.settings": 2], dir: fixture.dir, id: id)
         let copy = db + "_copy"
         fixture.track(database: copy)
         let r = try fixture.pgsnap(["restore", id, "--target", copy, "--quiet"])

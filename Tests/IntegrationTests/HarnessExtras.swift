@@ -127,6 +127,47 @@ extension Harness {
     }
 }
 
+/// Hand-edited directory snapshots whose manifests match their files: only reading or loading
+/// the data can tell them from good ones.
+extension Harness {
+    /// Makes snapshot `id`'s manifest promise `rows` for these tables (`table_rows` and each
+    /// data file's `rows`).
+    static func promiseRows(_ rows: [String: Int], dir: String, id: String) throws {
+        var m = try manifest(dir: dir, id: id)
+        var tableRows = try XCTUnwrap(m["table_rows"] as? [String: Any])
+        for (table, n) in rows { tableRows[table] = n }
+        m["table_rows"] = tableRows
+        m["files"] = try XCTUnwrap(m["files"] as? [[String: Any]]).map { f in
+            var f = f
+            if let t = f["table"] as? String, let n = rows[t] { f["rows"] = n }
+            return f
+        }
+        try writeJSON(m, to: manifestPath(dir: dir, id: id))
+    }
+
+    /// Makes snapshot `id`'s manifest match its files as they are now on disk: each file's size
+    /// and SHA-256, the listing's SHA-256, the total.
+    static func resealDirectorySnapshot(dir: String, id: String) throws {
+        var m = try manifest(dir: dir, id: id)
+        let files = try XCTUnwrap(m["files"] as? [[String: Any]]).map { f -> [String: Any] in
+            var f = f
+            let path = dir + "/" + id + ".dir/" + (f["name"] as! String)
+            f["bytes"] = try fileSize(path)
+            f["sha256"] = try sha256sum(path)
+            return f
+        }
+        m["files"] = files
+        let listing = files.map { "\($0["sha256"] as! String)  \($0["name"] as! String)\n" }.sorted { $0.split(separator: " ").last! < $1.split(separator: " ").last! }
+        let listingPath = dir + "/.listing"
+        try Data(listing.joined().utf8).write(to: URL(fileURLWithPath: listingPath))
+        m["sha256"] = try sha256sum(listingPath)
+        unlink(listingPath)
+        m["compressed_bytes"] = files.reduce(Int64(0)) { $0 + ((($1["bytes"] as? NSNumber)?.int64Value) ?? 0) }
+        try writeJSON(m, to: manifestPath(dir: dir, id: id))
+    }
+}
+
+
 /// What /proc says about processes, for checking pgsnap's children without trusting pgsnap.
 enum Procfs {
     struct Entry {

@@ -128,16 +128,7 @@ final class SplitLoadTests: XCTestCase {
         XCTAssertTrue(ok.stderr.contains("loaded through 2 COPY sessions each"), "the split load did not run: \(ok.stderr)")
         XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM big"), "50000")
 
-        var m = try Harness.manifest(dir: fixture.dir, id: id)
-        var rows = m["table_rows"] as! [String: Any]
-        rows["public.big"] = 50001
-        m["table_rows"] = rows
-        m["files"] = (m["files"] as! [[String: Any]]).map { f in
-            var f = f
-            if f["table"] as? String == "public.big" { f["rows"] = 50001 }
-            return f
-        }
-        try Harness.writeJSON(m, to: Harness.manifestPath(dir: fixture.dir, id: id))
+        try Harness.promiseRows(["public.big": 50001], dir: fixture.dir, id: id)
         try Harness.psql(db, "INSERT INTO small VALUES (3)")
         let r = try fixture.pgsnap(["restore", id, "--yes", "--jobs", "2"], env: env)
         XCTAssertEqual(r.status, 2, r.stderr)
@@ -231,17 +222,7 @@ final class SplitLoadTests: XCTestCase {
             INSERT INTO ev VALUES (1), (2), (11);
             """)
         let id = try directorySnapshot(db)
-        var m = try Harness.manifest(dir: fixture.dir, id: id)
-        var rows = try XCTUnwrap(m["table_rows"] as? [String: Any])
-        rows["public.ev_a"] = 1
-        rows["public.ev_b"] = 2
-        m["table_rows"] = rows
-        m["files"] = (m["files"] as! [[String: Any]]).map { f in
-            var f = f
-            if let t = f["table"] as? String, let n = rows[t] { f["rows"] = n }
-            return f
-        }
-        try Harness.writeJSON(m, to: Harness.manifestPath(dir: fixture.dir, id: id))
+        try Harness.promiseRows(["public.ev_a": 1, "public.ev_b": 2], dir: fixture.dir, id: id)
         let copy = db + "_copy"
         fixture.track(database: copy)
         let r = try fixture.pgsnap(["restore", id, "--target", copy, "--jobs", "2", "--quiet"])
@@ -254,26 +235,16 @@ final class SplitLoadTests: XCTestCase {
     /// manifest match (file size and SHA-256, the listing's SHA-256, compressed bytes), as a
     /// hand-edited snapshot would: only the load can tell.
     func rewriteDataFile(_ id: String, table: String, expecting old: String, with content: String) throws {
-        var m = try Harness.manifest(dir: fixture.dir, id: id)
-        var files = try XCTUnwrap(m["files"] as? [[String: Any]])
-        let i = try XCTUnwrap(files.firstIndex { $0["table"] as? String == table })
-        let path = fixture.dir + "/" + id + ".dir/" + (files[i]["name"] as! String)
+        let files = try XCTUnwrap(try Harness.manifest(dir: fixture.dir, id: id)["files"] as? [[String: Any]])
+        let name = try XCTUnwrap(files.first { $0["table"] as? String == table }?["name"] as? String)
+        let path = fixture.dir + "/" + id + ".dir/" + name
         XCTAssertEqual(try Harness.run("/bin/zcat", [path]).stdout, old)
         let plain = path.replacingOccurrences(of: ".gz", with: "")
         try Data(content.utf8).write(to: URL(fileURLWithPath: plain))
         unlink(path)
         XCTAssertEqual(try Harness.run("/bin/gzip", [plain]).status, 0)
         chmod(path, 0o600)
-        files[i]["bytes"] = try Harness.fileSize(path)
-        files[i]["sha256"] = try Harness.sha256sum(path)
-        m["files"] = files
-        let listing = files.map { "\($0["sha256"] as! String)  \($0["name"] as! String)\n" }.sorted { $0.split(separator: " ").last! < $1.split(separator: " ").last! }
-        let listingPath = fixture.dir + "/.listing"
-        try Data(listing.joined().utf8).write(to: URL(fileURLWithPath: listingPath))
-        m["sha256"] = try Harness.sha256sum(listingPath)
-        unlink(listingPath)
-        m["compressed_bytes"] = files.reduce(Int64(0)) { $0 + ((($1["bytes"] as? NSNumber)?.int64Value) ?? 0) }
-        try Harness.writeJSON(m, to: Harness.manifestPath(dir: fixture.dir, id: id))
+        try Harness.resealDirectorySnapshot(dir: fixture.dir, id: id)
     }
 
     /// A big table's data file without pg_dump's `\.` end line (cut short after a whole row, with a
