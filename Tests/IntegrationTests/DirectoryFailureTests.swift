@@ -114,7 +114,7 @@ final class DirectoryFailureTests: XCTestCase {
 
         try Harness.psql(db, "DELETE FROM t WHERE id > 250")
         let restore = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--jobs", "2", "--quiet"])
-        assertOneLine(restore, status: 2, contains: "snapshot \(id) is damaged: pg_restore: error: could not read from input file")
+        assertOneLine(restore, status: 2, contains: "snapshot \(id) is damaged or unreadable: pg_restore: error: could not read from input file")
         XCTAssertTrue(restore.stderr.contains(name) && !restore.stderr.contains("worker process died"), restore.stderr)
         XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t"), "250", "the target was not touched")
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])

@@ -59,7 +59,7 @@ final class ExtensionConfigTableTests: XCTestCase {
         fixture.track(database: copy)
         let r = try fixture.pgsnap(["restore", id, "--target", copy, "--jobs", "2", "--verbose"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stderr.contains("cfg.settings is a configuration table of an extension: 1 rows WHERE user_defined, as in the snapshot"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("cfg.settings is an extension's configuration table: 1 rows WHERE user_defined, as in the snapshot"), r.stderr)
         XCTAssertEqual(try Harness.fingerprint(copy), before)
         XCTAssertEqual(try Harness.psql(copy, "SELECT string_agg(k, ',' ORDER BY k) FROM cfg.settings"), "builtin1,builtin2,mine")
     }

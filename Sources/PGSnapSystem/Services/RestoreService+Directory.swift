@@ -108,7 +108,7 @@ extension RestoreService {
             // A data file that cannot be read or inflated although its size and SHA-256 matched: the
             // snapshot was written damaged (pg_restore's words name the file).
             if line.contains("could not read from input file") || line.contains("could not uncompress data") {
-                throw PGSnapError.verification("snapshot \(m.id) is damaged: \(line)",
+                throw PGSnapError.verification("snapshot \(m.id) is damaged or unreadable: \(line)",
                                                next: "The target was not changed; run 'pgsnap verify \(m.id)' and restore another snapshot")
             }
             throw PGSnapError("pg_restore failed while restoring \(m.id)\(step.map { " (\($0))" } ?? "") (\(status)): \(line)",

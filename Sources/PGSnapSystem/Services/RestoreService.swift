@@ -486,7 +486,7 @@ public struct RestoreService {
             }
         }
         if let firstError { throw firstError }
-        if let wrong = try unexplainedMismatches(mismatches, scratch: scratch).first {
+        if let wrong = try unexplainedMismatches(mismatches, all: all, scratch: scratch).first {
             // The snapshot does not hold what its manifest promises: a verification failure (2).
             throw PGSnapError.verification("restored table \(wrong.table) has \(wrong.got) rows, the snapshot has \(wrong.expected)",
                                            next: "The target was not changed; run 'pgsnap verify \(m.id)'")
