@@ -44,6 +44,8 @@ public final class Credentials {
     public func childEnvironment(_ environment: [String: String]) -> [String: String] {
         var env = environment
         env["PGPASSWORD"] = nil
+        // pgsnap talks to the bucket itself: pg_dump, psql, pg_restore and age never need the S3 secret.
+        for key in Self.s3Secrets { env[key] = nil }
         // Notification URLs carry tokens; no child needs them.
         for key in env.keys where NotifyTarget.isTargetVariable(key) { env[key] = nil }
         if let passfile { env["PGPASSFILE"] = passfile }
@@ -51,4 +53,6 @@ public final class Credentials {
     }
 
     public var password: String? { spec.password }
+
+    static let s3Secrets = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
 }

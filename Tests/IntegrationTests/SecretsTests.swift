@@ -208,4 +208,20 @@ final class SecretsTests: XCTestCase {
         // --notify, PGSNAP_BACKUP_NOTIFY and PGSNAP_NOTIFY add up: all were told.
         XCTAssertEqual(rx.requests.map(\.path).sorted(), ["/hook/\(token)", "/own/\(token)", "/ping/\(token)", "/ping/\(token)/start"])
     }
+
+    /// The S3 secret and session token in pgsnap's environment (for --push, --remote) reach no
+    /// child: pgsnap talks to the bucket itself.
+    func testS3SecretsReachNoChild() throws {
+        let secret = "s3-s3cret-\(UUID().uuidString.prefix(8))", token = "s3-t0ken-\(UUID().uuidString.prefix(8))"
+        let dir = try makeDir()
+        let (r, seen) = try runWatchingChildren(
+            ["backup", "-h", "127.0.0.1", "-p", Harness.tcpPort, "-U", Self.role, "-d", database], dir: dir,
+            env: ["PGPASSWORD": Self.password, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": token])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(seen.sawDumpingPgDump, "never observed pg_dump running; children seen: \(seen.argvs)")
+        for (argv, environment) in zip(seen.argvs, seen.environments) {
+            let all = (argv + environment).joined(separator: "\n")
+            XCTAssertFalse(all.contains(secret) || all.contains(token), "\(argv.prefix(2)) was given the S3 secret or token")
+        }
+    }
 }
