@@ -620,6 +620,25 @@ final class PruneCheckLockTests: XCTestCase {
         XCTAssertNotNil(line, "a line names \(db) and its size \(size): \(r.stderr)")
     }
 
+    /// The newest snapshot damaged (cut short), an older good one fresh enough: `restore latest`
+    /// would refuse the newest, so check fails (exit 2) naming it, also with --quiet.
+    func testCheckFailsWhenTheNewestSnapshotIsDamaged() throws {
+        let db = try makeDatabase("newestbad")
+        let dir = try makeDir()
+        try backup(db, dir: dir)
+        let newest = try backup(db, dir: dir)
+        XCTAssertEqual(try Harness.pgsnap(["check"], dir: dir).status, 0)
+        XCTAssertEqual(truncate(dir + "/" + newest + ".sql.gz", 1000), 0)
+
+        for args in [["check"], ["check", "--quiet", "--database", db]] {
+            let r = try Harness.pgsnap(args, dir: dir)
+            XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("newest snapshot \(newest) is damaged") && r.stderr.contains("'restore latest' would refuse it"), r.stderr)
+        }
+        let restore = try Harness.pgsnap(["restore", "latest", "-d", db, "--target", db + "_never", "--yes"], dir: dir)
+        XCTAssertEqual(restore.status, 2, "what check warned of: \(restore.stderr)")
+    }
+
     func testCheckReportsASnapshotLessThanHalfThePrevious() throws {
         let db = try makeDatabase("shrink", rows: 50_000)
         let dir = try makeDir()
