@@ -21,7 +21,9 @@ let package = Package(
         // Streaming gzip inflate at about 3x zlib's speed: a directory snapshot's big table file
         // is one gzip stream that one thread must inflate while the server parses its rows.
         .systemLibrary(name: "CISAL", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
-        .executableTarget(name: "pgsnap", dependencies: ["PGSnapCLI"]),
+        // prctl(PR_SET_PDEATHSIG): children that write to files die with pgsnap (ChildTrampoline).
+        .systemLibrary(name: "CProcess"),
+        .executableTarget(name: "pgsnap", dependencies: ["PGSnapCLI", "PGSnapSystem"]),
         .target(
             name: "PGSnapCLI",
             dependencies: [
@@ -34,7 +36,7 @@ let package = Package(
         .target(
             name: "PGSnapSystem",
             dependencies: [
-                "PGSnapCore", "PGSnapSigV4", "CZlib", "CLibPQ", "CZstd", "CDeflate", "CISAL",
+                "PGSnapCore", "PGSnapSigV4", "CZlib", "CLibPQ", "CZstd", "CDeflate", "CISAL", "CProcess",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The storage contract: the same cases for the in-memory storage, the directory and a bucket.

@@ -53,10 +53,14 @@ public final class ChildProcess {
     /// unless inherited.
     ///
     /// - Throws: `PGSnapError` when the executable cannot be started.
-    public init(_ command: ExternalCommand, stdin: Stream = .null, stdout: Stream = .pipe, stderr: Stream = .pipe) throws {
+    public init(_ command: ExternalCommand, stdin: Stream = .null, stdout: Stream = .pipe, stderr: Stream = .pipe,
+                diesWithPgsnap: Bool = true) throws {
         self.command = command
-        process.executableURL = URL(fileURLWithPath: command.executable)
-        process.arguments = command.arguments
+        // Tethered by no pipe it reads or writes, the child would outlive a killed pgsnap.
+        let start = diesWithPgsnap && stdin != .pipe && stdout != .pipe
+            ? ChildTrampoline.wrap(command) : (executable: command.executable, arguments: command.arguments)
+        process.executableURL = URL(fileURLWithPath: start.executable)
+        process.arguments = start.arguments
         process.environment = command.environment
         var inPipe: Pipe?, outPipe: Pipe?, errPipe: Pipe?
         switch stdin {

@@ -307,8 +307,9 @@ final class DirectoryFormatTests: CorpusTestCase {
     // MARK: - 4. kill -9 of pgsnap mid-dump
 
     /// Fault: SIGKILL of `backup --format directory` once a file in `<id>.dir.partial/` passes 1 MiB.
-    /// Expected: pg_dump (in its own process group) outlives pgsnap and ends by itself; nothing is
-    /// listed good; `verify --all` reports the leftover as incomplete and passes; `restore latest`
+    /// Expected: pg_dump and its workers end with pgsnap (SIGTERM from the kernel, ChildTrampoline)
+    /// instead of dumping the rest of the database into a directory nobody will use: the file it
+    /// was writing stays cut short; nothing is listed good; `verify --all` reports the leftover as incomplete and passes; `restore latest`
     /// finds nothing to restore; `prune` keeps the leftover as "recent" and removes the whole
     /// partial directory once it is past the 24 h grace.
     func testKill9OfPgsnapDuringDirectoryBackup() throws {
@@ -334,10 +335,13 @@ final class DirectoryFormatTests: CorpusTestCase {
         let id = String(partialName.dropLast(".dir.partial".count))
         XCTAssertFalse(dumpers.get.isEmpty, "no pg_dump child was running at the kill")
 
-        // SIGKILL cannot be forwarded: the orphaned pg_dump finishes (or fails) on its own. Bounded wait.
         let left = Torture.waitUntilGone(comm: "pg_dump", mentioning: partialName, timeout: 60)
         XCTAssertEqual(left, [], "pg_dump still writing \(partialName) 60 s after pgsnap died")
         for p in left { kill(p, SIGKILL) }
+        // Ended, not finished: an orphan would have written the table's file to its end.
+        let folder = fixture.dir + "/" + partialName
+        let data = try XCTUnwrap(Harness.entries(folder).filter { $0.hasSuffix(".dat.gz") }.max { Torture.size(folder + "/" + $0) ?? 0 < Torture.size(folder + "/" + $1) ?? 0 })
+        XCTAssertNotEqual(try Harness.run("/bin/gzip", ["-t", folder + "/" + data]).status, 0, "pg_dump finished \(data) after pgsnap was killed")
 
         XCTAssertEqual(Harness.snapshotFiles(fixture.dir), [partialName], "what the killed backup left")
         let listed = try Torture.assertGood(exactly: [], dir: fixture.dir, "after kill -9 of a directory backup")

@@ -76,10 +76,12 @@ public struct GuardService {
                           next: "The failed state is kept as \"\(result.previousDatabase ?? "-")\" for inspection")
     }
 
-    /// Runs the user's command with our stdio; no shell. Signals reach it through the trap.
+    /// Runs the user's command with our stdio; no shell. Signals reach it through the trap; it is
+    /// the user's own program, so it is not ended when pgsnap is killed (a migration tool decides
+    /// itself how to stop).
     func runCommand(_ path: String, _ argv: [String]) throws -> Termination {
         let child = try ChildProcess(ExternalCommand(name: argv[0], executable: path, arguments: Array(argv.dropFirst()), environment: session.environment),
-                                     stdin: .inherit, stdout: .inherit, stderr: .inherit)
+                                     stdin: .inherit, stdout: .inherit, stderr: .inherit, diesWithPgsnap: false)
         return child.wait()
     }
 
