@@ -50,7 +50,8 @@ func pruneAfterBackup(_ manifest: Manifest, in storage: SnapshotStorage, policy:
         throw PGSnapError.verification("new snapshot \(manifest.id) failed verification (\(check.failedCheck ?? "?"): \(check.detail ?? "")); nothing was pruned",
                                        next: "Investigate before trusting this backup")
     }
-    let result = try PruneService(session: session).run(storage, policy: policy, database: manifest.database, dryRun: false, wait: wait ?? 600)
+    let result = try PruneService(session: session).run(storage, policy: policy, database: manifest.database, dryRun: false, wait: wait ?? 600,
+                                                        confirmed: [manifest.id])
     printPrune(result, json: false, reporter: session.reporter)
 }
 

@@ -200,6 +200,30 @@ final class PruneCheckLockTests: XCTestCase {
 
     // MARK: - prune
 
+    /// The newest snapshot damaged in place (same size, so the catalogue calls it good): pruning
+    /// would leave only it. Prune (and its dry run) refuses, exit 2, naming it; nothing is removed.
+    func testPruneRemovesNothingWhenTheNewestGoodSnapshotFailsItsChecksum() throws {
+        let db = try makeDatabase("prunebad")
+        let dir = try makeDir()
+        let ids = try (0..<3).map { _ in try backup(db, dir: dir) }
+        let now = Date()
+        try setCreatedAt(dir: dir, id: ids[0], now.addingTimeInterval(-40 * Self.day))
+        try setCreatedAt(dir: dir, id: ids[1], now.addingTimeInterval(-35 * Self.day))
+        let path = dir + "/" + ids[2] + ".sql.gz"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count / 2] ^= 0xff
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let before = listing(dir)
+
+        for args in [["prune", "--dry-run"], ["prune"]] {
+            let r = try Harness.pgsnap(args, dir: dir)
+            XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("nothing was pruned: \(ids[2]), the newest good snapshot of \"\(db)\"") && r.stderr.contains("fails its checksum"),
+                          r.stderr)
+            XCTAssertEqual(listing(dir), before, "\(args) removed something")
+        }
+    }
+
     func testPruneRemovesOldSnapshotsAndDryRunDeletesNothing() throws {
         let db = try makeDatabase("prune")
         let dir = try makeDir()

@@ -16,22 +16,35 @@ public struct PruneService {
     let session: Session
     public init(session: Session) { self.session = session }
 
-    /// - Parameter command: how the lock names this run to others ("prune", "prune --remote").
+    /// - Parameters:
+    ///   - command: how the lock names this run to others ("prune", "prune --remote").
+    ///   - confirmed: snapshots this run has just verified whole (`backup --prune`'s new one).
     public func run(_ storage: SnapshotStorage, policy: RetentionPolicy, database: String?, dryRun: Bool, wait: Double?,
-                    command: String = "prune") throws -> PruneResult {
+                    command: String = "prune", confirmed: Set<String> = []) throws -> PruneResult {
         // The backup directory's lock keeps this machine's backups and pushes out; a bucket pruned
         // from a machine without a backup directory has no local lock to take.
         let dir = try? session.directory(create: false)
         let lock = try dir.map { try DirectoryLock(directory: $0, mode: .exclusive, command: command, wait: wait) }
         defer { withExtendedLifetime(lock) {} }
-        return try runLocked(storage, policy: policy, database: database, dryRun: dryRun)
+        return try runLocked(storage, policy: policy, database: database, dryRun: dryRun, confirmed: confirmed)
     }
 
-    func runLocked(_ storage: SnapshotStorage, policy: RetentionPolicy, database: String?, dryRun: Bool) throws -> PruneResult {
+    func runLocked(_ storage: SnapshotStorage, policy: RetentionPolicy, database: String?, dryRun: Bool,
+                   confirmed: Set<String> = []) throws -> PruneResult {
         let files = try storage.list()
         // Every database's snapshots: a run's globals are shared, whatever database this prune is for.
         let all = try storage.catalog(summaries: true)
         let plan = RetentionPlan.make(entries: all.filter { database == nil || $0.database == database }, policy: policy, now: session.now())
+        // Removing rests on the newest good snapshot each database keeps ("good" in the catalogue
+        // is its size): it must also be the bytes its manifest names, or the older ones are all
+        // that is left. One read of it (a bucket compares the checksum it recorded instead).
+        for name in Set(plan.filter { $0.action == .remove }.map(\.database)).sorted() {
+            guard let newest = all.first(where: { $0.database == name && $0.isGood })?.manifest, !confirmed.contains(newest.id) else { continue }
+            if let problem = try checksumProblem(newest, in: storage) {
+                throw PGSnapError.verification("nothing was pruned: \(newest.id), the newest good snapshot of \"\(name)\" that pruning would rest on, \(problem)",
+                                               next: "Run 'pgsnap verify \(newest.id)' and take a new backup; the older snapshots may be all that is left")
+            }
+        }
         let removing = Set(plan.filter { $0.action == .remove }.map(\.id))
         let runs = RunRetention.plan(runs: storage.runs(files: files), entries: all, removing: removing, now: session.now(),
                                      grace: policy.leftoverGrace)
@@ -50,6 +63,27 @@ public struct PruneService {
             try session.abortAbandonedWrites(in: storage, olderThan: policy.leftoverGrace)
         }
         return PruneResult(dryRun: dryRun, decisions: plan, runs: runs, removedBytes: removed)
+    }
+}
+
+extension PruneService {
+    /// Whether a snapshot's files are the bytes its manifest names: the checksum the storage
+    /// recorded beside a file where it keeps one, else the file read and hashed.
+    func checksumProblem(_ m: Manifest, in storage: SnapshotStorage) throws -> String? {
+        let files = m.format == .directory
+            ? (m.files ?? []).map { (m.file + "/" + $0.name, $0.bytes, $0.sha256) }
+            : [(m.file, m.compressedBytes, m.sha256)]
+        for (name, bytes, sha256) in files {
+            guard let stored = try storage.stat(name) else { return "has lost \(name)" }
+            if let recorded = stored.sha256 {
+                if recorded != sha256 { return "has \(name) with another checksum than its manifest's" }
+                continue
+            }
+            var hash = SHA256Stream()
+            try storage.read(name, size: bytes) { hash.update($0) }
+            if hash.finalizeHex() != sha256 { return "fails its checksum (\(name): SHA-256 differs from the manifest)" }
+        }
+        return nil
     }
 }
 
