@@ -26,6 +26,8 @@ struct Push: ParsableCommand {
     var snapshot: String?
     @Flag(help: "Every good local snapshot.")
     var all = false
+    @Flag(help: "Upload again what the bucket already holds (to replace a copy damaged there); its manifest is removed first and written last.")
+    var force = false
     @Option(help: "With 'latest': the newest snapshot of this database.")
     var database: String?
     @OptionGroup var remote: RemoteOptions
@@ -43,7 +45,7 @@ struct Push: ParsableCommand {
         let session = try makeSession(nil, directory, output)
         let selector = try snapshot.map { try parseSelector($0, label: nil, before: nil, database: database) }
             ?? (database.map { SnapshotSelector(kind: .latest, database: $0) })
-        let results = try TransferService(session: session, remote: storage).push(selector: selector, all: all, wait: try lock.seconds)
+        let results = try TransferService(session: session, remote: storage).push(selector: selector, all: all, wait: try lock.seconds, force: force)
         if output.json {
             try printJSON(results)
         } else if !output.quiet {

@@ -89,7 +89,7 @@ struct Verify: ParsableCommand {
         }
         if !bad.isEmpty {
             throw PGSnapError.verification("\(bad.count) of \(results.count) snapshot(s) in \(storage.location) failed verification",
-                                           next: "Do not restore from them; take a new backup (or push a good copy again)")
+                                           next: "Do not restore from them; take a new backup (or, for a bucket's copy, replace it: pgsnap push ID --force)")
         }
         if results.isEmpty && !output.json { session.reporter.info("pgsnap: nothing to verify in \(storage.location)") }
     }

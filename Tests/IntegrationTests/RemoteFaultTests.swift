@@ -206,6 +206,33 @@ final class RemoteFaultTests: XCTestCase {
         }
     }
 
+    /// A copy damaged in the bucket keeps its size, so push skips it as whole; `push --force`
+    /// replaces it (manifest removed first, written last) and it verifies again.
+    func testPushForceReplacesACopyDamagedInTheBucket() throws {
+        let (_, dir, id) = try backedUp("force", rows: 20_000)
+        let (remote, prefix) = S3Harness.newRemote()
+        let env = S3Harness.env(remote: remote)
+        XCTAssertEqual(try Harness.pgsnap(["push", "-q"], dir: dir, env: env).status, 0)
+        let size = try Harness.fileSize(Harness.dumpPath(dir: dir, id: id))
+        _ = try S3Harness.boto(["flip", S3Harness.bucket, prefix + "/" + id + ".sql.gz", String(size / 2)])
+        XCTAssertEqual(try Harness.pgsnap(["verify", "--remote", id, "-q"], dir: dir, env: env).status, 2)
+
+        let again = try Harness.pgsnap(["push", id], dir: dir, env: env)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(again.stdout, "\(id) skipped\n", "without --force a copy of the right size is taken as whole")
+        XCTAssertEqual(try Harness.pgsnap(["verify", "--remote", id, "-q"], dir: dir, env: env).status, 2)
+
+        let forced = try Harness.pgsnap(["push", id, "--force"], dir: dir, env: env)
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+        XCTAssertEqual(forced.stdout, "\(id) uploaded\n")
+        let verify = try Harness.pgsnap(["verify", "--remote", id], dir: dir, env: env)
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        let fresh = try Harness.tempDir()
+        dirs.append(fresh)
+        XCTAssertEqual(try Harness.pgsnap(["pull", id, "-q"], dir: fresh, env: env).status, 0)
+        XCTAssertEqual(try Harness.sha256sum(Harness.dumpPath(dir: fresh, id: id)), try Harness.sha256sum(Harness.dumpPath(dir: dir, id: id)))
+    }
+
     func waitForStall(_ p: FaultProxy) -> DispatchTimeoutResult {
         // A generous bound only for a broken run; the test proceeds the moment the request is held.
         p.stalled.wait(timeout: .now() + 120)

@@ -24,7 +24,10 @@ public struct TransferService {
     /// Copies committed local snapshots to the remote, manifest last, each file checked as it streams.
     ///
     /// - Throws: `PGSnapError`: exit 2 when a local dump no longer matches its manifest, 1 for S3 trouble.
-    public func push(selector: SnapshotSelector?, all: Bool, wait: Double?) throws -> [TransferResult] {
+    /// - Parameter force: upload the snapshots again although the bucket holds them whole by size
+    ///   (a copy damaged there): the remote manifest goes first, so the copy never looks whole
+    ///   while it is rewritten, and comes back last.
+    public func push(selector: SnapshotSelector?, all: Bool, wait: Double?, force: Bool = false) throws -> [TransferResult] {
         let dir = try session.directory(create: false)
         // Shared, like a backup: prune (exclusive) cannot delete a file while it is being read.
         let lock = try DirectoryLock(directory: dir, mode: .shared, command: "push", wait: wait)
@@ -41,7 +44,7 @@ public struct TransferService {
         return try chosen.map { entry in
             let m = entry.manifest!
             let start = DispatchTime.now()
-            if PushSelection.isWhole(m, localFiles: localFiles, remoteFiles: remoteFiles) {
+            if !force, PushSelection.isWhole(m, localFiles: localFiles, remoteFiles: remoteFiles) {
                 session.reporter.info("pgsnap: \(m.id) is already in \(remote.location)")
                 return TransferResult(id: m.id, action: "skipped", bytes: 0, seconds: seconds(since: start))
             }
@@ -51,7 +54,13 @@ public struct TransferService {
                there.sha256 != m.sha256 {
                 throw PGSnapError("a different snapshot named \(m.id) is already in \(remote.location)", next: "Nothing of it was changed; push to another prefix")
             }
-            let sent = try transfer.copy(m, manifestBytes: try local.readSmall(manifestName, limit: Manifest.maxBytes), listing: remoteFiles)
+            var listing = remoteFiles
+            if force {
+                if remoteFiles[manifestName] != nil { try remote.delete(manifestName) }
+                // Every file of the snapshot goes up again; a run's globals stay as they are.
+                listing = listing.filter { $0.key != manifestName && $0.key != m.file && !$0.key.hasPrefix(m.file + "/") }
+            }
+            let sent = try transfer.copy(m, manifestBytes: try local.readSmall(manifestName, limit: Manifest.maxBytes), listing: listing)
             let secs = seconds(since: start)
             session.reporter.info("pgsnap: pushed \(m.id) to \(remote.location): \(formatBytes(sent)) in \(String(format: "%.1f", secs)) s")
             return TransferResult(id: m.id, action: "uploaded", bytes: sent, seconds: secs)
@@ -113,7 +122,7 @@ public struct TransferService {
             return TransferResult(id: m.id, action: "skipped", bytes: 0, seconds: seconds(since: start))
         }
         let transfer = SnapshotTransfer(source: remote, destination: LocalStorage(dir), reporter: session.reporter,
-                                        next: "Push it again or choose another snapshot", verb: "pulled")
+                                        next: "Replace the bucket's copy from a machine that has it ('pgsnap push \(m.id) --force') or choose another snapshot", verb: "pulled")
         let bytes = try transfer.copy(m, manifestBytes: manifestBytes)
         let secs = seconds(since: start)
         session.reporter.info("pgsnap: pulled \(m.id) from \(remote.location): \(formatBytes(bytes)) in \(String(format: "%.1f", secs)) s")
