@@ -65,6 +65,25 @@ public enum SnapshotName {
         return id
     }
 
+    /// The longest name a file of snapshot `id` gets (its manifest while it is written).
+    public static func longestFileName(id: String) -> Int {
+        id.utf8.count + ([manifestSuffix, globalsSuffix + encryptedSuffix] + dumpSuffixes).map { $0.utf8.count }.max()! + partialSuffix.utf8.count
+    }
+
+    /// File systems' limit on one file name (NAME_MAX), in bytes.
+    public static let maxFileName = 255
+
+    /// Refuses, before anything is dumped, an id whose files could not be named.
+    ///
+    /// - Throws: a usage error: a database name of non-ASCII letters takes three bytes per byte
+    ///   in a file name (`%C3%A9`), and a label adds its own length.
+    public static func validateLength(id: String, label: String?) throws {
+        let longest = longestFileName(id: id)
+        guard longest > maxFileName else { return }
+        throw PGSnapError.usage("snapshot \(oneLine(id, limit: 80)) would need file names of \(longest) bytes, more than the \(maxFileName) a file system allows",
+                                next: label == nil ? "The database name is too long for a file name (its non-ASCII letters take 3 bytes each): back it up under a shorter name" : "Use a shorter --label")
+    }
+
     /// `.age` after the compression suffix: the stored file is age's format (`age -d` first).
     public static let encryptedSuffix = ".age"
 

@@ -46,6 +46,29 @@ final class BadInputTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: NSTemporaryDirectory() + "evil.sql.gz"))
     }
 
+    /// A legal 63-byte database name of non-ASCII letters (three bytes each in a file name) and a
+    /// label the rules accept: the snapshot's files could not be named. A usage error before
+    /// anything is dumped, in every format, naming the limit; nothing is written; without the
+    /// label it works.
+    func testFileNamesTooLongForTheFileSystemAreRefusedBeforeTheDump() throws {
+        let name = String(repeating: "é", count: 31) + "x"
+        XCTAssertEqual(name.utf8.count, 63)
+        try Harness.psql("postgres", "CREATE DATABASE \"\(name)\"")
+        databases.append(name)
+        try Harness.psql(name, "CREATE TABLE t AS SELECT 1 AS x")
+        let dir = try makeDir()
+        let label = String(repeating: "L", count: 34)
+        for extra in [[], ["--format", "directory"]] {
+            let r = try Harness.pgsnap(["backup", "-d", name, "--label", label] + extra, dir: dir)
+            Harness.assertOneErrorLine(r, status: 64, "a 63-byte name with a 34-character label \(extra)")
+            XCTAssertTrue(r.stderr.contains("more than the 255 a file system allows") && r.stderr.contains("shorter --label"), r.stderr)
+            XCTAssertEqual(Harness.snapshotFiles(dir), [], "\(extra) wrote files")
+        }
+        let ok = try Harness.pgsnap(["backup", "-d", name, "-q"], dir: dir)
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertEqual(try Harness.pgsnap(["verify", "latest", "-d", name, "-q"], dir: dir).status, 0)
+    }
+
     func testMissingDatabaseIsNamed() throws {
         let dir = try makeDir()
         let name = "no_such_db_\(UUID().uuidString.prefix(8).lowercased())"

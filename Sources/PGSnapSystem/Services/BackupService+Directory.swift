@@ -216,6 +216,7 @@ extension BackupService {
         let listed = Set(try dir.list().map(\.name))
         for attempt in 1...1000 {
             let id = SnapshotName.id(database: database, date: date, label: label, attempt: attempt)
+            try SnapshotName.validateLength(id: id, label: label)
             if isTaken(id, listed: listed) { continue }
             let partial = dir.file(id + SnapshotName.directorySuffix + SnapshotName.partialSuffix)
             if mkdir(partial, 0o700) == 0 { return (id, partial) }

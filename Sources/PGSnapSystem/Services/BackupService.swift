@@ -229,6 +229,7 @@ public struct BackupService {
         let listed = Set(StorageListing.folded(try storage.list()).map(\.name))
         for attempt in 1...1000 {
             let id = SnapshotName.id(database: database, date: date, label: label, attempt: attempt)
+            try SnapshotName.validateLength(id: id, label: label)
             if isTaken(id, listed: listed) { continue }
             let final = SnapshotName.dumpFile(id: id, compression: compression, encrypted: encrypted)
             // The size is not known before the dump ends: -1 (a bucket grows its parts).
