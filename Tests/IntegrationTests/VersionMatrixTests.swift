@@ -181,7 +181,7 @@ final class VersionMatrixTests: CorpusTestCase {
             """)
         let id = Harness.snapshotID(try pgsnapStep(["backup", "-d", db, "--format", "directory"]))
         let identityLeaves = """
-            SELECT string_agg(format('%I.%I', n.nspname, c.relname), ',' ORDER BY 1) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+            SELECT string_agg(format('%I.%I', n.nspname, c.relname), ',' ORDER BY n.nspname, c.relname) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.attidentity <> '' AND c.relkind = 'r'
             """
         let rows = "SELECT count(*) || ' ' || md5(string_agg(e::text, ',' ORDER BY e::text)) FROM events e"
