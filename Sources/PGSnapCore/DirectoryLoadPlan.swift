@@ -32,7 +32,7 @@ public enum DirectoryLoadPlan {
     ///   - dependencies: every entry's dependencies (`dependencies(inVerboseList:)`).
     /// - Returns: the dump ids to make first; nil when a big table's TABLE entry is not in `preData`.
     public static func schemaFirst(entries: [TOCEntry], preData: [TOCEntry], dependencies: [Int: [Int]], bigDataIDs: Set<Int>) -> Set<Int>? {
-        let bigOIDs = Set(entries.filter { $0.desc == "TABLE DATA" && bigDataIDs.contains($0.dumpID) }.map(\.oid))
+        let bigOIDs = bigTableOIDs(entries, bigDataIDs)
         let tables = Set(preData.filter { $0.desc == "TABLE" && bigOIDs.contains($0.oid) }.map(\.dumpID))
         guard tables.count == bigOIDs.count, !tables.isEmpty else { return nil }
         let inPreData = Set(preData.map(\.dumpID))
@@ -55,7 +55,7 @@ public enum DirectoryLoadPlan {
     /// identity column). A table whose column has another table's row type counts too: the
     /// cautious order costs only the overlap.
     public static func bigTablesInFamily(entries: [TOCEntry], dependencies: [Int: [Int]], bigDataIDs: Set<Int>) -> Bool {
-        let bigOIDs = Set(entries.filter { $0.desc == "TABLE DATA" && bigDataIDs.contains($0.dumpID) }.map(\.oid))
+        let bigOIDs = bigTableOIDs(entries, bigDataIDs)
         let tables = Set(entries.filter { $0.desc == "TABLE" }.map(\.dumpID))
         let big = Set(entries.filter { $0.desc == "TABLE" && bigOIDs.contains($0.oid) }.map(\.dumpID))
         return entries.contains { e in
@@ -63,6 +63,11 @@ public enum DirectoryLoadPlan {
             if big.contains(e.dumpID) { return !deps.intersection(tables).subtracting([e.dumpID]).isEmpty }
             return (e.desc == "TABLE" || e.desc == "TABLE ATTACH") && !deps.isDisjoint(with: big)
         }
+    }
+
+    /// The big tables' oids (a TABLE entry shares its oid with its TABLE DATA entry).
+    static func bigTableOIDs(_ entries: [TOCEntry], _ bigDataIDs: Set<Int>) -> Set<UInt32> {
+        Set(entries.filter { $0.desc == "TABLE DATA" && bigDataIDs.contains($0.dumpID) }.map(\.oid))
     }
 
     /// Kinds that build something on loaded tables and fire nothing.
@@ -81,7 +86,7 @@ public enum DirectoryLoadPlan {
     ///   - bigDataIDs: the TABLE DATA entries loaded apart (a TABLE entry shares its oid with its data).
     public static func earlyPostData(entries: [TOCEntry], dependencies: [Int: [Int]], bigDataIDs: Set<Int>) -> Set<Int> {
         let byID = Dictionary(entries.map { ($0.dumpID, $0) }, uniquingKeysWith: { a, _ in a })
-        let bigOIDs = Set(entries.filter { $0.desc == "TABLE DATA" && bigDataIDs.contains($0.dumpID) }.map(\.oid))
+        let bigOIDs = bigTableOIDs(entries, bigDataIDs)
         var verdict: [Int: Bool] = [:]
         func mayRunEarly(_ id: Int, depth: Int) -> Bool {
             if let v = verdict[id] { return v }

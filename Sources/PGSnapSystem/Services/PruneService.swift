@@ -67,21 +67,16 @@ public struct PruneService {
 }
 
 extension PruneService {
-    /// Whether a snapshot's files are the bytes its manifest names: the checksum the storage
-    /// recorded beside a file where it keeps one, else the file read and hashed.
+    /// Whether a snapshot's files are the bytes its manifest names (`SnapshotStorage.holds`).
     func checksumProblem(_ m: Manifest, in storage: SnapshotStorage) throws -> String? {
         let files = m.format == .directory
-            ? (m.files ?? []).map { (m.file + "/" + $0.name, $0.bytes, $0.sha256) }
-            : [(m.file, m.compressedBytes, m.sha256)]
-        for (name, bytes, sha256) in files {
+            ? (m.files ?? []).map { (m.file + "/" + $0.name, $0.sha256) }
+            : [(m.file, m.sha256)]
+        for (name, sha256) in files {
             guard let stored = try storage.stat(name) else { return "has lost \(name)" }
-            if let recorded = stored.sha256 {
-                if recorded != sha256 { return "has \(name) with another checksum than its manifest's" }
-                continue
+            if try !storage.holds(name, sha256: sha256, stored: stored) {
+                return "fails its checksum (\(name): SHA-256 differs from the manifest)"
             }
-            var hash = SHA256Stream()
-            try storage.read(name, size: bytes) { hash.update($0) }
-            if hash.finalizeHex() != sha256 { return "fails its checksum (\(name): SHA-256 differs from the manifest)" }
         }
         return nil
     }

@@ -150,15 +150,11 @@ struct SnapshotTransfer {
         return plan
     }
 
-    /// The destination's copy has the file's SHA-256: the one the storage recorded when it was
-    /// written (a bucket's metadata), else read and hashed (a directory keeps none). No checksum
-    /// in the manifest: never taken as whole, it is sent again.
+    /// The destination's copy has the file's SHA-256 (`SnapshotStorage.holds`). No checksum in
+    /// the manifest: never taken as whole, it is sent again.
     func matches(_ f: File, _ stored: StoredObject?) throws -> Bool {
         guard let stored, let sha = f.sha256 else { return false }
-        if let recorded = stored.sha256 { return recorded == sha }
-        var hash = SHA256Stream()
-        try destination.read(f.destination, size: stored.size) { hash.update($0) }
-        return hash.finalizeHex() == sha
+        return try destination.holds(f.destination, sha256: sha, stored: stored)
     }
     /// The run's record as the destination will hold it: what the manifest says, merged with the
     /// source's record (it may name other snapshots of the run) and the destination's (never
