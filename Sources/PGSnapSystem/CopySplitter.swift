@@ -5,15 +5,18 @@ import PGSnapCore
 /// whole lines (COPY text rows are independent lines) to `jobs` libpq sessions, each running the
 /// dump's own SET header and COPY statement, so each server backend parses its share on its own core.
 ///
-/// Each session is fed by its own thread from a queue two blocks deep, straight from pgsnap's
-/// memory (no psql in between: on two cores its copying cost as much as it saved). Used for the
+/// Each session is fed by its own thread from a queue a few blocks deep, straight from pgsnap's
+/// memory (no psql in between: on two cores its copying cost as much as it saved). A block goes
+/// to the session with the shortest queue, not in turn: a backend waiting to extend the table
+/// or to write WAL does not hold the next block back from one that is ready for it. Used for the
 /// big tables of a plain restore (`CopyRouter`) and of a directory restore (`ParallelTableLoad`);
 /// only ever into the scratch database, which is dropped on any failure.
 final class CopySplitter {
     private let table: String
     private var feeders: [Feeder] = []
     private var block: [UInt8] = []
-    private var next = 0
+    /// Shared by the feeders: see `Feeder.enqueue`.
+    private let condition = NSCondition()
     private var finished = false
     /// Small enough that the queues stay a few MiB (peak RSS), big enough that a send costs nothing.
     static let blockSize = 256 << 10
@@ -21,16 +24,18 @@ final class CopySplitter {
     /// One COPY session: a connection, its feeding thread, and the blocks waiting for it.
     final class Feeder: @unchecked Sendable {
         let db: LibPQConnection
-        private let condition = NSCondition()
+        /// Shared by every feeder of one splitter: a block taken by any of them wakes the writer.
+        private let condition: NSCondition
         private var queue: [[UInt8]] = []
         private var closing = false
         private(set) var rows: Int64?
         private(set) var error: Error?
         private let done = DispatchSemaphore(value: 0)
-        static let depth = 2
+        static let depth = 3
 
-        init(db: LibPQConnection) {
+        init(db: LibPQConnection, condition: NSCondition) {
             self.db = db
+            self.condition = condition
             let thread = Thread { [self] in
                 self.run()
                 self.done.signal()
@@ -39,15 +44,21 @@ final class CopySplitter {
             thread.start()
         }
 
-        /// Queues a block; waits while the queue is full. False once the session has failed.
-        func enqueue(_ bytes: [UInt8]) -> Bool {
+        /// Queues a block on the feeder among `feeders` (sharing one condition) with the
+        /// shortest queue; waits while every queue is full. False once a session has failed.
+        static func enqueue(_ bytes: [UInt8], on feeders: [Feeder]) -> Feeder? {
+            guard let condition = feeders.first?.condition else { return nil }
             condition.lock()
             defer { condition.unlock() }
-            while queue.count >= Self.depth && error == nil { condition.wait() }
-            guard error == nil else { return false }
-            queue.append(bytes)
-            condition.broadcast()
-            return true
+            while true {
+                if let failed = feeders.first(where: { $0.error != nil }) { return failed }
+                if let f = feeders.filter({ $0.queue.count < depth }).min(by: { $0.queue.count < $1.queue.count }) {
+                    f.queue.append(bytes)
+                    condition.broadcast()
+                    return nil
+                }
+                condition.wait()
+            }
         }
 
         /// Stops feeding and cancels the COPY (the thread then ends; nothing is committed).
@@ -110,7 +121,7 @@ final class CopySplitter {
                 // The load sessions' settings (RestoreService.loadSettings), then the dump's own.
                 try db.execute(settings.sorted { $0.key < $1.key }.map { "SET \($0.key) = '\($0.value)';" }.joined(separator: "\n") + "\n" + header)
                 try db.beginCopy(statement)
-                feeders.append(Feeder(db: db))
+                feeders.append(Feeder(db: db, condition: condition))
             }
         } catch {
             abort()
@@ -137,12 +148,10 @@ final class CopySplitter {
 
     private func send(from: Int, to: Int) throws {
         guard to > from else { return }
-        let f = feeders[next]
-        guard f.enqueue(Array(block[from..<to])) else {
+        if let failed = Feeder.enqueue(Array(block[from..<to]), on: feeders) {
             abort()
-            throw failure(f.error)
+            throw failure(failed.error)
         }
-        next = (next + 1) % feeders.count
     }
 
     /// Ends every session's COPY (each commits its share); returns the rows the server stored.
