@@ -115,14 +115,14 @@ struct SnapshotOptions: ParsableArguments {
     @Option(help: "gzip (default: any machine can read it), zstd (faster, smaller; zstdcat) or none.")
     var compress: CompressionAlgorithm = .gzip
 
-    @Option(help: "Compression level: gzip 0-9 (default 6), zstd 1-19 (default 3).")
+    @Option(parsing: .unconditional, help: "Compression level: gzip 0-9 (default 6), zstd 1-19 (default 3).")
     var level: Int?
 
     // Optional so help shows no machine-dependent default (and a 96-core host is not refused).
-    @Option(help: "Compression threads, 1-64 (default: the number of cores).")
+    @Option(parsing: .unconditional, help: "Compression threads, 1-64 (default: the number of cores).")
     var jobs: Int?
 
-    @Option(help: "Seconds to wait for a table another session holds locked (default: the server's lock_timeout, e.g. from PGOPTIONS; 0 there means wait).")
+    @Option(parsing: .unconditional, help: "Seconds to wait for a table another session holds locked (default: the server's lock_timeout, e.g. from PGOPTIONS; 0 there means wait).")
     var lockWaitTimeout: Double?
 
     func validate() throws {

@@ -4,12 +4,17 @@ import PGSnapCore
 import PGSnapSystem
 
 struct MigrationCheckOptions: ParsableArguments {
-    @Option(help: "Fail unless schema_migrations is at least at this version.")
+    @Option(parsing: .unconditional, help: "Fail unless schema_migrations is at least at this version.")
     var requireMigration: Int64?
     @Flag(help: "Do not fail when schema_migrations is dirty.")
     var allowDirty = false
-    @Option(help: "Most other sessions allowed on the database.")
+    @Option(parsing: .unconditional, help: "Most other sessions allowed on the database.")
     var maxConnections = 0
+
+    func validate() throws {
+        if let requireMigration, requireMigration < 0 { throw ValidationError("--require-migration must be a version, 0 or more") }
+        if maxConnections < 0 { throw ValidationError("--max-connections must be 0 or more") }
+    }
 
     var options: PreflightOptions {
         PreflightOptions(requireMigration: requireMigration, allowDirty: allowDirty, maxConnections: maxConnections)

@@ -5,15 +5,15 @@ import PGSnapSystem
 
 /// Retention options shared by `prune` and `backup --prune`.
 struct PolicyOptions: ParsableArguments {
-    @Option(help: "Keep every snapshot younger than this many days.")
+    @Option(parsing: .unconditional, help: "Keep every snapshot younger than this many days.")
     var keepDays = 30
-    @Option(help: "Always keep the newest N good snapshots of each database, whatever their age.")
+    @Option(parsing: .unconditional, help: "Always keep the newest N good snapshots of each database, whatever their age.")
     var keepLast = 1
-    @Option(help: "Also keep the newest snapshot of each of the last N days (UTC).")
+    @Option(parsing: .unconditional, help: "Also keep the newest snapshot of each of the last N days (UTC).")
     var keepDaily = 0
-    @Option(help: "Also keep the newest snapshot of each of the last N ISO weeks.")
+    @Option(parsing: .unconditional, help: "Also keep the newest snapshot of each of the last N ISO weeks.")
     var keepWeekly = 0
-    @Option(help: "Also keep the newest snapshot of each of the last N months.")
+    @Option(parsing: .unconditional, help: "Also keep the newest snapshot of each of the last N months.")
     var keepMonthly = 0
     @Flag(help: "Allow a policy that keeps nothing by any rule (the newest good snapshot is still kept).")
     var allowEmpty = false
@@ -124,9 +124,9 @@ struct Check: ParsableCommand {
             \(exitStatusHelp)
             """)
 
-    @Option(help: "Maximum age of the newest good snapshot (e.g. 26h, 2d).")
+    @Option(parsing: .unconditional, help: "Maximum age of the newest good snapshot (e.g. 26h, 2d).")
     var maxAge = "26h"
-    @Option(help: "Minimum compressed size in bytes of the newest snapshot.")
+    @Option(parsing: .unconditional, help: "Minimum compressed size in bytes of the newest snapshot.")
     var minSize: Int64 = 1
     @Option(name: snapshotDatabaseNames, help: "Only this database (a name or a connection string), and complain if it has no snapshot.")
     var database: String?

@@ -42,7 +42,7 @@ struct Restore: ParsableCommand {
     var noOwner = false
     @Flag(help: "Replace an existing database without asking (required when there is no terminal).")
     var yes = false
-    @Option(help: "Parallel sessions, 1-64 (default: the number of cores): pg_restore jobs of a directory snapshot, COPY sessions for a plain snapshot's big tables, ANALYZE.")
+    @Option(parsing: .unconditional, help: "Parallel sessions, 1-64 (default: the number of cores): pg_restore jobs of a directory snapshot, COPY sessions for a plain snapshot's big tables, ANALYZE.")
     var jobs: Int?
     @Option(help: ArgumentHelp("maintenance_work_mem of the load sessions, for index and constraint builds (1MB-64GB).", valueName: "size"))
     var maintenanceWorkMem: String = LoadSettings.defaultMaintenanceWorkMem
