@@ -200,12 +200,25 @@ public struct DiffService {
               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
             """).compactMap { $0[0] }
         var liveRows: [String: Int64] = [:]
+        // A table whose row-level security would hide rows from this role is not counted (a
+        // filtered count would read as rows deleted): with row_security off, PostgreSQL refuses
+        // such a query instead of filtering it. Superusers and BYPASSRLS roles count every row.
+        try db.query("SET row_security = off")
+        var hidden: Set<String> = []
         for t in live {
             guard let name = QualifiedName.parse(t) else { continue }
-            liveRows[t] = Int64(try db.scalar("SELECT count(*) FROM ONLY \(name)") ?? "")
+            do {
+                liveRows[t] = Int64(try db.scalar("SELECT count(*) FROM ONLY \(name)") ?? "")
+            } catch where "\(error)".contains("row-level security") {
+                hidden.insert(t)
+            }
         }
         var changes: [DiffReport.TableChange] = []
-        for t in Set(liveRows.keys).union(m.tableRows.keys).sorted() {
+        for t in hidden.sorted() {
+            changes.append(.init(table: t, snapshotRows: m.tableRows[t], liveRows: nil,
+                                 change: "not counted: row-level security hides rows from this role"))
+        }
+        for t in Set(liveRows.keys).union(m.tableRows.keys).subtracting(hidden).sorted() {
             let before = m.tableRows[t], now = liveRows[t]
             switch (before, now) {
             case (nil, let n?): changes.append(.init(table: t, snapshotRows: nil, liveRows: n, change: "added"))
@@ -214,7 +227,8 @@ public struct DiffService {
             default: break
             }
         }
+        try db.query("RESET row_security")
         return DiffReport(snapshot: m.id, database: m.database, migrationBefore: m.migration,
-                          migrationNow: try DatabaseFacts.migrationState(db), tables: changes)
+                          migrationNow: try DatabaseFacts.migrationState(db), tables: changes.sorted { $0.table < $1.table })
     }
 }
