@@ -143,10 +143,41 @@ public enum DatabaseFacts {
         try db.query("""
             SELECT pid::text, coalesce(nullif(application_name, ''), '-'), coalesce(usename, '-'),
                    coalesce(client_addr::text, 'local'), coalesce(state, '-')
-            FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+            FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND \(clientBackend)
             ORDER BY pid
             """, [database]).map { r in
             "pid \(r[0] ?? "?") application=\(r[1] ?? "-") user=\(r[2] ?? "-") client=\(r[3] ?? "-") state=\(r[4] ?? "-")"
         }
+    }
+
+    /// A client session. pg_stat_activity shows another role's sessions to a role without
+    /// pg_read_all_stats with most columns NULL, backend_type among them: those count as clients.
+    static let clientBackend = "coalesce(backend_type, 'client backend') = 'client backend'"
+
+    /// The other sessions on `database` that this role may not end with pg_terminate_backend
+    /// (PostgreSQL's rule): a superuser's, unless it is one; another role's, unless it has that
+    /// role's privileges or pg_signal_backend's.
+    public static func sessionsBeyondReach(_ db: LibPQConnection, database: String) throws -> [String] {
+        try db.query("""
+            SELECT a.pid::text, coalesce(a.usename, '-') FROM pg_stat_activity a
+            WHERE a.datname = $1 AND a.pid <> pg_backend_pid() AND \(clientBackend) AND a.usesysid IS NOT NULL
+              AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+              AND ((SELECT rolsuper FROM pg_roles r WHERE r.oid = a.usesysid)
+                   OR NOT (pg_has_role(a.usesysid, 'USAGE') OR pg_has_role('pg_signal_backend', 'USAGE')))
+            ORDER BY a.pid
+            """, [database]).map { "pid \($0[0] ?? "?") user=\($0[1] ?? "-")" }
+    }
+
+    /// Whether this role may rename `database` (its owner's privileges, or a superuser's): a
+    /// restore over it renames it aside.
+    public static func mayRename(_ db: LibPQConnection, database: String) throws -> (Bool, owner: String) {
+        let r = try db.query("SELECT pg_has_role(datdba, 'USAGE')::text, pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", [database]).first
+        return (r?[0] == "true", r?[1] ?? "?")
+    }
+
+    /// Prepared transactions on `database` (their gids): they keep it in use until committed or
+    /// rolled back, whatever happens to its sessions.
+    public static func preparedTransactions(_ db: LibPQConnection, database: String) throws -> [String] {
+        try db.query("SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY prepared", [database]).compactMap { $0[0] }
     }
 }

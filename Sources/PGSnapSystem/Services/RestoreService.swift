@@ -206,12 +206,25 @@ public struct RestoreService {
     }
 
 
+    /// Everything the swap needs of the target, checked before the load (which can take hours):
+    /// the right to rename it, no prepared transactions, its sessions stopped or ours to end.
     func confirmReplace(target: String, snapshot: String, admin: LibPQConnection, options: RestoreOptions) throws {
+        let (mayRename, owner) = try DatabaseFacts.mayRename(admin, database: target)
+        guard mayRename else {
+            throw PGSnapError("cannot replace database \"\(target)\": it belongs to \(owner), and only its owner or a superuser may rename it aside",
+                              next: "Restore as \(owner) or a superuser, or into a new database with --target NEW; nothing was changed")
+        }
+        let prepared = try DatabaseFacts.preparedTransactions(admin, database: target)
+        if !prepared.isEmpty {
+            throw PGSnapError("database \"\(target)\" has \(prepared.count) prepared transaction(s) (\(prepared.prefix(5).joined(separator: ", "))), which keep it in use",
+                              next: "COMMIT PREPARED or ROLLBACK PREPARED them (see pg_prepared_xacts), then restore again; nothing was changed")
+        }
         let sessions = try DatabaseFacts.otherSessions(admin, database: target)
         if !sessions.isEmpty && !options.terminateConnections {
             throw PGSnapError("database \"\(target)\" has \(sessions.count) other session(s): \(sessions.joined(separator: "; "))",
                               next: "Stop those clients, or pass --terminate-connections")
         }
+        try refuseSessionsBeyondReach(target: target, admin: admin)
         if options.assumeYes { return }
         guard let confirm = options.confirm else {
             throw PGSnapError.usage("restore would replace the existing database \"\(target)\" and there is no terminal to confirm",
@@ -598,6 +611,7 @@ public struct RestoreService {
                     throw PGSnapError("database \"\(target)\" has \(sessions.count) other session(s): \(sessions.joined(separator: "; "))",
                                       next: "Stop those clients, or pass --terminate-connections; nothing was changed")
                 }
+                try refuseSessionsBeyondReach(target: target, admin: admin)
                 try admin.query("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [target])
             }
             do {
@@ -612,8 +626,21 @@ public struct RestoreService {
                 guard "\(error)".contains("being accessed by other users") else { break }
             }
         }
-        throw PGSnapError("cannot swap the restored database into place: \(lastError.map { "\($0)" } ?? "unknown error")",
-                          next: "\(target) was not changed; stop the clients that keep reconnecting and restore again")
+        let reason = lastError.map { "\($0)" } ?? "unknown error"
+        throw PGSnapError("cannot swap the restored database into place: \(reason)",
+                          next: reason.contains("being accessed by other users")
+                            ? "\(target) was not changed; stop the clients that keep reconnecting and restore again"
+                            : "\(target) was not changed; fix the cause and restore again")
+    }
+
+    /// --terminate-connections ends the target's sessions; a session this role may not end is
+    /// named before any is ended (pg_terminate_backend would fail halfway).
+    func refuseSessionsBeyondReach(target: String, admin: LibPQConnection) throws {
+        let beyond = try DatabaseFacts.sessionsBeyondReach(admin, database: target)
+        guard beyond.isEmpty else {
+            throw PGSnapError("database \"\(target)\" has \(beyond.count) session(s) this role may not end: \(beyond.joined(separator: "; "))",
+                              next: "Stop those clients, or restore as a superuser or a role granted pg_signal_backend; nothing was changed")
+        }
     }
 
     /// `<target>_pre_restore_<UTC time>`, cut to PostgreSQL's 63-byte name limit.

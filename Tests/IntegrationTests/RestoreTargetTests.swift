@@ -1,0 +1,91 @@
+import Foundation
+import XCTest
+
+/// What a restore over an existing database needs of it is checked before the load (which can
+/// take hours), with the reason and the way out: the right to rename it aside, no prepared
+/// transactions, its sessions stopped or this role's to end. Each used to surface only at the
+/// swap, after the whole load, as 50 s of retries and "stop the clients that keep reconnecting",
+/// or as a bare "query failed" after some of the target's clients had already been disconnected.
+final class RestoreTargetTests: XCTestCase {
+    var fixture: RestoreFixture!
+    var held: [HeldSession] = []
+
+    override func setUpWithError() throws { fixture = try RestoreFixture() }
+    override func tearDown() {
+        for h in held { h.close() }
+        fixture?.cleanUp()
+        fixture = nil
+    }
+
+    /// A database owned by a CREATEDB role that restores it; its snapshot; its fingerprint.
+    func ownedDatabase() throws -> (db: String, owner: String, id: String, before: String) {
+        let owner = fixture.role("tgt_owner")
+        try Harness.psql("postgres", "CREATE ROLE \(owner) LOGIN CREATEDB")
+        let db = try fixture.database("tgt")
+        try Harness.psql("postgres", "ALTER DATABASE \(db) OWNER TO \(owner)")
+        try Harness.psql(db, "SET ROLE \(owner); CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100)")
+        let id = try fixture.backup(db)
+        try Harness.psql(db, "INSERT INTO t VALUES (101)")
+        return (db, owner, id, try Harness.fingerprint(db))
+    }
+
+    func assertRefusedBeforeTheLoad(_ r: Harness.Result, _ db: String, _ before: String, _ expected: String,
+                                    file: StaticString = #filePath, line: UInt = #line) throws {
+        Harness.assertOneErrorLine(r, status: 1, expected, file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(expected), r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stderr.contains("nothing was changed"), r.stderr, file: file, line: line)
+        XCTAssertFalse(r.stderr.contains("cannot swap"), "refused at the swap, after the load: \(r.stderr)", file: file, line: line)
+        XCTAssertEqual(try Harness.fingerprint(db), before, file: file, line: line)
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [], file: file, line: line)
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [], file: file, line: line)
+    }
+
+    func testATargetOwnedByAnotherRoleIsRefusedBeforeTheLoad() throws {
+        let (db, owner, id, before) = try ownedDatabase()
+        try Harness.psql("postgres", "ALTER DATABASE \(db) OWNER TO CURRENT_USER")
+        let r = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--yes"])
+        try assertRefusedBeforeTheLoad(r, db, before, "only its owner or a superuser may rename it aside")
+    }
+
+    func testAPreparedTransactionOnTheTargetIsNamedBeforeTheLoad() throws {
+        let (db, _, id, before) = try ownedDatabase()
+        let gid = "pgsnap_test_" + UUID().uuidString.prefix(8).lowercased()
+        try Harness.psql(db, "BEGIN; INSERT INTO t VALUES (102); PREPARE TRANSACTION '\(gid)'")
+        defer { _ = try? Harness.psql(db, "ROLLBACK PREPARED '\(gid)'") }
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--terminate-connections"])
+        try assertRefusedBeforeTheLoad(r, db, before, "has 1 prepared transaction(s) (\(gid))")
+        XCTAssertTrue(r.stderr.contains("ROLLBACK PREPARED"), r.stderr)
+    }
+
+    /// Another role's session, which pg_stat_activity shows the owner with its columns NULL: named
+    /// without --terminate-connections; with it, refused before any session is ended.
+    func testSessionsTheRestoringRoleMayNotEndAreNamedBeforeTheLoad() throws {
+        let (db, owner, id, before) = try ownedDatabase()
+        let app = fixture.role("tgt_app")
+        try Harness.psql("postgres", "CREATE ROLE \(app) LOGIN")
+        let mine = try HeldSession(database: db, applicationName: "tgt_mine", env: ["PGUSER": owner])
+        let theirs = try HeldSession(database: db, applicationName: "tgt_theirs", env: ["PGUSER": app])
+        held += [mine, theirs]
+        XCTAssertTrue(try mine.waitUntilConnected())
+        XCTAssertTrue(try theirs.waitUntilConnected())
+
+        let plain = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--yes"])
+        XCTAssertEqual(plain.status, 1, plain.stderr)
+        XCTAssertTrue(plain.stderr.contains("has 2 other session(s)"), plain.stderr)
+
+        let r = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--yes", "--terminate-connections"])
+        try assertRefusedBeforeTheLoad(r, db, before, "has 1 session(s) this role may not end")
+        XCTAssertTrue(r.stderr.contains("user=\(app)"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("pg_signal_backend"), r.stderr)
+        // Neither session was ended.
+        XCTAssertEqual(try Harness.psql("postgres", """
+            SELECT count(*) FROM pg_stat_activity WHERE datname = '\(db)' AND application_name IN ('tgt_mine', 'tgt_theirs')
+            """), "2")
+
+        // With pg_signal_backend the same restore ends both and goes through.
+        try Harness.psql("postgres", "GRANT pg_signal_backend TO \(owner)")
+        let granted = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--yes", "--terminate-connections", "--drop-previous"])
+        XCTAssertEqual(granted.status, 0, granted.stderr)
+        XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t"), "100")
+    }
+}
