@@ -122,7 +122,7 @@ struct SnapshotOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Compression threads, 1-64 (default: the number of cores).")
     var jobs: Int?
 
-    @Option(parsing: .unconditional, help: "Seconds to wait for a table another session holds locked (default: the server's lock_timeout, e.g. from PGOPTIONS; 0 there means wait).")
+    @Option(parsing: .unconditional, help: "Seconds to wait for a table another session holds locked (default: the session's lock_timeout, e.g. from PGOPTIONS, or 60 when that is 0).")
     var lockWaitTimeout: Double?
 
     func validate() throws {

@@ -24,7 +24,12 @@ public struct PGSnapCommand: ParsableCommand {
             try command.run()
             code = SignalTrap.received == nil ? 0 : ExitStatus.interrupted.rawValue
         } catch let e as PGSnapError {
-            printError(e.description)
+            if let signal = SignalTrap.received, e.description.contains("canceling statement due to user request") {
+                // The signal handler cancelled the query the run was waiting on (see CancelRegistry).
+                printError("interrupted (signal \(signal)) while waiting for the server: what was under way is rolled back and its partial files removed")
+            } else {
+                printError(e.description)
+            }
             code = SignalTrap.received != nil ? ExitStatus.interrupted.rawValue : e.status.rawValue
         } catch let e as ValidationError {
             printError("\(e.message)")

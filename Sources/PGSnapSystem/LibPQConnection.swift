@@ -35,9 +35,16 @@ public final class LibPQConnection {
         // shutdown") straight to stderr; pgsnap's own one-line error says what happened instead.
         PQsetNoticeProcessor(c, { _, _ in }, nil)
         conn = c
+        cancelSlot = PQgetCancel(c).flatMap(CancelRegistry.add)
     }
 
-    deinit { PQfinish(conn) }
+    deinit {
+        if let cancelSlot { CancelRegistry.remove(cancelSlot) }
+        PQfinish(conn)
+    }
+
+    /// This connection's place in `CancelRegistry`, if it got one.
+    private var cancelSlot: Int?
 
     static func connectionError(_ raw: String) -> PGSnapError {
         let line = oneLine(raw.split(whereSeparator: \.isNewline).first.map(String.init) ?? raw)
@@ -177,5 +184,44 @@ public final class LibPQConnection {
         let c = strings.map { $0.map { strdup($0) } ?? nil }
         defer { c.forEach { free($0) } }
         return c.map { UnsafePointer($0) }.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+}
+
+/// The open connections' cancel handles, so that Ctrl-C or SIGTERM also stops a query that waits
+/// on the server (a lock held by another session, a long COPY): the signal handler sends each a
+/// cancel request (PQcancel is safe in a signal handler). Fixed-size C storage, for the same
+/// reason; a handle is never freed, as a handler may be using it: a few hundred bytes per
+/// connection, and pgsnap opens tens.
+enum CancelRegistry {
+    static let capacity = 256
+    nonisolated(unsafe) static let slots: UnsafeMutablePointer<OpaquePointer?> = {
+        let p = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: capacity)
+        p.initialize(repeating: nil, count: capacity)
+        return p
+    }()
+    nonisolated(unsafe) static let errorBuffer: UnsafeMutablePointer<CChar> = .allocate(capacity: 256)
+    static let lock = NSLock()
+
+    static func add(_ handle: OpaquePointer) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        for i in 0..<capacity where slots[i] == nil {
+            slots[i] = handle
+            return i
+        }
+        return nil
+    }
+
+    static func remove(_ slot: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        slots[slot] = nil
+    }
+
+    /// From the signal handler: no allocation, no lock.
+    static func cancelAll() {
+        for i in 0..<capacity {
+            if let handle = slots[i] { _ = PQcancel(handle, errorBuffer, 256) }
+        }
     }
 }

@@ -37,6 +37,7 @@ private func forwardSignal(_ sig: Int32) {
         let pid = ChildRegistry.pids[i]
         if pid > 0 { kill(pid, SIGTERM) }
     }
+    CancelRegistry.cancelAll()
 }
 
 /// Installs pgsnap's signal handling once, at start.
@@ -46,6 +47,10 @@ private func forwardSignal(_ sig: Int32) {
 /// inherit across exec), so a write to a dead psql fails with EPIPE instead of killing pgsnap.
 public enum SignalTrap {
     public static func install() {
+        // Their storage is made now: the handler must not be the first to touch it.
+        _ = ChildRegistry.pids
+        _ = CancelRegistry.slots
+        _ = CancelRegistry.errorBuffer
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { forwardSignal($0) }

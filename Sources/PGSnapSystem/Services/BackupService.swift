@@ -33,6 +33,8 @@ public struct BackupOptions {
 /// complete snapshot or files that `list` shows as incomplete and `prune` removes.
 public struct BackupService {
     let session: Session
+    /// How long a backup waits for a table another session holds, when nothing else says.
+    static let defaultLockWaitMs = 60_000
 
     public init(session: Session) { self.session = session }
 
@@ -75,7 +77,11 @@ public struct BackupService {
 
         // One consistent view: the migration state we record is the one pg_dump dumps. The tables
         // are locked before the snapshot is taken, see `DatabaseFacts.lockTablesAndExportSnapshot`.
+        // --lock-wait-timeout, else the session's own lock_timeout (PGOPTIONS, ALTER ROLE ... SET),
+        // else 60 s: a nightly run nobody watches never waits forever behind a stuck migration.
+        let sessionLockTimeoutMs = Int(try db.scalar("SELECT setting FROM pg_settings WHERE name = 'lock_timeout'") ?? "") ?? 0
         let lockTimeoutMs = options.lockWaitTimeout.map { Int(($0 * 1000).rounded(.up)) }
+            ?? (sessionLockTimeoutMs > 0 ? nil : Self.defaultLockWaitMs)
         let locking = try DatabaseFacts.lockTablesAndExportSnapshot(db, lockTimeoutMs: lockTimeoutMs)
         let snapshotID = locking.snapshotID
         if !locking.beforeSnapshot {
@@ -83,7 +89,7 @@ public struct BackupService {
         }
         // pg_dump's own locks can then only wait behind an exclusive request queued after ours,
         // which itself waits for this backup: bounded, so that never hangs.
-        let dumpLockTimeoutMs = lockTimeoutMs ?? 60_000
+        let dumpLockTimeoutMs = lockTimeoutMs ?? Self.defaultLockWaitMs
         let migration = try DatabaseFacts.migrationState(db)
         let properties = try DatabaseFacts.properties(db, database: database)
         let databaseBytes = Int64(try db.scalar("SELECT pg_database_size(current_database())") ?? "")
