@@ -113,7 +113,10 @@ struct Guard: ParsableCommand {
             autoRestore: autoRestore,
             restoreHint: { id in
                 base += [id, "--dir", directory.path(env), "--yes", "--terminate-connections"]
-                if let d = connection.dbname { base += ["--dbname", session.redact(d)] }
+                // The connection as given (-d, -h, -p, -U), without the password: runnable as printed,
+                // libpq then finds the password where it did for this run (PGPASSWORD, ~/.pgpass).
+                let conninfo = session.spec.conninfo()
+                if !conninfo.isEmpty { base += ["--dbname", conninfo] }
                 if !backup.encryptTo.isEmpty { base += ["--identity", session.ageIdentity?.path ?? "KEY_FILE"] }
                 return base.map(shellQuote).joined(separator: " ")
             })

@@ -255,6 +255,27 @@ final class MigrationStepTests: XCTestCase {
         XCTAssertEqual(try Harness.fingerprint(db), before, "the printed command must restore the pre-guard state")
     }
 
+    /// -d with a password inside (a URI): the printed command leaves the password out, not masked
+    /// (a masked one was sent literally and failed), and runs as printed with PGPASSWORD.
+    func testGuardsRestoreCommandRunsAsPrintedWhenTheConnectionHadAPassword() throws {
+        let db = try demoDatabase()
+        let role = fixture.role("mig_pw")
+        let password = "Ri@ght:P/ss 1%"
+        try Harness.psql("postgres", "CREATE ROLE \(role) LOGIN SUPERUSER PASSWORD '\(password)'")
+        let before = try Harness.fingerprint(db)
+        let encoded = password.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let uri = "postgres://\(role):\(encoded)@127.0.0.1:\(Harness.tcpPort)/\(db)"
+        let r = try fixture.pgsnap(["guard", "-d", uri, "--"] + psqlCommand(db, "DROP TABLE generated_domains CASCADE", "SELECT 1/0"),
+                                   env: ["PGPASSWORD": nil])
+        XCTAssertEqual(r.status, 5, r.stderr)
+        XCTAssertFalse(r.stderr.contains(password) || r.stderr.contains(encoded), "the password was printed: \(r.stderr)")
+        guard let argv = Self.restoreCommand(in: r.stderr) else { return }
+        XCTAssertFalse(argv.joined(separator: " ").contains("****"), "a masked password in the command: \(argv)")
+        let restore = try Harness.run(Harness.binary, Array(argv.dropFirst()), env: ["PGPASSWORD": password, "PGHOST": nil, "PGPORT": nil, "PGUSER": nil])
+        XCTAssertEqual(restore.status, 0, "\(argv): \(restore.stderr)")
+        XCTAssertEqual(try Harness.fingerprint(db), before, "the printed command must restore the pre-guard state")
+    }
+
     func testGuardTreatsADirtyMigrationAsFailed() throws {
         let db = try demoDatabase()
         let r = try fixture.pgsnap(["guard", "-d", db, "--"] + psqlCommand(db, "UPDATE schema_migrations SET version=45, dirty=true"))
