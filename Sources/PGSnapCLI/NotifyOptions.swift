@@ -40,16 +40,20 @@ struct NotifyOptions: ParsableArguments {
     /// The result is sent only once `body` has returned (the snapshot is committed) or thrown
     /// (the failure is known); the error is rethrown unchanged, so the exit status is too.
     ///
-    /// - Parameter database: the database the run is about, as the user named it (a connection
-    ///   string is reduced to its dbname).
-    func around(_ command: String, database: String?, _ body: (NotifyReport) throws -> Void) throws {
+    /// - Parameters:
+    ///   - database: the database the run is about, as the user named it (a connection string is
+    ///     reduced to its dbname).
+    ///   - wholeDirectory: the command covers every database of the backup directory unless one
+    ///     is named (check, prune, verify): PGDATABASE does not name the run then.
+    func around(_ command: String, database: String?, wholeDirectory: Bool = false, _ body: (NotifyReport) throws -> Void) throws {
         let env = ProcessInfo.processInfo.environment
         let (targets, on) = try settings(env, command: command)
         let report = NotifyReport()
         guard !targets.isEmpty else { return try body(report) }
         let notifier = Notifier(environment: env, warn: { printError($0) })
         let started = Date()
-        var n = RunNotification(event: .start, command: command, database: Self.databaseName(database, env), host: ProcessInfo.processInfo.hostName,
+        var n = RunNotification(event: .start, command: command,
+                                database: wholeDirectory && database == nil ? nil : Self.databaseName(database, env), host: ProcessInfo.processInfo.hostName,
                              startedAt: started, finishedAt: started, pgsnapVersion: pgsnapVersion)
         // In the background: a receiver that hangs must not hold up the job's start.
         let startPing = notifier.start(NotificationPlan.requests(for: n, targets: targets, notifyOn: on))

@@ -73,7 +73,7 @@ struct Prune: ParsableCommand {
     @OptionGroup(title: "Notifications") var notify: NotifyOptions
 
     func run() throws {
-        try notify.around("prune", database: database) { _ in try prune() }
+        try notify.around("prune", database: database, wholeDirectory: true) { _ in try prune() }
     }
 
     func prune() throws {
@@ -146,7 +146,7 @@ struct Check: ParsableCommand {
     }
 
     func run() throws {
-        try notify.around("check", database: allDatabases ? nil : database) { _ in try check() }
+        try notify.around("check", database: allDatabases ? nil : database, wholeDirectory: true) { _ in try check() }
     }
 
     func check() throws {

@@ -41,7 +41,7 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
-        try notify.around("verify", database: database) { _ in try verify() }
+        try notify.around("verify", database: database, wholeDirectory: true) { _ in try verify() }
     }
 
     func verify() throws {

@@ -277,6 +277,15 @@ final class NotifyTests: XCTestCase {
         // The one error line says "1 problem(s)"; which problem is in the tail.
         let tail = docs.last?["stderr_tail"] as? [String] ?? []
         XCTAssertTrue(tail.contains { $0.contains("\"\(database)\": no good snapshot in") }, "\(tail)")
+
+        // Without -d, check covers every database of the directory: PGDATABASE (an env file's
+        // libpq setting) does not name the run.
+        let all = try Harness.pgsnap(["check", "--notify", hook], dir: try makeDir(), env: ["PGDATABASE": "not_the_one"])
+        XCTAssertEqual(all.status, 2, all.stderr)
+        let doc = try XCTUnwrap(rx.requests.compactMap(\.json).last)
+        XCTAssertEqual(doc["event"] as? String, "check.failure")
+        XCTAssertTrue(doc["database"] is NSNull, "\(doc)")
+        XCTAssertFalse("\(doc)".contains("not_the_one"), "\(doc)")
     }
 
     func testBadNotifyValuesAreUsageErrorsThatDoNotEchoTheToken() throws {

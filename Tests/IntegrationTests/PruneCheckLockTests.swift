@@ -703,6 +703,32 @@ final class PruneCheckLockTests: XCTestCase {
         XCTAssertEqual(known.status, 0, known.stderr)
     }
 
+    /// A metrics file that cannot be written is one more problem, beside what the check found:
+    /// the "no good snapshot" line, the exit status and --json's problems stay.
+    func testAnUnwritableMetricsFileDoesNotHideTheCheck() throws {
+        let empty = try makeDir()
+        let missing = empty + "/no/such/dir/pgsnap.prom"
+        let r = try Harness.pgsnap(["check", "--metrics-file", missing], dir: empty)
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("no snapshots in"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("cannot write --metrics-file \(missing): its directory \(empty)/no/such/dir does not exist"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("Check --dir"), "the backup directory is not the problem: \(r.stderr)")
+        let json = try Harness.pgsnap(["check", "--metrics-file", missing, "--json"], dir: empty)
+        XCTAssertEqual(json.status, 2, json.stderr)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let problems = try XCTUnwrap(report["problems"] as? [[String: Any]]).compactMap { $0["problem"] as? String }
+        XCTAssertEqual(problems.count, 2, "\(problems)")
+
+        // A good directory, an unwritable metrics file: the check's own result is still printed.
+        let db = try makeDatabase("mfail")
+        let dir = try makeDir()
+        try backup(db, dir: dir)
+        let good = try Harness.pgsnap(["check", "--metrics-file", missing], dir: dir)
+        XCTAssertEqual(good.status, 2, good.stderr)
+        XCTAssertTrue(good.stderr.contains("cannot write --metrics-file"), good.stderr)
+        XCTAssertFalse(good.stderr.contains("no good snapshot"), good.stderr)
+    }
+
     func testCheckWritesMetricsPerDatabase() throws {
         let a = try makeDatabase("ma"), b = try makeDatabase("mb", rows: 5000)
         let dir = try makeDir()

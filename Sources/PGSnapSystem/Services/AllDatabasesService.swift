@@ -99,8 +99,7 @@ extension CheckService {
     public func runAllDatabases(_ databases: [String], in storage: SnapshotStorage, maxAge: TimeInterval, minSize: Int64, metricsFile: String?,
                                 metricsPrefix: String = "pgsnap") throws -> HealthReport {
         let report = evaluateAll(try storage.catalog(summaries: true), databases: databases, location: storage.location, maxAge: maxAge, minSize: minSize)
-        if let metricsFile { try writeMetrics(report, to: metricsFile, prefix: metricsPrefix) }
-        return report
+        return metricsFile.map { writingMetrics(report, to: $0, prefix: metricsPrefix) } ?? report
     }
 
     /// `evaluate` for each of `databases` in turn, merged into one report.

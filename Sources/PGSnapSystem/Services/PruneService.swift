@@ -112,8 +112,24 @@ public struct CheckService {
                     metricsPrefix: String = "pgsnap") throws -> HealthReport {
         let entries = try storage.catalog(summaries: true).filter { database == nil || $0.database == database }
         let report = evaluate(entries, location: storage.location, maxAge: maxAge, minSize: minSize, database: database)
-        if let metricsFile { try writeMetrics(report, to: metricsFile, prefix: metricsPrefix) }
-        return report
+        return metricsFile.map { writingMetrics(report, to: $0, prefix: metricsPrefix) } ?? report
+    }
+
+    /// Writes the metrics; a file that cannot be written is one more problem of the report, beside
+    /// (not instead of) what the check found about the snapshots.
+    func writingMetrics(_ report: HealthReport, to path: String, prefix: String) -> HealthReport {
+        do {
+            try writeMetrics(report, to: path, prefix: prefix)
+            return report
+        } catch {
+            let parent = SnapshotDirectory.parent(of: path)
+            let reason = FileManager.default.fileExists(atPath: parent) ? oneLine((error as? PGSnapError)?.what ?? "\(error)")
+                : "its directory \(parent) does not exist"
+            var r = report
+            r.problems.append(HealthProblem(database: nil, problem: "cannot write --metrics-file \(path): \(reason); the check itself ran"))
+            r.ok = false
+            return r
+        }
     }
 
     /// The health rules over a catalog (local, or a bucket's with its newest manifests read).
