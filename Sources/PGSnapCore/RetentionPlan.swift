@@ -129,7 +129,12 @@ public enum RetentionPlan {
 public func parseDuration(_ text: String) -> TimeInterval? {
     let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800]
     guard let last = text.last else { return nil }
-    if let unit = units[last], let n = Double(text.dropLast()), n >= 0 { return n * unit }
-    if let n = Double(text), n >= 0 { return n }
-    return nil
+    let unit = units[last]
+    let number = unit == nil ? Substring(text) : text.dropLast()
+    // Digits with an optional fraction only: Double() would also take "inf", "1e400", "0x10", "-0".
+    let parts = number.split(separator: ".", omittingEmptySubsequences: false)
+    guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+          let n = Double(number) else { return nil }
+    let seconds = n * (unit ?? 1)
+    return seconds.isFinite ? seconds : nil
 }
