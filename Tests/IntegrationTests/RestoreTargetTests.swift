@@ -88,4 +88,23 @@ final class RestoreTargetTests: XCTestCase {
         XCTAssertEqual(granted.status, 0, granted.stderr)
         XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t"), "100")
     }
+
+    /// The snapshot's database owner exists but the restoring role may not create a database for
+    /// it: one line naming the cause and the ways out (it was a bare "query failed").
+    func testAnOwnerTheRoleMayNotActAsIsNamedWithTheWayOut() throws {
+        let (db, _, id, _) = try ownedDatabase()
+        let other = fixture.role("tgt_other")
+        try Harness.psql("postgres", "CREATE ROLE \(other) LOGIN CREATEDB")
+        let copy = db + "_copy"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "-U", other, "-d", db, "--target", copy])
+        Harness.assertOneErrorLine(r, status: 1, "owner the role may not act as")
+        XCTAssertTrue(r.stderr.contains("cannot create the scratch database for the restore:"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("or with --no-owner"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("query failed"), r.stderr)
+        XCTAssertFalse(try RestoreFixture.exists(copy))
+        let noOwner = try fixture.pgsnap(["restore", id, "-U", other, "-d", db, "--target", copy, "--no-owner"])
+        XCTAssertEqual(noOwner.status, 0, noOwner.stderr)
+        XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM t"), "100")
+    }
 }

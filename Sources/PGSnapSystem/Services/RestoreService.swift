@@ -290,10 +290,22 @@ public struct RestoreService {
             }
             fixedAtCreation += " TABLESPACE \(try admin.quoteIdentifier(tablespace))"
         }
-        try admin.query("""
-            CREATE DATABASE \(try admin.quoteIdentifier(scratch)) TEMPLATE template0 ENCODING \(try admin.quoteLiteral(props.encoding)) \
-            LC_COLLATE \(try admin.quoteLiteral(props.collate)) LC_CTYPE \(try admin.quoteLiteral(props.ctype))\(fixedAtCreation) OWNER \(try admin.quoteIdentifier(owner))
-            """)
+        do {
+            try admin.query("""
+                CREATE DATABASE \(try admin.quoteIdentifier(scratch)) TEMPLATE template0 ENCODING \(try admin.quoteLiteral(props.encoding)) \
+                LC_COLLATE \(try admin.quoteLiteral(props.collate)) LC_CTYPE \(try admin.quoteLiteral(props.ctype))\(fixedAtCreation) OWNER \(try admin.quoteIdentifier(owner))
+                """)
+        } catch {
+            // The snapshot's database as it was (owner, encoding, locale) cannot be made here.
+            let reason = admin.lastErrorMessage ?? "\(error)"
+            var next = "Nothing was changed; fix the cause and restore again"
+            if reason.contains("SET ROLE") || reason.contains("must be member of role") {
+                next = "Nothing was changed; restore as a superuser or a member of \(owner), or with --no-owner"
+            } else if reason.contains("ICU") || reason.contains("locale") || reason.contains("collation") || reason.contains("encoding") {
+                next = "Nothing was changed; this server cannot make a database with the snapshot's encoding and locale (\(props.encoding), \(props.collate)): restore on a server that has them"
+            }
+            throw PGSnapError("cannot create the scratch database for the restore: \(oneLine(reason))", next: next)
+        }
         try admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(scratch)) IS \(try admin.quoteLiteral("pgsnap scratch host=\(ProcessInfo.processInfo.hostName) pid=\(getpid()) snapshot=\(m.id)"))")
     }
 
