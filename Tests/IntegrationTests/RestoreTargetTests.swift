@@ -107,4 +107,27 @@ final class RestoreTargetTests: XCTestCase {
         XCTAssertEqual(noOwner.status, 0, noOwner.stderr)
         XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM t"), "100")
     }
+
+    /// Database grants to roles this server lacks: every missing role named before the load (it
+    /// was a bare "query failed: role ... does not exist" after the whole load, one role a run).
+    func testDatabaseGrantsToMissingRolesAreNamedBeforeTheLoad() throws {
+        let (db, _, _, _) = try ownedDatabase()
+        let web = fixture.role("tgt_web"), reader = fixture.role("tgt_reader")
+        try Harness.psql("postgres", "CREATE ROLE \(web); CREATE ROLE \(reader); GRANT CONNECT ON DATABASE \(db) TO \(web), \(reader)")
+        let id = try fixture.backup(db)
+        try Harness.psql("postgres", "REVOKE CONNECT ON DATABASE \(db) FROM \(web), \(reader); DROP ROLE \(web); DROP ROLE \(reader)")
+        let copy = db + "_copy"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "--target", copy])
+        Harness.assertOneErrorLine(r, status: 1, "database grants to missing roles")
+        XCTAssertTrue(r.stderr.contains("the snapshot's database grants name 2 role(s) that do not exist on this server"), r.stderr)
+        XCTAssertTrue(r.stderr.contains(web) && r.stderr.contains(reader), r.stderr)
+        XCTAssertFalse(try RestoreFixture.exists(copy))
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+
+        try Harness.psql("postgres", "CREATE ROLE \(web); CREATE ROLE \(reader)")
+        let again = try fixture.pgsnap(["restore", id, "--target", copy])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(try Harness.psql("postgres", "SELECT has_database_privilege('\(web)', '\(copy)', 'CONNECT')"), "t")
+    }
 }

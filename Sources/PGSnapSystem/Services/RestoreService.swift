@@ -282,6 +282,16 @@ public struct RestoreService {
             throw PGSnapError("the snapshot's database owner role \"\(owner)\" does not exist on this server",
                               next: (savedRoles(m, dir: dir).map { "Apply the saved roles (psql -X -f \($0) postgres)" } ?? "Create the role (CREATE ROLE \(owner))") + " or restore with --no-owner")
         }
+        if let acl = props.acl {
+            // Its grants are applied after the load; a role they name that does not exist here
+            // would fail the restore only then.
+            let missing = try rolesMissing(fromACL: acl, admin: admin)
+            if !missing.isEmpty {
+                throw PGSnapError("the snapshot's database grants name \(missing.count) role(s) that do not exist on this server: \(missing.joined(separator: ", "))",
+                                  next: (savedRoles(m, dir: dir).map { "Apply the saved roles (psql -X -f \($0) postgres)" } ?? "Create them (CREATE ROLE ...)")
+                                    + " and restore again; nothing was changed")
+            }
+        }
         var fixedAtCreation = try admin.catalogue.localeClause(props) { try admin.quoteLiteral($0) }
         if let tablespace = props.tablespace {
             guard try admin.scalar("SELECT 1 FROM pg_tablespace WHERE spcname = $1", [tablespace]) == "1" else {
@@ -307,6 +317,24 @@ public struct RestoreService {
             throw PGSnapError("cannot create the scratch database for the restore: \(oneLine(reason))", next: next)
         }
         try admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(scratch)) IS \(try admin.quoteLiteral("pgsnap scratch host=\(ProcessInfo.processInfo.hostName) pid=\(getpid()) snapshot=\(m.id)"))")
+    }
+
+    /// The roles an ACL (`{grantee=privs/grantor,...}`, as the manifest keeps it) names that this
+    /// server lacks: each item is read as an aclitem, which PostgreSQL refuses for a missing role.
+    func rolesMissing(fromACL acl: String, admin: LibPQConnection) throws -> [String] {
+        var missing: [String] = []
+        for row in try admin.query("SELECT unnest($1::text[])", [acl]) {
+            guard let item = row[0] else { continue }
+            do {
+                try admin.query("SELECT $1::aclitem", [item])
+            } catch {
+                let message = admin.lastErrorMessage ?? ""
+                guard message.hasPrefix("role \""), message.hasSuffix("\" does not exist") else { throw error }
+                let name = String(message.dropFirst("role ".count).dropLast(" does not exist".count))
+                if !missing.contains(name) { missing.append(name) }
+            }
+        }
+        return missing
     }
 
     /// Streams a plain dump through psql, checking its SHA-256 and trailer as it goes.
