@@ -130,4 +130,29 @@ final class RestoreTargetTests: XCTestCase {
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertEqual(try Harness.psql("postgres", "SELECT has_database_privilege('\(web)', '\(copy)', 'CONNECT')"), "t")
     }
+
+    /// A database setting only a superuser may set (the DBA's), restored by the owner: refused with
+    /// the way out, and the settings any role may set still restore.
+    func testSettingsOnlyASuperuserMaySetAreRefusedWithTheWayOut() throws {
+        let (db, owner, _, _) = try ownedDatabase()
+        try Harness.psql("postgres", "ALTER DATABASE \(db) SET log_min_duration_statement = 1000; ALTER DATABASE \(db) SET work_mem = '8MB'")
+        let id = try fixture.backup(db)
+        let copy = db + "_copy"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--target", copy])
+        Harness.assertOneErrorLine(r, status: 1, "a superuser's setting restored by the owner")
+        XCTAssertTrue(r.stderr.contains("cannot re-apply the snapshot's database settings"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("log_min_duration_statement"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("restore as a superuser"), r.stderr)
+        XCTAssertFalse(try RestoreFixture.exists(copy))
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+
+        let su = try fixture.pgsnap(["restore", id, "-d", db, "--target", copy])
+        XCTAssertEqual(su.status, 0, su.stderr)
+        let settings = try Harness.psql("postgres", """
+            SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+            WHERE d.datname = '\(copy)' AND s.setrole = 0
+            """)
+        XCTAssertTrue(settings.contains("log_min_duration_statement=1s") && settings.contains("work_mem=8MB"), settings)
+    }
 }

@@ -317,6 +317,7 @@ public struct RestoreService {
             throw PGSnapError("cannot create the scratch database for the restore: \(oneLine(reason))", next: next)
         }
         try admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(scratch)) IS \(try admin.quoteLiteral("pgsnap scratch host=\(ProcessInfo.processInfo.hostName) pid=\(getpid()) snapshot=\(m.id)"))")
+        try trySettings(m, on: scratch, admin: admin)
     }
 
     /// The roles an ACL (`{grantee=privs/grantor,...}`, as the manifest keeps it) names that this
@@ -596,7 +597,9 @@ public struct RestoreService {
     }
 
     /// `name=value` settings as `pg_db_role_setting` holds them, re-applied with `<alter> SET name FROM CURRENT`.
-    func applySettings(_ settings: [String], admin: LibPQConnection, to alter: String) throws {
+    /// - Parameter trial: roll back instead of commit: whether this role may set them, asked before
+    ///   the load (they are applied after it, as they would steer the load's own sessions).
+    func applySettings(_ settings: [String], admin: LibPQConnection, to alter: String, trial: Bool = false) throws {
         guard !settings.isEmpty else { return }
         try admin.query("BEGIN")
         do {
@@ -607,10 +610,24 @@ public struct RestoreService {
                 try admin.query("SELECT set_config($1, $2, true)", [name, value])
                 try admin.query("\(alter) SET \(try admin.quoteIdentifier(name)) FROM CURRENT")
             }
-            try admin.query("COMMIT")
+            try admin.query(trial ? "ROLLBACK" : "COMMIT")
         } catch {
             _ = try? admin.query("ROLLBACK")
-            throw PGSnapError("cannot re-apply database settings (\(error))", next: "The target was not changed")
+            let denied = "\(error)".contains("permission denied")
+            throw PGSnapError("cannot re-apply the snapshot's database settings (\(error))",
+                              next: denied ? "The target was not changed; restore as a superuser (some of these settings only a superuser may set)"
+                                : "The target was not changed; fix the cause and restore again")
+        }
+    }
+
+    /// The database's and its roles' settings, tried on the new scratch database and rolled back.
+    func trySettings(_ m: Manifest, on scratch: String, admin: LibPQConnection) throws {
+        guard let p = m.databaseProperties else { return }
+        let db = try admin.quoteIdentifier(scratch)
+        try applySettings(p.settings, admin: admin, to: "ALTER DATABASE \(db)", trial: true)
+        for (role, settings) in (p.roleSettings ?? [:]).sorted(by: { $0.key < $1.key })
+        where try admin.scalar("SELECT 1 FROM pg_roles WHERE rolname = $1", [role]) == "1" {
+            try applySettings(settings, admin: admin, to: "ALTER ROLE \(try admin.quoteIdentifier(role)) IN DATABASE \(db)", trial: true)
         }
     }
 
