@@ -155,4 +155,39 @@ final class RestoreTargetTests: XCTestCase {
             """)
         XCTAssertTrue(settings.contains("log_min_duration_statement=1s") && settings.contains("work_mem=8MB"), settings)
     }
+
+    /// The database's ACL exactly: the owner's self-revoked TEMP stays revoked, a grant another
+    /// role made stays that role's (restored, the first came back and the second became the owner's).
+    func testTheDatabaseACLIsRestoredExactlyWithItsGrantors() throws {
+        let (db, owner, _, _) = try ownedDatabase()
+        let migrator = fixture.role("tgt_migrator"), web = fixture.role("tgt_web")
+        try Harness.psql("postgres", """
+            CREATE ROLE \(migrator); CREATE ROLE \(web);
+            SET ROLE \(owner);
+            REVOKE TEMP ON DATABASE \(db) FROM \(owner);
+            GRANT CONNECT, CREATE ON DATABASE \(db) TO \(migrator) WITH GRANT OPTION;
+            GRANT CONNECT ON DATABASE \(db) TO \(web);
+            SET ROLE \(migrator);
+            GRANT CONNECT ON DATABASE \(db) TO \(web);
+            """)
+        func acl(_ name: String) throws -> String {
+            try Harness.psql("postgres", "SELECT array_agg(a::text ORDER BY a::text) FROM pg_database, unnest(datacl) a WHERE datname = '\(name)'")
+        }
+        let before = try acl(db)
+        XCTAssertTrue(before.contains("\(web)=c/\(migrator)"), before)
+        XCTAssertFalse(before.contains("\(owner)=CTc/"), before)
+        let id = try fixture.backup(db)
+        let copy = db + "_copy"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "--target", copy])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try acl(copy), before)
+        XCTAssertFalse(r.stderr.contains("warning"), r.stderr)
+
+        // Over the database itself, after its grants changed.
+        try Harness.psql("postgres", "GRANT ALL ON DATABASE \(db) TO PUBLIC")
+        let inPlace = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--drop-previous"])
+        XCTAssertEqual(inPlace.status, 0, inPlace.stderr)
+        XCTAssertEqual(try acl(db), before)
+    }
 }

@@ -573,17 +573,7 @@ public struct RestoreService {
         guard let p = m.databaseProperties else { return }
         let db = try admin.quoteIdentifier(scratch)
         try applySettings(p.settings, admin: admin, to: "ALTER DATABASE \(db)")
-        if let acl = p.acl {
-            let grants = try admin.query("""
-                SELECT CASE WHEN grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(grantee)) END, privilege_type, is_grantable
-                FROM aclexplode($1::aclitem[])
-                """, [acl])
-            try admin.query("REVOKE ALL ON DATABASE \(db) FROM PUBLIC")
-            for g in grants {
-                let option = g[2] == "t" ? " WITH GRANT OPTION" : ""
-                try admin.query("GRANT \(g[1] ?? "CONNECT") ON DATABASE \(db) TO \(g[0] ?? "PUBLIC")\(option)")
-            }
-        }
+        if let acl = p.acl { try applyDatabaseACL(acl, to: scratch, admin: admin) }
         for (role, settings) in (p.roleSettings ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard try admin.scalar("SELECT 1 FROM pg_roles WHERE rolname = $1", [role]) == "1" else {
                 session.reporter.warn("role \"\(role)\" does not exist on this server: its settings in the database (\(settings.joined(separator: ", "))) were not restored; create the role and run ALTER ROLE ... IN DATABASE ... SET")
@@ -593,6 +583,42 @@ public struct RestoreService {
         }
         if let limit = p.connectionLimit, limit >= 0 {
             try admin.query("ALTER DATABASE \(db) CONNECTION LIMIT \(limit)")
+        }
+    }
+
+    /// The database's grants exactly as the snapshot's ACL has them, as pg_dump --create restores
+    /// them: PUBLIC's and the owner's own privileges revoked first (an owner may have given up
+    /// TEMP), then every item granted by its grantor (SET ROLE: a grant another role made is
+    /// recorded as that role's), the owner's grants first, since others' rest on their grant options.
+    /// A grantor this role may not act as: the grant is made by the owner, with a warning.
+    func applyDatabaseACL(_ acl: String, to scratch: String, admin: LibPQConnection) throws {
+        let db = try admin.quoteIdentifier(scratch)
+        let owner = try admin.scalar("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", [scratch]) ?? ""
+        let grants = try admin.query("""
+            SELECT CASE WHEN grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(grantee)) END, privilege_type, is_grantable,
+                   pg_get_userbyid(grantor)
+            FROM aclexplode($1::aclitem[])
+            """, [acl])
+        try admin.query("REVOKE ALL ON DATABASE \(db) FROM PUBLIC")
+        try admin.query("REVOKE ALL ON DATABASE \(db) FROM \(try admin.quoteIdentifier(owner))")
+        var byOwner: [String] = []
+        for g in grants.sorted(by: { ($0[3] == owner ? 0 : 1) < ($1[3] == owner ? 0 : 1) }) {
+            let grant = "GRANT \(g[1] ?? "CONNECT") ON DATABASE \(db) TO \(g[0] ?? "PUBLIC")\(g[2] == "t" ? " WITH GRANT OPTION" : "")"
+            guard let grantor = g[3], grantor != owner else {
+                try admin.query(grant)
+                continue
+            }
+            do {
+                try admin.query("SET ROLE \(try admin.quoteIdentifier(grantor))")
+                defer { _ = try? admin.query("RESET ROLE") }
+                try admin.query(grant)
+            } catch {
+                try admin.query(grant)
+                byOwner.append("\(g[1] ?? "?") to \(g[0] ?? "?") (granted by \(grantor))")
+            }
+        }
+        if !byOwner.isEmpty {
+            session.reporter.warn("database grant(s) \(byOwner.joined(separator: ", ")) were made by the owner here: this role may not act as their grantor")
         }
     }
 
