@@ -190,4 +190,33 @@ final class RestoreTargetTests: XCTestCase {
         XCTAssertEqual(inPlace.status, 0, inPlace.stderr)
         XCTAssertEqual(try acl(db), before)
     }
+
+    /// A table grant to a role this server lacks fails the load; --no-owner does not skip grants,
+    /// so the advice offers it only when it was not given.
+    func testAMissingGranteeIsAdvisedOnWithoutOfferingWhatWasAlreadyGiven() throws {
+        let (db, _, _, _) = try ownedDatabase()
+        let reader = fixture.role("tgt_reader")
+        try Harness.psql("postgres", "CREATE ROLE \(reader)")
+        try Harness.psql(db, "GRANT SELECT ON t TO \(reader)")
+        var ids: [String] = []
+        for format in ["plain", "directory"] {
+            let b = try fixture.pgsnap(["backup", "-d", db, "--format", format])
+            XCTAssertEqual(b.status, 0, b.stderr)
+            ids.append(b.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        try Harness.psql(db, "REVOKE SELECT ON t FROM \(reader)")
+        try Harness.psql("postgres", "DROP ROLE \(reader)")
+        for id in ids {
+            let copy = db + "_copy"
+            fixture.track(database: copy)
+            let r = try fixture.pgsnap(["restore", id, "--target", copy])
+            XCTAssertEqual(r.status, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("Create the missing roles") && r.stderr.contains("or restore with --no-owner"), r.stderr)
+            let without = try fixture.pgsnap(["restore", id, "--target", copy, "--no-owner"])
+            XCTAssertEqual(without.status, 1, without.stderr)
+            XCTAssertTrue(without.stderr.contains("Create the missing roles"), without.stderr)
+            XCTAssertFalse(without.stderr.contains("--no-owner"), without.stderr)
+            XCTAssertFalse(try RestoreFixture.exists(copy))
+        }
+    }
 }

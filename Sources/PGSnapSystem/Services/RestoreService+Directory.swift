@@ -112,7 +112,7 @@ extension RestoreService {
                                                next: "The target was not changed; run 'pgsnap verify \(m.id)' and restore another snapshot")
             }
             throw PGSnapError("pg_restore failed while restoring \(m.id)\(step.map { " (\($0))" } ?? "") (\(status)): \(line)",
-                              next: loadFailureAdvice(line, m, dir: dir))
+                              next: loadFailureAdvice(line, m, dir: dir, noOwner: child.command.arguments.contains("--no-owner")))
         }
     }
 }

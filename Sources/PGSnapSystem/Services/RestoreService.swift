@@ -445,7 +445,7 @@ public struct RestoreService {
         let end = DispatchTime.now()
         guard status.succeeded, outcome.sinkError == nil else {
             let line = child.lastErrorLine.map { session.redact(oneLine($0)) } ?? "\(status)"
-            throw PGSnapError("psql failed while restoring \(m.id) (\(status)): \(line)", next: loadFailureAdvice(line, m, dir: dir))
+            throw PGSnapError("psql failed while restoring \(m.id) (\(status)): \(line)", next: loadFailureAdvice(line, m, dir: dir, noOwner: noOwner))
         }
         // The data section ends with the last COPY block; what follows is indexes and constraints.
         phases.record("load_data", seconds: Double(dataEnd.uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e9)
@@ -481,7 +481,11 @@ public struct RestoreService {
     }
 
     /// What to do after psql or pg_restore failed with `line`: the target is untouched either way.
-    func loadFailureAdvice(_ line: String, _ m: Manifest, dir: SnapshotDirectory) -> String {
+    func loadFailureAdvice(_ line: String, _ m: Manifest, dir: SnapshotDirectory, noOwner: Bool) -> String {
+        if line.contains("invalid command \\restrict") {
+            // pg_dump's security releases (15.14, 16.10, 17.6, 18.0) write \restrict; older psql stops there.
+            return "The target was not changed; this psql is older than the pg_dump that wrote the snapshot (\(m.pgDumpVersion)): install a current psql for this server's major and restore again"
+        }
         if line.contains("out of shared memory") {
             return "The target was not changed; raise max_locks_per_transaction on the server (it needs a restart) and restore again"
         }
@@ -491,7 +495,7 @@ public struct RestoreService {
                     ? "Create the missing roles (age -d -i KEY \(path) | psql -X postgres) and restore again"
                     : "Create the missing roles (psql -X -f \(path) postgres) and restore again"
             }
-                ?? "Create the missing roles and restore again") + ", or restore with --no-owner"
+                ?? "Create the missing roles and restore again") + (noOwner ? "" : ", or restore with --no-owner")
         }
         return "The target was not changed; fix the cause and restore again"
     }
