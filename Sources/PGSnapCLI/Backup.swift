@@ -137,7 +137,7 @@ struct SnapshotOptions: ParsableArguments {
             throw ValidationError("--lock-wait-timeout must be more than 0 and at most 86400 seconds")
         }
         if let label {
-            do { try SnapshotName.validateLabel(label) } catch let e as PGSnapError { throw ValidationError(e.description) }
+            do { try SnapshotName.validateNewLabel(label) } catch let e as PGSnapError { throw ValidationError(e.description) }
         }
     }
 

@@ -194,7 +194,9 @@ public struct SnapshotSelector: Equatable, Sendable {
             switch kind {
             case .id(let id): return e.id == id
             case .latest: return true
-            case .label(let label): return e.manifest.map { $0.label == label } ?? e.id.hasSuffix("_" + label)
+            // Without a manifest (a bucket's listing), the label is what follows the id's time
+            // field, whole: "migration_45" is not "pre_migration_45".
+            case .label(let label): return e.manifest.map { $0.label == label } ?? (SnapshotName.parse(id: e.id)?.label == label)
             }
         }
     }

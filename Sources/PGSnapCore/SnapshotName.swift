@@ -29,6 +29,33 @@ public enum SnapshotName {
         }
     }
 
+    /// A label for a new snapshot: `validateLabel`, and no `_`-separated field that reads as a
+    /// snapshot time (`20261206T050000Z`, `...Z-2`): its id would then split two ways, and a
+    /// listing without manifests could file it under another database.
+    public static func validateNewLabel(_ label: String) throws {
+        try validateLabel(label)
+        for field in label.split(separator: "_") where isStamp(Array(field.utf8)[...]) {
+            throw PGSnapError.usage("invalid label '\(oneLine(label, limit: 80))': '\(field)' reads as a snapshot time, which would make the snapshot's id ambiguous",
+                                    next: "Write the time another way, e.g. --label before_2026-12-06T0500")
+        }
+    }
+
+    /// `YYYYMMDDTHHMMSSZ`, optionally followed by `-n`.
+    static func isStamp(_ field: ArraySlice<UInt8>) -> Bool {
+        var end = field.endIndex
+        if let dash = field.firstIndex(of: UInt8(ascii: "-")) {
+            guard Int(String(decoding: field[(dash + 1)...], as: UTF8.self)) != nil else { return false }
+            end = dash
+        }
+        return end - field.startIndex == 16 && parseTimestamp(Array(field[field.startIndex..<end])) != nil
+    }
+
+    /// Whether more than one field of `id` reads as a snapshot time, so the listing alone cannot
+    /// tell its database from its label (a database or label holding a time): its manifest can.
+    public static func isAmbiguous(id: String) -> Bool {
+        Array(id.utf8).split(separator: UInt8(ascii: "_")).filter { isStamp($0) }.count > 1
+    }
+
     static func isPlain(_ s: Unicode.Scalar) -> Bool {
         (s >= "a" && s <= "z") || (s >= "A" && s <= "Z") || (s >= "0" && s <= "9") || s == "." || s == "_" || s == "-"
     }
@@ -113,6 +140,8 @@ public enum SnapshotName {
         public var id: String
         public var encodedDatabase: String
         public var date: Date
+        /// What follows the time field, if anything.
+        public var label: String? = nil
     }
 
     /// Splits `<db>_<YYYYMMDDTHHMMSSZ>[-n][_label]` at the last field that is a timestamp:
@@ -127,6 +156,7 @@ public enum SnapshotName {
             defer { u -= 1 }
             guard b[u] == UInt8(ascii: "_") else { continue }
             let field = b[(u + 1)..<fieldEnd]
+            let labelStart = fieldEnd + 1
             fieldEnd = u
             var stampEnd = field.endIndex
             if let dash = field.firstIndex(of: UInt8(ascii: "-")) {
@@ -134,7 +164,8 @@ public enum SnapshotName {
                 stampEnd = dash
             }
             if stampEnd - field.startIndex == 16, let date = parseTimestamp(Array(field[field.startIndex..<stampEnd])) {
-                return Parsed(id: id, encodedDatabase: String(decoding: b[0..<u], as: UTF8.self), date: date)
+                return Parsed(id: id, encodedDatabase: String(decoding: b[0..<u], as: UTF8.self), date: date,
+                              label: labelStart < b.count ? String(decoding: b[labelStart...], as: UTF8.self) : nil)
             }
         }
         return nil

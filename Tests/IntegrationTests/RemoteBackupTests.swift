@@ -89,6 +89,55 @@ final class RemoteBackupTests: XCTestCase {
         XCTAssertEqual(try Harness.fingerprint(target), before)
     }
 
+    /// restore --remote picks the snapshot `list --remote` shows: a label is matched whole
+    /// ("migration_45" is not "pre_migration_45"), and a snapshot whose label reads as a time
+    /// (made before backup refused such labels) is not filed under another database, which made
+    /// `latest` silently restore the one before it.
+    func testRemoteSelectionByLabelAndLatestIsExact() throws {
+        let db = try database("rsel")
+        let (remote, _) = S3Harness.newRemote()
+        let env = S3Harness.env(remote: remote)
+        let dir = try Harness.tempDir()
+        paths.append(dir)
+        func backup(_ label: String) throws -> String {
+            let r = try Harness.pgsnap(["backup", "-d", db, "--label", label], dir: dir, env: env)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return Harness.snapshotID(r)
+        }
+        let exact = try backup("migration_45")
+        try Harness.psql(db, "INSERT INTO t SELECT -1")
+        let longer = try backup("pre_migration_45")
+        XCTAssertEqual(try Harness.pgsnap(["backup", "-d", db, "--label", "20261206T050000Z"], dir: dir, env: env).status, 64)
+
+        // An old-style snapshot, newest of all, whose label reads as a time: the newest one
+        // renamed as such (same dump, its manifest's id, label and file to match).
+        try Harness.psql(db, "INSERT INTO t SELECT -2")
+        let seed = try backup("seed")
+        let parsed = try XCTUnwrap(seed.range(of: "_seed").map { String(seed[..<$0.lowerBound]) })
+        let odd = parsed + "_20261206T050000Z"
+        var m = try Harness.manifest(dir: dir, id: seed)
+        m["id"] = odd
+        m["label"] = "20261206T050000Z"
+        m["file"] = odd + ".sql.gz"
+        try FileManager.default.moveItem(atPath: Harness.dumpPath(dir: dir, id: seed), toPath: Harness.dumpPath(dir: dir, id: odd))
+        try Harness.writeJSON(m, to: Harness.manifestPath(dir: dir, id: odd))
+        try FileManager.default.removeItem(atPath: Harness.manifestPath(dir: dir, id: seed))
+        let push = try Harness.pgsnap(["push", "--all"], dir: dir, env: env)
+        XCTAssertEqual(push.status, 0, push.stderr)
+        XCTAssertEqual(try listRemote(env).first?["id"] as? String, odd, "list --remote shows it newest")
+
+        let rows = { (target: String) in try Harness.psql(target, "SELECT count(*) FROM t") }
+        let expected = ["migration_45": "2000", "pre_migration_45": "2001", "latest": "2002"]
+        for (what, args) in [("migration_45", ["--label", "migration_45"]), ("pre_migration_45", ["--label", "pre_migration_45"]), ("latest", ["latest"])] {
+            let target = db + "_" + what.replacingOccurrences(of: "pre_", with: "p")
+            databases.append(target)
+            let r = try Harness.pgsnap(["restore", "--remote"] + args + ["-d", db, "--target", target, "--quiet"], dir: try Harness.tempDir(), env: env)
+            XCTAssertEqual(r.status, 0, "\(what): \(r.stderr)")
+            XCTAssertEqual(try rows(target), expected[what], what)
+        }
+        _ = (exact, longer)
+    }
+
     func testEncryptedBackupRemoteVerifiesWithTheIdentityAndNeverStoresPlaintext() throws {
         let db = try database("rbenc")
         let keys = try Harness.tempDir()

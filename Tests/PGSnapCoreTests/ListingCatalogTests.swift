@@ -28,6 +28,18 @@ final class ListingCatalogTests: XCTestCase {
         assertPGSnapError(.failure) { try ListingCatalog.select(SnapshotSelector(kind: .latest, database: "web"), from: entries, location: "s3://b") }
     }
 
+    /// A label is matched whole, as the id holds it after its time field: "migration_45" is not
+    /// "pre_migration_45" (a listing has no manifest to ask).
+    func testALabelIsMatchedWholeNotAsASuffix() throws {
+        let exact = CatalogTests.manifest(database: "app", date: utc(2026, 12, 1, 3), label: "migration_45")
+        let longer = CatalogTests.manifest(database: "app", date: utc(2026, 12, 2, 3), label: "pre_migration_45")
+        let files = [exact, longer].flatMap { [DirectoryFile(name: $0.file, size: 10), DirectoryFile(name: $0.id + ".manifest.json", size: 9)] }
+        let entries = ListingCatalog.build(files: files)
+        XCTAssertEqual(try ListingCatalog.select(SnapshotSelector(kind: .label("migration_45")), from: entries, location: "s3://b").id, exact.id)
+        XCTAssertEqual(try ListingCatalog.select(SnapshotSelector(kind: .label("pre_migration_45")), from: entries, location: "s3://b").id, longer.id)
+        assertPGSnapError(.failure) { try ListingCatalog.select(SnapshotSelector(kind: .label("45")), from: entries, location: "s3://b") }
+    }
+
     func testPushSelection() throws {
         var dir = CatalogTests.FakeDirectory()
         let a1 = CatalogTests.manifest(database: "a", date: utc(2026, 12, 1))

@@ -127,6 +127,26 @@ final class SnapshotNameTests: XCTestCase {
         XCTAssertEqual(parsed?.date, date, id)
     }
 
+    /// A label that reads as a snapshot time would make the id split two ways: refused for new
+    /// snapshots (still accepted when reading one), and such ids are known to be ambiguous.
+    func testLabelsThatReadAsASnapshotTimeAreRefusedForNewSnapshots() {
+        for bad in ["20261206T050000Z", "20261206T050000Z-2", "before_20261206T050000Z", "20261206T050000Z_x"] {
+            XCTAssertNoThrow(try SnapshotName.validateLabel(bad), bad)
+            XCTAssertThrowsError(try SnapshotName.validateNewLabel(bad), bad)
+        }
+        for good in ["pre_migration_000045", "before_2026-12-06T0500", "20261206T0500", "x20261206T050000Z"] {
+            XCTAssertNoThrow(try SnapshotName.validateNewLabel(good), good)
+        }
+        let date = utc(2026, 12, 7, 5, 0, 0)
+        let ambiguous = SnapshotName.id(database: "app", date: date, label: "20261206T050000Z")
+        XCTAssertTrue(SnapshotName.isAmbiguous(id: ambiguous))
+        XCTAssertEqual(SnapshotName.parse(id: ambiguous)?.encodedDatabase, "app_20261207T050000Z", "the listing alone misreads it")
+        XCTAssertTrue(SnapshotName.isAmbiguous(id: SnapshotName.id(database: "app_20261122T031500Z", date: date, label: nil)))
+        XCTAssertFalse(SnapshotName.isAmbiguous(id: SnapshotName.id(database: "app", date: date, label: "pre_migration_45")))
+        XCTAssertEqual(SnapshotName.parse(id: SnapshotName.id(database: "app", date: date, label: "pre_migration_45"))?.label, "pre_migration_45")
+        XCTAssertNil(SnapshotName.parse(id: SnapshotName.id(database: "app", date: date, label: nil))?.label)
+    }
+
     func testEncodedNamesUseOnlySafeCharactersAndNeverStartWithDashOrDot() {
         var names = SnapshotNameTests.databases
         names += ["", "-", ".", "..", "../../etc/passwd", "a\u{0}b", "line\nbreak", "tab\t", "$(rm -rf ~)", "`x`", "'q'", "\"q\"",

@@ -40,7 +40,7 @@ public struct BackupService {
 
     /// - Throws: `PGSnapError` naming what failed (pg_dump's own last error line included); nothing is left that looks good.
     public func run(_ options: BackupOptions, wait: Double? = nil) throws -> Manifest {
-        if let label = options.label { try SnapshotName.validateLabel(label) }
+        if let label = options.label { try SnapshotName.validateNewLabel(label) }
         // A missing age is found before the directory, the lock or the server are touched.
         let age = options.encryptTo.isEmpty ? nil : try AgeTool.locate(environment: session.environment)
         let dir = try session.directory(create: true)
@@ -53,7 +53,7 @@ public struct BackupService {
     /// encryption into an upload nobody sees until it is committed, then the manifest; no byte
     /// touches the local disk. Plain format only: pg_dump -Fd writes files of its own.
     public func run(_ options: BackupOptions, to storage: SnapshotStorage) throws -> Manifest {
-        if let label = options.label { try SnapshotName.validateLabel(label) }
+        if let label = options.label { try SnapshotName.validateNewLabel(label) }
         guard options.format == .plain, options.runGlobals == nil else {
             throw PGSnapError(.usage, "a backup straight to \(storage.location) is a plain-format snapshot of one database",
                               next: "Back up into a directory and add --push for the directory format or --all-databases")

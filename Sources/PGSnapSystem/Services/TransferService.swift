@@ -72,7 +72,10 @@ public struct TransferService {
     /// - Throws: `PGSnapError`: exit 2 when the remote copy is incomplete or its dump has the wrong size.
     public func resolve(_ selector: SnapshotSelector) throws -> (manifest: Manifest, bytes: [UInt8], files: [String: Int64]) {
         let (objects, files) = try remote.listing()
-        let entries = ListingCatalog.build(files: objects)
+        var entries = ListingCatalog.build(files: objects)
+        // An id the listing cannot split for sure (a label or database name holding a time) could
+        // be filed under the wrong database, and `latest` pass over it: the manifests decide then.
+        if entries.contains(where: { SnapshotName.isAmbiguous(id: $0.id) }) { entries = try remote.catalog(summaries: true) }
         let entry = try ListingCatalog.select(selector, from: entries, location: remote.location)
         // Never an older copy in its place without saying so: the refusal names the next good one.
         func refuse(_ check: String, _ detail: String) -> PGSnapError {
