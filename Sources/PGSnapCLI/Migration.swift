@@ -115,7 +115,7 @@ struct Guard: ParsableCommand {
                 base += [id, "--dir", directory.path(env), "--yes", "--terminate-connections"]
                 // The connection as given (-d, -h, -p, -U), without the password: runnable as printed,
                 // libpq then finds the password where it did for this run (PGPASSWORD, ~/.pgpass).
-                let conninfo = session.spec.conninfo()
+                let conninfo = session.spec.printableConninfo
                 if !conninfo.isEmpty { base += ["--dbname", conninfo] }
                 if !backup.encryptTo.isEmpty { base += ["--identity", session.ageIdentity?.path ?? "KEY_FILE"] }
                 return base.map(shellQuote).joined(separator: " ")

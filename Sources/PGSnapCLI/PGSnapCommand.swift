@@ -26,7 +26,7 @@ public struct PGSnapCommand: ParsableCommand {
         } catch let e as PGSnapError {
             if let signal = SignalTrap.received, e.description.contains("canceling statement due to user request") {
                 // The signal handler cancelled the query the run was waiting on (see CancelRegistry).
-                printError("interrupted (signal \(signal)) while waiting for the server: what was under way is rolled back and its partial files removed")
+                printError("interrupted (signal \(signal)): the query pgsnap was waiting on was cancelled")
             } else {
                 printError(e.description)
             }

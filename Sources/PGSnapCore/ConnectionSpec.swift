@@ -63,6 +63,13 @@ public struct ConnectionSpec: Equatable, Sendable {
             .joined(separator: " ")
     }
 
+    /// The connection to print in a command for a person to run: `conninfo()` without the
+    /// secrets libpq finds elsewhere (the password: PGPASSWORD, ~/.pgpass) or that must not be
+    /// shown (sslpassword, the client key's passphrase).
+    public var printableConninfo: String {
+        parameters.filter { $0.key != "sslpassword" }.map { "\($0.key)=\(ConnectionSpec.quote($0.value))" }.joined(separator: " ")
+    }
+
     /// What may be shown to a person: every parameter, the password replaced.
     public var redacted: String {
         var parts = parameters.map { "\($0.key)=\($0.value)" }

@@ -48,7 +48,7 @@ final class BackupLockWaitTests: XCTestCase {
         XCTAssertTrue(sawWait, "pgsnap never waited for the lock: \(r.status) \(r.stderr)")
         XCTAssertEqual(r.status, 130, r.stderr)
         Harness.assertOneErrorLine(r, status: 130, "SIGTERM while waiting for a lock")
-        XCTAssertTrue(r.stderr.contains("interrupted (signal 15) while waiting for the server"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("interrupted (signal 15): the query pgsnap was waiting on was cancelled"), r.stderr)
         // It ended while the lock was still held: it did not wait for the holder.
         XCTAssertTrue(lockHeld(db), "the blocking session lost its lock; pgsnap may have waited for it")
         XCTAssertEqual(Harness.entries(fixture.dir).filter { !$0.hasPrefix(".") }, [], "an interrupted backup left files")

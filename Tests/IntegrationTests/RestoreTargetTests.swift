@@ -219,4 +219,31 @@ final class RestoreTargetTests: XCTestCase {
             XCTAssertFalse(try RestoreFixture.exists(copy))
         }
     }
+
+    /// --no-owner on a server without the snapshot's owner role: the owner's part of the ACL is
+    /// the restoring role's, the other grants as they were (it was refused for the missing owner,
+    /// or, with the owner present, the restoring role was locked out of what it restored).
+    func testNoOwnerGivesTheOwnersPartOfTheACLToTheRestoringRole() throws {
+        let (db, owner, _, _) = try ownedDatabase()
+        let web = fixture.role("tgt_web"), rest = fixture.role("tgt_rest")
+        try Harness.psql("postgres", "CREATE ROLE \(web) LOGIN; CREATE ROLE \(rest) LOGIN CREATEDB")
+        try Harness.psql(db, "SET ROLE \(owner); REVOKE CONNECT, TEMP ON DATABASE \(db) FROM PUBLIC; GRANT CONNECT ON DATABASE \(db) TO \(web)")
+        let id = try fixture.backup(db)
+        func acl(_ name: String) throws -> String {
+            try Harness.psql("postgres", "SELECT array_agg(a::text ORDER BY a::text) FROM pg_database, unnest(datacl) a WHERE datname = '\(name)'")
+        }
+        for (n, ownerPresent) in [(1, true), (2, false)] {
+            if !ownerPresent {
+                Harness.dropDatabase(db)
+                try Harness.psql("postgres", "DROP ROLE \(owner)")
+            }
+            let copy = "\(db)_no\(n)"
+            fixture.track(database: copy)
+            let r = try fixture.pgsnap(["restore", id, "-U", rest, "-d", "postgres", "--target", copy, "--no-owner"])
+            XCTAssertEqual(r.status, 0, "owner present: \(ownerPresent): \(r.stderr)")
+            XCTAssertEqual(try acl(copy), "{\(rest)=CTc/\(rest),\(web)=c/\(rest)}", "owner present: \(ownerPresent)")
+            XCTAssertEqual(try Harness.run(Harness.pgbin + "/psql", ["-X", "-At", "-U", rest, "-d", copy, "-c", "SELECT count(*) FROM t"]).stdout,
+                           "101\n", "the restoring role connects to what it restored")
+        }
+    }
 }

@@ -39,6 +39,14 @@ final class ConnectionSpecTests: XCTestCase {
         }
     }
 
+    /// guard's printed restore command: runnable, and without the password or sslpassword.
+    func testPrintableConninfoLeavesTheSecretsOut() throws {
+        let spec = try ConnectionSpec(dbname: "host=db.example.com dbname='my app' password=s3cret sslpassword=k3ypass sslkey=/k",
+                                      host: nil, port: "5433", username: nil, environment: [:])
+        XCTAssertEqual(spec.printableConninfo, "host=db.example.com dbname='my app' sslkey=/k port=5433")
+        XCTAssertTrue(spec.conninfo().contains("sslpassword=k3ypass"), "the children still get it")
+    }
+
     func testURIErrorsAreUsageErrors() {
         for uri in ["postgres://h:port/db", "postgres://h:0/db", "postgres://h:65536/db", "postgres://[::1/db",
                     "postgres://[::1]x/db", "postgres://h/db?sslmode", "postgres://h/db?=x", "postgres://h/%zz",

@@ -151,8 +151,9 @@ public enum DatabaseFacts {
     }
 
     /// A client session. pg_stat_activity shows another role's sessions to a role without
-    /// pg_read_all_stats with most columns NULL, backend_type among them: those count as clients.
-    static let clientBackend = "coalesce(backend_type, 'client backend') = 'client backend'"
+    /// pg_read_all_stats with most columns NULL, backend_type among them: such a row is a client
+    /// when it has a role (an autovacuum worker has none; the rename at the swap ends those itself).
+    public static let clientBackend = "(backend_type = 'client backend' OR (backend_type IS NULL AND usesysid IS NOT NULL))"
 
     /// The other sessions on `database` that this role may not end with pg_terminate_backend
     /// (PostgreSQL's rule): a superuser's, unless it is one; another role's, unless it has that

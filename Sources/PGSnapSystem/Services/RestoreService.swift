@@ -123,7 +123,7 @@ public struct RestoreService {
         if options.analyze {
             _ = try phases.measure("statistics") { try analyze(scratch: scratch, jobs: options.jobs ?? Self.defaultJobs) }
         }
-        try phases.measure("properties") { try applyDatabaseProperties(manifest, to: scratch, admin: admin) }
+        try phases.measure("properties") { try applyDatabaseProperties(manifest, to: scratch, admin: admin, noOwner: options.noOwner) }
         if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; \(target) was not changed") }
 
         var previous: String?
@@ -137,8 +137,13 @@ public struct RestoreService {
         swapped = true
         _ = try? admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(target)) IS \(manifest.databaseProperties?.comment.map { try admin.quoteLiteral($0) } ?? "NULL")")
         if let p = previous, options.dropPrevious {
-            try dropDatabase(p, admin: admin)
-            previous = nil
+            // The restore is done; a previous database that stays is said, not a failure.
+            do {
+                try dropDatabase(p, admin: admin)
+                previous = nil
+            } catch {
+                session.reporter.warn("restored, but the previous database \(p) could not be dropped (\(session.redact(oneLine("\(error)")))); drop it by hand")
+            }
         }
         session.reporter.detail("pgsnap: restore phases: \(phases.summary)")
         return RestoreResult(snapshot: manifest.id, target: target, previousDatabase: previous, tablesChecked: tables,
@@ -165,7 +170,11 @@ public struct RestoreService {
             result.tables = tables
             result.rows = rows
         } catch let e as PGSnapError {
-            if e.status == .interrupted { throw e }
+            // Stopped by a signal (a cancelled query or a killed psql reads as a plain failure):
+            // nothing was learnt about the snapshot, and nothing is recorded in its manifest.
+            if e.status == .interrupted || SignalTrap.received != nil {
+                throw PGSnapError(.interrupted, "restore test of \(entry.id) interrupted; nothing was recorded")
+            }
             result.failedCheck = "restore_test"
             result.detail = e.description
         }
@@ -285,7 +294,7 @@ public struct RestoreService {
         if let acl = props.acl {
             // Its grants are applied after the load; a role they name that does not exist here
             // would fail the restore only then.
-            let missing = try rolesMissing(fromACL: acl, admin: admin)
+            let missing = try rolesMissing(fromACL: acl, admin: admin, except: noOwner ? props.owner : nil)
             if !missing.isEmpty {
                 throw PGSnapError("the snapshot's database grants name \(missing.count) role(s) that do not exist on this server: \(missing.joined(separator: ", "))",
                                   next: (savedRoles(m, dir: dir).map { "Apply the saved roles (psql -X -f \($0) postgres)" } ?? "Create them (CREATE ROLE ...)")
@@ -320,22 +329,31 @@ public struct RestoreService {
         try trySettings(m, on: scratch, admin: admin)
     }
 
-    /// The roles an ACL (`{grantee=privs/grantor,...}`, as the manifest keeps it) names that this
-    /// server lacks: each item is read as an aclitem, which PostgreSQL refuses for a missing role.
-    func rolesMissing(fromACL acl: String, admin: LibPQConnection) throws -> [String] {
-        var missing: [String] = []
-        for row in try admin.query("SELECT unnest($1::text[])", [acl]) {
-            guard let item = row[0] else { continue }
-            do {
-                try admin.query("SELECT $1::aclitem", [item])
-            } catch {
-                let message = admin.lastErrorMessage ?? ""
-                guard message.hasPrefix("role \""), message.hasSuffix("\" does not exist") else { throw error }
-                let name = String(message.dropFirst("role ".count).dropLast(" does not exist".count))
-                if !missing.contains(name) { missing.append(name) }
+    /// The items of an ACL as the manifest keeps it (`{grantee=privs/grantor,...}`), read without
+    /// casting to aclitem (which fails for a role this server lacks).
+    func databaseACLItems(_ acl: String, admin: LibPQConnection) throws -> [DatabaseACLItem] {
+        try admin.query("SELECT unnest($1::text[])", [acl]).compactMap { row in
+            guard let text = row[0] else { return nil }
+            guard let item = DatabaseACLItem.parse(text) else {
+                throw PGSnapError.verification("the snapshot's database ACL has an item pgsnap cannot read: \(oneLine(text, limit: 80))")
             }
+            return item
         }
-        return missing
+    }
+
+    /// The roles an ACL names that this server lacks; under --no-owner not the snapshot's owner,
+    /// whose part goes to the restoring role.
+    func rolesMissing(fromACL acl: String, admin: LibPQConnection, except owner: String?) throws -> [String] {
+        var names: [String] = []
+        for r in try databaseACLItems(acl, admin: admin).flatMap(\.roles) where r != owner && !names.contains(r) { names.append(r) }
+        guard !names.isEmpty else { return [] }
+        let known = Set(try admin.query("SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])", [Self.textArray(names)]).compactMap { $0[0] })
+        return names.filter { !known.contains($0) }
+    }
+
+    /// A text[] literal of `values`.
+    static func textArray(_ values: [String]) -> String {
+        "{" + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
     }
 
     /// Streams a plain dump through psql, checking its SHA-256 and trailer as it goes.
@@ -573,11 +591,11 @@ public struct RestoreService {
     }
 
     /// Settings, grants and connection limit that a plain dump leaves out.
-    func applyDatabaseProperties(_ m: Manifest, to scratch: String, admin: LibPQConnection) throws {
+    func applyDatabaseProperties(_ m: Manifest, to scratch: String, admin: LibPQConnection, noOwner: Bool) throws {
         guard let p = m.databaseProperties else { return }
         let db = try admin.quoteIdentifier(scratch)
         try applySettings(p.settings, admin: admin, to: "ALTER DATABASE \(db)")
-        if let acl = p.acl { try applyDatabaseACL(acl, to: scratch, admin: admin) }
+        if let acl = p.acl { try applyDatabaseACL(acl, to: scratch, admin: admin, snapshotOwner: p.owner, noOwner: noOwner) }
         for (role, settings) in (p.roleSettings ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard try admin.scalar("SELECT 1 FROM pg_roles WHERE rolname = $1", [role]) == "1" else {
                 session.reporter.warn("role \"\(role)\" does not exist on this server: its settings in the database (\(settings.joined(separator: ", "))) were not restored; create the role and run ALTER ROLE ... IN DATABASE ... SET")
@@ -594,35 +612,39 @@ public struct RestoreService {
     /// them: PUBLIC's and the owner's own privileges revoked first (an owner may have given up
     /// TEMP), then every item granted by its grantor (SET ROLE: a grant another role made is
     /// recorded as that role's), the owner's grants first, since others' rest on their grant options.
-    /// A grantor this role may not act as: the grant is made by the owner, with a warning.
-    func applyDatabaseACL(_ acl: String, to scratch: String, admin: LibPQConnection) throws {
+    /// Under --no-owner the snapshot owner's part is the new owner's. A grantor this role may not
+    /// act as: the grant is made by the owner, with a warning.
+    func applyDatabaseACL(_ acl: String, to scratch: String, admin: LibPQConnection, snapshotOwner: String, noOwner: Bool) throws {
         let db = try admin.quoteIdentifier(scratch)
         let owner = try admin.scalar("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", [scratch]) ?? ""
-        let grants = try admin.query("""
-            SELECT CASE WHEN grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(grantee)) END, privilege_type, is_grantable,
-                   pg_get_userbyid(grantor)
-            FROM aclexplode($1::aclitem[])
-            """, [acl])
+        var items = try databaseACLItems(acl, admin: admin)
+        if noOwner { items = items.map { $0.renaming(snapshotOwner, to: owner) } }
         try admin.query("REVOKE ALL ON DATABASE \(db) FROM PUBLIC")
         try admin.query("REVOKE ALL ON DATABASE \(db) FROM \(try admin.quoteIdentifier(owner))")
         var byOwner: [String] = []
-        for g in grants.sorted(by: { ($0[3] == owner ? 0 : 1) < ($1[3] == owner ? 0 : 1) }) {
-            let grant = "GRANT \(g[1] ?? "CONNECT") ON DATABASE \(db) TO \(g[0] ?? "PUBLIC")\(g[2] == "t" ? " WITH GRANT OPTION" : "")"
-            guard let grantor = g[3], grantor != owner else {
-                try admin.query(grant)
-                continue
-            }
-            do {
-                try admin.query("SET ROLE \(try admin.quoteIdentifier(grantor))")
-                defer { _ = try? admin.query("RESET ROLE") }
-                try admin.query(grant)
-            } catch {
-                try admin.query(grant)
-                byOwner.append("\(g[1] ?? "?") to \(g[0] ?? "?") (granted by \(grantor))")
+        let ordered = items.filter { $0.grantor == owner } + items.filter { $0.grantor != owner }
+        for item in ordered {
+            let grantee = try item.grantee.map { try admin.quoteIdentifier($0) } ?? "PUBLIC"
+            for option in [false, true] {
+                let privileges = item.privileges.filter { $0.grantOption == option }.map(\.name)
+                guard !privileges.isEmpty else { continue }
+                let grant = "GRANT \(privileges.joined(separator: ", ")) ON DATABASE \(db) TO \(grantee)\(option ? " WITH GRANT OPTION" : "")"
+                guard item.grantor != owner else {
+                    try admin.query(grant)
+                    continue
+                }
+                do {
+                    try admin.query("SET ROLE \(try admin.quoteIdentifier(item.grantor))")
+                    defer { _ = try? admin.query("RESET ROLE") }
+                    try admin.query(grant)
+                } catch {
+                    try admin.query(grant)
+                    byOwner.append("\(privileges.joined(separator: ", ")) to \(item.grantee ?? "PUBLIC") (granted by \(item.grantor))")
+                }
             }
         }
         if !byOwner.isEmpty {
-            session.reporter.warn("database grant(s) \(byOwner.joined(separator: ", ")) were made by the owner here: this role may not act as their grantor")
+            session.reporter.warn("database grant(s) \(byOwner.joined(separator: "; ")) were made by the owner here: this role may not act as their grantor")
         }
     }
 
@@ -699,7 +721,10 @@ public struct RestoreService {
                                       next: "Stop those clients, or pass --terminate-connections; nothing was changed")
                 }
                 try refuseSessionsBeyondReach(target: target, admin: admin)
-                try admin.query("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [target])
+                try admin.query("""
+                    SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity
+                    WHERE datname = $1 AND pid <> pg_backend_pid() AND \(DatabaseFacts.clientBackend)
+                    """, [target])
             }
             do {
                 try admin.query("BEGIN")
