@@ -69,8 +69,14 @@ public struct AgeIdentity: Equatable, Sendable {
 public struct AgeIdentityMismatch: Error, CustomStringConvertible {
     public let identity: String
     public let recipients: [String]
+    /// age's words when it could not use the identity file at all (not an identity, a public key,
+    /// a passphrase and no terminal): the key's problem, not the snapshot's.
+    public var unusable: String? = nil
     public var description: String {
-        "no identity in \(identity) matches the snapshot's recipients (\(recipients.joined(separator: ", "))). Use the identity of one of those public keys"
+        if let unusable {
+            return "age cannot use the identity in \(identity): \(unusable). Give an age identity file (age-keygen) or an SSH private key without a passphrase; the snapshot was not judged"
+        }
+        return "no identity in \(identity) matches the snapshot's recipients (\(recipients.joined(separator: ", "))). Use the identity of one of those public keys"
     }
     public var error: PGSnapError { PGSnapError(.failure, description) }
 }
@@ -183,7 +189,18 @@ public final class AgeDecryptor: DumpInflater {
         }
         // age's own words: "failed to decrypt and authenticate payload chunk" for changed or cut ciphertext.
         let line = lines.first(where: { $0.hasPrefix("age: error:") }).map { oneLine(String($0.dropFirst("age: error: ".count))) } ?? "\(status)"
+        // The identity file itself ("reading ...: unknown identity type", "could not read passphrase",
+        // "/dev/tty is not available"): the ciphertext was never looked at.
+        if Self.isIdentityProblem(line) {
+            return AgeIdentityMismatch(identity: identity.path, recipients: recipients, unusable: line)
+        }
         return PGSnapError.verification("age could not decrypt the snapshot (\(status)): \(line)")
+    }
+
+    static func isIdentityProblem(_ line: String) -> Bool {
+        let l = line.lowercased()
+        // age names an identity file it reads: `reading "key.txt": ...`.
+        return l.hasPrefix("reading \"") || l.contains("identit") || l.contains("passphrase") || l.contains("/dev/tty") || l.contains("private key")
     }
 
     /// How much of a stored file proves an identity: the header and the first payload chunk.

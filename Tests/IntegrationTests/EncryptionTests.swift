@@ -234,6 +234,33 @@ final class EncryptionTests: XCTestCase {
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
     }
 
+    /// An identity file age cannot use at all (garbage, a public key given as the identity): the
+    /// key's problem, exit 1 before anything is created; never "the snapshot failed" (exit 2),
+    /// and nothing written into the manifest (verify --restore-test marked it failed).
+    func testAnUnusableIdentityIsTheKeysProblemNotTheSnapshots() throws {
+        let alice = try makeKey("alice")
+        let db = try makeDatabase("unusable")
+        let id = try encryptedBackup(db, to: [alice])
+        let before = try Harness.fingerprint(db)
+        let manifest = try Data(contentsOf: URL(fileURLWithPath: Harness.manifestPath(dir: fixture.dir, id: id)))
+        let garbage = try Harness.tempDir() + "/garbage.txt"
+        let publicOnly = try Harness.tempDir() + "/public.txt"
+        try Data("not a key\n".utf8).write(to: URL(fileURLWithPath: garbage))
+        try Data((alice.recipient + "\n").utf8).write(to: URL(fileURLWithPath: publicOnly))
+        for path in [garbage, publicOnly] {
+            chmod(path, 0o600)
+            for args in [["verify", id, "--restore-test"], ["restore", id, "-d", db, "--yes"]] {
+                let r = try fixture.pgsnap(args + ["--identity", path])
+                Harness.assertOneErrorLine(r, status: 1, "\(args[0]) with \(path)")
+                XCTAssertTrue(r.stderr.contains("age cannot use the identity in \(path)"), r.stderr)
+                XCTAssertFalse(r.stderr.contains("FAILED") || r.stderr.contains("corrupt"), r.stderr)
+            }
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: Harness.manifestPath(dir: fixture.dir, id: id))), manifest)
+        XCTAssertEqual(try Harness.fingerprint(db), before, "target untouched")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
     func testGroupReadableIdentityIsRefused() throws {
         let key = try makeKey("ops")
         let db = try makeDatabase("perm", rows: 100)
