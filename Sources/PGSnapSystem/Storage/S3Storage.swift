@@ -103,10 +103,14 @@ public final class S3Storage: SnapshotStorage {
         try client.head(remote.key(name)).map { StoredObject(size: $0.size, sha256: $0.metadata["sha256"]) }
     }
 
-    /// Aborts unfinished uploads of `name` (what a killed push leaves behind).
+    /// Aborts unfinished uploads of `name` (what a killed push leaves behind) started more than
+    /// the leftover grace ago: a younger one may be another push of the same file, still running
+    /// (`backup --push` beside a cron `push`), which aborting would fail. Younger leftovers go
+    /// with the next backup --remote or prune --remote after the grace.
     public func removeAbandonedWrites(of name: String) throws -> Int {
         let key = remote.key(name)
-        let uploads = try client.listMultipartUploads(prefix: key).filter { $0.key == key }
+        let cutoff = Date().addingTimeInterval(-RetentionPolicy.defaultLeftoverGrace)
+        let uploads = try client.listMultipartUploads(prefix: key).filter { $0.key == key && ($0.initiated.map { $0 < cutoff } ?? false) }
         for u in uploads { try client.abortMultipartUpload(u.key, uploadID: u.uploadID) }
         return uploads.count
     }
