@@ -100,6 +100,36 @@ final class RemoteRoundTripTests: XCTestCase {
         XCTAssertEqual(verify.status, 0, verify.stderr)
     }
 
+    /// A local copy damaged in place (same size) is not "already whole": restore --remote reads
+    /// and hashes it, fetches it again from the bucket and restores (it failed the checksum
+    /// check and advised another snapshot).
+    func testRestoreRemoteReplacesALocalCopyDamagedInPlace() throws {
+        let db = try makeDatabase("rtdmg")
+        let before = try Harness.fingerprint(db)
+        let dir = try makeDir()
+        let (remote, _) = S3Harness.newRemote()
+        let env = S3Harness.env(remote: remote)
+        let backup = try Harness.pgsnap(["backup", "-d", db, "--push"], dir: dir, env: env)
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let id = Harness.snapshotID(backup)
+        let path = Harness.dumpPath(dir: dir, id: id)
+        let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+        try handle.seek(toOffset: 100)
+        let byte = try XCTUnwrap(try handle.read(upToCount: 1)).first!
+        try handle.seek(toOffset: 100)
+        try handle.write(contentsOf: Data([byte ^ 0xFF]))
+        try handle.close()
+        XCTAssertEqual(try Harness.pgsnap(["restore", id, "--target", db + "_x"], dir: dir).status, 2, "fixture: the local copy is damaged")
+
+        let target = db + "_back"
+        databases.append(target)
+        let r = try Harness.pgsnap(["restore", "--remote", id, "--target", target], dir: dir, env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("does not match its checksum: pulling it again"), r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(target), before)
+        XCTAssertEqual(try Harness.sha256sum(path), try Harness.manifest(dir: dir, id: id)["sha256"] as? String, "the local copy is whole again")
+    }
+
     func testPushAllAndDefaultSelection() throws {
         let a = try makeDatabase("pa"), b = try makeDatabase("pb")
         let dir = try makeDir()
