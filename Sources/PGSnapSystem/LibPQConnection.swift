@@ -76,6 +76,8 @@ public final class LibPQConnection {
     /// - Throws: `PGSnapError` with the server's message.
     @discardableResult
     public func query(_ sql: String, _ params: [String?] = []) throws -> [[String?]] {
+        lastSQLState = nil
+        lastErrorMessage = nil
         let result: OpaquePointer? = LibPQConnection.withOptionalCStrings(params) { p in
             PQexecParams(conn, sql, Int32(params.count), nil, p, nil, nil, 0)
         }

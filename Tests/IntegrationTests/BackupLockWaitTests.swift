@@ -59,7 +59,7 @@ final class BackupLockWaitTests: XCTestCase {
         let (db, _) = try lockedDatabase()
         let r = try fixture.pgsnap(["backup", "-d", db], env: ["PGOPTIONS": nil])
         Harness.assertOneErrorLine(r, status: 1, "a lock held for longer than the default wait")
-        XCTAssertTrue(r.stderr.contains("lock timeout after"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("lock timeout after 60 s"), "the default wait is 60 s: \(r.stderr)")
         XCTAssertTrue(r.stderr.contains("--lock-wait-timeout"), r.stderr)
         XCTAssertTrue(lockHeld(db), "the blocking session lost its lock: the backup did not time out on its own")
         XCTAssertEqual(Harness.entries(fixture.dir).filter { !$0.hasPrefix(".") }, [], "a failed backup left files")

@@ -739,8 +739,12 @@ public struct RestoreService {
             }
         }
         let reason = lastError.map { "\($0)" } ?? "unknown error"
+        // A transaction prepared during the load keeps the database in use whatever its sessions do.
+        let prepared = (try? DatabaseFacts.preparedTransactions(admin, database: target)) ?? []
         throw PGSnapError("cannot swap the restored database into place: \(reason)",
-                          next: reason.contains("being accessed by other users")
+                          next: !prepared.isEmpty
+                            ? "\(target) was not changed; it has prepared transaction(s) \(prepared.prefix(5).joined(separator: ", ")): COMMIT PREPARED or ROLLBACK PREPARED them, then restore again"
+                            : reason.contains("being accessed by other users")
                             ? "\(target) was not changed; stop the clients that keep reconnecting and restore again"
                             : "\(target) was not changed; fix the cause and restore again")
     }
