@@ -10,9 +10,12 @@ public struct ConnectionSpec: Equatable, Sendable {
     /// libpq keywords other than the password, in the order given.
     public private(set) var parameters: [(key: String, value: String)] = []
     public private(set) var password: String?
+    /// The client key's passphrase (libpq's `sslpassword`), kept apart like the password: it goes
+    /// to libpq as a keyword and to children in a 0600 service file, never in argv.
+    public private(set) var sslPassword: String?
 
     public static func == (a: ConnectionSpec, b: ConnectionSpec) -> Bool {
-        a.password == b.password && a.parameters.map { [$0.key, $0.value] } == b.parameters.map { [$0.key, $0.value] }
+        a.password == b.password && a.sslPassword == b.sslPassword && a.parameters.map { [$0.key, $0.value] } == b.parameters.map { [$0.key, $0.value] }
     }
 
     public init() {}
@@ -43,6 +46,10 @@ public struct ConnectionSpec: Equatable, Sendable {
             password = value
             return
         }
+        if key == "sslpassword" {
+            sslPassword = value
+            return
+        }
         parameters.removeAll { $0.key == key }
         parameters.append((key, value))
     }
@@ -67,13 +74,14 @@ public struct ConnectionSpec: Equatable, Sendable {
     /// secrets libpq finds elsewhere (the password: PGPASSWORD, ~/.pgpass) or that must not be
     /// shown (sslpassword, the client key's passphrase).
     public var printableConninfo: String {
-        parameters.filter { $0.key != "sslpassword" }.map { "\($0.key)=\(ConnectionSpec.quote($0.value))" }.joined(separator: " ")
+        conninfo()
     }
 
     /// What may be shown to a person: every parameter, the password replaced.
     public var redacted: String {
         var parts = parameters.map { "\($0.key)=\($0.value)" }
         if password != nil { parts.append("password=********") }
+        if sslPassword != nil { parts.append("sslpassword=********") }
         return parts.isEmpty ? "(libpq defaults)" : parts.joined(separator: " ")
     }
 

@@ -12,8 +12,13 @@ public final class Credentials {
     /// - Parameter environment: pgsnap's environment; `PGPASSWORD` there is moved into the passfile.
     public init(spec: ConnectionSpec, environment: [String: String]) throws {
         self.spec = spec
-        guard let password = spec.password ?? environment["PGPASSWORD"], !password.isEmpty else {
+        let password = (spec.password ?? environment["PGPASSWORD"]).flatMap { $0.isEmpty ? nil : $0 }
+        // sslpassword reaches children through a service file, unless the connection already
+        // names a service (libpq takes one): then it stays in their connection string, as given.
+        let sslPassword = spec["service"] == nil ? spec.sslPassword : nil
+        guard password != nil || sslPassword != nil else {
             passfile = nil
+            serviceFile = nil
             directory = nil
             return
         }
@@ -23,21 +28,44 @@ public final class Credentials {
             throw PGSnapError("cannot create a private temporary directory in \(base)")
         }
         directory = dir
-        let path = dir + "/pgpass"
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw PGSnapError("cannot create a temporary passfile in \(dir)") }
-        let escaped = password.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: ":", with: "\\:")
-        let line = Array("*:*:*:*:\(escaped)\n".utf8)
-        _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        passfile = path
+        func privateFile(_ name: String, _ text: String) throws -> String {
+            let path = dir + "/" + name
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw PGSnapError("cannot create a temporary \(name) file in \(dir)") }
+            let bytes = Array(text.utf8)
+            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            return path
+        }
+        passfile = try password.map { p in
+            try privateFile("pgpass", "*:*:*:*:" + p.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: ":", with: "\\:") + "\n")
+        }
+        serviceFile = try sslPassword.map { try privateFile("pg_service.conf", "[\(Self.service)]\nsslpassword=\($0)\n") }
     }
 
     deinit { cleanup() }
 
     public func cleanup() {
         if let passfile { unlink(passfile) }
+        if let serviceFile { unlink(serviceFile) }
         if let directory { rmdir(directory) }
+    }
+
+    /// The service file holding sslpassword for children, when there is one.
+    public let serviceFile: String?
+    /// Its one service, which children's connection strings name.
+    static let service = "pgsnap"
+
+    /// A child's connection string: the spec's (no password), plus the service that holds
+    /// sslpassword; when the connection names its own service, sslpassword as given.
+    public func childConninfo(_ spec: ConnectionSpec) -> String {
+        var s = spec.conninfo()
+        if serviceFile != nil {
+            s += " service=" + Self.service
+        } else if let ssl = spec.sslPassword {
+            s += " sslpassword='" + ssl.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+        }
+        return s
     }
 
     /// The child's environment: ours, without PGPASSWORD, with the passfile.
@@ -49,6 +77,7 @@ public final class Credentials {
         // Notification URLs carry tokens; no child needs them.
         for key in env.keys where NotifyTarget.isTargetVariable(key) { env[key] = nil }
         if let passfile { env["PGPASSFILE"] = passfile }
+        if let serviceFile { env["PGSERVICEFILE"] = serviceFile }
         return env
     }
 

@@ -10,12 +10,16 @@ public final class LibPQConnection {
     /// Connects with `conninfo` (no password inside) and the passfile, if any.
     ///
     /// - Throws: `PGSnapError` with libpq's first message line and a hint.
-    public init(conninfo: String, passfile: String?, database: String? = nil) throws {
+    public init(conninfo: String, passfile: String?, sslPassword: String? = nil, database: String? = nil) throws {
         var keys = ["dbname", "application_name", "connect_timeout"]
         var values = [conninfo, "pgsnap", "10"]
         if let passfile {
             keys.append("passfile")
             values.append(passfile)
+        }
+        if let sslPassword {
+            keys.append("sslpassword")
+            values.append(sslPassword)
         }
         if let database {
             // A second dbname overrides the one inside conninfo (expand_dbname applies to the first only).

@@ -224,4 +224,28 @@ final class SecretsTests: XCTestCase {
             XCTAssertFalse(all.contains(secret) || all.contains(token), "\(argv.prefix(2)) was given the S3 secret or token")
         }
     }
+
+    /// sslpassword (a client key's passphrase) is kept apart like the password: children get a
+    /// 0600 service file naming it, never argv or environ; guard's printed command leaves it out.
+    func testSSLPasswordReachesNoChildsArgvOrEnviron() throws {
+        let sslSecret = "k3y-pass-\(UUID().uuidString.prefix(8))"
+        let dir = try makeDir()
+        let (r, seen) = try runWatchingChildren(
+            ["backup", "-h", "127.0.0.1", "-p", Harness.tcpPort, "-U", Self.role, "-d", "dbname=\(database) sslpassword=\(sslSecret)"], dir: dir,
+            env: ["PGPASSWORD": Self.password])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(seen.sawDumpingPgDump, "never observed pg_dump running; children seen: \(seen.argvs)")
+        var serviceFiles = Set<String>()
+        for (argv, environment) in zip(seen.argvs, seen.environments) {
+            let all = (argv + environment).joined(separator: "\n")
+            XCTAssertFalse(all.contains(sslSecret), "\(argv.prefix(2)) was given sslpassword in argv or environ")
+            if argv.contains(where: { $0.hasPrefix("--snapshot") }) {
+                XCTAssertTrue(argv.contains { $0.contains("service=pgsnap") }, "\(argv)")
+                if let p = environment.first(where: { $0.hasPrefix("PGSERVICEFILE=") }) { serviceFiles.insert(String(p.dropFirst("PGSERVICEFILE=".count))) }
+            }
+        }
+        XCTAssertEqual(serviceFiles.count, 1, "the dumping pg_dump has no PGSERVICEFILE")
+        for p in serviceFiles { XCTAssertFalse(FileManager.default.fileExists(atPath: p), "service file \(p) left behind") }
+        XCTAssertFalse(r.stderr.contains(sslSecret) || r.stdout.contains(sslSecret), r.stderr)
+    }
 }

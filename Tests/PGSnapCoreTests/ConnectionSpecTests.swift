@@ -44,7 +44,9 @@ final class ConnectionSpecTests: XCTestCase {
         let spec = try ConnectionSpec(dbname: "host=db.example.com dbname='my app' password=s3cret sslpassword=k3ypass sslkey=/k",
                                       host: nil, port: "5433", username: nil, environment: [:])
         XCTAssertEqual(spec.printableConninfo, "host=db.example.com dbname='my app' sslkey=/k port=5433")
-        XCTAssertTrue(spec.conninfo().contains("sslpassword=k3ypass"), "the children still get it")
+        XCTAssertFalse(spec.conninfo().contains("k3ypass"), "kept apart, like the password")
+        XCTAssertEqual(spec.sslPassword, "k3ypass")
+        XCTAssertTrue(spec.redacted.contains("sslpassword=********") && !spec.redacted.contains("k3ypass"), spec.redacted)
     }
 
     func testURIErrorsAreUsageErrors() {

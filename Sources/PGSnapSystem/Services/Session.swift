@@ -39,7 +39,7 @@ public final class Session {
 
     public func connect(database: String? = nil) throws -> LibPQConnection {
         do {
-            return try LibPQConnection(conninfo: spec.conninfo(), passfile: credentials.passfile, database: database)
+            return try LibPQConnection(conninfo: spec.conninfo(), passfile: credentials.passfile, sslPassword: spec.sslPassword, database: database)
         } catch let e as PGSnapError {
             throw PGSnapError(e.status, redactSecrets(e.what, password: credentials.password ?? environment["PGPASSWORD"]), next: e.next)
         }
@@ -49,7 +49,7 @@ public final class Session {
     public func childConninfo(database: String) -> String {
         var s = spec
         s.set("dbname", database)
-        return s.conninfo()
+        return credentials.childConninfo(s)
     }
 
     /// The same connection, credentials and key, with another backup directory (a drill's private copy).
