@@ -246,4 +246,20 @@ final class RestoreTargetTests: XCTestCase {
                            "101\n", "the restoring role connects to what it restored")
         }
     }
+
+    /// CONNECT on `postgres` revoked from PUBLIC (a hardened server): a non-superuser restore
+    /// works from `template1`, as createdb does (it failed with "Grant CONNECT on that database").
+    func testWithoutConnectOnPostgresTheRestoreWorksFromTemplate1() throws {
+        let (db, owner, id, _) = try ownedDatabase()
+        try Harness.psql("postgres", "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
+        defer { _ = try? Harness.psql("postgres", "GRANT CONNECT ON DATABASE postgres TO PUBLIC") }
+        let copy = db + "_t1"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--target", copy])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM t"), "100")
+        let over = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--yes", "--drop-previous"])
+        XCTAssertEqual(over.status, 0, over.stderr)
+        XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t"), "100")
+    }
 }

@@ -102,7 +102,7 @@ public struct RestoreService {
         }
         // An encrypted snapshot: the identity opens it, before a scratch database is created.
         try phases.measure("integrity") { try session.proveIdentity(for: manifest, in: dir) }
-        let admin = try session.connect(database: maintenanceDatabase(excluding: target))
+        let admin = try connectMaintenance(excluding: target)
         if let refusal = admin.catalogue.refusalToRestore(snapshotServerVersion: manifest.serverVersion, snapshot: manifest.id) { throw refusal }
         try dropOrphanedScratchDatabases(admin)
         if selection != nil, try DatabaseFacts.exists(admin, database: target) {
@@ -158,7 +158,7 @@ public struct RestoreService {
         try session.proveIdentity(for: manifest, in: dir)
         let lock = try DirectoryLock(directory: dir, mode: .shared, command: "verify --restore-test", wait: nil)
         defer { withExtendedLifetime(lock) {} }
-        let admin = try session.connect(database: maintenanceDatabase(excluding: manifest.database))
+        let admin = try connectMaintenance(excluding: manifest.database)
         if let refusal = admin.catalogue.refusalToRestore(snapshotServerVersion: manifest.serverVersion, snapshot: manifest.id) { throw refusal }
         try dropOrphanedScratchDatabases(admin)
         let scratch = RestoreService.scratchName()
@@ -183,6 +183,18 @@ public struct RestoreService {
         updated.restoreTest = .init(at: session.now(), ok: result.ok, seconds: result.seconds ?? 0, detail: result.detail, rows: result.rows)
         try dir.writeAtomically(try updated.encoded(), to: manifest.id + SnapshotName.manifestSuffix)
         return result
+    }
+
+    /// The session that creates, renames and drops databases: on `postgres`, or on `template1`
+    /// when this role may not connect to `postgres` (a DBA revoked CONNECT from PUBLIC there).
+    func connectMaintenance(excluding target: String) throws -> LibPQConnection {
+        let first = maintenanceDatabase(excluding: target)
+        do {
+            return try session.connect(database: first)
+        } catch let e as PGSnapError where first == "postgres" && "\(e)".contains("permission denied for database") {
+            guard let fallback = try? session.connect(database: "template1") else { throw e }
+            return fallback
+        }
     }
 
     func maintenanceDatabase(excluding target: String) -> String {
