@@ -148,7 +148,7 @@ public struct CheckService {
             // What `restore latest` would take: the newest finished snapshot, good or not. A damaged
             // one there fails tonight's restore, however fresh the good one behind it.
             if let newest = entries.first(where: { $0.database == name && $0.isCommitted }), !newest.isGood {
-                report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": newest snapshot \(newest.id) is \(newest.status.rawValue.replacingOccurrences(of: "_", with: " "))\(newest.problem.map { " (\($0))" } ?? ""): 'restore latest' would refuse it; run 'pgsnap verify \(newest.id)' and take a new backup"))
+                report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": newest snapshot \(newest.id) is \(newest.status.rawValue.replacingOccurrences(of: "_", with: " "))\(newest.problem.map { " (\($0))" } ?? ""): 'restore latest' would refuse it; run 'pgsnap verify \(newest.id)\(location.hasPrefix("s3://") ? " --remote \(location)" : "")' and take a new backup"))
             }
             guard let newest = good.first, let m = newest.manifest else {
                 report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": no good snapshot in \(location)"))
