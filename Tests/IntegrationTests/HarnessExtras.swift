@@ -170,6 +170,22 @@ extension Harness {
 
 /// What /proc says about processes, for checking pgsnap's children without trusting pgsnap.
 enum Procfs {
+    /// Stops (SIGSTOP) the psql child of `pid` that loads a scratch database as soon as /proc
+    /// shows it, polling for up to two minutes; nil when pgsnap ended or none appeared. The load
+    /// is then held wherever it was, whatever the machine's speed.
+    static func stopLoadingPsql(of pid: Int32) -> Int32? {
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, entry(pid) != nil {
+            for child in children(of: pid) where executable(child)?.hasSuffix("/psql") == true {
+                guard let argv = cmdline(child), argv.contains(where: { $0.contains("pgsnap_scratch_") }) else { continue }
+                kill(child, SIGSTOP)
+                return child
+            }
+            usleep(500)
+        }
+        return nil
+    }
+
     struct Entry {
         var pid: Int32
         var ppid: Int32

@@ -26,16 +26,7 @@ final class InterruptedRestoreTestTests: XCTestCase {
         // No split load (the minimum raised): one psql loads the table. The test stops that psql (SIGSTOP) as soon as /proc
         // shows it, sends pgsnap SIGTERM, then lets psql go: the load is under way, whatever the speed.
         let r = try fixture.pgsnap(["verify", id, "--restore-test"], env: ["PGSNAP_PARALLEL_COPY_MIN_ROWS": "100000000"], whileRunning: { pid in
-            let deadline = Date().addingTimeInterval(120)
-            while Date() < deadline, held == nil, Procfs.entry(pid) != nil {
-                for child in Procfs.children(of: pid) where Procfs.executable(child)?.hasSuffix("/psql") == true {
-                    guard let argv = Procfs.cmdline(child), argv.contains(where: { $0.contains("pgsnap_scratch_") }) else { continue }
-                    kill(child, SIGSTOP)
-                    held = child
-                    break
-                }
-                if held == nil { usleep(500) }
-            }
+            held = Procfs.stopLoadingPsql(of: pid)
             kill(pid, SIGTERM)
             if let held { kill(held, SIGCONT) }
         })

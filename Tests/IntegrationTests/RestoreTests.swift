@@ -193,16 +193,7 @@ final class RestoreTests: XCTestCase {
         // pipe), kills pgsnap, and lets psql go on to the end of its input. No race with how fast
         // the restore is, and no nested process launch inside the poll.
         let killed = try fixture.pgsnap(["restore", "latest", "--yes", "--jobs", "1", "-d", db], whileRunning: { pid in
-            let deadline = Date().addingTimeInterval(120)
-            while Date() < deadline, held == nil, Procfs.entry(pid) != nil {
-                for child in Procfs.children(of: pid) where Procfs.executable(child)?.hasSuffix("/psql") == true {
-                    guard let argv = Procfs.cmdline(child), argv.contains(where: { $0.contains("pgsnap_scratch_") }) else { continue }
-                    kill(child, SIGSTOP)
-                    held = child
-                    break
-                }
-                if held == nil { usleep(500) }
-            }
+            held = Procfs.stopLoadingPsql(of: pid)
             kill(pid, SIGKILL)
             if let held {
                 // Wait until pgsnap is dead (a zombie or gone: its end of psql's stdin is closed).
