@@ -99,7 +99,8 @@ final class RestoreTargetTests: XCTestCase {
         fixture.track(database: copy)
         let r = try fixture.pgsnap(["restore", id, "-U", other, "-d", db, "--target", copy])
         Harness.assertOneErrorLine(r, status: 1, "owner the role may not act as")
-        XCTAssertTrue(r.stderr.contains("cannot create the scratch database for the restore:"), r.stderr)
+        // Refused before CREATE DATABASE now (a member without the owner's privileges, or none).
+        XCTAssertTrue(r.stderr.contains("belongs to \(try XCTUnwrap(try Harness.manifest(dir: fixture.dir, id: id)["database_properties"] as? [String: Any])["owner"] as? String ?? "?")"), r.stderr)
         XCTAssertTrue(r.stderr.contains("or with --no-owner"), r.stderr)
         XCTAssertFalse(r.stderr.contains("query failed"), r.stderr)
         XCTAssertFalse(try RestoreFixture.exists(copy))
@@ -261,5 +262,24 @@ final class RestoreTargetTests: XCTestCase {
         let over = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--yes", "--drop-previous"])
         XCTAssertEqual(over.status, 0, over.stderr)
         XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t"), "100")
+    }
+
+    /// A member of the owner role without its privileges (NOINHERIT; INHERIT FALSE on 16+) may
+    /// create the scratch database for that owner, then not comment on or drop it: refused before,
+    /// as the way out says. It left a scratch database that failed every other role's restores.
+    func testAMemberWithoutTheOwnersPrivilegesIsRefusedBeforeTheScratchDatabase() throws {
+        let (db, owner, id, _) = try ownedDatabase()
+        let member = fixture.role("tgt_member")
+        try Harness.psql("postgres", "CREATE ROLE \(member) LOGIN CREATEDB NOINHERIT; GRANT \(owner) TO \(member)")
+        let copy = db + "_mem"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "-U", member, "-d", db, "--target", copy])
+        Harness.assertOneErrorLine(r, status: 1, "a NOINHERIT member of the owner")
+        XCTAssertTrue(r.stderr.contains("belongs to \(owner), whose privileges this role does not have"), r.stderr)
+        XCTAssertFalse(try RestoreFixture.exists(copy))
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+        // The way out the line names: as the owner itself.
+        let asOwner = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--target", copy])
+        XCTAssertEqual(asOwner.status, 0, asOwner.stderr)
     }
 }

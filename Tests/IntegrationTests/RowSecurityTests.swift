@@ -56,6 +56,28 @@ final class RowSecurityTests: XCTestCase {
         }
     }
 
+    /// The common tenant policy reads a setting only the application sets: counting as the owner
+    /// errors ("unrecognized configuration parameter"), which failed the restore of a directory
+    /// snapshot (and marked it failed under verify --restore-test).
+    func testAPolicyThatErrorsForTheRestoringRoleDoesNotFailTheCount() throws {
+        let (db, owner) = try ownedDatabase()
+        try Harness.psql(db, """
+            SET ROLE \(owner);
+            DROP POLICY only_mine ON t;
+            CREATE POLICY by_setting ON t USING (tenant = current_setting('app.tenant'));
+            """)
+        let b = try fixture.pgsnap(["backup", "-d", db, "--format", "directory"])
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let id = b.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let copy = db + "_err"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--target", copy, "--jobs", "2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM t"), "1000")
+        let v = try fixture.pgsnap(["verify", id, "--restore-test", "-U", owner, "-d", db])
+        XCTAssertEqual(v.status, 0, v.stderr)
+    }
+
     /// Rows really missing from such a table still fail the restore: the second count is not a pass.
     func testRowsMissingFromAHiddenTableStillFailTheRestore() throws {
         let (db, owner) = try ownedDatabase()

@@ -158,15 +158,15 @@ public enum DatabaseFacts {
     /// The other sessions on `database` that this role may not end with pg_terminate_backend
     /// (PostgreSQL's rule): a superuser's, unless it is one; another role's, unless it has that
     /// role's privileges or pg_signal_backend's.
-    public static func sessionsBeyondReach(_ db: LibPQConnection, database: String) throws -> [String] {
+    public static func sessionsBeyondReach(_ db: LibPQConnection, database: String) throws -> [(text: String, superuser: Bool)] {
         try db.query("""
-            SELECT a.pid::text, coalesce(a.usename, '-') FROM pg_stat_activity a
+            SELECT a.pid::text, coalesce(a.usename, '-'), (SELECT rolsuper FROM pg_roles r WHERE r.oid = a.usesysid)::text FROM pg_stat_activity a
             WHERE a.datname = $1 AND a.pid <> pg_backend_pid() AND \(clientBackend) AND a.usesysid IS NOT NULL
               AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
               AND ((SELECT rolsuper FROM pg_roles r WHERE r.oid = a.usesysid)
                    OR NOT (pg_has_role(a.usesysid, 'USAGE') OR pg_has_role('pg_signal_backend', 'USAGE')))
             ORDER BY a.pid
-            """, [database]).map { "pid \($0[0] ?? "?") user=\($0[1] ?? "-")" }
+            """, [database]).map { ("pid \($0[0] ?? "?") user=\($0[1] ?? "-")", $0[2] == "true") }
     }
 
     /// Whether this role may rename `database` (its owner's privileges, or a superuser's): a
