@@ -40,6 +40,18 @@ public final class LibPQConnection {
         PQsetNoticeProcessor(c, { _, _ in }, nil)
         conn = c
         cancelSlot = PQgetCancel(c).flatMap(CancelRegistry.add)
+        // pgsnap's sessions wait while others work (the admin session through a whole load, the
+        // snapshot's holder through a whole dump): the server's idle and transaction timeouts
+        // (ALTER ROLE ... SET, PGOPTIONS) must not end them halfway, as they do not end pg_dump's.
+        try execute(Self.sessionTimeoutsOff(serverVersion: serverVersionNumber).map { "SET \($0.key) = \($0.value);" }.joined(separator: " "))
+    }
+
+    /// The timeouts that would end an idle pgsnap session, off (by server version).
+    static func sessionTimeoutsOff(serverVersion: Int) -> [(key: String, value: String)] {
+        var settings = [(key: "idle_in_transaction_session_timeout", value: "0")]
+        if serverVersion >= 140000 { settings.append((key: "idle_session_timeout", value: "0")) }
+        if serverVersion >= 170000 { settings.append((key: "transaction_timeout", value: "0")) }
+        return settings
     }
 
     deinit {

@@ -618,8 +618,9 @@ public struct RestoreService {
         return e
     }
 
+    /// - `idle_session_timeout=0`: psql waits, idle, while the COPY sessions load a big table.
     static func loadSettings(maintenanceWorkMem: String) -> [String: String] {
-        ["synchronous_commit": "off", "maintenance_work_mem": maintenanceWorkMem]
+        ["synchronous_commit": "off", "maintenance_work_mem": maintenanceWorkMem, "idle_session_timeout": "0"]
     }
 
     /// Settings, grants and connection limit that a plain dump leaves out.
