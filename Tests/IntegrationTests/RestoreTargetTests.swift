@@ -282,4 +282,21 @@ final class RestoreTargetTests: XCTestCase {
         let asOwner = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--target", copy])
         XCTAssertEqual(asOwner.status, 0, asOwner.stderr)
     }
+
+    /// A scratch database left by a restore on another host (a container's, a job runner's): whether
+    /// that run is alive cannot be told from here, so it is named with the way to drop it, and kept
+    /// (it used to pass unmentioned, a full copy of the data, for ever).
+    func testAScratchDatabaseOfAnotherHostIsNamedNotDropped() throws {
+        let (db, _, id, _) = try ownedDatabase()
+        let other = "pgsnap_scratch_0badcafe_4242_1700000000"
+        try Harness.psql("postgres", "CREATE DATABASE \(other)")
+        fixture.track(database: other)
+        let copy = db + "_oh"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--target", copy])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning: scratch database \(other) was left by a restore on another host"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("DROP DATABASE \"\(other)\" WITH (FORCE)"), r.stderr)
+        XCTAssertTrue(try RestoreFixture.exists(other))
+    }
 }

@@ -104,6 +104,10 @@ public struct RestoreService {
         try phases.measure("integrity") { try session.proveIdentity(for: manifest, in: dir) }
         let admin = try connectMaintenance(excluding: target)
         if let refusal = admin.catalogue.refusalToRestore(snapshotServerVersion: manifest.serverVersion, snapshot: manifest.id) { throw refusal }
+        if try admin.scalar("SELECT pg_is_in_recovery()::text") == "true" {
+            throw PGSnapError("the server is a standby (in recovery): it cannot take a restore",
+                              next: "Restore onto the primary (or promote this server first); nothing was changed")
+        }
         try dropOrphanedScratchDatabases(admin)
         if selection != nil, try DatabaseFacts.exists(admin, database: target) {
             throw PGSnapError.usage("restore --table writes a new database, and \"\(target)\" exists", next: "Choose a --target that does not exist; nothing was changed")
@@ -830,7 +834,14 @@ public struct RestoreService {
         for r in rows {
             guard let name = r[0] else { continue }
             let parts = name.dropFirst(RestoreService.scratchPrefix.count).split(separator: "_")
-            guard parts.count == 3, parts[0] == RestoreService.hostTag, let pid = Int32(parts[1]), pid != getpid() else { continue }
+            guard parts.count == 3, let pid = Int32(parts[1]), pid != getpid() || parts[0] != RestoreService.hostTag else { continue }
+            guard parts[0] == RestoreService.hostTag else {
+                // Another host's (a container, a job runner): whether its run is alive cannot be
+                // told from here, so it is named, not dropped.
+                let comment = (try? admin.scalar("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", [name])) ?? nil
+                session.reporter.warn("scratch database \(name) was left by a restore on another host (\(comment.map { oneLine($0) } ?? "no comment")); if no restore is running there, drop it: DROP DATABASE \"\(name)\" WITH (FORCE)")
+                continue
+            }
             if kill(pid, 0) != 0 && errno == ESRCH {
                 session.reporter.info("pgsnap: dropping scratch database \(name) left by an interrupted run (pid \(pid))")
                 do {
