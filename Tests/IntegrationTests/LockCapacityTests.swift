@@ -124,4 +124,28 @@ final class LockCapacityTests: XCTestCase {
         holders.forEach { $0.close() }
         try sql("postgres", "DROP DATABASE \(db) WITH (FORCE)")
     }
+
+    /// A directory restore with a big table needs about two connections a job: on this server
+    /// (max_connections 10) --jobs 8 failed with pg_restore's "could not write to the
+    /// communication channel". It now runs with the jobs that fit, and says so.
+    func testJobsAreCappedToTheServersFreeConnections() throws {
+        let db = "conns_" + UUID().uuidString.prefix(8).lowercased()
+        try sql("postgres", "CREATE DATABASE \(db)")
+        defer { _ = try? run("psql", ["-X", "-q", "-d", "postgres", "-c", "DROP DATABASE IF EXISTS \(db) WITH (FORCE)"]) }
+        try sql(db, "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 50000) g; ALTER TABLE big ADD PRIMARY KEY (id)")
+        for i in 0..<6 { try sql(db, "CREATE TABLE small\(i) AS SELECT generate_series(1, 10) AS id") }
+        let dir = try tempDir()
+        let b = try pgsnap(["backup", "-d", db, "--format", "directory", "--jobs", "2"], dir: dir)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let id = b.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let copy = db + "_copy"
+        defer { _ = try? run("psql", ["-X", "-q", "-d", "postgres", "-c", "DROP DATABASE IF EXISTS \(copy) WITH (FORCE)"]) }
+        var e = Self.serverEnv
+        e["PGSNAP_DIR"] = dir
+        e["PGSNAP_PARALLEL_COPY_MIN_BYTES"] = "0"
+        let r = try Harness.run(Harness.binary, ["restore", id, "--target", copy, "--jobs", "8"], env: e)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("job(s) instead of 8: the server has"), r.stderr)
+        XCTAssertEqual(try sql(copy, "SELECT count(*) FROM big"), "50000")
+    }
 }

@@ -117,15 +117,16 @@ public struct RestoreService {
         if targetExists {
             try confirmReplace(target: target, snapshot: manifest.id, admin: admin, options: options)
         }
+        let jobs = try jobsThatFit(options.jobs ?? Self.defaultJobs, format: manifest.format, admin: admin)
         let scratch = RestoreService.scratchName()
         var swapped = false
         defer {
             if !swapped { try? dropDatabase(scratch, admin: admin) }
         }
         let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin, noOwner: options.noOwner, decryption: decryption,
-                                      jobs: options.jobs, only: selection, phases: phases, maintenanceWorkMem: options.maintenanceWorkMem)
+                                      jobs: jobs, only: selection, phases: phases, maintenanceWorkMem: options.maintenanceWorkMem)
         if options.analyze {
-            _ = try phases.measure("statistics") { try analyze(scratch: scratch, jobs: options.jobs ?? Self.defaultJobs) }
+            _ = try phases.measure("statistics") { try analyze(scratch: scratch, jobs: jobs) }
         }
         try phases.measure("properties") { try applyDatabaseProperties(manifest, to: scratch, admin: admin, noOwner: options.noOwner) }
         if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; \(target) was not changed") }
@@ -193,6 +194,23 @@ public struct RestoreService {
         updated.restoreTest = .init(at: session.now(), ok: result.ok, seconds: result.seconds ?? 0, detail: result.detail, rows: result.rows)
         try dir.writeAtomically(try updated.encoded(), to: manifest.id + SnapshotName.manifestSuffix)
         return result
+    }
+
+    /// `jobs`, or fewer when the server has not the connections for them: a directory restore
+    /// with big tables runs `jobs` COPY sessions beside `pg_restore -j jobs` (and its leader),
+    /// a plain one psql beside `jobs` COPY sessions, plus pgsnap's own. pg_restore reports the
+    /// server's "too many clients" as a broken pipe between its workers, so it is avoided, said.
+    func jobsThatFit(_ jobs: Int, format: DumpFormat, admin: LibPQConnection) throws -> Int {
+        let free = Int(try admin.scalar("""
+            SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int
+                   - (SELECT count(*) FROM pg_stat_activity WHERE \(DatabaseFacts.clientBackend))
+            """) ?? "") ?? Int.max
+        let perJob = format == .directory ? 2 : 1, fixed = 3
+        guard jobs * perJob + fixed > free else { return jobs }
+        let fitting = max(1, (free - fixed) / perJob)
+        guard fitting < jobs else { return jobs }
+        session.reporter.info("pgsnap: \(fitting) job(s) instead of \(jobs): the server has \(max(0, free)) free connection(s) (max_connections)")
+        return fitting
     }
 
     /// The session that creates, renames and drops databases: on `postgres`, or on `template1`
