@@ -40,15 +40,18 @@ public enum SnapshotName {
         }
     }
 
-    /// `YYYYMMDDTHHMMSSZ`, optionally followed by `-n`.
-    static func isStamp(_ field: ArraySlice<UInt8>) -> Bool {
+    /// The time of an id's time field, `YYYYMMDDTHHMMSSZ` optionally followed by `-n`; nil for
+    /// any other field.
+    static func stampDate(_ field: ArraySlice<UInt8>) -> Date? {
         var end = field.endIndex
         if let dash = field.firstIndex(of: UInt8(ascii: "-")) {
-            guard Int(String(decoding: field[(dash + 1)...], as: UTF8.self)) != nil else { return false }
+            guard Int(String(decoding: field[(dash + 1)...], as: UTF8.self)) != nil else { return nil }
             end = dash
         }
-        return end - field.startIndex == 16 && parseTimestamp(Array(field[field.startIndex..<end])) != nil
+        return end - field.startIndex == 16 ? parseTimestamp(Array(field[field.startIndex..<end])) : nil
     }
+
+    static func isStamp(_ field: ArraySlice<UInt8>) -> Bool { stampDate(field) != nil }
 
     /// Whether more than one field of `id` reads as a snapshot time, so the listing alone cannot
     /// tell its database from its label (a database or label holding a time): its manifest can.
@@ -158,12 +161,7 @@ public enum SnapshotName {
             let field = b[(u + 1)..<fieldEnd]
             let labelStart = fieldEnd + 1
             fieldEnd = u
-            var stampEnd = field.endIndex
-            if let dash = field.firstIndex(of: UInt8(ascii: "-")) {
-                guard Int(String(decoding: field[(dash + 1)...], as: UTF8.self)) != nil else { continue }
-                stampEnd = dash
-            }
-            if stampEnd - field.startIndex == 16, let date = parseTimestamp(Array(field[field.startIndex..<stampEnd])) {
+            if let date = stampDate(field) {
                 return Parsed(id: id, encodedDatabase: String(decoding: b[0..<u], as: UTF8.self), date: date,
                               label: labelStart < b.count ? String(decoding: b[labelStart...], as: UTF8.self) : nil)
             }

@@ -52,7 +52,7 @@ final class CopySplitter {
             defer { condition.unlock() }
             while true {
                 if let failed = feeders.first(where: { $0.error != nil }) { return failed }
-                if let f = feeders.filter({ $0.queue.count < depth }).min(by: { $0.queue.count < $1.queue.count }) {
+                if let f = feeders.lazy.filter({ $0.queue.count < depth }).min(by: { $0.queue.count < $1.queue.count }) {
                     f.queue.append(bytes)
                     condition.broadcast()
                     return nil

@@ -389,16 +389,11 @@ public struct RestoreService {
     /// The roles an ACL names that this server lacks; under --no-owner not the snapshot's owner,
     /// whose part goes to the restoring role.
     func rolesMissing(fromACL acl: String, admin: LibPQConnection, except owner: String?) throws -> [String] {
-        var names: [String] = []
-        for r in try databaseACLItems(acl, admin: admin).flatMap(\.roles) where r != owner && !names.contains(r) { names.append(r) }
-        guard !names.isEmpty else { return [] }
-        let known = Set(try admin.query("SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])", [Self.textArray(names)]).compactMap { $0[0] })
-        return names.filter { !known.contains($0) }
-    }
-
-    /// A text[] literal of `values`.
-    static func textArray(_ values: [String]) -> String {
-        "{" + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
+        var missing: [String] = []
+        for r in try databaseACLItems(acl, admin: admin).flatMap(\.roles) where r != owner && !missing.contains(r) {
+            if try admin.scalar("SELECT 1 FROM pg_roles WHERE rolname = $1", [r]) != "1" { missing.append(r) }
+        }
+        return missing
     }
 
     /// Streams a plain dump through psql, checking its SHA-256 and trailer as it goes.
