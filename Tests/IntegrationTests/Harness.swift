@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 
 /// Runs the built `pgsnap` binary and PostgreSQL's own tools against the throwaway server that
@@ -56,16 +57,19 @@ enum Harness {
         p.standardError = err
         p.standardInput = stdin == nil ? FileHandle.nullDevice : inp
         try p.run()
-        var outData = Data(), errData = Data()
+        // Both pipes drained at once (a child filling one while we wait on the other would hang).
+        let collected = Mutex<(out: Data, err: Data)>((Data(), Data()))
         let group = DispatchGroup()
         group.enter()
         DispatchQueue.global().async {
-            outData = out.fileHandleForReading.readDataToEndOfFile()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            collected.withLock { $0.out = data }
             group.leave()
         }
         group.enter()
         DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
+            let data = err.fileHandleForReading.readDataToEndOfFile()
+            collected.withLock { $0.err = data }
             group.leave()
         }
         if let stdin {
@@ -75,6 +79,7 @@ enum Harness {
         whileRunning?(p.processIdentifier)
         p.waitUntilExit()
         group.wait()
+        let (outData, errData) = collected.withLock { $0 }
         return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self), pid: p.processIdentifier)
     }

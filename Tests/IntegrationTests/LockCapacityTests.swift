@@ -31,6 +31,7 @@ final class LockCapacityTests: XCTestCase {
         return try Harness.run(Harness.binary, args, env: e)
     }
 
+    @discardableResult
     func sql(_ db: String, _ text: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
         let r = try run("psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", text])
         XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)

@@ -23,7 +23,7 @@ final class NotifyReceiver {
     ///   - tls: certificate and key files for HTTPS.
     init(answers: [String] = ["200"], tls: (cert: String, key: String)? = nil) throws {
         log = NSTemporaryDirectory() + "pgsnap-notify-" + UUID().uuidString.prefix(8) + ".jsonl"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        guard FileManager.default.createFile(atPath: log, contents: nil) else { throw CocoaError(.fileWriteUnknown) }
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var args = ["python3", Harness.repo + "/scripts/notify-receiver.py", "--log", log, "--answers", answers.joined(separator: ",")]
         if let tls { args += ["--cert", tls.cert, "--key", tls.key] }

@@ -64,7 +64,7 @@ final class VerifyParityTests: XCTestCase {
         let (remote, prefix) = S3Harness.newRemote()
         for name in Harness.entries(dir) {
             var isDir: ObjCBool = false
-            FileManager.default.fileExists(atPath: dir + "/" + name, isDirectory: &isDir)
+            _ = FileManager.default.fileExists(atPath: dir + "/" + name, isDirectory: &isDir)
             let inner = isDir.boolValue ? Harness.entries(dir + "/" + name).map { name + "/" + $0 } : [name]
             for file in inner { _ = try S3Harness.boto(["upload", S3Harness.bucket, prefix + "/" + file, dir + "/" + file]) }
         }

@@ -30,8 +30,8 @@ enum CLI {
         p.environment = env
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("pgsnap-cli-\(UUID().uuidString).out")
         let err = FileManager.default.temporaryDirectory.appendingPathComponent("pgsnap-cli-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
+        guard FileManager.default.createFile(atPath: out.path, contents: nil),
+              FileManager.default.createFile(atPath: err.path, contents: nil) else { throw CocoaError(.fileWriteUnknown) }
         defer {
             try? FileManager.default.removeItem(at: out)
             try? FileManager.default.removeItem(at: err)

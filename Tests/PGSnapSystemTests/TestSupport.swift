@@ -17,7 +17,7 @@ func makeTemporaryDirectory(_ test: XCTestCase) throws -> String {
 /// Output goes to a file rather than a pipe, so a large output can never block the child.
 func runTool(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: Data) {
     let outPath = NSTemporaryDirectory() + "pgsnap-tool-" + UUID().uuidString
-    FileManager.default.createFile(atPath: outPath, contents: nil)
+    guard FileManager.default.createFile(atPath: outPath, contents: nil) else { throw CocoaError(.fileWriteUnknown) }
     defer { try? FileManager.default.removeItem(atPath: outPath) }
     let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
     let p = Process()

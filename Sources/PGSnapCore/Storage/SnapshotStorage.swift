@@ -177,21 +177,27 @@ public enum StorageListing {
 /// `transform` over `items` on `width` threads of their own, results in the items' order. For
 /// requests that wait on the network: `concurrentPerform` runs only as many at once as there
 /// are cores (two here), which leaves a bucket's round trips mostly idle.
+/// The results of a `ConcurrentMap`: each thread writes only its own indices, and all are
+/// written before any is read, so sharing the pointer between threads is safe.
+private struct ResultSlots<R>: @unchecked Sendable {
+    let base: UnsafeMutablePointer<R>
+}
+
 enum ConcurrentMap {
     static func run<T, R>(_ items: [T], width: Int, _ transform: @escaping (T) -> R) -> [R] {
         guard !items.isEmpty else { return [] }
         let workers = max(1, min(width, items.count))
-        let slots = UnsafeMutablePointer<R>.allocate(capacity: items.count)
+        let slots = ResultSlots(base: UnsafeMutablePointer<R>.allocate(capacity: items.count))
         defer {
-            slots.deinitialize(count: items.count)
-            slots.deallocate()
+            slots.base.deinitialize(count: items.count)
+            slots.base.deallocate()
         }
         let finished = DispatchSemaphore(value: 0)
         for worker in 0..<workers {
             Thread {
                 var i = worker
                 while i < items.count {
-                    (slots + i).initialize(to: transform(items[i]))
+                    (slots.base + i).initialize(to: transform(items[i]))
                     i += workers
                 }
                 finished.signal()
@@ -199,7 +205,7 @@ enum ConcurrentMap {
         }
         // Every thread has written its slots before they are read (and freed).
         for _ in 0..<workers { finished.wait() }
-        return Array(UnsafeBufferPointer(start: slots, count: items.count))
+        return Array(UnsafeBufferPointer(start: slots.base, count: items.count))
     }
 }
 

@@ -142,7 +142,7 @@ extension BackupService {
         guard rename(partial, dir.file(finalName)) == 0 else { throw SnapshotDirectory.ioError("rename \(partial)") }
         try dir.sync()
         let fsyncSeconds = seconds(since: fsyncStart)
-        try? c.db.query("COMMIT")
+        _ = try? c.db.query("COMMIT")
 
         let compressed = files.reduce(Int64(0)) { $0 + $1.bytes }
         var listing = SHA256Stream()

@@ -181,7 +181,7 @@ public struct BackupService {
                               next: "Run the backup again")
         }
         let fsyncSeconds = seconds(since: fsyncStart)
-        try? db.query("COMMIT")
+        _ = try? db.query("COMMIT")
 
         var manifest = Manifest(
             id: id, database: database, label: options.label, createdAt: started, durationSeconds: seconds(since: clock),

@@ -94,7 +94,7 @@ public enum DatabaseFacts {
             } catch {
                 let state = db.lastSQLState
                 let message = db.lastErrorMessage
-                try? db.query("ROLLBACK")
+                _ = try? db.query("ROLLBACK")
                 if state == dropped && attempt < 5 { continue }  // a table was dropped meanwhile: list again
                 if state == lockTimeout {
                     let limit = lockTimeoutMs.map(formatSeconds) ?? (try? db.scalar("SHOW lock_timeout")).flatMap { $0 } ?? "lock_timeout"

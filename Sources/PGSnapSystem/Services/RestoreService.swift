@@ -783,7 +783,7 @@ public struct RestoreService {
                 try admin.query("COMMIT")
                 return previous
             } catch {
-                try? admin.query("ROLLBACK")
+                _ = try? admin.query("ROLLBACK")
                 lastError = error
                 guard "\(error)".contains("being accessed by other users") else { break }
             }
