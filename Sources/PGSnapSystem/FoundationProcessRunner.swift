@@ -199,23 +199,8 @@ public final class ChildProcess {
         }.filter { !$0.isEmpty }
     }
 
-    /// The most telling line of stderr: the last ERROR/FATAL/error line, else the last line. Not
-    /// pg_restore's "a worker process died unexpectedly" when the worker said why before it.
-    public var lastErrorLine: String? {
-        let lines = stderrLines
-        let isError = { (line: String) in line.contains("ERROR") || line.contains("FATAL") || line.contains("error:") }
-        guard let i = lines.lastIndex(where: { isError($0) && !$0.contains("a worker process died unexpectedly") })
-                ?? lines.lastIndex(where: isError) else {
-            return lines.last
-        }
-        // "pg_dump: error: ... PQgetCopyData() failed." says little; the server's reason follows as a detail.
-        let marker = "detail: Error message from server: "
-        if i + 1 < lines.count, let r = lines[i + 1].range(of: marker) {
-            let what = lines[i].hasSuffix(".") ? String(lines[i].dropLast()) : lines[i]
-            return what + ": " + lines[i + 1][r.upperBound...]
-        }
-        return lines[i]
-    }
+    /// The most telling line of stderr (`ToolErrorLine`): the cause, else the last line.
+    public var lastErrorLine: String? { ToolErrorLine.pick(stderrLines) }
 
     /// Runs a command to completion and returns all of its stdout, or nil for it when it was
     /// longer than `limit` (the caller then refuses rather than work from a cut-off list).

@@ -305,6 +305,32 @@ final class VersionMatrixTests: CorpusTestCase {
         XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [])
     }
 
+    /// A backup pg_dump refuses (forced row-level security, dumped as the table's owner) names the
+    /// server's reason, not the statement: 14's pg_dump prints the statement at error level after
+    /// the reason, 15's and later as a detail. Nothing is kept.
+    func testRefusedBackupNamesTheReason() throws {
+        let db = try fixture.database("mxrls")
+        let role = "pgsnap_mx_rls_owner"
+        try Harness.psql("postgres", "DROP ROLE IF EXISTS \(role); CREATE ROLE \(role) LOGIN")
+        defer {
+            _ = try? Harness.psql(db, "DROP OWNED BY \(role)")
+            _ = try? Harness.psql("postgres", "DROP ROLE IF EXISTS \(role)")
+        }
+        try Harness.psql(db, """
+            CREATE TABLE rls (id int); INSERT INTO rls VALUES (1); ALTER TABLE rls OWNER TO \(role);
+            ALTER TABLE rls ENABLE ROW LEVEL SECURITY; ALTER TABLE rls FORCE ROW LEVEL SECURITY;
+            CREATE POLICY only_positive ON rls USING (id > 0)
+            """)
+        let kept = Harness.snapshotFiles(fixture.dir)
+        for format in ["plain", "directory"] {
+            let r = try fixture.pgsnap(["backup", "-d", db, "--format", format, "--quiet"], env: ["PGUSER": role])
+            Harness.assertOneErrorLine(r, status: 1, "\(format) backup refused by row-level security, PostgreSQL \(major)")
+            XCTAssertTrue(r.stderr.contains("query would be affected by row-level security policy for table \"rls\""), r.stderr)
+            XCTAssertFalse(r.stderr.contains("COPY public.rls"), "the statement instead of the reason: \(r.stderr)")
+        }
+        XCTAssertEqual(Harness.snapshotFiles(fixture.dir), kept)
+    }
+
     /// The tool search: the server's own tools from --pg-bindir (recorded in the manifest); a
     /// directory without them, or with an older major's, is refused naming both majors and what
     /// to install; without PATH, the Debian layout is found for 15 and refused as too old above it.

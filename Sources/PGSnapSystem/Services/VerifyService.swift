@@ -239,9 +239,9 @@ public struct DumpStream {
                     buffers[turn] = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk.count, alignment: 16)
                 }
                 buffers[turn].copyMemory(from: chunk)
-                let copy = UnsafeRawBufferPointer(rebasing: buffers[turn][0..<chunk.count])
+                let copy = HashedBytes(bytes: UnsafeRawBufferPointer(rebasing: buffers[turn][0..<chunk.count]))
                 turn ^= 1
-                hashQueue.async { hash.stream.update(copy) }
+                hashQueue.async { hash.stream.update(copy.bytes) }
                 out.compressedBytes += Int64(chunk.count)
                 progress(out.compressedBytes)
                 if inflating {
@@ -295,4 +295,10 @@ final class OpenFile {
 
 final class HashBox: @unchecked Sendable {
     var stream = SHA256Stream()
+}
+
+/// A chunk handed to the hashing queue: its buffer is not written again until the queue has
+/// hashed it (the next use of that buffer waits for the queue first), so sharing it is safe.
+private struct HashedBytes: @unchecked Sendable {
+    let bytes: UnsafeRawBufferPointer
 }
