@@ -182,7 +182,9 @@ public enum TableSelection {
                 return .failure(.usage("table name '\(oneLine(r, limit: 80))' is in several schemas (\(matches.map(\.qualified).joined(separator: ", ")))", next: "Qualify it with its schema"))
             }
             guard let t = matches.first else {
-                return .failure(PGSnapError("the snapshot has no table '\(oneLine(r, limit: 80))'", next: "Run 'pgsnap show ID' to see its tables; nothing was changed"))
+                // A partitioned table has no rows of its own (they are its partitions'): not listed.
+                return .failure(PGSnapError("the snapshot has no table '\(oneLine(r, limit: 80))' with rows of its own",
+                                            next: "Run 'pgsnap show ID' to see its tables; for a partitioned table name its partitions; nothing was changed"))
             }
             if !out.contains(t) { out.append(t) }
         }
@@ -198,12 +200,31 @@ public enum TableSelection {
     /// Kinds whose tag starts with the table's name: `<table> <column or object name>`.
     static let tableScopedKinds: Set<String> = ["DEFAULT", "CONSTRAINT", "CHECK CONSTRAINT", "TRIGGER", "POLICY", "ROW SECURITY", "RULE"]
 
-    /// The lines of a `pg_restore -L` use-list.
-    public static func useList(_ entries: [TOCEntry], tables: [Table]) -> [String] {
+    /// The lines of a `pg_restore -L` use-list. `dependencies` (`pg_restore --list --verbose`)
+    /// tell a table's own sequences (serial and identity: their SEQUENCE entry depends on the
+    /// TABLE entry) from free-standing ones: a table's go with it, and only with it (an identity
+    /// sequence is made by `ALTER TABLE`, which fails without its table).
+    public static func useList(_ entries: [TOCEntry], tables: [Table], dependencies: [Int: [Int]] = [:]) -> [String] {
         // A TABLE entry shares its oid (the table's) with its TABLE DATA entry.
         let dataIDs = Set(tables.map(\.dataDumpID))
         let oids = Set(entries.filter { $0.desc == "TABLE DATA" && dataIDs.contains($0.dumpID) }.map(\.oid))
+        let tableIDs = Set(entries.filter { $0.desc == "TABLE" }.map(\.dumpID))
+        let chosenTableIDs = Set(entries.filter { $0.desc == "TABLE" && oids.contains($0.oid) }.map(\.dumpID))
+        // Sequences by dump id: whether each goes, and whether it belongs to a chosen table.
+        var sequenceGoes: [Int: Bool] = [:], sequenceOwned: [Int: Bool] = [:]
+        for e in entries where e.desc == "SEQUENCE" {
+            let owners = (dependencies[e.dumpID] ?? []).filter { tableIDs.contains($0) }
+            sequenceGoes[e.dumpID] = owners.isEmpty || owners.contains { chosenTableIDs.contains($0) }
+            sequenceOwned[e.dumpID] = owners.contains { chosenTableIDs.contains($0) }
+        }
+        func ofSequence(_ e: TOCEntry) -> Int? { (dependencies[e.dumpID] ?? []).first { sequenceGoes[$0] != nil } }
         return entries.filter { e in
+            switch e.desc {
+            case "SEQUENCE": return sequenceGoes[e.dumpID] ?? true
+            case "SEQUENCE SET": return ofSequence(e).map { sequenceGoes[$0] ?? true } ?? true
+            case "SEQUENCE OWNED BY": return ofSequence(e).map { sequenceOwned[$0] ?? false } ?? false
+            default: break
+            }
             if supportingKinds.contains(e.desc) { return true }
             if e.desc == "TABLE" || e.desc == "TABLE DATA" { return oids.contains(e.oid) }
             for t in tables where e.rest.hasPrefix(t.schema + " ") {

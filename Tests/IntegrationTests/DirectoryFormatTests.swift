@@ -139,7 +139,10 @@ final class DirectoryFormatTests: CorpusTestCase {
 
         let target = "\(db)_orders"
         fixture.track(database: target)
-        try pgsnapStep(["restore", id, "--table", "public.orders", "--target", target, "-d", db])
+        let one = try pgsnapStep(["restore", id, "--table", "public.orders", "--target", target, "-d", db])
+        // Not a word about other tables' objects (identity sequences of other tables were made by
+        // an ALTER TABLE of a table that is not there, and reported as errors).
+        XCTAssertFalse(one.stderr.contains("pg_restore reported"), one.stderr)
         XCTAssertEqual(try Harness.psql(target, Self.ordersHash), ordersBefore, "the restored public.orders has other rows")
         XCTAssertEqual(try Harness.psql(target, """
             SELECT string_agg(conname || ':' || contype::text, ',' ORDER BY conname) FROM pg_constraint
@@ -167,7 +170,8 @@ final class DirectoryFormatTests: CorpusTestCase {
                    "public.events_2023_click", "public.customers"]
         let several = "\(db)_several"
         fixture.track(database: several)
-        try pgsnapStep(["restore", id, "--target", several, "-d", db] + odd.flatMap { ["--table", $0] })
+        let four = try pgsnapStep(["restore", id, "--target", several, "-d", db] + odd.flatMap { ["--table", $0] })
+        XCTAssertFalse(four.stderr.contains("pg_restore reported"), four.stderr)
         for t in odd {
             let rows = "SELECT count(*) || ' ' || md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM ONLY \(t) x"
             let want = try Harness.psql(db, rows)
@@ -213,7 +217,7 @@ final class DirectoryFormatTests: CorpusTestCase {
 
         let missing = try fixture.pgsnap(["restore", dirID, "--table", "public.nope", "--target", newName])
         Harness.assertOneErrorLine(missing, status: 1, "--table for a missing table")
-        XCTAssertTrue(missing.stderr.contains("the snapshot has no table 'public.nope'"), missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("the snapshot has no table 'public.nope' with rows of its own"), missing.stderr)
         try assertNothingCreated("--table for a missing table")
 
         let exists = try fixture.pgsnap(["restore", dirID, "--table", "public.t", "--target", existing])

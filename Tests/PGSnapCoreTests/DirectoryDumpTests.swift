@@ -87,6 +87,40 @@ final class DirectoryDumpTests: XCTestCase {
         XCTAssertTrue(kept.isDisjoint(with: [14, 17, 20, 21, 22, 23, 25, 28]))
     }
 
+    /// A table's own sequences (serial or identity) go with it and only with it; free-standing
+    /// ones always go. The list as `pg_restore --list --verbose` printed it for such a dump.
+    func testTableSelectionTakesOnlyTheChosenTablesOwnSequences() {
+        let text = """
+            218; 1259 91124 SEQUENCE public free_seq postgres
+            217; 1259 91118 TABLE public orders postgres
+            216; 1259 91117 SEQUENCE public orders_id_seq postgres
+            ;\tdepends on: 217
+            3361; 0 0 SEQUENCE OWNED BY public orders_id_seq postgres
+            ;\tdepends on: 216
+            215; 1259 91110 TABLE public products postgres
+            214; 1259 91109 SEQUENCE public products_id_seq postgres
+            ;\tdepends on: 215
+            3353; 0 91118 TABLE DATA public orders postgres
+            ;\tdepends on: 217
+            3351; 0 91110 TABLE DATA public products postgres
+            ;\tdepends on: 215
+            3362; 0 0 SEQUENCE SET public free_seq postgres
+            ;\tdepends on: 218
+            3363; 0 0 SEQUENCE SET public orders_id_seq postgres
+            ;\tdepends on: 216
+            3364; 0 0 SEQUENCE SET public products_id_seq postgres
+            ;\tdepends on: 214
+            """
+        let entries = TOCEntry.parseList(text), dependencies = DirectoryLoadPlan.dependencies(inVerboseList: text)
+        func kept(_ table: TableSelection.Table) -> Set<Int> {
+            Set(TableSelection.useList(entries, tables: [table], dependencies: dependencies).compactMap { TOCEntry.parse($0)?.dumpID })
+        }
+        let orders = TableSelection.Table(schema: "public", name: "orders", qualified: "public.orders", dataDumpID: 3353)
+        let products = TableSelection.Table(schema: "public", name: "products", qualified: "public.products", dataDumpID: 3351)
+        XCTAssertEqual(kept(orders), [218, 217, 216, 3361, 3353, 3362, 3363], "not products' identity sequence or its value")
+        XCTAssertEqual(kept(products), [218, 215, 214, 3351, 3362, 3364], "not orders' serial sequence, its owner or its value")
+    }
+
     func testRequestedTablesResolveAgainstTheManifest() throws {
         let files = [
             StoredFile(name: "3.dat.gz", bytes: 1, sha256: hex, table: "app.orders", rows: 2),

@@ -53,7 +53,9 @@ extension RestoreService {
         if let only {
             // Objects the chosen tables do not need may fail (a function returning another table's
             // rows): pg_restore goes on, and the chosen tables' row counts decide.
-            let lines = TableSelection.useList(try DirectoryTOC.list(path, serverMajor: serverMajor, session: session), tables: only)
+            let toc = try DirectoryTOC.text(path, arguments: ["--verbose"], serverMajor: serverMajor, session: session)
+            let lines = TableSelection.useList(TOCEntry.parseList(toc), tables: only,
+                                               dependencies: DirectoryLoadPlan.dependencies(inVerboseList: toc))
             let name = ".pgsnap-use-list-\(getpid())"
             try dir.writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: name)
             useList = dir.file(name)
