@@ -103,4 +103,30 @@ public struct ServerCatalogue: Equatable, Sendable {
             "snapshot \(snapshot) was taken on PostgreSQL \(from) and this server is PostgreSQL \(major): a dump cannot be restored onto an older major",
             next: "Restore it onto a PostgreSQL \(from) or newer server; nothing was changed")
     }
+
+    // MARK: - Plain dumps' \restrict lines
+
+    /// The first minor of each major whose pg_dump writes `\restrict KEY` / `\unrestrict KEY`
+    /// around a plain dump and whose psql reads them (CVE-2025-8714, the August 2025 releases);
+    /// every 18 does. Older majors never got them.
+    static let restrictSince: [Int: Int] = [13: 22, 14: 19, 15: 14, 16: 10, 17: 6]
+
+    /// Whether tools of `version` ("15.20", "16.2 (Debian ...)", "18beta1") know `\restrict`:
+    /// pg_dump writes it, psql reads it. nil when the version is unreadable.
+    public static func knowsRestrict(_ version: String) -> Bool? {
+        guard let major = major(of: version) else { return nil }
+        if major >= 18 { return true }
+        guard let since = restrictSince[major] else { return false }
+        let rest = version.drop { $0 == " " }.drop { $0.isASCII && $0.isNumber }
+        guard rest.first == "." else { return false }  // "17beta1": before any minor release
+        let minor = rest.dropFirst().prefix { $0.isASCII && $0.isNumber }
+        return Int(minor).map { $0 >= since }
+    }
+
+    /// Whether a plain dump written by pg_dump `dumpVersion` stops psql `psqlVersion` at its first
+    /// line: the dump has `\restrict` and this psql predates it. False when either is unreadable
+    /// (the restore then says so if psql does stop).
+    public static func psqlCannotRead(dumpVersion: String, psqlVersion: String) -> Bool {
+        knowsRestrict(dumpVersion) == true && knowsRestrict(psqlVersion) == false
+    }
 }

@@ -1,10 +1,11 @@
 import Foundation
+import PGSnapCore
 import XCTest
 
 /// The 3 a.m. case after a major upgrade: a snapshot taken on the older major restores onto the
 /// newer server exactly; a newer snapshot is refused by an older server before anything is made.
 ///
-/// Needs a second, older server: `scripts/test-matrix` starts one beside the 17 leg (16) and the
+/// Needs a second, older server: `scripts/test-matrix` starts one beside the 16 leg (14), the 17 leg (16) and the
 /// 18 leg (15) and names it in PGSNAP_TEST_OLD_*; the suite on 15 alone does not run this class.
 final class VersionUpgradeTests: XCTestCase {
     var fixture: RestoreFixture!
@@ -109,6 +110,37 @@ final class VersionUpgradeTests: XCTestCase {
         XCTAssertEqual(restored.filter { $0.hasPrefix("public.") }, originalRows, "rows on \(newMajor) differ from the original on \(oldMajor)")
         XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM pg_statistic s JOIN pg_class c ON c.oid = s.starelid WHERE c.relname = 'things'") == "0",
                        false, "the restored table has no planner statistics")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
+    /// The old server backed up by the newest pg_dump that reads it (Debian's 15.20 where the old
+    /// major is 15 or older: it writes `\restrict` lines), restored with this leg's psql: exactly,
+    /// when this psql reads such dumps (17.10, 18.6); refused in one line before any database is
+    /// made when it predates them (16.2, the 14 -> 16 leg).
+    func testPsqlThatCannotReadTheDumpIsRefusedBeforeAnythingIsCreated() throws {
+        let db = try oldDatabase()
+        let debian = "/usr/lib/postgresql/15/bin"
+        var env = old
+        env["PGSNAP_PG_BINDIR"] = oldMajor <= 15 ? debian : oldBin
+        let backup = try fixture.pgsnap(["backup", "-d", db], env: env)
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let id = Harness.snapshotID(backup)
+        let dumpVersion = try XCTUnwrap(try Harness.manifest(dir: fixture.dir, id: id)["pg_dump_version"] as? String)
+        let psql = try Harness.run(Harness.pgbin + "/psql", ["--version"])
+        let psqlVersion = String(psql.stdout.split(whereSeparator: \.isWhitespace).first { $0.first?.isNumber == true } ?? "")
+        let copy = db + "_psql"
+        fixture.track(database: copy)
+        let r = try fixture.pgsnap(["restore", id, "--target", copy])
+        if ServerCatalogue.psqlCannotRead(dumpVersion: dumpVersion, psqlVersion: psqlVersion) {
+            Harness.assertOneErrorLine(r, status: 1, "pg_dump \(dumpVersion), psql \(psqlVersion)")
+            XCTAssertTrue(r.stderr.contains("psql \(psqlVersion) at ") && r.stderr.contains("cannot read \(id)"), r.stderr)
+            XCTAssertTrue(r.stderr.contains("nothing was changed"), r.stderr)
+            XCTAssertFalse(try RestoreFixture.exists(copy))
+        } else {
+            XCTAssertEqual(r.status, 0, "pg_dump \(dumpVersion), psql \(psqlVersion): \(r.stderr)")
+            XCTAssertEqual(try fingerprint(copy, env: [:]).filter { $0.hasPrefix("public.") },
+                           try fingerprint(db, env: old).filter { $0.hasPrefix("public.") })
+        }
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
     }
 

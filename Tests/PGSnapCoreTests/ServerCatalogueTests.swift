@@ -107,3 +107,23 @@ final class LoadSettingsTests: XCTestCase {
         XCTAssertNotNil(LoadSettings.maintenanceWorkMemKB(LoadSettings.defaultMaintenanceWorkMem))
     }
 }
+
+/// Which plain dumps carry `\restrict` and which psql reads them (CVE-2025-8714's releases).
+final class RestrictLinesTests: XCTestCase {
+    func testWhichVersionsKnowRestrict() {
+        let cases: [(String, Bool?)] = [
+            ("15.20 (Debian 15.20-0+deb12u1)", true), ("15.14", true), ("15.13", false), ("16.2", false), ("16.10", true),
+            ("17.5", false), ("17.6", true), ("17.10", true), ("18.0", true), ("14.1", false), ("14.19", true),
+            ("13.22", true), ("12.22", false), ("17beta2", false), ("", nil), ("unknown", nil),
+        ]
+        for (version, expected) in cases { XCTAssertEqual(ServerCatalogue.knowsRestrict(version), expected, version) }
+    }
+
+    func testAnOlderPsqlCannotReadANewerDump() {
+        XCTAssertTrue(ServerCatalogue.psqlCannotRead(dumpVersion: "15.20", psqlVersion: "16.2"))
+        XCTAssertTrue(ServerCatalogue.psqlCannotRead(dumpVersion: "18.6", psqlVersion: "14.1"))
+        XCTAssertFalse(ServerCatalogue.psqlCannotRead(dumpVersion: "16.2", psqlVersion: "14.1"), "no \\restrict in the dump")
+        XCTAssertFalse(ServerCatalogue.psqlCannotRead(dumpVersion: "15.20", psqlVersion: "17.10"))
+        XCTAssertFalse(ServerCatalogue.psqlCannotRead(dumpVersion: "15.20", psqlVersion: "weird"), "unreadable: let psql say")
+    }
+}

@@ -291,6 +291,7 @@ public struct RestoreService {
               decryption: AgeDecryption? = nil, jobs: Int? = nil, only: [TableSelection.Table]? = nil,
               phases: PhaseTimes = PhaseTimes(), maintenanceWorkMem: String = LoadSettings.defaultMaintenanceWorkMem) throws -> (Int, Int64) {
         let environment = Self.loadEnvironment(session.childEnvironment, maintenanceWorkMem: maintenanceWorkMem)
+        if m.format != .directory { try refuseUnreadablePlainDump(m, serverMajor: admin.serverMajor) }
         try phases.measure("create_scratch") { try createScratch(m, dir: dir, scratch: scratch, admin: admin, noOwner: noOwner) }
         if m.format == .directory {
             let copied = try loadDirectory(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, jobs: jobs, only: only, decryption: decryption,
@@ -537,6 +538,15 @@ public struct RestoreService {
         guard jobs >= 2 else { return [] }
         let minimum = environment["PGSNAP_PARALLEL_COPY_MIN_ROWS"].flatMap(Int64.init).map { max(0, $0) } ?? 100_000
         return Set(m.tableRows.filter { $0.value >= minimum && $0.value > 0 }.keys)
+    }
+
+    /// A plain dump with `\restrict` lines and a psql that stops at the first: refused before the
+    /// scratch database exists (a 14 -> 16 upgrade with 16.2's psql and a dump of pg_dump 15.20).
+    func refuseUnreadablePlainDump(_ m: Manifest, serverMajor: Int?) throws {
+        let psql = try session.tools.locate("psql", serverMajor: serverMajor)
+        guard ServerCatalogue.psqlCannotRead(dumpVersion: m.pgDumpVersion, psqlVersion: psql.version) else { return }
+        throw PGSnapError("psql \(psql.version) at \(psql.path) cannot read \(m.id): its pg_dump \(m.pgDumpVersion) wrote \\restrict lines, which psql reads from 13.22, 14.19, 15.14, 16.10, 17.6 and 18 on",
+                          next: "Install a current psql for PostgreSQL \(psql.major) or pass --pg-bindir with one, and restore again; nothing was changed")
     }
 
     /// What to do after psql or pg_restore failed with `line`: the target is untouched either way.
