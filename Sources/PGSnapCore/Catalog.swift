@@ -202,7 +202,8 @@ public struct SnapshotSelector: Equatable, Sendable {
     }
 
     /// The error for a selected snapshot that failed `check`: names it, and for `latest`, a label or
-    /// `--before` also the next older good snapshot with the command that restores it on purpose.
+    /// `--before` also the next older complete snapshot (manifest and size as listed: reading its
+    /// checksum here could take minutes) with the command that restores it on purpose.
     ///
     /// - Parameter command: the restore command line for a snapshot id.
     public func refusal(_ entry: CatalogEntry, check: String, detail: String, among entries: [CatalogEntry],
@@ -217,7 +218,8 @@ public struct SnapshotSelector: Equatable, Sendable {
         default: newest = "the newest snapshot\(scope)"
         }
         let older = inScope(Catalog.sorted(entries)).drop { $0.id != entry.id }.dropFirst().first(where: \.isGood)
-        let next = older.map { "Nothing was changed and no older snapshot was used in its place. To restore the next older one, \($0.id), on purpose: \(command($0.id))" }
+        // Named by its listing (manifest and size): its checksum is read when it is restored, first.
+        let next = older.map { "Nothing was changed and no older snapshot was used in its place. To restore the next older complete one, \($0.id) (its checksum is checked before anything is changed), on purpose: \(command($0.id))" }
             ?? "Nothing was changed; there is no older good snapshot to fall back to ('pgsnap list')"
         return PGSnapError.verification("\(newest) is damaged: \(what)", next: next)
     }

@@ -224,7 +224,8 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(e1.status, .verificationFailed)
         XCTAssertEqual(e1.description, """
             the newest snapshot for database "app" is damaged: snapshot \(ids["app2"]!) failed the size check (file is 1 bytes, manifest says 1000). \
-            Nothing was changed and no older snapshot was used in its place. To restore the next older one, \(ids["app1"]!), on purpose: \
+            Nothing was changed and no older snapshot was used in its place. To restore the next older complete one, \(ids["app1"]!) \
+            (its checksum is checked before anything is changed), on purpose: \
             pgsnap restore \(ids["app1"]!) -d app
             """)
         // A label's fallback is the next older snapshot with the same label.

@@ -41,43 +41,12 @@ struct ParallelTableLoad {
     ///   --load-via-partition-root: the root routes the rows, and another table may get them).
     func load(path: String, dumpID: Int, dataFile: String, table: String, dir: SnapshotDirectory,
               shouldStop: () throws -> Void = {}) throws -> Int64? {
-        let listName = ".pgsnap-use-list-\(getpid())-\(dumpID)"
-        try dir.writeAtomically(Data("\(dumpID);\n".utf8), to: listName)
-        let useList = dir.file(listName)
-        defer { unlink(useList) }
-        let reader = try ChildProcess(ExternalCommand(
-            name: "pg_restore", executable: pgRestore,
-            arguments: ["--file=-", "--section=data", "--use-list=\(useList)", path], environment: environment),
-            stdin: .null, stdout: .pipe, stderr: .pipe)
+        // The rows come from the data file itself, inflated with ISA-L (a third of the CPU of
+        // pg_restore's zlib, on cores the server's parsing needs); pg_restore gives the statement.
+        let start = try Self.copyStart(path: path, dumpID: dumpID, table: table, dir: dir, pgRestore: pgRestore, environment: environment,
+                                       session: session)
+        guard start.statement.hasPrefix("COPY \(table) ") else { return nil }
         var ok = false
-        defer { if !ok { _ = reader.terminate(grace: 2) } }
-        // pg_restore's output is a plain script like pg_dump's: the router finds the dump's SET
-        // header and the COPY statement, exactly as for a plain restore; pg_restore is stopped
-        // there. The rows come from the data file itself, inflated with ISA-L (a third of the
-        // CPU of pg_restore's zlib, on cores the server's parsing needs).
-        var router = CopyRouter { _ in true }
-        var start: (statement: String, header: String)?
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
-        defer { buffer.deallocate() }
-        while start == nil {
-            let n = read(reader.stdoutFD, buffer.baseAddress, buffer.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            try router.consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) { event in
-                if case .startRows(_, let statement, let header) = event, start == nil { start = (statement, header) }
-            }
-        }
-        guard let start else {
-            let status = reader.wait()
-            throw PGSnapError("pg_restore did not deliver the COPY statement of \(table) (\(status))\(reader.lastErrorLine.map { ": " + session.redact(oneLine($0)) } ?? "")",
-                              next: "The target was not changed; run 'pgsnap verify' on the snapshot")
-        }
-        _ = reader.terminate(grace: 2)
-        if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; the target was not changed") }
-        guard start.statement.hasPrefix("COPY \(table) ") else {
-            ok = true
-            return nil
-        }
         let splitter = try CopySplitter(session: session, database: scratch, jobs: jobs, table: table, header: start.header,
                                         statement: start.statement, settings: settings)
         // The scratch database is dropped on failure: stopping the sessions is enough.
@@ -104,5 +73,43 @@ struct ParallelTableLoad {
         let stored = try splitter.finish()
         ok = true
         return stored
+    }
+
+    /// The dump's SET header and COPY statement of one TABLE DATA entry, as `pg_restore -f -`
+    /// prints them (a plain script like pg_dump's: `CopyRouter` finds them as in a plain
+    /// restore); pg_restore is stopped there, before the rows.
+    static func copyStart(path: String, dumpID: Int, table: String, dir: SnapshotDirectory, pgRestore: String,
+                          environment: [String: String], session: Session) throws -> (statement: String, header: String) {
+        let listName = ".pgsnap-use-list-\(getpid())-\(dumpID)"
+        try dir.writeAtomically(Data("\(dumpID);\n".utf8), to: listName)
+        let useList = dir.file(listName)
+        defer { unlink(useList) }
+        let reader = try ChildProcess(ExternalCommand(
+            name: "pg_restore", executable: pgRestore,
+            arguments: ["--file=-", "--section=data", "--use-list=\(useList)", path], environment: environment),
+            stdin: .null, stdout: .pipe, stderr: .pipe)
+        var ok = false
+        defer { if !ok { _ = reader.terminate(grace: 2) } }
+        var router = CopyRouter { _ in true }
+        var start: (statement: String, header: String)?
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+        defer { buffer.deallocate() }
+        while start == nil {
+            let n = read(reader.stdoutFD, buffer.baseAddress, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            try router.consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) { event in
+                if case .startRows(_, let statement, let header) = event, start == nil { start = (statement, header) }
+            }
+        }
+        guard let start else {
+            let status = reader.wait()
+            throw PGSnapError("pg_restore did not deliver the COPY statement of \(table) (\(status))\(reader.lastErrorLine.map { ": " + session.redact(oneLine($0)) } ?? "")",
+                              next: "The target was not changed; run 'pgsnap verify' on the snapshot")
+        }
+        _ = reader.terminate(grace: 2)
+        ok = true
+        if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; the target was not changed") }
+        return start
     }
 }

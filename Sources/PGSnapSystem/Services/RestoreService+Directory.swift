@@ -51,6 +51,17 @@ extension RestoreService {
         var useList: String?
         defer { if let useList { unlink(useList) } }
         if let only {
+            // A partition whose rows pg_dump wrote through its root (--load-via-partition-root, and
+            // always for hash partitions of an enum) cannot be loaded without the whole tree.
+            for t in only {
+                let statement = try ParallelTableLoad.copyStart(path: path, dumpID: t.dataDumpID, table: t.qualified, dir: dir, pgRestore: tool.path,
+                                                                environment: environment, session: session).statement
+                guard statement.hasPrefix("COPY \(t.qualified) ") else {
+                    let root = statement.dropFirst("COPY ".count).prefix { $0 != " " }
+                    throw PGSnapError("\(t.qualified)'s rows are stored through its partitioned table \(root) (pg_dump --load-via-partition-root), which restore --table cannot load on their own",
+                                      next: "Restore the whole snapshot to a new database (pgsnap restore \(m.id) --target NEW_NAME) and copy the rows from there; the target was not changed")
+                }
+            }
             // Objects the chosen tables do not need may fail (a function returning another table's
             // rows): pg_restore goes on, and the chosen tables' row counts decide.
             let toc = try DirectoryTOC.text(path, arguments: ["--verbose"], serverMajor: serverMajor, session: session)
