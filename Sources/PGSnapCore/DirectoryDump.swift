@@ -202,29 +202,14 @@ public enum TableSelection {
 
     /// The lines of a `pg_restore -L` use-list. `dependencies` (`pg_restore --list --verbose`)
     /// tell a table's own sequences (serial and identity: their SEQUENCE entry depends on the
-    /// TABLE entry) from free-standing ones: a table's go with it, and only with it (an identity
-    /// sequence is made by `ALTER TABLE`, which fails without its table).
+    /// TABLE entry) from free-standing ones: a table's go with it, not with other tables (an
+    /// identity sequence is made by `ALTER TABLE`, which fails without its table), except a serial
+    /// one a chosen table's column default uses (its `CREATE SEQUENCE` stands alone).
     public static func useList(_ entries: [TOCEntry], tables: [Table], dependencies: [Int: [Int]] = [:]) -> [String] {
         // A TABLE entry shares its oid (the table's) with its TABLE DATA entry.
         let dataIDs = Set(tables.map(\.dataDumpID))
         let oids = Set(entries.filter { $0.desc == "TABLE DATA" && dataIDs.contains($0.dumpID) }.map(\.oid))
-        let tableIDs = Set(entries.filter { $0.desc == "TABLE" }.map(\.dumpID))
-        let chosenTableIDs = Set(entries.filter { $0.desc == "TABLE" && oids.contains($0.oid) }.map(\.dumpID))
-        // Sequences by dump id: whether each goes, and whether it belongs to a chosen table.
-        var sequenceGoes: [Int: Bool] = [:], sequenceOwned: [Int: Bool] = [:]
-        for e in entries where e.desc == "SEQUENCE" {
-            let owners = (dependencies[e.dumpID] ?? []).filter { tableIDs.contains($0) }
-            sequenceGoes[e.dumpID] = owners.isEmpty || owners.contains { chosenTableIDs.contains($0) }
-            sequenceOwned[e.dumpID] = owners.contains { chosenTableIDs.contains($0) }
-        }
-        func ofSequence(_ e: TOCEntry) -> Int? { (dependencies[e.dumpID] ?? []).first { sequenceGoes[$0] != nil } }
-        return entries.filter { e in
-            switch e.desc {
-            case "SEQUENCE": return sequenceGoes[e.dumpID] ?? true
-            case "SEQUENCE SET": return ofSequence(e).map { sequenceGoes[$0] ?? true } ?? true
-            case "SEQUENCE OWNED BY": return ofSequence(e).map { sequenceOwned[$0] ?? false } ?? false
-            default: break
-            }
+        func isChosenOrItsOwn(_ e: TOCEntry) -> Bool {
             if supportingKinds.contains(e.desc) { return true }
             if e.desc == "TABLE" || e.desc == "TABLE DATA" { return oids.contains(e.oid) }
             for t in tables where e.rest.hasPrefix(t.schema + " ") {
@@ -235,6 +220,29 @@ public enum TableSelection {
                 }
             }
             return false
+        }
+        let tableIDs = Set(entries.filter { $0.desc == "TABLE" }.map(\.dumpID))
+        let chosenTableIDs = Set(entries.filter { $0.desc == "TABLE" && oids.contains($0.oid) }.map(\.dumpID))
+        let sequenceIDs = Set(entries.filter { $0.desc == "SEQUENCE" }.map(\.dumpID))
+        func sequence(of e: TOCEntry) -> Int? { (dependencies[e.dumpID] ?? []).first { sequenceIDs.contains($0) } }
+        // Serial sequences have an OWNED BY entry; identity sequences have none.
+        let serial = Set(entries.filter { $0.desc == "SEQUENCE OWNED BY" }.compactMap { sequence(of: $0) })
+        // Sequences a chosen table or one of its defaults names (nextval in a column default).
+        let used = Set(entries.filter { ($0.desc == "TABLE" || $0.desc == "DEFAULT") && isChosenOrItsOwn($0) }
+            .flatMap { dependencies[$0.dumpID] ?? [] }.filter { sequenceIDs.contains($0) })
+        var goes: [Int: Bool] = [:], owned: [Int: Bool] = [:]
+        for id in sequenceIDs {
+            let owners = (dependencies[id] ?? []).filter { tableIDs.contains($0) }
+            owned[id] = owners.contains { chosenTableIDs.contains($0) }
+            goes[id] = owners.isEmpty || owned[id]! || (used.contains(id) && serial.contains(id))
+        }
+        return entries.filter { e in
+            switch e.desc {
+            case "SEQUENCE": return goes[e.dumpID] ?? true
+            case "SEQUENCE SET": return sequence(of: e).map { goes[$0] ?? true } ?? true
+            case "SEQUENCE OWNED BY": return sequence(of: e).map { owned[$0] ?? false } ?? false
+            default: return isChosenOrItsOwn(e)
+            }
         }.map(\.line)
     }
 }

@@ -196,6 +196,10 @@ final class DirectoryFormatTests: CorpusTestCase {
             CREATE TABLE mood_hash0 PARTITION OF mood_hash FOR VALUES WITH (modulus 2, remainder 0);
             CREATE TABLE mood_hash1 PARTITION OF mood_hash FOR VALUES WITH (modulus 2, remainder 1);
             INSERT INTO mood_hash SELECT (ARRAY['sad', 'ok', 'happy']::mood[])[1 + g % 3], g FROM generate_series(1, 30) g;
+            CREATE TABLE lender (id serial PRIMARY KEY, v text);
+            INSERT INTO lender (v) SELECT 'l' || g FROM generate_series(1, 7) g;
+            CREATE TABLE borrower (id int NOT NULL DEFAULT nextval('lender_id_seq'), v text);
+            INSERT INTO borrower (v) VALUES ('b');
             """)
         let plain = try fixture.backup(db)
         let dirID = try directoryBackup(db)
@@ -249,6 +253,16 @@ final class DirectoryFormatTests: CorpusTestCase {
         // The same snapshot restores a table fine, unqualified when the name is unique.
         try pgsnapStep(["restore", dirID, "--table", "t", "--target", newName])
         XCTAssertEqual(try Harness.psql(newName, "SELECT count(*) FROM public.t"), "50")
+
+        // A table whose default draws from another table's serial sequence: that sequence comes
+        // along, at its value, without its owner; nothing is reported about the table left out.
+        let borrowed = "\(db)_borrower"
+        fixture.track(database: borrowed)
+        let b = try pgsnapStep(["restore", dirID, "--table", "public.borrower", "--target", borrowed])
+        XCTAssertFalse(b.stderr.contains("pg_restore reported"), b.stderr)
+        XCTAssertEqual(try Harness.psql(borrowed, "SELECT to_regclass('public.lender') IS NULL"), "t")
+        XCTAssertEqual(try Harness.psql(borrowed, "INSERT INTO borrower (v) VALUES ('new') RETURNING id"),
+                       try Harness.psql(db, "INSERT INTO borrower (v) VALUES ('new') RETURNING id"))
     }
 
     // MARK: - 3. Damage inside a directory snapshot

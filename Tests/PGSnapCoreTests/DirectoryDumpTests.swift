@@ -87,8 +87,9 @@ final class DirectoryDumpTests: XCTestCase {
         XCTAssertTrue(kept.isDisjoint(with: [14, 17, 20, 21, 22, 23, 25, 28]))
     }
 
-    /// A table's own sequences (serial or identity) go with it and only with it; free-standing
-    /// ones always go. The list as `pg_restore --list --verbose` printed it for such a dump.
+    /// A table's own sequences (serial or identity) go with it and not with other tables, unless a
+    /// chosen table's default uses a serial one; free-standing ones always go. The list as
+    /// `pg_restore --list --verbose` printed it for such a dump.
     func testTableSelectionTakesOnlyTheChosenTablesOwnSequences() {
         let text = """
             218; 1259 91124 SEQUENCE public free_seq postgres
@@ -110,6 +111,10 @@ final class DirectoryDumpTests: XCTestCase {
             ;\tdepends on: 216
             3364; 0 0 SEQUENCE SET public products_id_seq postgres
             ;\tdepends on: 214
+            219; 1259 91125 TABLE public b postgres
+            ;\tdepends on: 216
+            3355; 0 91125 TABLE DATA public b postgres
+            ;\tdepends on: 219
             """
         let entries = TOCEntry.parseList(text), dependencies = DirectoryLoadPlan.dependencies(inVerboseList: text)
         func kept(_ table: TableSelection.Table) -> Set<Int> {
@@ -119,6 +124,10 @@ final class DirectoryDumpTests: XCTestCase {
         let products = TableSelection.Table(schema: "public", name: "products", qualified: "public.products", dataDumpID: 3351)
         XCTAssertEqual(kept(orders), [218, 217, 216, 3361, 3353, 3362, 3363], "not products' identity sequence or its value")
         XCTAssertEqual(kept(products), [218, 215, 214, 3351, 3362, 3364], "not orders' serial sequence, its owner or its value")
+        // b's column default is nextval('orders_id_seq'): that serial sequence and its value come
+        // along (CREATE SEQUENCE stands alone), not its OWNED BY orders.id.
+        let b = TableSelection.Table(schema: "public", name: "b", qualified: "public.b", dataDumpID: 3355)
+        XCTAssertEqual(kept(b), [218, 216, 219, 3355, 3362, 3363])
     }
 
     func testRequestedTablesResolveAgainstTheManifest() throws {
