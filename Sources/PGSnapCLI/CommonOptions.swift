@@ -85,6 +85,9 @@ func parseSelector(_ text: String?, label: String?, before: String?, database: S
     }
     let t = text ?? "latest"
     if t == "latest" { return SnapshotSelector(kind: .latest, database: database, before: beforeDate) }
+    // An id names one snapshot; --before chooses among them: silently ignoring it could restore
+    // a snapshot taken after the time the user meant.
+    if beforeDate != nil { throw ValidationError("give either a snapshot ID or --before (with 'latest' or --label), not both") }
     do { try SnapshotName.validateID(t) } catch let e as PGSnapError { throw ValidationError(e.description) }
     return SnapshotSelector(kind: .id(t), database: database, before: beforeDate)
 }

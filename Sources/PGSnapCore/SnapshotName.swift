@@ -134,7 +134,10 @@ public enum SnapshotName {
         guard !id.isEmpty, id.utf8.count <= 512, !id.contains("/"), id != ".", id != "..",
               id.unicodeScalars.allSatisfy({ isPlain($0) || $0 == "%" }), id.first != "-"
         else {
-            throw PGSnapError.usage("invalid snapshot id '\(oneLine(id, limit: 80))'", next: "Run 'pgsnap list' to see the ids")
+            // oneLine trims: say so when the spaces are what is wrong, or the id would look valid.
+            let spaced = id.first?.isWhitespace == true || id.last?.isWhitespace == true
+            throw PGSnapError.usage("invalid snapshot id '\(oneLine(id, limit: 80))'\(spaced ? " (with spaces around it)" : "")",
+                                    next: "Run 'pgsnap list' to see the ids")
         }
     }
 

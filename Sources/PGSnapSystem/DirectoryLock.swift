@@ -25,8 +25,11 @@ public final class DirectoryLock {
             if SignalTrap.received != nil || Date() >= deadline {
                 let holder = DirectoryLock.describeHolder(fd)
                 close(fd)
+                // preflight, verify --restore-test and drill only look: they have no --wait.
+                let waits = !["preflight", "verify --restore-test", "drill"].contains(command)
                 throw PGSnapError(.locked, "another pgsnap run holds the lock on \(directory.path)\(holder)",
-                                  next: wait == nil ? "Try again later or pass --wait 10m" : "It did not finish in time; try again later")
+                                  next: wait != nil ? "It did not finish in time; try again later"
+                                      : waits ? "Try again later or pass --wait 10m" : "Try again when it has finished")
             }
             usleep(useconds_t(delay * 1_000_000))
             delay = min(delay * 2, 0.5)

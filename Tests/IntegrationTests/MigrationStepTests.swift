@@ -314,6 +314,71 @@ final class MigrationStepTests: XCTestCase {
         XCTAssertEqual(Harness.snapshotFiles(fixture.dir), [], "a mistyped command must not cost a backup")
     }
 
+    /// A command guard could start only to fail (a directory, a script whose #! interpreter is
+    /// missing) is refused like a missing one: before the backup, exit 1, nothing run.
+    func testGuardRefusesAnUnrunnableCommandBeforeTheBackup() throws {
+        let db = try demoDatabase()
+        let scripts = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: scripts) }
+        let badShebang = scripts + "/migrate-bad-shebang"
+        try Data("#!/nonexistent/interpreter\nexit 0\n".utf8).write(to: URL(fileURLWithPath: badShebang))
+        XCTAssertEqual(chmod(badShebang, 0o755), 0)
+        for (command, message) in [(scripts, "is not an executable file"),
+                                   (badShebang, "names /nonexistent/interpreter in its #! line, which is not an executable file")] {
+            let r = try fixture.pgsnap(["guard", "-d", db, "--auto-restore", "--", command, "up"])
+            Harness.assertOneErrorLine(r, status: 1, command)
+            XCTAssertTrue(r.stderr.contains(message) && r.stderr.contains("othing was run"), r.stderr)
+        }
+        XCTAssertEqual(Harness.snapshotFiles(fixture.dir), [], "an unrunnable command must not cost a backup")
+    }
+
+    /// Another run holding the lock is guard's exit 3 (the deploy script's "another pgsnap run
+    /// holds the lock; nothing was run"), with advice guard can follow (it has no --wait).
+    func testGuardExitsThreeWhileAnotherRunHoldsTheLock() throws {
+        let db = try demoDatabase()
+        let fd = open(fixture.dir + "/.pgsnap.lock", O_RDWR | O_CREAT, 0o600)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        XCTAssertEqual(flock(fd, LOCK_EX), 0)
+        let r = try fixture.pgsnap(["guard", "-d", db, "--quiet", "--"] + psqlCommand(db, "CREATE TABLE guard_marker(x int)"))
+        Harness.assertOneErrorLine(r, status: 3, "guard with the lock held")
+        XCTAssertTrue(r.stderr.contains("another pgsnap run holds the lock") && r.stderr.contains("nothing was run"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("--wait"), "guard has no --wait: \(r.stderr)")
+        XCTAssertEqual(try regclass(db, "public.guard_marker"), "")
+        XCTAssertEqual(Harness.snapshotFiles(fixture.dir), [])
+    }
+
+    /// Ctrl-C while the migration runs reaches the command (as SIGTERM); guard's status then says
+    /// what became of the database: 0 when the command finished its migration anyway, 5 (never an
+    /// automatic restore: the user asked pgsnap to stop) when it gave up. Never 130, which the
+    /// deploy script reads as "nothing ran".
+    func testGuardSignalledWhileTheCommandRunsReportsTheDatabasesState() throws {
+        let scripts = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: scripts) }
+        for finishes in [true, false] {
+            let db = try demoDatabase()
+            let started = scripts + "/started-\(finishes)"
+            let onTerm = finishes ? "\(psqlPath) -X -q -d \(db) -c 'UPDATE schema_migrations SET version = 45'; exit 0" : "exit 1"
+            let script = scripts + "/migrate-\(finishes)"
+            try Data("#!/bin/bash\ntrap \"\(onTerm)\" TERM\ntouch \(started)\nsleep 600 & wait $!\n".utf8).write(to: URL(fileURLWithPath: script))
+            XCTAssertEqual(chmod(script, 0o755), 0)
+            let r = try fixture.pgsnap(["guard", "-d", db, "--auto-restore", "--", script], whileRunning: { pid in
+                XCTAssertTrue(Harness.poll(timeout: 120) { FileManager.default.fileExists(atPath: started) }, "the command never started")
+                kill(pid, SIGINT)
+            })
+            if finishes {
+                XCTAssertEqual(r.status, 0, r.stderr)
+                XCTAssertTrue(r.stderr.contains("migration succeeded: 44 -> 45"), r.stderr)
+                XCTAssertEqual(try Harness.psql(db, "SELECT version || ' ' || dirty FROM schema_migrations"), "45 false")
+            } else {
+                XCTAssertEqual(r.status, 5, r.stderr)
+                XCTAssertTrue(r.stderr.contains("was interrupted (signal 2)") && r.stderr.contains("no automatic restore"), r.stderr)
+                XCTAssertTrue(r.stderr.contains("pgsnap restore "), r.stderr)
+                XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [], "restored although interrupted")
+            }
+        }
+    }
+
     // MARK: - diff
 
     func testDiffCountsAddedDroppedAndChangedTablesAndTheMigration() throws {

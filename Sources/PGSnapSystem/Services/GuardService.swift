@@ -24,6 +24,11 @@ public struct GuardService {
         let pre = try PreflightService(session: session).run(preflight)
         let failed = pre.checks.filter { !$0.ok }
         for c in pre.checks { session.reporter.info("preflight \(c.ok ? "ok  " : "FAIL") \(c.name): \(c.value)\(c.detail.map { " (\($0))" } ?? "")") }
+        // The lock is the deploy script's exit 3 ("another run holds it"), not a failed check.
+        if let lock = failed.first(where: { $0.name == "lock" }) {
+            throw PGSnapError(.locked, "preflight: \(lock.detail ?? lock.value); nothing was run",
+                              next: "Run guard again when that run has finished")
+        }
         guard failed.isEmpty, let database = pre.database else {
             throw PGSnapError.verification("preflight failed: " + failed.map { "\($0.name): \($0.detail ?? $0.value)" }.joined(separator: "; "),
                                            next: "Nothing was run")
@@ -43,22 +48,45 @@ public struct GuardService {
         }
         session.reporter.info("pgsnap: snapshot \(manifest.id) taken and verified; running: \(command.map(shellQuote).joined(separator: " "))")
 
-        let status = try runCommand(executable, command)
-        let after = try? DatabaseFacts.migrationState(try session.connect(database: database))
+        let status: Termination
+        do {
+            status = try runCommand(executable, command)
+        } catch {
+            throw PGSnapError("cannot start \(command[0]): \((error as? PGSnapError)?.what ?? "\(error)"); the database was not changed",
+                              next: "Fix the command (its #! line, its permissions) and run guard again; snapshot \(manifest.id) is kept")
+        }
+        // Once the command has run, the exit status says what became of the database, also after
+        // Ctrl-C (which reached the command): 0, 4 or 5, not 130. A signal only rules out the
+        // automatic restore (the user asked pgsnap to stop); a second one interrupts what is left.
+        let interrupted = SignalTrap.received
+        SignalTrap.reset()
+        let after: Manifest.MigrationState?
+        let hint = restoreHint(manifest.id)
         var result = GuardResult(snapshot: manifest.id, commandStatus: "\(status)", migrationBefore: manifest.migration,
-                                 migrationAfter: after ?? nil, restored: false)
-        let dirtyAfter = (after ?? nil)?.dirty == true
+                                 migrationAfter: nil, restored: false)
+        do {
+            after = try DatabaseFacts.migrationState(try session.connect(database: database))
+        } catch {
+            // Unknown is not "not dirty": a migration that marked itself dirty and lost the
+            // server would otherwise pass. Not restored either: the command may have succeeded.
+            result.restoreCommand = hint
+            throw PGSnapError(.migrationFailedNotRestored,
+                              "the command \(status.succeeded ? "succeeded" : "failed (\(status))") but schema_migrations could not be read afterwards (\((error as? PGSnapError)?.what ?? "\(error)")); the database was NOT restored",
+                              next: "Check the migration's state; to roll back run: \(hint)")
+        }
+        result.migrationAfter = after
+        let dirtyAfter = after?.dirty == true
         if status.succeeded && !dirtyAfter {
             var updated = manifest
-            updated.migrationAfter = after ?? nil
+            updated.migrationAfter = after
             try dir.writeAtomically(try updated.encoded(), to: manifest.id + SnapshotName.manifestSuffix)
             return result
         }
-        let why = status.succeeded ? "left schema_migrations dirty at \((after ?? nil)?.version ?? 0)" : "failed (\(status))"
-        let hint = restoreHint(manifest.id)
-        guard autoRestore else {
+        let why = (interrupted.map { "was interrupted (signal \($0)) and " } ?? "")
+            + (status.succeeded ? "left schema_migrations dirty at \(after?.version ?? 0)" : "failed (\(status))")
+        guard autoRestore, interrupted == nil else {
             result.restoreCommand = hint
-            throw PGSnapError(.migrationFailedNotRestored, "the command \(why); the database was NOT restored",
+            throw PGSnapError(.migrationFailedNotRestored, "the command \(why); the database was NOT restored\(autoRestore ? " (interrupted: no automatic restore)" : "")",
                               next: "To roll back run: \(hint)")
         }
         session.reporter.info("pgsnap: the command \(why); restoring \(manifest.id)")
@@ -87,13 +115,35 @@ public struct GuardService {
 
     func resolve(_ name: String) throws -> String {
         if name.contains("/") {
-            guard access(name, X_OK) == 0 else { throw PGSnapError("command \(name) is not executable", next: "Nothing was run") }
+            guard Self.isExecutableFile(name) else { throw PGSnapError("command \(name) is not an executable file", next: "Nothing was run") }
+            try checkInterpreter(name)
             return name
         }
-        for dir in (session.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") where access("\(dir)/\(name)", X_OK) == 0 {
+        for dir in (session.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") where Self.isExecutableFile("\(dir)/\(name)") {
+            try checkInterpreter("\(dir)/\(name)")
             return "\(dir)/\(name)"
         }
         throw PGSnapError("command \(name) not found in PATH", next: "Nothing was run")
+    }
+
+    static func isExecutableFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && access(path, X_OK) == 0
+    }
+
+    /// A script whose `#!` names a missing interpreter would fail only after the backup.
+    func checkInterpreter(_ path: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }
+        defer { try? handle.close() }
+        let head = (try? handle.read(upToCount: 256)) ?? Data()
+        guard head.starts(with: Array("#!".utf8)) else { return }
+        let line = String(decoding: head.dropFirst(2).prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+        guard let interpreter = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first.map(String.init), !interpreter.isEmpty else {
+            throw PGSnapError("command \(path) has an empty #! line", next: "Fix its #! line; nothing was run")
+        }
+        guard Self.isExecutableFile(interpreter) else {
+            throw PGSnapError("command \(path) names \(interpreter) in its #! line, which is not an executable file", next: "Fix its #! line; nothing was run")
+        }
     }
 }
 
