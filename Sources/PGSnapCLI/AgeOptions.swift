@@ -16,28 +16,36 @@ struct EncryptionOptions: ParsableArguments {
 
     /// The recipients, each once, in the order given; empty: not encrypted.
     ///
-    /// - Throws: a usage error for a malformed key or an unreadable file.
+    /// - Throws: a usage error for a malformed `--encrypt-to` key (the command line); exit 1 for
+    ///   what the machine holds (a recipients file missing, unreadable, empty or malformed, or
+    ///   PGSNAP_AGE_RECIPIENTS): called inside the run, so the nightly job's notification says so.
     func recipients(_ env: [String: String]) throws -> [AgeRecipient] {
         var all: [AgeRecipient] = []
+        /// A problem with the machine's configuration: a failed run, not a usage error.
+        func configured<T>(_ body: () throws -> T) throws -> T {
+            do { return try body() } catch let e as PGSnapError where e.status == .usage { throw PGSnapError(e.what, next: e.next) }
+        }
         if encryptTo.isEmpty && encryptToFiles.isEmpty, let list = env["PGSNAP_AGE_RECIPIENTS"], !list.isEmpty {
-            all = try AgeRecipient.parseList(list, source: "PGSNAP_AGE_RECIPIENTS")
-            if all.isEmpty { throw PGSnapError.usage("PGSNAP_AGE_RECIPIENTS holds no recipient", next: "Unset it, or give age1... public keys") }
+            all = try configured { try AgeRecipient.parseList(list, source: "PGSNAP_AGE_RECIPIENTS") }
+            if all.isEmpty { throw PGSnapError("PGSNAP_AGE_RECIPIENTS holds no recipient", next: "Unset it, or give age1... public keys; nothing was backed up") }
         }
         all += try encryptTo.map(AgeRecipient.parse)
         for file in encryptToFiles {
             guard let data = FileManager.default.contents(atPath: file) else {
-                throw PGSnapError.usage("cannot read recipients file \(file)", next: "Check --encrypt-to-file")
+                throw PGSnapError("cannot read recipients file \(file)", next: "Check --encrypt-to-file; nothing was backed up")
             }
-            let found = try AgeRecipient.parseFile(String(decoding: data, as: UTF8.self), source: file)
-            if found.isEmpty { throw PGSnapError.usage("recipients file \(file) holds no recipient", next: "Add age1... public keys, one per line") }
+            let found = try configured { try AgeRecipient.parseFile(String(decoding: data, as: UTF8.self), source: file) }
+            if found.isEmpty { throw PGSnapError("recipients file \(file) holds no recipient", next: "Add age1... public keys, one per line; nothing was backed up") }
             all += found
         }
         var seen = Set<AgeRecipient>()
         return all.filter { seen.insert($0).inserted }
     }
 
+    /// The command line only: a malformed key is a usage error before anything runs.
     func validate() throws {
-        do { _ = try recipients(ProcessInfo.processInfo.environment) } catch let e as PGSnapError { throw ValidationError(e.description) }
+        do { _ = try encryptTo.map(AgeRecipient.parse) } catch let e as PGSnapError { throw ValidationError(e.description) }
+        if encryptToFiles.contains(where: { $0.isEmpty || $0.contains("\0") }) { throw ValidationError("--encrypt-to-file must be a file path") }
     }
 }
 

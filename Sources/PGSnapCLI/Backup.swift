@@ -65,7 +65,8 @@ struct Backup: ParsableCommand {
     }
 
     func run() throws {
-        try notify.around("backup", database: allDatabases ? nil : connection.dbname) { try backup($0) }
+        // A whole-server run names no database (not even PGDATABASE from an env file).
+        try notify.around("backup", database: allDatabases ? nil : connection.dbname, wholeDirectory: allDatabases) { try backup($0) }
     }
 
     func backup(_ report: NotifyReport) throws {

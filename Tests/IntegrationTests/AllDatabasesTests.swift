@@ -123,8 +123,17 @@ final class AllDatabasesTests: XCTestCase {
             XCTAssertEqual(v.status, 0, "verify \(id): \(v.stderr)")
         }
 
-        let j = try Harness.pgsnap(["backup", "--all-databases", "--json"], dir: dir, env: asRole)
+        // The run's notification names no database, though PGDATABASE (an env file's) names one.
+        let rx = try NotifyReceiver()
+        defer { rx.stop() }
+        var withEnvFile = asRole
+        withEnvFile["PGDATABASE"] = a
+        let j = try Harness.pgsnap(["backup", "--all-databases", "--json", "--notify", "json+\(rx.base)/hook"], dir: dir, env: withEnvFile)
         XCTAssertEqual(j.status, 1, j.stderr)
+        let doc = try XCTUnwrap(rx.requests.compactMap(\.json).last, "no notification")
+        XCTAssertEqual(doc["event"] as? String, "backup.failure")
+        XCTAssertEqual(doc["exit_code"] as? Int, 1)
+        XCTAssertTrue(doc["database"] is NSNull, "\(doc)")
         let entries = outcomes(j)
         XCTAssertEqual(j.status, expectedWorst(entries), "exit status is the worst entry's: \(j.stdout)")
         for db in [a, b] {

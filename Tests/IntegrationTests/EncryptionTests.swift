@@ -452,18 +452,28 @@ final class EncryptionTests: XCTestCase {
 
     // MARK: Bad input and a missing tool
 
-    func testBadRecipientsAreUsageErrorsBeforeAnythingIsWritten() throws {
+    /// A malformed key on the command line is a usage error (64); what the machine holds (the
+    /// recipients variable, a recipients file) is a failed run (1), which a nightly job's
+    /// notification reports. Either way before anything is written.
+    func testBadRecipientsAreRefusedBeforeAnythingIsWritten() throws {
         let key = try makeKey("ops")
         let db = try makeDatabase("rcp", rows: 10)
         let dir = fixture.dir + "/never-created"
         let typo = String(key.recipient.dropLast()) + (key.recipient.last == "q" ? "p" : "q")
-        for (args, env, what) in [(["--encrypt-to", typo], [String: String?](), "not a valid age public key"),
-                                  (["--encrypt-to", "ssh-ed25519 AAAAnotakey"], [:], "not a valid ssh-ed25519"),
-                                  (["--encrypt-to", key.secret], [:], "not a recipient"),
-                                  ([], ["PGSNAP_AGE_RECIPIENTS": "\(key.recipient),age1nope"], "PGSNAP_AGE_RECIPIENTS"),
-                                  (["--encrypt-to-file", keyDir + "/missing.txt"], [:], "cannot read recipients file")] {
+        let empty = keyDir + "/only-comments.txt"
+        try "# nobody yet\n".write(toFile: empty, atomically: true, encoding: .utf8)
+        let cases: [([String], [String: String?], String, Int32)] = [
+            (["--encrypt-to", typo], [:], "not a valid age public key", 64),
+            (["--encrypt-to", "ssh-ed25519 AAAAnotakey"], [:], "not a valid ssh-ed25519", 64),
+            (["--encrypt-to", key.secret], [:], "not a recipient", 64),
+            ([], ["PGSNAP_AGE_RECIPIENTS": "\(key.recipient),age1nope"], "PGSNAP_AGE_RECIPIENTS", 1),
+            (["--encrypt-to-file", keyDir + "/missing.txt"], [:], "cannot read recipients file", 1),
+            (["--encrypt-to-file", keyDir], [:], "cannot read recipients file", 1),
+            (["--encrypt-to-file", empty], [:], "holds no recipient", 1),
+        ]
+        for (args, env, what, status) in cases {
             let r = try Harness.pgsnap(["backup", "-d", db] + args, dir: dir, env: env)
-            Harness.assertOneErrorLine(r, status: 64, what)
+            Harness.assertOneErrorLine(r, status: status, what)
             XCTAssertTrue(r.stderr.contains(what), "\(what): \(r.stderr)")
             XCTAssertFalse(r.stderr.contains(key.secret), "a secret key echoed back: \(r.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir), "\(what): the backup directory was created")

@@ -114,6 +114,21 @@ final class NotifyTests: XCTestCase {
         XCTAssertEqual(Harness.snapshotFiles(dir), [])
     }
 
+    /// A recipients file gone from the machine fails the run like anything else at night: exit 1
+    /// and a failure notification, not a usage error before the notifications are set up.
+    func testAMissingRecipientsFileIsAFailureThatIsReported() throws {
+        let rx = try receiver()
+        let dir = try makeDir()
+        let r = try Harness.pgsnap(["backup", "-d", database, "--encrypt-to-file", dir + "/gone.txt", "--notify", "json+\(rx.base)/hook/\(Self.token)"],
+                                   dir: dir)
+        Harness.assertOneErrorLine(r, status: 1, "a missing recipients file")
+        let doc = try XCTUnwrap(rx.requests.compactMap(\.json).last, "no notification")
+        XCTAssertEqual(doc["event"] as? String, "backup.failure")
+        XCTAssertEqual(doc["exit_code"] as? Int, 1)
+        XCTAssertTrue((doc["error"] as? String)?.contains("cannot read recipients file") ?? false, "\(doc)")
+        XCTAssertEqual(Harness.snapshotFiles(dir), [])
+    }
+
     func testRetriesAfterA500() throws {
         let rx = try receiver(["500", "500", "200"])
         let r = try Harness.pgsnap(["backup", "-d", database, "--notify", "json+\(rx.base)/hook/\(Self.token)"], dir: try makeDir())
