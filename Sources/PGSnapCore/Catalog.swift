@@ -111,6 +111,10 @@ public enum Catalog {
                 out.append(entry(.dumpWithoutManifest, nil, "no manifest: the backup did not finish"))
             } else if !partials.isEmpty {
                 out.append(entry(.partial, nil, "partial file: a backup is running or was interrupted"))
+            } else if names.contains(id + SnapshotName.globalsSuffix) || names.contains(id + SnapshotName.encryptedGlobalsSuffix) {
+                // Written just before the manifest: a backup killed between the two leaves it
+                // (role password hashes), which must be listed and pruned like any leftover.
+                out.append(entry(.partial, nil, "roles file without its snapshot: a backup is running or was interrupted"))
             }
         }
         return sorted(out)

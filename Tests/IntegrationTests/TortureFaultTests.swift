@@ -347,7 +347,8 @@ final class TortureFaultTests: XCTestCase {
     // MARK: 4. full disk
 
     /// Fault: the backup directory lives on a tmpfs of half the expected compressed size (at least
-    /// 1 MB); then on one with room for the dump but not for the manifest.
+    /// 1 MB); then on one with room for the dump and its roles file (`--globals`) but not for the
+    /// manifest.
     /// Expected: exit 1, "No space left on device" on stderr, no partial, dump or manifest left
     /// (the space is free again), and the older small snapshot still verifies.
     func testDiskFull() throws {
@@ -360,9 +361,10 @@ final class TortureFaultTests: XCTestCase {
 
         // The size to expect, measured on an ordinary disk.
         let measureDir = try makeDir()
-        let measure = try Harness.pgsnap(["backup", "-d", big] + Self.backupArgs, dir: measureDir)
+        let measure = try Harness.pgsnap(["backup", "-d", big, "--globals"] + Self.backupArgs, dir: measureDir)
         XCTAssertEqual(measure.status, 0, measure.stderr)
         let expected = try Harness.fileSize(Harness.dumpPath(dir: measureDir, id: Harness.snapshotID(measure)))
+        let roles = try Harness.fileSize(measureDir + "/" + Harness.snapshotID(measure) + ".globals.sql")
 
         let mountPoint = try makeDir()
         let tmpfsKB = max(1024, expected / 2 / 1024)
@@ -395,7 +397,7 @@ final class TortureFaultTests: XCTestCase {
         let grow = try Harness.run("/bin/mount", ["-o", "remount,size=\(expected / 1024 + 4096)k", mountPoint])
         XCTAssertEqual(grow.status, 0, "remount tmpfs: \(grow.stderr)")
         let page: Int64 = 4096
-        let dumpPages = (expected + page - 1) / page
+        let dumpPages = (expected + page - 1) / page + (roles + page - 1) / page
         // The dump's size varies by a few bytes between runs (pg_dump's random \restrict key); try a few times
         // until the manifest is what does not fit.
         var manifestFailed = false
@@ -404,7 +406,7 @@ final class TortureFaultTests: XCTestCase {
             unlink(filler)
             let room = Self.freeBytes(mountPoint) - dumpPages * page
             XCTAssertTrue(FileManager.default.createFile(atPath: filler, contents: Data(count: Int(room))), "filler")
-            let r = try Harness.pgsnap(["backup", "-d", big] + Self.quietBackupArgs, dir: dir)
+            let r = try Harness.pgsnap(["backup", "-d", big, "--globals"] + Self.quietBackupArgs, dir: dir)
             Torture.inject("full disk (manifest)")
             unlink(filler)
             let context = "room for the dump only, attempt \(attempt)"

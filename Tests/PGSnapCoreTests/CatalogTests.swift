@@ -58,6 +58,9 @@ final class CatalogTests: XCTestCase {
         dir.files.append(DirectoryFile(name: invalidID + ".sql.gz", size: 10))
         dir.files.append(DirectoryFile(name: invalidID + SnapshotName.manifestSuffix, size: 3))
         dir.manifests[invalidID] = .failure(.verification("manifest \(invalidID).manifest.json is not valid JSON"))
+        // A roles file alone: a backup killed between it and its manifest.
+        let rolesOnlyID = SnapshotName.id(database: "app", date: CatalogTests.t0.addingTimeInterval(360), label: nil)
+        dir.files.append(DirectoryFile(name: rolesOnlyID + SnapshotName.globalsSuffix, size: 300))
         for foreign in ["notes.txt", "README.md", "app.sql.gz", "backup.sql", "random_name.sql.gz", ".pgsnap.lock",
                         "app_20261122T030000Z.txt", "app_20261122T030000Z.sql.gz.bak", "app_2026.sql.gz", ".pgsnap.lock.partial"] {
             dir.files.append(DirectoryFile(name: foreign, size: 1))
@@ -65,8 +68,12 @@ final class CatalogTests: XCTestCase {
 
         let entries = dir.build()
         let byID = Dictionary(uniqueKeysWithValues: entries.map { ($0.id, $0) })
-        XCTAssertEqual(Set(byID.keys), [good.id, damaged.id, partialID, orphanDumpID, orphanManifest.id, invalidID],
+        XCTAssertEqual(Set(byID.keys), [good.id, damaged.id, partialID, orphanDumpID, orphanManifest.id, invalidID, rolesOnlyID],
                        "foreign files and the lock file must be ignored")
+        let r = try XCTUnwrap(byID[rolesOnlyID])
+        XCTAssertEqual(r.status, .partial)
+        XCTAssertTrue(r.isLeftover, "listed and pruned like any leftover")
+        XCTAssertEqual(r.files, [rolesOnlyID + SnapshotName.globalsSuffix])
 
         let g = try XCTUnwrap(byID[good.id])
         XCTAssertEqual(g.status, .good)

@@ -223,8 +223,14 @@ public struct BackupService {
                                                                              options: options)
         }
         manifest.durationSeconds = seconds(since: c.clock)
-        let bytes = try manifest.encoded()
-        try storage.putSmall(manifest.id + SnapshotName.manifestSuffix, bytes: [UInt8](bytes))
+        do {
+            let bytes = try manifest.encoded()
+            try storage.putSmall(manifest.id + SnapshotName.manifestSuffix, bytes: [UInt8](bytes))
+        } catch {
+            // "Nothing was kept": not this snapshot's own roles file either (a run's stays, shared).
+            if options.runGlobals == nil, let own = manifest.globalsFile { try? storage.delete(own) }
+            throw error
+        }
     }
 
     /// Picks a free id and creates its dump file exclusively (invisible until committed), so two
