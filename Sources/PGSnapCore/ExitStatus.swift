@@ -20,7 +20,7 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
         case .migrationFailedNotRestored: return "guard: the command failed and the database was NOT restored"
         case .offsiteCopyFailed: return "backup --push: the local snapshot is good; the offsite copy failed (run 'pgsnap push')"
         case .usage: return "usage error: bad option or argument, nothing was done"
-        case .interrupted: return "interrupted (Ctrl-C / SIGTERM): children stopped, partial files removed"
+        case .interrupted: return "interrupted (Ctrl-C / SIGTERM): children stopped, partial files removed (guard: only before its command runs)"
         }
     }
 
