@@ -360,7 +360,10 @@ final class MigrationStepTests: XCTestCase {
             let started = scripts + "/started-\(finishes)"
             let onTerm = finishes ? "\(psqlPath) -X -q -d \(db) -c 'UPDATE schema_migrations SET version = 45'; exit 0" : "exit 1"
             let script = scripts + "/migrate-\(finishes)"
-            try Data("#!/bin/bash\ntrap \"\(onTerm)\" TERM\ntouch \(started)\nsleep 600 & wait $!\n".utf8).write(to: URL(fileURLWithPath: script))
+            // The sleep is ended with the script: a child left running would keep the descriptor
+            // by which Foundation learns that the command exited, and guard would wait for it.
+            try Data("#!/bin/bash\ntrap \"kill \\$s; \(onTerm)\" TERM\ntouch \(started)\nsleep 600 & s=$!\nwait $s\n".utf8)
+                .write(to: URL(fileURLWithPath: script))
             XCTAssertEqual(chmod(script, 0o755), 0)
             let r = try fixture.pgsnap(["guard", "-d", db, "--auto-restore", "--", script], whileRunning: { pid in
                 XCTAssertTrue(Harness.poll(timeout: 120) { FileManager.default.fileExists(atPath: started) }, "the command never started")

@@ -40,6 +40,40 @@ final class RestoreTargetTests: XCTestCase {
         XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [], file: file, line: line)
     }
 
+    /// A client that reconnects the moment it is ended and then stays (a pool, Django with
+    /// CONN_MAX_AGE): `--terminate-connections` still swaps, and the client ends up on the
+    /// restored database. It used to be back, and counted, before every rename attempt (50 s of
+    /// retries, then "stop the clients that keep reconnecting").
+    func testTerminateConnectionsSwapsPastAClientThatReconnectsAtOnce() throws {
+        let db = try fixture.database("tgtpool")
+        try Harness.psql(db, "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000)")
+        let id = try fixture.backup(db)
+        try Harness.psql(db, "DELETE FROM t WHERE id > 10")
+        let pool = Process()
+        pool.executableURL = URL(fileURLWithPath: "/bin/bash")
+        pool.arguments = ["-c", """
+            trap 'kill $c 2>/dev/null; exit 0' TERM
+            while :; do \(Harness.pgbin)/psql -X -q -d \(db) -c 'SELECT pg_sleep(300)' >/dev/null 2>&1 & c=$!; wait $c; done
+            """]
+        var env = Harness.env
+        env["PGAPPNAME"] = "tgt_pool"
+        pool.environment = env
+        try pool.run()
+        defer {
+            pool.terminate()
+            pool.waitUntilExit()
+        }
+        let sessions = "SELECT count(*) FROM pg_stat_activity WHERE datname = '\(db)' AND application_name = 'tgt_pool'"
+        XCTAssertTrue(Harness.poll(timeout: 30) { (try? Harness.psql("postgres", sessions)) == "1" }, "the pool never connected")
+
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--terminate-connections", "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t"), "1000", "the target is the snapshot")
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db).count, 1)
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+        XCTAssertTrue(Harness.poll(timeout: 30) { (try? Harness.psql("postgres", sessions)) == "1" }, "the pool is back, on the restored database")
+    }
+
     func testATargetOwnedByAnotherRoleIsRefusedBeforeTheLoad() throws {
         let (db, owner, id, before) = try ownedDatabase()
         try Harness.psql("postgres", "ALTER DATABASE \(db) OWNER TO CURRENT_USER")

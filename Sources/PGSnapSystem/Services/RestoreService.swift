@@ -772,6 +772,13 @@ public struct RestoreService {
             previous = previousName(for: target, attempt: n)
         }
         try? warnAboutStateLeftBehind(target: target, previous: previous, admin: admin)
+        // With --terminate-connections a second session ends the target's sessions while the
+        // rename waits for them (SwapTerminator): reconnecting pools cannot win the race.
+        var helper: (connection: LibPQConnection, oid: String, pid: String)?
+        if options.terminateConnections, let oid = try admin.scalar("SELECT oid FROM pg_database WHERE datname = $1", [target]),
+           let pid = try admin.scalar("SELECT pg_backend_pid()") {
+            helper = (try session.connect(database: maintenanceDatabase(excluding: target)), oid, pid)
+        }
         var lastError: Error?
         for _ in 0..<10 {
             let sessions = try DatabaseFacts.otherSessions(admin, database: target)
@@ -788,7 +795,12 @@ public struct RestoreService {
             }
             do {
                 try admin.query("BEGIN")
+                let terminator = helper.map { SwapTerminator(connection: $0.connection, oid: $0.oid, except: $0.pid) }
+                defer { terminator?.stop() }
                 try admin.query("ALTER DATABASE \(t) RENAME TO \(try admin.quoteIdentifier(previous))")
+                // Renamed under our lock: no session of it is left, none can start. Stopped before
+                // the commit, after which the name is the restored database's.
+                terminator?.stop()
                 try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(scratch)) RENAME TO \(t)")
                 try admin.query("COMMIT")
                 return previous
