@@ -18,6 +18,11 @@ final class CopySplitter {
     /// Shared by the feeders: see `Feeder.enqueue`.
     private let condition = NSCondition()
     private var finished = false
+    /// The session a row longer than a block is streamed to, piece by piece, until its newline:
+    /// memory stays a block whatever the row's size (a 160 MB text value was buffered whole, and
+    /// searched again for its end on every piece).
+    private var pinned: Feeder?
+    private var longRows = 0
     /// Small enough that the queues stay a few MiB (peak RSS), big enough that a send costs nothing.
     static let blockSize = 256 << 10
 
@@ -132,23 +137,46 @@ final class CopySplitter {
     deinit { if !finished { abort() } }
 
     /// Rows, cut anywhere: whole lines go out in blocks of about `blockSize` (however big the
-    /// pieces that arrive), the rest waits for its newline.
+    /// pieces that arrive), the rest waits for its newline; a row longer than a block goes to one
+    /// session as it arrives.
     func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var bytes = bytes
+        if let p = pinned {
+            guard let nl = bytes.firstIndex(of: 0x0A) else { return try send(Array(bytes), to: [p]) }
+            try send(Array(bytes[...nl]), to: [p])
+            pinned = nil
+            bytes = UnsafeRawBufferPointer(rebasing: bytes[(nl + 1)...])
+        }
         block.append(contentsOf: bytes)
         var start = 0
         while block.count - start >= Self.blockSize {
-            // The last newline in the next block's worth, or the first after it for a longer row.
-            guard let nl = block[start..<(start + Self.blockSize)].lastIndex(of: 0x0A)
-                ?? block[(start + Self.blockSize)...].firstIndex(of: 0x0A) else { break }
-            try send(from: start, to: nl + 1)
-            start = nl + 1
+            // The last newline in the next block's worth.
+            if let nl = block[start..<(start + Self.blockSize)].lastIndex(of: 0x0A) {
+                try send(Array(block[start...nl]), to: feeders)
+                start = nl + 1
+                continue
+            }
+            // None: a row longer than a block. What there is of it goes to one session, and the
+            // rest follows it there as it arrives (above); the sessions take turns for such rows.
+            let p = feeders[longRows % feeders.count]
+            longRows += 1
+            pinned = p
+            let rest = block[start...].firstIndex(of: 0x0A)
+            try send(Array(block[start...(rest ?? block.count - 1)]), to: [p])
+            if let rest {
+                pinned = nil
+                start = rest + 1
+            } else {
+                start = block.count
+            }
         }
         if start > 0 { block.removeFirst(start) }
     }
 
-    private func send(from: Int, to: Int) throws {
-        guard to > from else { return }
-        if let failed = Feeder.enqueue(Array(block[from..<to]), on: feeders) {
+    /// Queues `bytes` on the least busy of `to` (one session for a long row's pieces).
+    private func send(_ bytes: [UInt8], to: [Feeder]) throws {
+        guard !bytes.isEmpty else { return }
+        if let failed = Feeder.enqueue(bytes, on: to) {
             abort()
             throw failure(failed.error)
         }
@@ -158,12 +186,12 @@ final class CopySplitter {
     ///
     /// - Throws: `PGSnapError` naming the table when rows are left without a newline or a session failed.
     func finish() throws -> Int64 {
-        if !block.isEmpty {
-            guard block.last == 0x0A else {
+        if pinned != nil || !block.isEmpty {
+            guard pinned == nil, block.last == 0x0A else {
                 abort()
                 throw PGSnapError.verification("the rows of \(table) end in the middle of a line", next: "The target was not changed; run 'pgsnap verify' on the snapshot")
             }
-            try send(from: 0, to: block.count)
+            try send(block, to: feeders)
             block.removeAll()
         }
         var total: Int64 = 0

@@ -113,6 +113,34 @@ final class SplitLoadTests: XCTestCase {
         XCTAssertEqual(try Harness.fingerprint(copy), before)
     }
 
+    /// Rows longer than the splitter's 256 KiB block (up to 3 MB), of about a block's length, and
+    /// short ones between them, in plain and directory snapshots split across sessions: exact.
+    /// A long row goes to one session piece by piece (it was buffered whole and searched again for
+    /// its end on every piece: a 160 MB value took minutes and its size in memory).
+    func testRowsLongerThanABlockRestoreExactly() throws {
+        let db = try fixture.database("splitlong")
+        try Harness.psql(db, """
+            CREATE TABLE big (id int PRIMARY KEY, v text NOT NULL);
+            INSERT INTO big SELECT g, CASE
+                WHEN g % 50 = 0 THEN repeat(md5(g::text), (g / 50) * 20000)
+                WHEN g % 50 = 1 THEN repeat('x', 262144 - 8 + g / 50)
+                ELSE md5(g::text) END
+            FROM generate_series(1, 1000) g;
+            """)
+        XCTAssertEqual(try Harness.psql(db, "SELECT max(length(v)) > 3000000 FROM big"), "t")
+        let before = try Harness.fingerprint(db)
+        let plain = try fixture.backup(db)
+        let directory = try directorySnapshot(db)
+        for (id, env) in [(plain, ["PGSNAP_PARALLEL_COPY_MIN_ROWS": "1"]), (directory, ["PGSNAP_PARALLEL_COPY_MIN_BYTES": "0"])] {
+            let copy = db + "_copy_" + (id == plain ? "plain" : "dir")
+            fixture.track(database: copy)
+            let r = try fixture.pgsnap(["restore", id, "--target", copy, "--jobs", "2", "--verbose"], env: env)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("big table(s) loaded through 2 COPY sessions each"), r.stderr)
+            XCTAssertEqual(try Harness.fingerprint(copy), before, id)
+        }
+    }
+
     /// A directory snapshot's split tables are not scanned with count(*) after the load: the
     /// server's own COPY counts are checked against the manifest instead. A manifest promising one
     /// row more than the file holds still fails the restore (exit 2), before the target is touched.
