@@ -26,6 +26,34 @@ final class DirectoryFailureTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains(text), "expected '\(text)' in: \(r.stderr)", file: file, line: line)
     }
 
+    /// The plaintext a restore killed with -9 decrypted (`.pgsnap-decrypted-<pid>-<id>/`, and its
+    /// use-lists) is removed by the next command that opens the directory, a `list` as well as a
+    /// restore; a live run's copy is left alone.
+    func testDecryptedFilesOfAKilledRunGoAtTheNextCommand() throws {
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let dead = gone.processIdentifier
+        XCTAssertEqual(Harness.snapshotFiles(fixture.dir), [])
+        try FileManager.default.createDirectory(atPath: fixture.dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let orphan = fixture.dir + "/.pgsnap-decrypted-\(dead)-app_20261122T031500Z"
+        let live = fixture.dir + "/.pgsnap-decrypted-\(getpid())-app_20261122T031500Z"
+        for d in [orphan, live] {
+            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+            try Data("COPY public.secrets (v) FROM stdin;\n".utf8).write(to: URL(fileURLWithPath: d + "/4001.dat"))
+        }
+        let useList = fixture.dir + "/.pgsnap-use-list-\(dead)-late"
+        try Data("4001;\n".utf8).write(to: URL(fileURLWithPath: useList))
+        let r = try fixture.pgsnap(["list"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("decrypted files left by an interrupted restore (pid \(dead))"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: orphan))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: useList))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: live + "/4001.dat"), "a running process's copy was removed")
+        try FileManager.default.removeItem(atPath: live)
+    }
+
     func testBadOptionsAreUsageErrorsAndWriteNothing() throws {
         let db = try sourceDatabase("fdbad")
         assertOneLine(try fixture.pgsnap(["backup", "-d", db, "--format", "directory", "--compress", "zstd"]), status: 64, contains: "--format directory")

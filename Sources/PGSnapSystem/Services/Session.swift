@@ -1,5 +1,6 @@
 import Foundation
 import PGSnapCore
+import Synchronization
 
 public let pgsnapVersion = "0.1.0"
 
@@ -68,8 +69,14 @@ public final class Session {
     }
 
     public func directory(create: Bool) throws -> SnapshotDirectory {
-        try SnapshotDirectory(path: directoryPath, create: create)
+        let dir = try SnapshotDirectory(path: directoryPath, create: create)
+        // Plaintext a killed restore decrypted (kill -9 runs no cleanup) goes at the next command
+        // that opens the directory, whatever it is, not only at the next directory restore.
+        if Self.swept.withLock({ $0.insert(dir.path).inserted }) { DecryptedCopy.removeOrphans(in: dir, reporter: reporter) }
+        return dir
     }
+    /// Directories already swept in this run.
+    private static let swept = Mutex<Set<String>>([])
 
     public func redact(_ text: String) -> String {
         redactSecrets(text, password: credentials.password ?? environment["PGPASSWORD"])
