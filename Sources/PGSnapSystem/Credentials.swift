@@ -16,14 +16,16 @@ public final class Credentials {
         // sslpassword reaches children through a service file, unless the connection already
         // names a service (libpq takes one): then it stays in their connection string, as given.
         let sslPassword = spec["service"] == nil ? spec.sslPassword : nil
+        let base = environment["XDG_RUNTIME_DIR"].flatMap { access($0, W_OK) == 0 ? $0 : nil } ?? NSTemporaryDirectory()
+        Self.removeOrphans(in: base)
         guard password != nil || sslPassword != nil else {
             passfile = nil
             serviceFile = nil
             directory = nil
             return
         }
-        let base = environment["XDG_RUNTIME_DIR"].flatMap { access($0, W_OK) == 0 ? $0 : nil } ?? NSTemporaryDirectory()
-        var template = Array((base + "/pgsnap-XXXXXX").utf8CString)
+        // The pid in the name lets a later run tell a killed run's files from a live one's.
+        var template = Array((base + "/pgsnap-\(getpid())-XXXXXX").utf8CString)
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
             throw PGSnapError("cannot create a private temporary directory in \(base)")
         }
@@ -44,6 +46,22 @@ public final class Credentials {
     }
 
     deinit { cleanup() }
+
+    /// The private directories of runs that were killed (kill -9 runs no cleanup): ours by owner,
+    /// their pid gone. They hold a password.
+    static func removeOrphans(in base: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
+        for name in names where name.hasPrefix("pgsnap-") {
+            let parts = name.split(separator: "-")
+            guard parts.count == 3, parts[2].count == 6, let pid = Int32(parts[1]), pid > 0, pid != getpid() else { continue }
+            let dir = base + "/" + name
+            var st = stat()
+            guard lstat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == geteuid() else { continue }
+            guard kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            for file in ["pgpass", "pg_service.conf"] { unlink(dir + "/" + file) }
+            rmdir(dir)
+        }
+    }
 
     public func cleanup() {
         if let passfile { unlink(passfile) }

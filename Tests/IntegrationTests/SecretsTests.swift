@@ -184,6 +184,28 @@ final class SecretsTests: XCTestCase {
         }
     }
 
+    /// The passfile of a run killed with -9 (no cleanup runs) does not stay on disk: the next run
+    /// removes the private directories of runs whose pid is gone, and leaves a live run's alone.
+    func testAKilledRunsPassfileIsRemovedByTheNextRun() throws {
+        let tmp = try makeDir()
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let orphan = tmp + "/pgsnap-\(gone.processIdentifier)-AbC123", live = tmp + "/pgsnap-\(getpid())-XyZ789"
+        for d in [orphan, live] {
+            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            XCTAssertTrue(FileManager.default.createFile(atPath: d + "/pgpass", contents: Data("*:*:*:*:\(Self.password)\n".utf8),
+                                                        attributes: [.posixPermissions: 0o600]))
+        }
+        let r = try Harness.pgsnap(["backup", "-h", "127.0.0.1", "-p", Harness.tcpPort, "-U", Self.role, "-d", database, "--quiet"],
+                                   dir: try makeDir(), env: ["PGPASSWORD": Self.password, "TMPDIR": tmp, "XDG_RUNTIME_DIR": nil])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: orphan), "a killed run's passfile is still there")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: live + "/pgpass"), "a live run's passfile was removed")
+        XCTAssertEqual(Harness.entries(tmp).filter { $0 != (live as NSString).lastPathComponent }, [], "this run left its own directory")
+    }
+
     /// Notification URLs hold tokens: no child sees them (argv or environment), nothing printed
     /// or written holds them, and the receiver still gets its pings.
     func testNotifyTokensReachNoChildAndNoFile() throws {
