@@ -28,7 +28,7 @@ struct Push: ParsableCommand {
     var all = false
     @Flag(help: "Upload again what the bucket already holds (to replace a copy damaged there); its manifest is removed first and written last.")
     var force = false
-    @Option(help: "With 'latest': the newest snapshot of this database.")
+    @Option(name: snapshotDatabaseNames, help: "With 'latest': the newest snapshot of this database (a name or a connection string).")
     var database: String?
     @OptionGroup var remote: RemoteOptions
     @OptionGroup var directory: DirectoryOptions
@@ -43,6 +43,7 @@ struct Push: ParsableCommand {
         let env = ProcessInfo.processInfo.environment
         let storage = try remote.storage(env)
         let session = try makeSession(nil, directory, output)
+        let database = try snapshotDatabase(database)
         let selector = try snapshot.map { try parseSelector($0, label: nil, before: nil, database: database) }
             ?? (database.map { SnapshotSelector(kind: .latest, database: $0) })
         let results = try TransferService(session: session, remote: storage).push(selector: selector, all: all, wait: try lock.seconds, force: force)
@@ -75,7 +76,7 @@ struct Pull: ParsableCommand {
     var snapshot: String = "latest"
     @Option(help: "The newest good snapshot with this label.")
     var label: String?
-    @Option(help: "With 'latest' or --label: of this database.")
+    @Option(name: snapshotDatabaseNames, help: "With 'latest' or --label: of this database (a name or a connection string).")
     var database: String?
     @OptionGroup(title: "Encryption") var identity: IdentityOptions
     @OptionGroup var remote: RemoteOptions
@@ -88,7 +89,7 @@ struct Pull: ParsableCommand {
         let session = try makeSession(nil, directory, output)
         session.ageIdentity = try identity.load(session.environment)
         let storage = try remote.storage(env)
-        let selector = try parseSelector(label == nil ? snapshot : nil, label: label, before: nil, database: database)
+        let selector = try parseSelector(label == nil ? snapshot : nil, label: label, before: nil, database: try snapshotDatabase(database))
         let result = try TransferService(session: session, remote: storage).pull(selector, wait: try lock.seconds)
         if output.json {
             try printJSON(result)
