@@ -230,17 +230,14 @@ public enum TableSelection {
         // Sequences a chosen table or one of its defaults names (nextval in a column default).
         let used = Set(entries.filter { ($0.desc == "TABLE" || $0.desc == "DEFAULT") && isChosenOrItsOwn($0) }
             .flatMap { dependencies[$0.dumpID] ?? [] }.filter { sequenceIDs.contains($0) })
-        var goes: [Int: Bool] = [:], owned: [Int: Bool] = [:]
-        for id in sequenceIDs {
-            let owners = (dependencies[id] ?? []).filter { tableIDs.contains($0) }
-            owned[id] = owners.contains { chosenTableIDs.contains($0) }
-            goes[id] = owners.isEmpty || owned[id]! || (used.contains(id) && serial.contains(id))
-        }
+        let owners = { (id: Int) in (dependencies[id] ?? []).filter { tableIDs.contains($0) } }
+        let owned = sequenceIDs.filter { owners($0).contains { chosenTableIDs.contains($0) } }
+        let going = sequenceIDs.filter { owners($0).isEmpty || owned.contains($0) || (used.contains($0) && serial.contains($0)) }
         return entries.filter { e in
             switch e.desc {
-            case "SEQUENCE": return goes[e.dumpID] ?? true
-            case "SEQUENCE SET": return sequence(of: e).map { goes[$0] ?? true } ?? true
-            case "SEQUENCE OWNED BY": return sequence(of: e).map { owned[$0] ?? false } ?? false
+            case "SEQUENCE": return going.contains(e.dumpID)
+            case "SEQUENCE SET": return sequence(of: e).map(going.contains) ?? true
+            case "SEQUENCE OWNED BY": return sequence(of: e).map(owned.contains) ?? false
             default: return isChosenOrItsOwn(e)
             }
         }.map(\.line)

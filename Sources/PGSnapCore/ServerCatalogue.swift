@@ -111,6 +111,11 @@ public struct ServerCatalogue: Equatable, Sendable {
     /// every 18 does. Older majors never got them.
     static let restrictSince: [Int: Int] = [13: 22, 14: 19, 15: 14, 16: 10, 17: 6]
 
+    /// Those releases, for messages: "13.22, 14.19, 15.14, 16.10, 17.6 and 18".
+    public static var restrictReleases: String {
+        restrictSince.sorted { $0.key < $1.key }.map { "\($0.key).\($0.value)" }.joined(separator: ", ") + " and 18"
+    }
+
     /// Whether tools of `version` ("15.20", "16.2 (Debian ...)", "18beta1") know `\restrict`:
     /// pg_dump writes it, psql reads it. nil when the version is unreadable.
     public static func knowsRestrict(_ version: String) -> Bool? {

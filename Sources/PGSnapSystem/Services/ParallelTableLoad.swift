@@ -45,7 +45,7 @@ struct ParallelTableLoad {
         // pg_restore's zlib, on cores the server's parsing needs); pg_restore gives the statement.
         let start = try Self.copyStart(path: path, dumpID: dumpID, table: table, dir: dir, pgRestore: pgRestore, environment: environment,
                                        session: session)
-        guard start.statement.hasPrefix("COPY \(table) ") else { return nil }
+        guard Self.copies(start.statement, into: table) else { return nil }
         var ok = false
         let splitter = try CopySplitter(session: session, database: scratch, jobs: jobs, table: table, header: start.header,
                                         statement: start.statement, settings: settings)
@@ -73,6 +73,13 @@ struct ParallelTableLoad {
         let stored = try splitter.finish()
         ok = true
         return stored
+    }
+
+    /// Whether a dump's COPY statement loads `table` (as pg_dump quotes it; a quoted name may hold
+    /// spaces): not for a partition pg_dump wrote through its root (--load-via-partition-root, and
+    /// hash partitions of an enum).
+    static func copies(_ statement: String, into table: String) -> Bool {
+        statement.hasPrefix("COPY \(table) ")
     }
 
     /// The dump's SET header and COPY statement of one TABLE DATA entry, as `pg_restore -f -`

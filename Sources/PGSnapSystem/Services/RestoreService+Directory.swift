@@ -56,7 +56,7 @@ extension RestoreService {
             for t in only {
                 let statement = try ParallelTableLoad.copyStart(path: path, dumpID: t.dataDumpID, table: t.qualified, dir: dir, pgRestore: tool.path,
                                                                 environment: environment, session: session).statement
-                guard statement.hasPrefix("COPY \(t.qualified) ") else {
+                guard ParallelTableLoad.copies(statement, into: t.qualified) else {
                     let root = statement.dropFirst("COPY ".count).prefix { $0 != " " }
                     throw PGSnapError("\(t.qualified)'s rows are stored through its partitioned table \(root) (pg_dump --load-via-partition-root), which restore --table cannot load on their own",
                                       next: "Restore the whole snapshot to a new database (pgsnap restore \(m.id) --target NEW_NAME) and copy the rows from there; the target was not changed")

@@ -545,14 +545,14 @@ public struct RestoreService {
     func refuseUnreadablePlainDump(_ m: Manifest, serverMajor: Int?) throws {
         let psql = try session.tools.locate("psql", serverMajor: serverMajor)
         guard ServerCatalogue.psqlCannotRead(dumpVersion: m.pgDumpVersion, psqlVersion: psql.version) else { return }
-        throw PGSnapError("psql \(psql.version) at \(psql.path) cannot read \(m.id): its pg_dump \(m.pgDumpVersion) wrote \\restrict lines, which psql reads from 13.22, 14.19, 15.14, 16.10, 17.6 and 18 on",
+        throw PGSnapError("psql \(psql.version) at \(psql.path) cannot read \(m.id): its pg_dump \(m.pgDumpVersion) wrote \\restrict lines, which psql reads from \(ServerCatalogue.restrictReleases) on",
                           next: "Install a current psql for PostgreSQL \(psql.major) or pass --pg-bindir with one, and restore again; nothing was changed")
     }
 
     /// What to do after psql or pg_restore failed with `line`: the target is untouched either way.
     func loadFailureAdvice(_ line: String, _ m: Manifest, dir: SnapshotDirectory, noOwner: Bool) -> String {
         if line.contains("invalid command \\restrict") {
-            // pg_dump's security releases (15.14, 16.10, 17.6, 18.0) write \restrict; older psql stops there.
+            // pg_dump's security releases (ServerCatalogue.restrictSince) write \restrict; older psql stops there.
             return "The target was not changed; this psql is older than the pg_dump that wrote the snapshot (\(m.pgDumpVersion)): install a current psql for this server's major and restore again"
         }
         if line.contains("out of shared memory") {
