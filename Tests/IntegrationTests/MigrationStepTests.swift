@@ -323,7 +323,10 @@ final class MigrationStepTests: XCTestCase {
         let badShebang = scripts + "/migrate-bad-shebang"
         try Data("#!/nonexistent/interpreter\nexit 0\n".utf8).write(to: URL(fileURLWithPath: badShebang))
         XCTAssertEqual(chmod(badShebang, 0o755), 0)
-        for (command, message) in [(scripts, "is not an executable file"),
+        let emptyShebang = scripts + "/migrate-empty-shebang"
+        try Data("#!\nexit 0\n".utf8).write(to: URL(fileURLWithPath: emptyShebang))
+        XCTAssertEqual(chmod(emptyShebang, 0o755), 0)
+        for (command, message) in [(scripts, "is not an executable file"), (emptyShebang, "has an empty #! line"),
                                    (badShebang, "names /nonexistent/interpreter in its #! line, which is not an executable file")] {
             let r = try fixture.pgsnap(["guard", "-d", db, "--auto-restore", "--", command, "up"])
             Harness.assertOneErrorLine(r, status: 1, command)
