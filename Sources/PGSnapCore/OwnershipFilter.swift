@@ -1,12 +1,15 @@
 /// Drops pg_dump's `ALTER ... OWNER TO ...;` lines from a plain dump as it streams, for
 /// `restore --no-owner` (what pg_restore --no-owner does for archive formats).
 ///
-/// COPY data passes through untouched: a row that happens to start with "ALTER " is data.
+/// COPY data passes through untouched: a row that happens to start with "ALTER " is data. So
+/// do the lines of a function's or DO block's body and of a string that spans lines: only a
+/// line that starts at the top level of SQL (`SQLQuoteState`) can be pg_dump's own statement.
 /// SQL lines are held until their newline so a statement is judged whole.
 public struct OwnershipFilter: Sendable {
     private var inCopy = false
     private var sawDataHeader = false
     private var line: [UInt8] = []
+    private var quotes = SQLQuoteState()
     private var copyLineStart: [UInt8] = []
     private var copyLineLength = 0
     public private(set) var dropped = 0
@@ -39,8 +42,10 @@ public struct OwnershipFilter: Sendable {
             }
             if buffer[i] == 0x0A {
                 line.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[start..<i]))
-                noteSQLLine()
-                if !isOwnerLine() {
+                let topLevel = quotes.atTopLevel
+                if topLevel { noteSQLLine() }
+                quotes.feed(line: line)
+                if !topLevel || !isOwnerLine() {
                     line.append(0x0A)
                     try line.withUnsafeBytes { try emit($0) }
                 } else {
@@ -62,7 +67,7 @@ public struct OwnershipFilter: Sendable {
 
     /// Emits a last line without a newline, if any.
     public mutating func finish(emit: (UnsafeRawBufferPointer) throws -> Void) throws {
-        if !line.isEmpty && !isOwnerLine() { try line.withUnsafeBytes { try emit($0) } }
+        if !line.isEmpty && !(quotes.atTopLevel && isOwnerLine()) { try line.withUnsafeBytes { try emit($0) } }
         line.removeAll()
     }
 

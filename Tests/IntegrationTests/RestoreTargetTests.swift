@@ -143,6 +143,34 @@ final class RestoreTargetTests: XCTestCase {
         XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM t"), "100")
     }
 
+    /// --no-owner drops pg_dump's own OWNER TO statements, not a line of a function's body that
+    /// reads like one (a plain snapshot restored the procedure below with an empty body).
+    func testNoOwnerKeepsOwnershipStatementsInsideFunctionBodies() throws {
+        let db = try fixture.database("tgt_body")
+        try Harness.psql(db, """
+            CREATE TABLE t (i int);
+            CREATE PROCEDURE give_to_owner() LANGUAGE sql AS $$
+            ALTER TABLE t OWNER TO CURRENT_USER;
+            $$;
+            COMMENT ON TABLE t IS 'two lines
+            ALTER TABLE t OWNER TO nobody;'
+            """)
+        let body = "SELECT prosrc FROM pg_proc WHERE proname = 'give_to_owner'"
+        let comment = "SELECT obj_description('t'::regclass, 'pg_class')"
+        let expected = (try Harness.psql(db, body), try Harness.psql(db, comment))
+        XCTAssertTrue(expected.0.contains("OWNER TO"), expected.0)
+        for format in ["plain", "directory"] {
+            let b = try fixture.pgsnap(["backup", "-d", db, "--format", format])
+            XCTAssertEqual(b.status, 0, b.stderr)
+            let copy = db + "_\(format)"
+            fixture.track(database: copy)
+            let r = try fixture.pgsnap(["restore", b.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "--target", copy, "--no-owner"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(try Harness.psql(copy, body), expected.0, format)
+            XCTAssertEqual(try Harness.psql(copy, comment), expected.1, format)
+        }
+    }
+
     /// Database grants to roles this server lacks: every missing role named before the load (it
     /// was a bare "query failed: role ... does not exist" after the whole load, one role a run).
     func testDatabaseGrantsToMissingRolesAreNamedBeforeTheLoad() throws {

@@ -52,6 +52,41 @@ final class OwnershipFilterTests: XCTestCase {
         }
     }
 
+    /// A body or a string may hold such a line; it is the function's, not pg_dump's.
+    func testKeepsOwnershipLinesInsideBodiesAndStrings() throws {
+        let kept = """
+            CREATE PROCEDURE public.give() LANGUAGE sql
+                AS $$
+            ALTER TABLE t OWNER TO app_owner;
+            $$;
+            CREATE FUNCTION public.f() RETURNS void LANGUAGE plpgsql
+                AS $_$
+            BEGIN
+            EXECUTE $q$
+            ALTER TABLE t OWNER TO q;
+            $q$;
+            END
+            $_$;
+            COMMENT ON TABLE public.t IS 'it''s $$ not a body
+            ALTER TABLE t OWNER TO c;
+            end';
+            COMMENT ON COLUMN public."odd $$ name
+            ALTER TABLE t OWNER TO i;
+            x".c IS E'a \\' b
+            ALTER TABLE t OWNER TO e;
+            ';
+            SELECT $1, a$b$c FROM x; -- $$ in a comment
+            DO $body$ BEGIN RAISE NOTICE 'x'; END $body$;
+
+            """
+        let dump = kept + "ALTER TABLE public.t OWNER TO tmpowner;\n" + "SELECT 'ALTER TABLE t OWNER TO s;';\n"
+        for chunk in [1, 5, 100_000] {
+            let (out, dropped) = try filtered(dump, chunk: chunk)
+            XCTAssertEqual(out, kept + "SELECT 'ALTER TABLE t OWNER TO s;';\n", "chunk \(chunk)")
+            XCTAssertEqual(dropped, 1, "chunk \(chunk)")
+        }
+    }
+
     func testAnUnterminatedLastLineIsKept() throws {
         let (out, _) = try filtered("SELECT 1;\nSELECT 2;", chunk: 4)
         XCTAssertEqual(out, "SELECT 1;\nSELECT 2;")
