@@ -64,13 +64,19 @@ final class RealSchemaContractTests: XCTestCase {
     /// `ALTER ROLE r IN DATABASE d SET ...` lives under the database's oid; a restore swaps in a new one.
     func testPerRoleSettingsInTheDatabaseSurviveARestore() throws {
         let db = try fixture.database("rolecfg")
-        let role = fixture.role("app")
-        try Harness.psql("postgres", "CREATE ROLE \"\(role)\"")
+        let role = fixture.role("app"), owner = fixture.role("owner")
+        try Harness.psql("postgres", "CREATE ROLE \"\(role)\"; CREATE ROLE \"\(owner)\"")
         try Harness.psql(db, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
+        // `role` makes logins act as a group role; applied locally before its ALTER ROLE, it
+        // would run that ALTER as the group role. A 1 ms timeout would end the next statement.
         try Harness.psql("postgres", """
             ALTER ROLE "\(role)" IN DATABASE "\(db)" SET work_mem = '7MB';
             ALTER ROLE "\(role)" IN DATABASE "\(db)" SET search_path = 'app, "Other Schema", public';
-            ALTER DATABASE "\(db)" SET statement_timeout = '42s'
+            ALTER ROLE "\(role)" IN DATABASE "\(db)" SET role = '\(owner)';
+            ALTER ROLE "\(role)" IN DATABASE "\(db)" SET idle_in_transaction_session_timeout = '1ms';
+            ALTER DATABASE "\(db)" SET statement_timeout = '42s';
+            ALTER DATABASE "\(db)" SET lock_timeout = '1ms';
+            ALTER DATABASE "\(db)" SET "DateStyle" = 'SQL, DMY'
             """)
         let query = """
             SELECT coalesce(r.rolname, '-') || ':' || array_to_string(s.setconfig, ';') FROM pg_db_role_setting s
@@ -78,7 +84,7 @@ final class RealSchemaContractTests: XCTestCase {
             WHERE d.datname = '\(db)' ORDER BY 1
             """
         let settings = try Harness.psql("postgres", query)
-        XCTAssertTrue(settings.contains("work_mem=7MB"), settings)
+        XCTAssertTrue(settings.contains("work_mem=7MB") && settings.contains("role=\(owner)"), settings)
         _ = try fixture.backup(db)
         let r = try fixture.pgsnap(["restore", "latest", "-d", db, "--yes", "--drop-previous"])
         XCTAssertEqual(r.status, 0, r.stderr)

@@ -708,7 +708,11 @@ public struct RestoreService {
         }
     }
 
-    /// `name=value` settings as `pg_db_role_setting` holds them, re-applied with `<alter> SET name FROM CURRENT`.
+    /// `name=value` settings as `pg_db_role_setting` holds them, re-applied as pg_dump does: a
+    /// quoted literal, except the list settings, whose stored text (`"$user", public`) only
+    /// set_config parses back into the list; `SET name FROM CURRENT` then stores them as set.
+    /// Not set_config for all: set locally first, `role` would run the ALTER as that role and a
+    /// 1 ms `lock_timeout` would end it.
     /// - Parameter trial: roll back instead of commit: whether this role may set them, asked before
     ///   the load (they are applied after it, as they would steer the load's own sessions).
     func applySettings(_ settings: [String], admin: LibPQConnection, to alter: String, trial: Bool = false) throws {
@@ -718,9 +722,13 @@ public struct RestoreService {
             for s in settings {
                 guard let eq = s.firstIndex(of: "=") else { continue }
                 let name = String(s[..<eq]), value = String(s[s.index(after: eq)...])
-                // set_config parses list values (search_path) as a config file would; FROM CURRENT stores them as set.
-                try admin.query("SELECT set_config($1, $2, true)", [name, value])
-                try admin.query("\(alter) SET \(try admin.quoteIdentifier(name)) FROM CURRENT")
+                let setting = try admin.quoteIdentifier(name)
+                if Self.listSettings.contains(name.lowercased()) {
+                    try admin.query("SELECT set_config($1, $2, true)", [name, value])
+                    try admin.query("\(alter) SET \(setting) FROM CURRENT")
+                } else {
+                    try admin.query("\(alter) SET \(setting) TO \(try admin.quoteLiteral(value))")
+                }
             }
             try admin.query(trial ? "ROLLBACK" : "COMMIT")
         } catch {
@@ -731,6 +739,12 @@ public struct RestoreService {
                                 : "The target was not changed; fix the cause and restore again")
         }
     }
+
+    /// Settings whose stored value is a quoted list (pg_dump's `variable_is_guc_list_quote`).
+    static let listSettings: Set<String> = [
+        "local_preload_libraries", "search_path", "session_preload_libraries", "shared_preload_libraries", "temp_tablespaces",
+        "unix_socket_directories",
+    ]
 
     /// The database's and its roles' settings, tried on the new scratch database and rolled back.
     func trySettings(_ m: Manifest, on scratch: String, admin: LibPQConnection) throws {
