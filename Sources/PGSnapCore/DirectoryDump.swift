@@ -215,8 +215,13 @@ public enum TableSelection {
             for t in tables where e.rest.hasPrefix(t.schema + " ") {
                 let tag = e.rest.dropFirst(t.schema.count + 1)
                 if tableScopedKinds.contains(e.desc), tag.hasPrefix(t.name + " ") { return true }
+                // These tags name the table as SQL would (pg_dump's fmtId): "Orders" quoted, orders
+                // not; a keyword is quoted too, so either spelling may be the one.
                 if e.desc == "COMMENT" || e.desc == "ACL" || e.desc == "SECURITY LABEL" {
-                    if tag.hasPrefix("TABLE \(t.name) ") || tag.hasPrefix("COLUMN \(t.name).") { return true }
+                    for name in [t.name, "\"" + t.name.replacingOccurrences(of: "\"", with: "\"\"") + "\""]
+                    where tag.hasPrefix("TABLE \(name) ") || tag.hasPrefix("COLUMN \(name).") {
+                        return true
+                    }
                 }
             }
             return false

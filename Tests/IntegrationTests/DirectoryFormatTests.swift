@@ -132,6 +132,11 @@ final class DirectoryFormatTests: CorpusTestCase {
     /// primary key and check constraint, and no other table of the corpus; the original is unchanged.
     func testOneTableRestoreFromCorpus() throws {
         let db = try corpusDatabase("fdirt")
+        // Comments and grants on names pg_dump quotes came back only for lower-case names.
+        let quoted = ["\"Weird.Schema \"\"q\"\"\".\"table \"\"with\"\" quotes.and dots\"", "\"schéma ünïcødé 表\".\"tåble 表\""]
+        for t in quoted {
+            try Harness.psql(db, "COMMENT ON TABLE \(t) IS 'quoted'; GRANT SELECT, UPDATE ON \(t) TO PUBLIC")
+        }
         let original = try DatabaseFingerprint.of(db)
         let ordersBefore = try Harness.psql(db, Self.ordersHash)
         XCTAssertTrue(ordersBefore.hasPrefix("2001 "), ordersBefore)
@@ -177,7 +182,10 @@ final class DirectoryFormatTests: CorpusTestCase {
             let want = try Harness.psql(db, rows)
             XCTAssertFalse(want.hasPrefix("0 "), "\(t) has rows in the corpus")
             XCTAssertEqual(try Harness.psql(several, rows), want, "\(t) after restore --table")
+            let described = "SELECT coalesce(obj_description('\(t.replacingOccurrences(of: "'", with: "''"))'::regclass, 'pg_class'), '-') || ' ' || coalesce(relacl::text, '-') FROM pg_class WHERE oid = '\(t.replacingOccurrences(of: "'", with: "''"))'::regclass"
+            XCTAssertEqual(try Harness.psql(several, described), try Harness.psql(db, described), "\(t)'s comment and grants after restore --table")
         }
+        for t in quoted { XCTAssertTrue(try Harness.psql(db, "SELECT obj_description('\(t.replacingOccurrences(of: "'", with: "''"))'::regclass, 'pg_class')") == "quoted") }
         XCTAssertEqual(try Harness.psql(several, "SELECT to_regclass('public.orders') IS NULL"), "t")
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
     }

@@ -87,6 +87,29 @@ final class DirectoryDumpTests: XCTestCase {
         XCTAssertTrue(kept.isDisjoint(with: [14, 17, 20, 21, 22, 23, 25, 28]))
     }
 
+    /// Comments and grants name a table as SQL would: quoted when its name needs it.
+    func testTableSelectionKeepsCommentsAndGrantsOfQuotedNames() {
+        let entries = TOCEntry.parseList("""
+            13; 1259 16384 TABLE Ledger Entry postgres
+            16; 0 16384 TABLE DATA Ledger Entry postgres
+            24; 0 0 COMMENT Ledger TABLE "Entry" postgres
+            25; 0 0 COMMENT Ledger COLUMN "Entry"."Note" postgres
+            26; 0 0 ACL Ledger TABLE "Entry" postgres
+            27; 0 0 ACL Ledger COLUMN "Entry"."Note" postgres
+            28; 0 0 ACL Ledger TABLE "Entry2" postgres
+            29; 1259 16390 TABLE Ledger select postgres
+            30; 0 16390 TABLE DATA Ledger select postgres
+            31; 0 0 COMMENT Ledger TABLE "select" postgres
+            32; 0 0 ACL Ledger TABLE "x""y" postgres
+            """)
+        let entry = TableSelection.Table(schema: "Ledger", name: "Entry", qualified: "\"Ledger\".\"Entry\"", dataDumpID: 16)
+        let keyword = TableSelection.Table(schema: "Ledger", name: "select", qualified: "\"Ledger\".\"select\"", dataDumpID: 30)
+        let kept = Set(TableSelection.useList(entries, tables: [entry, keyword]).compactMap { TOCEntry.parse($0)?.dumpID })
+        XCTAssertEqual(kept, [13, 16, 24, 25, 26, 27, 29, 30, 31])
+        let quote = TableSelection.Table(schema: "Ledger", name: "x\"y", qualified: "\"Ledger\".\"x\"\"y\"", dataDumpID: 99)
+        XCTAssertTrue(Set(TableSelection.useList(entries, tables: [quote]).compactMap { TOCEntry.parse($0)?.dumpID }).contains(32))
+    }
+
     /// A table's own sequences (serial or identity) go with it and not with other tables, unless a
     /// chosen table's default uses a serial one; free-standing ones always go. The list as
     /// `pg_restore --list --verbose` printed it for such a dump.
