@@ -24,12 +24,15 @@ final class VersionMatrixTests: CorpusTestCase {
             """)
     }
 
-    /// Tables of `db` with planner statistics (a pg_statistic row), schema-qualified.
+    /// Tables of `db` with planner statistics (a pg_statistic row), schema-qualified, and
+    /// extended statistics objects with data (`stats:` and their name): 18's pg_dump carries
+    /// the first but not the second.
     func tablesWithStatistics(_ db: String) throws -> Set<String> {
         Set(try Harness.psql(db, """
             SELECT DISTINCT format('%I.%I', n.nspname, c.relname) FROM pg_statistic s JOIN pg_class c ON c.oid = s.starelid
             JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+            UNION SELECT DISTINCT 'stats:' || x.stxname FROM pg_statistic_ext x JOIN pg_statistic_ext_data d ON d.stxoid = x.oid
             """).split(separator: "\n").map(String.init))
     }
 
@@ -41,6 +44,7 @@ final class VersionMatrixTests: CorpusTestCase {
         let original = try DatabaseFingerprint.of(db)
         let analyzed = try tablesWithStatistics(db)
         XCTAssertFalse(analyzed.isEmpty, "ANALYZE gave the corpus no statistics")
+        XCTAssertTrue(analyzed.contains("stats:orders_stats"), "ANALYZE gave the corpus no extended statistics: \(analyzed.sorted())")
         for compression in ["gzip", "zstd", "none"] {
             let id = try backupAndVerify(db, ["--compress", compression])
             let m = try Harness.manifest(dir: fixture.dir, id: id)

@@ -10,14 +10,18 @@ import PGSnapCore
 /// read, unlike pg_statistic), so a table whose statistics came with the dump keeps exactly those.
 extension RestoreService {
     /// Tables the planner would have to guess about: ordinary, partitioned and populated
-    /// materialized views in user schemas with no statistics yet, biggest first. Not a
-    /// partitioned table with a foreign partition: sampling it would connect to the foreign
-    /// server (and plain ANALYZE of the database skips foreign tables too).
+    /// materialized views in user schemas with no statistics yet, or with an extended statistics
+    /// object without data (18's `pg_dump --statistics` carries pg_statistic, not those), biggest
+    /// first. Not a partitioned table with a foreign partition: sampling it would connect to the
+    /// foreign server (and plain ANALYZE of the database skips foreign tables too).
     static let tablesWithoutStatistics = """
         SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'm') AND (c.relkind <> 'm' OR c.relispopulated)
           AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
-          AND NOT EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname)
+          AND (NOT EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname)
+               OR EXISTS (SELECT 1 FROM pg_statistic_ext x JOIN pg_namespace xn ON xn.oid = x.stxnamespace WHERE x.stxrelid = c.oid
+                          AND NOT EXISTS (SELECT 1 FROM pg_stats_ext e WHERE e.statistics_schemaname = xn.nspname
+                                          AND e.statistics_name = x.stxname)))
           AND NOT (c.relkind = 'p' AND EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) t JOIN pg_class f ON f.oid = t.relid
                                                WHERE f.relkind = 'f'))
         ORDER BY pg_relation_size(c.oid) DESC, 1
