@@ -15,6 +15,8 @@ final class FaultProxy: @unchecked Sendable {
         case unavailable
         /// Read the request, never answer until the proxy stops.
         case stall
+        /// Run the closure (another client's request, say), then forward.
+        case after(() -> Void)
     }
 
     /// Decides per request: its request line ("PUT /bucket/key?partNumber=2&uploadId=... HTTP/1.1") and its number (0-based).
@@ -122,6 +124,9 @@ final class FaultProxy: @unchecked Sendable {
             // Until pgsnap dies (EOF) or the proxy stops (shutdown).
             while recv(client, &buf, buf.count, 0) > 0 {}
         case .forward:
+            forward(client, head: text, rest: rest)
+        case .after(let first):
+            first()
             forward(client, head: text, rest: rest)
         }
     }

@@ -200,6 +200,34 @@ final class RemoteBackupTests: XCTestCase {
         XCTAssertEqual(try listRemote(env).map { $0["status"] as? String }, ["good", "good"])
     }
 
+    /// Another writer stores the same id while this backup's upload runs (two hosts' cron jobs
+    /// in one second): the completion is conditional, so that object is kept as it was, this
+    /// backup fails with one line, and its upload is aborted (the second one used to replace the
+    /// first, or the first removed the second's dump as "a short object" and left its manifest).
+    func testASameSecondWriterOfTheSameIDKeepsItsObjectAndThisBackupFails() throws {
+        let db = try database("rbrace")
+        let (remote, prefix) = S3Harness.newRemote()
+        var other: String?
+        let racing = try proxy { line, _ in
+            // The completion of the dump's upload: the other writer's object lands just before it.
+            guard line.hasPrefix("POST "), line.contains("uploadId="), let key = line.split(separator: " ")[1].split(separator: "?").first
+            else { return .forward }
+            let path = String(key).removingPercentEncoding ?? String(key)
+            let stored = String(path.dropFirst(S3Harness.bucket.count + 2))
+            return .after {
+                other = stored
+                _ = try? S3Harness.boto(["put", S3Harness.bucket, stored, "the other writer's dump"])
+            }
+        }
+        let r = try Harness.pgsnap(["backup", "-d", db, "--remote", "--label", "race", "--quiet"], dir: absentDir(),
+                                   env: S3Harness.env(remote: remote, endpoint: racing.endpoint))
+        Harness.assertOneErrorLine(r, status: 1, "another writer")
+        XCTAssertTrue(r.stderr.contains("its object was kept, this one was not") && r.stderr.contains("Run the command again"), r.stderr)
+        let key = try XCTUnwrap(other, "no completion went through the proxy: \(racing.requests)")
+        XCTAssertEqual(try S3Harness.objects(prefix), [key: "the other writer's dump".utf8.count], "only the other writer's object, unchanged")
+        XCTAssertEqual(try S3Harness.unfinishedUploads(prefix), [])
+    }
+
     /// A part the bucket keeps refusing: exit 1 with one line naming the bucket, the upload
     /// aborted at once, nothing stored; SIGTERM mid-upload: exit 130, the upload aborted too.
     func testFailedOrInterruptedUploadIsAbortedAndNothingIsStored() throws {

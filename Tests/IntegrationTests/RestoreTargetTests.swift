@@ -212,11 +212,16 @@ final class RestoreTargetTests: XCTestCase {
 
         let su = try fixture.pgsnap(["restore", id, "-d", db, "--target", copy])
         XCTAssertEqual(su.status, 0, su.stderr)
-        let settings = try Harness.psql("postgres", """
-            SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
-            WHERE d.datname = '\(copy)' AND s.setrole = 0
-            """)
-        XCTAssertTrue(settings.contains("log_min_duration_statement=1s") && settings.contains("work_mem=8MB"), settings)
+        let settings = { (name: String) in
+            try Harness.psql("postgres", """
+                SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+                WHERE d.datname = '\(name)' AND s.setrole = 0
+                """)
+        }
+        // As the original stored them (1000, not the 1s a round trip through SET makes of it).
+        let restored = try settings(copy)
+        XCTAssertEqual(restored, try settings(db))
+        XCTAssertTrue(restored.contains("log_min_duration_statement=1000") && restored.contains("work_mem=8MB"), restored)
     }
 
     /// The database's ACL exactly: the owner's self-revoked TEMP stays revoked, a grant another

@@ -254,12 +254,18 @@ final class S3Client: @unchecked Sendable {
         return etag
     }
 
-    func completeMultipartUpload(_ key: String, uploadID: String, etags: [String]) throws {
+    /// - Parameter onlyIfAbsent: `If-None-Match: *`, S3's conditional write (2024; moto has it).
+    /// - Returns: false when the server refused because the key holds an object (412).
+    @discardableResult
+    func completeMultipartUpload(_ key: String, uploadID: String, etags: [String], onlyIfAbsent: Bool = false) throws -> Bool {
         var xml = "<CompleteMultipartUpload>"
         for (i, e) in etags.enumerated() { xml += "<Part><PartNumber>\(i + 1)</PartNumber><ETag>\(S3XML.escape(e))</ETag></Part>" }
         xml += "</CompleteMultipartUpload>"
-        _ = try request("POST", key: key, query: [("uploadId", uploadID)], headers: [("content-type", "application/xml")],
-                        body: Data(xml.utf8), what: "completing the upload of \(key)")
+        var headers = [("content-type", "application/xml")]
+        if onlyIfAbsent { headers.append(("if-none-match", "*")) }
+        let r = try request("POST", key: key, query: [("uploadId", uploadID)], headers: headers, body: Data(xml.utf8),
+                            accept: onlyIfAbsent ? [412] : [], what: "completing the upload of \(key)")
+        return r.status != 412
     }
 
     func abortMultipartUpload(_ key: String, uploadID: String) throws {

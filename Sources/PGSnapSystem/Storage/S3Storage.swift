@@ -59,24 +59,32 @@ public final class S3Storage: SnapshotStorage {
     }
 
     public func create(_ name: String, expectedSize: Int64, sha256: String?) throws -> StorageUpload {
+        try create(name, expectedSize: expectedSize, sha256: sha256, exclusive: false)
+    }
+
+    /// Every upload carries a token of its own (`x-amz-meta-upload`): what the object holds after
+    /// completion is known to be this upload's, or another writer's that must not be removed.
+    func create(_ name: String, expectedSize: Int64, sha256: String?, exclusive: Bool) throws -> StorageUpload {
         let key = remote.key(name)
-        var meta: [String: String] = [:]
+        let token = UUID().uuidString.lowercased()
+        var meta: [String: String] = ["upload": token]
         if let sha256 { meta["sha256"] = sha256 }
         let id = try client.createMultipartUpload(key, metadata: meta)
         return S3MultipartUpload(client: client, key: key, uploadID: id,
                                  partSize: S3Storage.partSize(for: expectedSize, override: partSizeOverride), inFlight: inFlight,
-                                 grows: expectedSize < 0)
+                                 grows: expectedSize < 0, token: token, exclusive: exclusive)
     }
 
     /// Taken when the object exists or another multipart upload of it is under way (a backup of
-    /// the same database started in the same second elsewhere). Without conditional writes a
-    /// race between the check and the upload remains; ids carry the second, so it needs two
-    /// writers in one second.
+    /// the same database started in the same second elsewhere). Between that check and the end
+    /// of the upload another writer may still take the name: the completion is conditional
+    /// (`If-None-Match: *`), so the first one keeps it and the other fails, instead of the second
+    /// silently replacing the first.
     public func createNew(_ name: String, expectedSize: Int64) throws -> StorageUpload? {
         let key = remote.key(name)
         guard try client.head(key) == nil else { return nil }
         guard try client.listMultipartUploads(prefix: key).allSatisfy({ $0.key != key }) else { return nil }
-        return try create(name, expectedSize: expectedSize, sha256: nil)
+        return try create(name, expectedSize: expectedSize, sha256: nil, exclusive: true)
     }
 
     /// A directory snapshot (`<id>.dir`, as the catalog names it) goes with every object under it.
@@ -162,12 +170,20 @@ final class S3MultipartUpload: StorageUpload, @unchecked Sendable {
     private var firstError: Error?
     private var finished = false
 
-    init(client: S3Client, key: String, uploadID: String, partSize: Int, inFlight: Int, grows: Bool = false) {
+    /// This upload's `x-amz-meta-upload`.
+    let token: String
+    /// Completed only if the key holds no object yet.
+    let exclusive: Bool
+
+    init(client: S3Client, key: String, uploadID: String, partSize: Int, inFlight: Int, grows: Bool = false, token: String,
+         exclusive: Bool = false) {
         self.client = client
         self.key = key
         self.uploadID = uploadID
         self.partSize = partSize
         self.grows = grows
+        self.token = token
+        self.exclusive = exclusive
         slots = DispatchSemaphore(value: inFlight)
     }
 
@@ -228,12 +244,19 @@ final class S3MultipartUpload: StorageUpload, @unchecked Sendable {
         group.wait()
         if let e = lock.withLock({ firstError }) { throw e }
         let ordered = (1...parts).map { etags[$0] ?? "" }
-        try client.completeMultipartUpload(key, uploadID: uploadID, etags: ordered)
-        finished = true
+        try client.completeMultipartUpload(key, uploadID: uploadID, etags: ordered, onlyIfAbsent: exclusive)
         // The size S3 stored, not the one we meant: a lost part would show here.
         guard let stored = try client.head(key) else {
             throw PGSnapError("S3 at \(client.endpointText) lists no \(key) after completing its upload", next: "Run the command again")
         }
+        // Refused as taken, or replaced since by another writer of the same name (a server that
+        // ignores If-None-Match): that object is the other writer's, left as it is. A refusal
+        // of a retried completion that had gone through finds this upload's own token.
+        guard stored.metadata["upload"] == token else {
+            throw PGSnapError("another writer stored \(key) at \(client.endpointText) while this upload ran (a backup of the same database and label in the same second, from another host or job); its object was kept, this one was not",
+                              next: "Run the command again for a snapshot of its own; give concurrent jobs different labels")
+        }
+        finished = true
         guard stored.size == written else {
             try? client.delete(key)
             throw PGSnapError("S3 at \(client.endpointText) stored \(stored.size) bytes of \(key), sent \(written); the object was removed",
