@@ -47,11 +47,11 @@ public struct PGSnapCommand: ParsableCommand {
 
 func printError(_ line: String) {
     StderrTail.record(line)
-    FileHandle.standardError.write(Data(("pgsnap: " + line + "\n").utf8))
+    StandardStreams.err("pgsnap: " + line + "\n")
 }
 
 func printOut(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    StandardStreams.out(text + "\n")
 }
 
 func printJSON<T: Encodable>(_ value: T) throws {

@@ -79,7 +79,7 @@ struct Restore: ParsableCommand {
             target: target, wait: try lock.seconds, terminateConnections: terminateConnections, dropPrevious: dropPrevious, assumeYes: yes,
             noOwner: noOwner, jobs: jobs, tables: table,
             confirm: interactive ? { question in
-                FileHandle.standardError.write(Data(question.utf8))
+                StandardStreams.err(question)
                 let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
                 return answer == "y" || answer == "yes"
             } : nil)

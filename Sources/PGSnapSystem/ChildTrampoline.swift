@@ -39,7 +39,7 @@ public enum ChildTrampoline {
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         execv(argv[0], &cArgs)
         let message = "pgsnap: cannot start \(argv[0]): \(String(cString: strerror(errno)))\n"
-        FileHandle.standardError.write(Data(message.utf8))
+        StandardStreams.err(message)
         _exit(127)
     }
 }

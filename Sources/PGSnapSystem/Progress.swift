@@ -23,11 +23,11 @@ final class Progress {
         let elapsed = max(now.timeIntervalSince(start), 0.001)
         var line = "\r\(verb) \(formatBytes(bytesIn)) -> \(formatBytes(bytesOut))  \(formatBytes(Int64(Double(bytesIn) / elapsed)))/s  \(String(format: "%.0f", elapsed))s"
         if let total, total > 0 { line += String(format: "  %.0f%%", min(100, Double(bytesIn) * 100 / Double(total))) }
-        FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
+        StandardStreams.err(line + "\u{1B}[K")
     }
 
     func done() {
         guard enabled, last != .distantPast else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        StandardStreams.err("\r\u{1B}[K")
     }
 }

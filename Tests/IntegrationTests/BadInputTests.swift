@@ -25,6 +25,31 @@ final class BadInputTests: XCTestCase {
         return d
     }
 
+    /// `pgsnap list | head -1`: a reader that goes away is not a crash (Foundation's
+    /// FileHandle.write trapped on EPIPE: exit 132 and a backtrace).
+    func testAReaderThatWentAwayIsNotACrash() throws {
+        let dir = try makeDir()
+        for args in [["list", "--json"], ["list"], ["check", "--json"]] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Harness.binary)
+            p.arguments = args
+            var e = Harness.env
+            e["PGSNAP_DIR"] = dir
+            p.environment = e
+            let out = Pipe(), err = Pipe()
+            try out.fileHandleForReading.close()  // nobody will read: every write is EPIPE
+            p.standardOutput = out
+            p.standardError = err
+            p.standardInput = FileHandle.nullDevice
+            try p.run()
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationReason, .exit, "\(args): \(stderr)")
+            XCTAssertLessThan(p.terminationStatus, 126, "\(args): \(stderr)")
+            XCTAssertFalse(stderr.contains("Fatal error") || stderr.contains("Crash") || stderr.contains("backtrace"), "\(args): \(stderr)")
+        }
+    }
+
     func testInvalidLabelsAreUsageErrorsAndWriteNothing() throws {
         let db = try makeDatabase()
         try Harness.psql(db, "CREATE TABLE t AS SELECT 1 AS x")

@@ -98,16 +98,16 @@ public final class Reporter {
     /// A line only `--verbose` prints.
     public func detail(_ line: String) {
         guard verbose else { return }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        StandardStreams.err(line + "\n")
     }
 
     public func info(_ line: String) {
         guard !quiet else { return }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        StandardStreams.err(line + "\n")
     }
 
     public func warn(_ line: String) {
         StderrTail.record("warning: " + line)
-        FileHandle.standardError.write(Data(("pgsnap: warning: " + line + "\n").utf8))
+        StandardStreams.err("pgsnap: warning: " + line + "\n")
     }
 }
