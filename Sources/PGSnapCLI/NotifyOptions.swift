@@ -18,16 +18,24 @@ struct NotifyOptions: ParsableArguments {
     var notifyOn: NotifyOn?
 
     func validate() throws {
-        _ = try settings(ProcessInfo.processInfo.environment)
+        _ = try settings(ProcessInfo.processInfo.environment, warn: { _ in })
     }
 
-    func settings(_ env: [String: String], command: String? = nil) throws -> (targets: [NotifyTarget], on: NotifyOn?) {
+    /// - Parameter warn: told of each word of the environment that is not a target and of a
+    ///   PGSNAP_NOTIFY_ON it does not know: warnings, not errors (the job runs, the other targets
+    ///   are told). A bad `--notify` value is a usage error, as any bad option.
+    func settings(_ env: [String: String], command: String? = nil, warn: @escaping (String) -> Void) throws -> (targets: [NotifyTarget], on: NotifyOn?) {
         do {
-            let targets = try NotifyTarget.parseAll(options: notify, environment: env, command: command)
+            let targets = try NotifyTarget.parseAll(options: notify, environment: env, command: command) { e in
+                warn("\(e.what), so it is ignored; the job runs and the other targets are told. \(e.next ?? "")")
+            }
             var on = notifyOn
             if on == nil, let text = env["PGSNAP_NOTIFY_ON"], !text.isEmpty {
-                guard let v = NotifyOn(rawValue: text) else { throw ValidationError("PGSNAP_NOTIFY_ON must be failure or always") }
-                on = v
+                if let v = NotifyOn(rawValue: text) {
+                    on = v
+                } else {
+                    warn("PGSNAP_NOTIFY_ON must be failure or always; the default applies")
+                }
             }
             return (targets, on)
         } catch let e as PGSnapError {
@@ -47,7 +55,7 @@ struct NotifyOptions: ParsableArguments {
     ///     is named (check, prune, verify): PGDATABASE does not name the run then.
     func around(_ command: String, database: String?, wholeDirectory: Bool = false, _ body: (NotifyReport) throws -> Void) throws {
         let env = ProcessInfo.processInfo.environment
-        let (targets, on) = try settings(env, command: command)
+        let (targets, on) = try settings(env, command: command, warn: { printError("warning: " + $0) })
         let report = NotifyReport()
         guard !targets.isEmpty else { return try body(report) }
         let notifier = Notifier(environment: env, warn: { printError($0) })

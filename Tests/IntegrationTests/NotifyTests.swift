@@ -254,8 +254,8 @@ final class NotifyTests: XCTestCase {
         XCTAssertEqual(v.status, 0, v.stderr)
         XCTAssertEqual(rx.requests.filter { $0.path.hasPrefix("/backup-ping") }.count, 2, "verify does not ping backup's check")
         let bad = try Harness.pgsnap(["backup", "-d", database], dir: dir, env: ["PGSNAP_BACKUP_NOTIFY": "hc-ping.com/\(Self.token)"])
-        Harness.assertOneErrorLine(bad, status: 64, "a bad PGSNAP_BACKUP_NOTIFY")
-        XCTAssertTrue(bad.stderr.contains("PGSNAP_BACKUP_NOTIFY word 1"), bad.stderr)
+        XCTAssertEqual(bad.status, 0, "a bad PGSNAP_BACKUP_NOTIFY is a warning: \(bad.stderr)")
+        XCTAssertTrue(bad.stderr.contains("warning: PGSNAP_BACKUP_NOTIFY word 1"), bad.stderr)
         assertNoToken(bad.stderr, "stderr")
     }
 
@@ -311,14 +311,35 @@ final class NotifyTests: XCTestCase {
             (["--notify", "json+https:///\(Self.token)"], [:]),
             (["--notify", "http://example.com/a b\(Self.token)"], [:]),
             (["--notify-on", "sometimes"], [:]),
-            ([], ["PGSNAP_NOTIFY": "https://hc-ping.com/ok not-a-url-\(Self.token)"]),
-            ([], ["PGSNAP_NOTIFY_ON": "never"]),
         ] as [([String], [String: String?])] {
             let r = try Harness.pgsnap(["backup", "-d", database] + args, dir: dir, env: env)
             Harness.assertOneErrorLine(r, status: 64, "\(args) \(env)")
             assertNoToken(r.stderr, "stderr for \(args) \(env)")
         }
         XCTAssertEqual(Harness.snapshotFiles(dir), [], "a usage error took a backup")
+    }
+
+    /// A typo in the environment file of a nightly job (one word of PGSNAP_NOTIFY, or
+    /// PGSNAP_NOTIFY_ON) is a warning: the backup is taken and the other targets are told (it
+    /// was exit 64, no backup, and nobody told).
+    func testBadNotifyWordsInTheEnvironmentAreWarningsAndTheJobRuns() throws {
+        let rx = try receiver()
+        let good = "json+http://127.0.0.1:\(rx.port)/hook/\(Self.token)"
+        for env in [
+            ["PGSNAP_NOTIFY": "\(good) http://[bad/\(Self.token)"],
+            ["PGSNAP_NOTIFY": "not-a-url-\(Self.token) \(good)", "PGSNAP_NOTIFY_ON": "never"],
+        ] as [[String: String?]] {
+            let before = rx.requests.compactMap(\.json).count
+            let dir = try makeDir()
+            let r = try Harness.pgsnap(["backup", "-d", database], dir: dir, env: env)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertFalse(Harness.snapshotID(r).isEmpty)
+            XCTAssertTrue(r.stderr.contains("pgsnap: warning: PGSNAP_NOTIFY word ") && r.stderr.contains("so it is ignored; the job runs"), r.stderr)
+            XCTAssertEqual(r.stderr.contains("PGSNAP_NOTIFY_ON must be failure or always; the default applies"), env["PGSNAP_NOTIFY_ON"] != nil, r.stderr)
+            assertNoToken(r.stderr, "stderr for \(env)")
+            let docs = rx.requests.compactMap(\.json).dropFirst(before)
+            XCTAssertEqual(docs.last?["event"] as? String, "backup.success", "the good target was told: \(docs)")
+        }
     }
 
     /// https through URLSession and the system CA store: the test CA is added to the store only

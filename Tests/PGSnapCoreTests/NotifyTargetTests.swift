@@ -47,6 +47,13 @@ final class NotifyTargetTests: XCTestCase {
         XCTAssertEqual(try NotifyTarget.parseAll(options: [], environment: [:]), [])
         let e = assertPGSnapError(.usage) { try NotifyTarget.parseAll(options: [], environment: ["PGSNAP_NOTIFY": "https://a.example/1 oops"]) }
         XCTAssertTrue(e?.description.hasPrefix("PGSNAP_NOTIFY word 2 ") ?? false, e?.description ?? "")
+        // A run skips such a word and tells the others; a --notify value stays an error.
+        var skipped: [String] = []
+        XCTAssertEqual(try NotifyTarget.parseAll(options: [], environment: ["PGSNAP_NOTIFY": "https://a.example/1 http://[bad/TOKEN"],
+                                                 skipping: { skipped.append($0.description) }).map(\.url.host), ["a.example"])
+        XCTAssertEqual(skipped.count, 1)
+        XCTAssertTrue(skipped.allSatisfy { $0.hasPrefix("PGSNAP_NOTIFY word 2 ") && !$0.contains("TOKEN") }, "\(skipped)")
+        assertPGSnapError(.usage) { try NotifyTarget.parseAll(options: ["oops"], environment: [:], skipping: { _ in }) }
         let mine = ["PGSNAP_BACKUP_NOTIFY": "https://e.example/5 https://a.example/1"].merging(env) { a, _ in a }
         XCTAssertEqual(try NotifyTarget.parseAll(options: ["https://d.example/4"], environment: mine, command: "backup").map(\.url.host),
                        ["d.example", "e.example", "a.example", "b.example", "c.example"], "options, the command's own variable, then PGSNAP_NOTIFY")

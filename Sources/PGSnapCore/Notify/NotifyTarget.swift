@@ -72,12 +72,24 @@ public struct NotifyTarget: Hashable, Sendable {
     /// `PGSNAP_NOTIFY` and one job's ping URL in that job's variable (never in its options, which
     /// are pgsnap's argv and visible in `ps`).
     ///
-    /// - Parameter command: whose own variable to read; nil for none.
+    /// - Parameters:
+    ///   - command: whose own variable to read; nil for none.
+    ///   - skipping: given a word of a variable that is not a target, instead of throwing: a typo
+    ///     in the environment file of a nightly job must not stop its backups (nor the other
+    ///     targets hearing of them). `--notify` values are checked as every option is.
     /// - Throws: `PGSnapError` (usage) for the first value that is not a target.
-    public static func parseAll(options: [String], environment: [String: String], command: String? = nil) throws -> [NotifyTarget] {
+    public static func parseAll(options: [String], environment: [String: String], command: String? = nil,
+                                skipping: ((PGSnapError) -> Void)? = nil) throws -> [NotifyTarget] {
         func words(_ name: String) throws -> [NotifyTarget] {
             try (environment[name] ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
-                .enumerated().map { try NotifyTarget(parsing: String($1), source: "\(name) word \($0 + 1)") }
+                .enumerated().compactMap { i, word in
+                    do {
+                        return try NotifyTarget(parsing: String(word), source: "\(name) word \(i + 1)")
+                    } catch let e as PGSnapError where skipping != nil {
+                        skipping?(e)
+                        return nil
+                    }
+                }
         }
         let all = try options.enumerated().map { try NotifyTarget(parsing: $1, source: "--notify value \($0 + 1)") }
             + (command.map { try words(commandVariable($0)) } ?? []) + words("PGSNAP_NOTIFY")
