@@ -120,9 +120,25 @@ public enum Catalog {
         return sorted(out)
     }
 
-    /// Newest first; ties broken by id so the order never depends on the directory listing.
+    /// Newest first: by the second, then the id's `-n`, then `created_at`, then the id (so the
+    /// order never depends on the directory listing). A manifest's `created_at` has
+    /// milliseconds, a leftover's time comes from its name: by `created_at` alone, a damaged
+    /// `-2` of the same second sorted behind the snapshot before it, and `restore latest` took
+    /// that one without a word. The id's time is `created_at`'s second (one clock reading).
     public static func sorted(_ entries: [CatalogEntry]) -> [CatalogEntry] {
-        entries.sorted { a, b in a.createdAt != b.createdAt ? a.createdAt > b.createdAt : a.id > b.id }
+        func key(_ e: CatalogEntry) -> (Date, Int) {
+            let second = Date(timeIntervalSince1970: e.createdAt.timeIntervalSince1970.rounded(.down))
+            // A label that holds a time parses as the time field: then its -n is not the id's.
+            let attempt = SnapshotName.parse(id: e.id).flatMap { $0.date == second ? $0.attempt : nil } ?? 1
+            return (second, attempt)
+        }
+        let keyed = entries.map { (key($0), $0) }
+        return keyed.sorted { x, y in
+            let (ka, a) = x, (kb, b) = y
+            if ka.0 != kb.0 { return ka.0 > kb.0 }
+            if ka.1 != kb.1 { return ka.1 > kb.1 }
+            return a.createdAt != b.createdAt ? a.createdAt > b.createdAt : a.id > b.id
+        }.map(\.1)
     }
 
     /// The snapshot id a file belongs to, or nil for files that are not pgsnap's.

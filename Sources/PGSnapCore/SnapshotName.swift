@@ -148,6 +148,8 @@ public enum SnapshotName {
         public var date: Date
         /// What follows the time field, if anything.
         public var label: String? = nil
+        /// `n` of a `-n` after the time (a second backup in the same second), else 1.
+        public var attempt: Int = 1
     }
 
     /// Splits `<db>_<YYYYMMDDTHHMMSSZ>[-n][_label]` at the last field that is a timestamp:
@@ -165,8 +167,9 @@ public enum SnapshotName {
             let labelStart = fieldEnd + 1
             fieldEnd = u
             if let date = stampDate(field) {
+                let attempt = field.firstIndex(of: UInt8(ascii: "-")).flatMap { Int(String(decoding: field[($0 + 1)...], as: UTF8.self)) } ?? 1
                 return Parsed(id: id, encodedDatabase: String(decoding: b[0..<u], as: UTF8.self), date: date,
-                              label: labelStart < b.count ? String(decoding: b[labelStart...], as: UTF8.self) : nil)
+                              label: labelStart < b.count ? String(decoding: b[labelStart...], as: UTF8.self) : nil, attempt: attempt)
             }
         }
         return nil

@@ -163,6 +163,29 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(Catalog.sorted(reference.reversed()).map(\.id), reference.map(\.id))
     }
 
+    /// Two backups in one second: the `-2` is the newer even when its manifest cannot be read
+    /// (its time then comes from its name, whole seconds, the good one's has milliseconds), so
+    /// `latest` lands on it and refuses, instead of quietly taking the one before it.
+    func testTheSecondBackupOfASecondIsNewerWhateverItsManifest() throws {
+        var dir = FakeDirectory()
+        let first = CatalogTests.manifest(database: "app", date: CatalogTests.t0)
+        let second = CatalogTests.manifest(database: "app", date: CatalogTests.t0, attempt: 2)
+        dir.addGood(first)
+        dir.addGood(second)
+        dir.manifests[second.id] = .failure(PGSnapError("manifest is not valid JSON"))
+        let entries = dir.build()
+        XCTAssertEqual(entries.map(\.id), [second.id, first.id])
+        XCTAssertFalse(entries[0].isGood)
+        XCTAssertEqual(try SnapshotSelector(kind: .latest, database: "app").select(from: entries, directory: "./backups").id, second.id)
+        // A label that holds a time is not the id's time: ordered by created_at as before.
+        var labelled = FakeDirectory()
+        let older = CatalogTests.manifest(database: "app", date: CatalogTests.t0, label: "before_20300101T000000Z-9")
+        let newer = CatalogTests.manifest(database: "app", date: CatalogTests.t0.addingTimeInterval(60), label: "x")
+        labelled.addGood(older)
+        labelled.addGood(newer)
+        XCTAssertEqual(labelled.build().map(\.id), [newer.id, older.id])
+    }
+
     // MARK: SnapshotSelector
 
     /// app: good 00:00 (nightly), good 01:00 (pre_migration_000045), damaged 02:00 (nightly), partial 03:00;
