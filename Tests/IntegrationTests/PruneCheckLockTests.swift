@@ -629,6 +629,26 @@ final class PruneCheckLockTests: XCTestCase {
         XCTAssertEqual(strict.status, 2, strict.stderr)
     }
 
+    /// A backup taken with a clock 30 days ahead: check said "-720.0 h old", exit 0, and stayed
+    /// green while later backups stopped. Now it is a problem, and freshness goes by the newest
+    /// snapshot dated before now.
+    func testASnapshotDatedInTheFutureIsAProblemAndDoesNotCountAsFresh() throws {
+        let db = try makeDatabase("future")
+        let dir = try makeDir()
+        let old = try backup(db, dir: dir)
+        let ahead = try backup(db, dir: dir)
+        try setCreatedAt(dir: dir, id: old, Date().addingTimeInterval(-3 * Self.day))
+        try setCreatedAt(dir: dir, id: ahead, Date().addingTimeInterval(30 * Self.day))
+        let r = try Harness.pgsnap(["check", "--max-age", "26h"], dir: dir)
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("1 good snapshot(s) dated in the future (newest \(ahead)") && r.stderr.contains("days ahead"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("newest good snapshot \(old) is 3.0 days old"), "freshness from the snapshot dated before now: \(r.stderr)")
+        // A few seconds ahead (two hosts' clocks) is not a problem.
+        try setCreatedAt(dir: dir, id: ahead, Date().addingTimeInterval(60))
+        let skewed = try Harness.pgsnap(["check", "--max-age", "26h"], dir: dir)
+        XCTAssertEqual(skewed.status, 0, skewed.stderr)
+    }
+
     func testCheckMinSize() throws {
         let db = try makeDatabase("minsize")
         let dir = try makeDir()

@@ -132,6 +132,10 @@ public struct CheckService {
         }
     }
 
+    /// How far ahead of this host's clock a snapshot may be dated before it is a problem: the
+    /// clocks of the backup host and the checking host drift a little.
+    static let clockSkew: TimeInterval = 300
+
     /// The health rules over a catalog (local, or a bucket's with its newest manifests read).
     /// Only the two newest good entries of each database need their manifest.
     public func evaluate(_ entries: [CatalogEntry], location: String, maxAge: TimeInterval, minSize: Int64, database: String?) -> HealthReport {
@@ -150,7 +154,15 @@ public struct CheckService {
             if let newest = entries.first(where: { $0.database == name && $0.isCommitted }), !newest.isGood {
                 report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": newest snapshot \(newest.id) is \(newest.status.rawValue.replacingOccurrences(of: "_", with: " "))\(newest.problem.map { " (\($0))" } ?? ""): 'restore latest' would refuse it; run 'pgsnap verify \(newest.id)\(location.hasPrefix("s3://") ? " --remote \(location)" : "")' and take a new backup"))
             }
-            guard let newest = good.first, let m = newest.manifest else {
+            // A snapshot dated ahead of this clock (the host that took it had a wrong clock, or
+            // this one has): its age says nothing, and while it is the newest an alert on age
+            // could never fire. Freshness goes by the newest good one dated before now.
+            let ahead = good.filter { $0.createdAt.timeIntervalSince(now) > Self.clockSkew }
+            if let first = ahead.first {
+                report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": \(ahead.count) good snapshot(s) dated in the future (newest \(first.id), \(describe(first.createdAt.timeIntervalSince(now))) ahead of this host's clock): the clock of the host that took them, or of this one, is wrong; fix it, then keep them knowingly or remove them ('pgsnap prune' keeps them as the newest)"))
+            }
+            let dated = good.filter { $0.createdAt.timeIntervalSince(now) <= Self.clockSkew }
+            guard let newest = dated.first, let m = newest.manifest else {
                 report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": no good snapshot in \(location)"))
                 report.databases.append(db)
                 continue
@@ -165,7 +177,7 @@ public struct CheckService {
             if m.compressedBytes < minSize {
                 report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": newest snapshot \(m.id) is \(m.compressedBytes) bytes, below --min-size \(minSize)"))
             }
-            if good.count > 1, let prev = good[1].manifest, m.compressedBytes * 2 < prev.compressedBytes {
+            if dated.count > 1, let prev = dated[1].manifest, m.compressedBytes * 2 < prev.compressedBytes {
                 report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": newest snapshot shrank to \(formatBytes(m.compressedBytes)) from \(formatBytes(prev.compressedBytes)) (less than half): check that the dump is complete"))
             }
             report.databases.append(db)
