@@ -258,13 +258,31 @@ public struct SnapshotDirectory {
     /// An OS error with `errno`'s text; "No space left on device" gets its own advice.
     /// A new 0700 directory `TMPDIR/<prefix>-XXXXXX` (TMPDIR from `environment`, else /tmp);
     /// the caller removes it. `what` names its use in the error.
+    /// `<TMPDIR>/<prefix>-<pid>-XXXXXX`, 0700. The pid lets a later run remove what a killed one
+    /// left (`removeOrphanedTemporaries`): a drill's copy is a whole snapshot.
     static func makePrivateTemporary(prefix: String, environment: [String: String], for what: String) throws -> String {
         let base = environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        var template = Array((base + "/" + prefix + "-XXXXXX").utf8CString)
+        removeOrphanedTemporaries(prefix: prefix, in: base)
+        var template = Array((base + "/" + prefix + "-\(getpid())-XXXXXX").utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw ioError("create a private directory in \(base) for \(what)")
         }
         return String(cString: made)
+    }
+
+    /// Removes `<prefix>-<pid>-XXXXXX` directories in `base` that are ours and whose process is
+    /// gone (`kill -9` of a drill left its copy of the snapshot for ever).
+    static func removeOrphanedTemporaries(prefix: String, in base: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
+        for name in names where name.hasPrefix(prefix + "-") {
+            let parts = name.dropFirst(prefix.count + 1).split(separator: "-")
+            guard parts.count == 2, parts[1].count == 6, let pid = Int32(parts[0]), pid > 0, pid != getpid() else { continue }
+            let dir = base + "/" + name
+            var st = stat()
+            guard lstat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == geteuid() else { continue }
+            guard kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(atPath: dir)  // a directory snapshot's copy has a folder
+        }
     }
 
     /// All of `bytes` to `fd` (short writes and EINTR retried); a failure names `path`.

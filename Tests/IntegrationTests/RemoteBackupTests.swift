@@ -326,11 +326,21 @@ final class RemoteBackupTests: XCTestCase {
         let id = Harness.snapshotID(b)
         let prom = tmp + "/drill.prom"
         let dir = absentDir()
+        // What a drill killed with -9 leaves: its copy, under its pid (a process that is gone),
+        // with a folder (a directory snapshot's); a live process's copy is left alone.
+        let gone = try Harness.run("/bin/true", []).pid
+        let orphan = tmp + "/pgsnap-drill-\(gone)-AbC123"
+        try FileManager.default.createDirectory(atPath: orphan + "/app_20261101T000000Z.dir", withIntermediateDirectories: true)
+        try Data("dump".utf8).write(to: URL(fileURLWithPath: orphan + "/app_20261101T000000Z.dir/toc.dat"))
+        let alive = tmp + "/pgsnap-drill-\(getpid())-XyZ789"
+        try FileManager.default.createDirectory(atPath: alive, withIntermediateDirectories: true)
         let r = try Harness.pgsnap(["drill", "-d", db, "--remote", "--metrics-file", prom], dir: dir, env: env)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("ok  drill \(id)"), r.stderr)
         XCTAssertTrue(try String(contentsOfFile: prom, encoding: .utf8).contains("pgsnap_restore_drill_success{database=\"\(db)\"} 1"))
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp).sorted(), ["drill.prom"], "the drill's copy was left behind")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp).sorted(), ["drill.prom", "pgsnap-drill-\(getpid())-XyZ789"],
+                       "the drill's copy, or a killed drill's, was left behind")
+        try FileManager.default.removeItem(atPath: alive)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir))
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
         let pulled = try Harness.tempDir()
