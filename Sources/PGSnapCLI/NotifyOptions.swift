@@ -5,7 +5,7 @@ import PGSnapSystem
 
 extension NotifyOn: ExpressibleByArgument {}
 
-/// `--notify` and `--notify-on`, shared by backup, prune, check, verify and drill.
+/// `--notify` and `--notify-on`, shared by backup, prune, check, verify, drill and push.
 struct NotifyOptions: ParsableArguments {
     @Option(name: .customLong("notify"), help: ArgumentHelp(
         "Tell URL how the run went (repeatable; added to the URLs in PGSNAP_<COMMAND>_NOTIFY, e.g. PGSNAP_BACKUP_NOTIFY, and PGSNAP_NOTIFY): a healthchecks.io-style ping URL (https://hc-ping.com/<uuid>: /start, success, /fail), json+https://... (a JSON document) or slack+https://... (Slack-compatible text). Plain http:// is sent unencrypted.",

@@ -34,12 +34,18 @@ struct Push: ParsableCommand {
     @OptionGroup var directory: DirectoryOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var lock: LockOptions
+    @OptionGroup(title: "Notifications") var notify: NotifyOptions
 
     func validate() throws {
         if all && snapshot != nil { throw ValidationError("give either a snapshot or --all, not both") }
     }
 
+    /// A cron `push` beside the nightly backup fails as quietly as a backup would: it notifies too.
     func run() throws {
+        try notify.around("push", database: database, wholeDirectory: true) { _ in try push() }
+    }
+
+    func push() throws {
         let env = ProcessInfo.processInfo.environment
         let storage = try remote.storage(env)
         let session = try makeSession(nil, directory, output)

@@ -286,11 +286,18 @@ final class NotifyTests: XCTestCase {
         // An empty directory fails check with exit 2: the failure says so.
         let r = try Harness.pgsnap(["check", "-d", database, "--notify", hook], dir: try makeDir())
         XCTAssertEqual(r.status, 2, r.stderr)
+        // A cron push whose bucket cannot be reached (it sent nothing).
+        let push = try Harness.pgsnap(["push", "--notify", hook, "--quiet"], dir: dir,
+                                      env: S3Harness.env(remote: S3Harness.newRemote().url, endpoint: S3Harness.deadEndpoint()).merging(["PGSNAP_S3_ATTEMPTS": "1"]) { $1 })
+        XCTAssertEqual(push.status, 1, push.stderr)
         let docs = rx.requests.compactMap(\.json)
-        XCTAssertEqual(docs.map { $0["event"] as? String ?? "?" }, ["verify.success", "check.success", "prune.success", "check.failure"])
-        XCTAssertEqual(docs.last?["exit_code"] as? Int, 2)
+        XCTAssertEqual(docs.map { $0["event"] as? String ?? "?" }, ["verify.success", "check.success", "prune.success", "check.failure", "push.failure"])
+        XCTAssertEqual(docs.last?["exit_code"] as? Int, 1)
+        XCTAssertEqual(docs.last?["error"] as? String, push.stderr.split(separator: "\n").last.map { String($0.dropFirst("pgsnap: ".count)) })
+        let checkFailure = docs[3]
+        XCTAssertEqual(checkFailure["exit_code"] as? Int, 2)
         // The one error line says "1 problem(s)"; which problem is in the tail.
-        let tail = docs.last?["stderr_tail"] as? [String] ?? []
+        let tail = checkFailure["stderr_tail"] as? [String] ?? []
         XCTAssertTrue(tail.contains { $0.contains("\"\(database)\": no good snapshot in") }, "\(tail)")
 
         // Without -d, check covers every database of the directory: PGDATABASE (an env file's
