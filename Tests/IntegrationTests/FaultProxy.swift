@@ -17,6 +17,9 @@ final class FaultProxy: @unchecked Sendable {
         case stall
         /// Run the closure (another client's request, say), then forward.
         case after(() -> Void)
+        /// Read the request, then answer a header that never ends, a byte every 0.2 s: every
+        /// read gets something, so no socket timeout fires.
+        case trickle
     }
 
     /// Decides per request: its request line ("PUT /bucket/key?partNumber=2&uploadId=... HTTP/1.1") and its number (0-based).
@@ -125,6 +128,10 @@ final class FaultProxy: @unchecked Sendable {
             while recv(client, &buf, buf.count, 0) > 0 {}
         case .forward:
             forward(client, head: text, rest: rest)
+        case .trickle:
+            drain(client, have: rest.count, length: bodyLength)
+            FaultProxy.sendAll(client, Array("HTTP/1.1 200 OK\r\nX-Slow: ".utf8))
+            while send(client, "x", 1, Int32(MSG_NOSIGNAL)) == 1 { usleep(200_000) }
         case .after(let first):
             first()
             forward(client, head: text, rest: rest)

@@ -61,6 +61,24 @@ final class RemoteFaultTests: XCTestCase {
         XCTAssertEqual(counting.requests.count, 1, "\(counting.requests)")
     }
 
+    /// An endpoint that answers a byte every 0.2 s: each read gets something, so only a floor
+    /// on the whole exchange's rate ends it (list and push hung for good, holding the lock).
+    /// Run under timeout(1), so a hang fails the test (124) instead of holding up the suite.
+    func testATricklingEndpointIsGivenUp() throws {
+        let (_, dir, _) = try backedUp("trickle")
+        let (remote, _) = S3Harness.newRemote()
+        let slow = try proxy { _, _ in .trickle }
+        var env = S3Harness.env(remote: remote, endpoint: slow.endpoint)
+        env["PGSNAP_S3_TIMEOUT"] = "1"
+        env["PGSNAP_S3_ATTEMPTS"] = "1"
+        env["PGSNAP_DIR"] = dir
+        for args in [["list", "--remote"], ["push", "--quiet"]] {
+            let r = try Harness.run("/usr/bin/timeout", ["120", Harness.binary] + args, env: env)
+            Harness.assertOneErrorLine(r, status: 1, "\(args)")
+            XCTAssertTrue(r.stderr.contains("timed out") && r.stderr.contains("under 1 KiB/s"), "\(args): \(r.stderr)")
+        }
+    }
+
     func testBackupPushWithTheRemoteDownKeepsTheGoodLocalSnapshotAndExitsSix() throws {
         let db = try Harness.createDatabase("down")
         databases.append(db)

@@ -55,10 +55,11 @@ final class SocketHTTPTransport: HTTPTransport, @unchecked Sendable {
         let length = body?.count ?? 0
         if length > 0 || method == "PUT" || method == "POST" { head += "Content-Length: \(length)\r\n" }
         head += "\r\n"
-        if let e = sendAll(fd, Data(head.utf8)) ?? body.flatMap({ sendAll(fd, $0) }) {
+        let pace = Pace(timeout: timeout)
+        if let e = sendAll(fd, Data(head.utf8), pace) ?? body.flatMap({ sendAll(fd, $0, pace) }) {
             return .failure(ExchangeFailure(failure: e, beforeResponse: true))
         }
-        var reader = Reader(fd: fd)
+        var reader = Reader(fd: fd, pace: Pace(timeout: timeout))
         guard let headText = reader.readHead() else {
             return .failure(ExchangeFailure(failure: reader.failure ?? HTTPFailure(text: "connection closed before a response", transient: true),
                                             beforeResponse: reader.received == 0))
@@ -133,7 +134,28 @@ final class SocketHTTPTransport: HTTPTransport, @unchecked Sendable {
         }
     }
 
-    private func sendAll(_ fd: Int32, _ data: Data) -> HTTPFailure? {
+    /// The socket timeouts bound each read and write, not an exchange: a server that answers
+    /// a byte every 0.2 s (or reads our part that slowly) held a cron job and its lock for
+    /// ever. Past five timeouts (10 minutes by default: S3 may keep a large completion's
+    /// answer open for minutes with a space now and then), an exchange must average at least
+    /// `minimumRate`.
+    final class Pace {
+        static let minimumRate = 1024.0
+        let started = DispatchTime.now()
+        let grace: Double
+        var bytes = 0
+        init(timeout: Double) { grace = 5 * timeout }
+
+        /// Counts `n` more bytes; a failure once the exchange is behind the floor.
+        func moved(_ n: Int) -> HTTPFailure? {
+            bytes += n
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+            guard elapsed > grace + Double(bytes) / Self.minimumRate else { return nil }
+            return HTTPFailure(text: "timed out: \(bytes) bytes in \(Int(elapsed)) s, under 1 KiB/s", transient: true)
+        }
+    }
+
+    private func sendAll(_ fd: Int32, _ data: Data, _ pace: Pace) -> HTTPFailure? {
         data.withUnsafeBytes { raw -> HTTPFailure? in
             var off = 0
             while off < raw.count {
@@ -143,6 +165,7 @@ final class SocketHTTPTransport: HTTPTransport, @unchecked Sendable {
                     return SocketHTTPTransport.failure(errno)
                 }
                 off += n
+                if let slow = pace.moved(n) { return slow }
             }
             return nil
         }
@@ -151,13 +174,17 @@ final class SocketHTTPTransport: HTTPTransport, @unchecked Sendable {
     /// Buffered reads of one response.
     struct Reader {
         let fd: Int32
+        let pace: Pace
         var buffer = [UInt8]()
         var start = 0
         var received = 0
         var failure: HTTPFailure?
         var eof = false
 
-        init(fd: Int32) { self.fd = fd }
+        init(fd: Int32, pace: Pace) {
+            self.fd = fd
+            self.pace = pace
+        }
 
         mutating func fill() -> Bool {
             if start > 0 && start == buffer.count {
@@ -179,6 +206,10 @@ final class SocketHTTPTransport: HTTPTransport, @unchecked Sendable {
                 }
                 received += n
                 buffer += chunk[0..<n]
+                if let slow = pace.moved(n) {
+                    failure = slow
+                    return false
+                }
                 return true
             }
         }
