@@ -24,7 +24,7 @@ struct Verify: ParsableCommand {
     var all = false
     @Flag(help: "Also restore into a scratch database and compare row counts (needs a connection).")
     var restoreTest = false
-    @Option(help: "With 'latest': the newest snapshot of this database.")
+    @Option(help: "With 'latest': the newest snapshot of this database (default: the -d/--dbname database, as for drill); with --all: only this database's.")
     var database: String?
     @OptionGroup(title: "Encryption") var identity: IdentityOptions
     @OptionGroup var connection: ConnectionOptions
@@ -41,12 +41,19 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
-        try notify.around("verify", database: database, wholeDirectory: true) { _ in try verify() }
+        try notify.around("verify", database: all ? database : try named(), wholeDirectory: true) { _ in try verify() }
+    }
+
+    /// Whose 'latest': --database, else the database -d names (`verify latest --restore-test -d
+    /// app` verified the newest snapshot of any database, in a whole-server run's directory
+    /// someone else's). With --all, -d is only the connection (a maintenance database, say).
+    func named() throws -> String? {
+        try snapshotDatabase(database ?? connection.dbname)
     }
 
     func verify() throws {
         // Bad input is a usage error (64) before any file is looked at.
-        let selector = all ? nil : try parseSelector(snapshot, label: nil, before: nil, database: database)
+        let selector = all ? nil : try parseSelector(snapshot, label: nil, before: nil, database: try named())
         let session = try makeSession(connection, directory, output)
         session.ageIdentity = try identity.load(session.environment)
         let storage = try remote.snapshotStorage(session, create: false)

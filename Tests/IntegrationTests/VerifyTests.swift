@@ -170,6 +170,27 @@ final class VerifyTests: XCTestCase {
         XCTAssertEqual(fine.status, 0, fine.stderr)
     }
 
+    /// `verify latest --restore-test -d app` (README): app's newest snapshot, not the newest of
+    /// whatever database was backed up last (it restore-tested another database's and said ok).
+    func testLatestWithDashDIsThatDatabasesNewest() throws {
+        let app = try makeDatabase("verapp", rows: 10)
+        let other = try makeDatabase("verother", rows: 10)
+        let dir = try makeDir()
+        let mine = try backup(app, dir: dir)
+        let newer = try backup(other, dir: dir)
+        for args in [["latest", "-d", app], ["latest", "-d", "dbname=\(app)"], ["latest", "--database", app, "-d", "postgres"],
+                     ["latest", "--restore-test", "-d", app]] {
+            let r = try Harness.pgsnap(["verify", "--json"] + args, dir: dir)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+            XCTAssertEqual(Harness.verifyResults(r).compactMap { $0["id"] as? String }, [mine], "\(args)")
+        }
+        XCTAssertNil(try Harness.manifest(dir: dir, id: newer)["restore_test"] as? [String: Any], "the other database's snapshot was restore-tested")
+        XCTAssertNotNil(try Harness.manifest(dir: dir, id: mine)["restore_test"] as? [String: Any])
+        // --all: -d is only the connection; every snapshot is verified.
+        let all = try Harness.pgsnap(["verify", "--all", "--json", "-d", app], dir: dir)
+        XCTAssertEqual(Set(Harness.verifyResults(all).compactMap { $0["id"] as? String }), [mine, newer])
+    }
+
     func testVerifyAllFailsWhenOneOfTwoIsBadAndPassesWhenBothAreGood() throws {
         let db = try makeDatabase()
         let dir = try makeDir()
