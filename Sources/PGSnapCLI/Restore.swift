@@ -26,7 +26,7 @@ struct Restore: ParsableCommand {
             \(exitStatusHelp)
             """)
 
-    @Argument(help: "Snapshot id, or 'latest' (the newest good snapshot of the target database).")
+    @Argument(help: "Snapshot id, or 'latest' (the newest good snapshot of the -d/--dbname database, PGDATABASE by default; --target names where it goes, not whose snapshot).")
     var snapshot: String?
     @Option(help: "The newest good snapshot with this label.")
     var label: String?
