@@ -69,9 +69,8 @@ extension RestoreService {
         // 2. Beside the big tables' load: the rest of the schema, the other tables' data, their indexes and keys.
         let dataStart = DispatchTime.now()
         let schemaRest = schemaLater.isEmpty ? nil : pgRestore([try useList("schema-rest", schemaLater)], jobs: false)
-        let late = ProcessInfo.processInfo.environment["PGSNAP_X_LATE"] == "1"
-        let othersData = late ? nil : pgRestore(["--section=data", try useList("data", entries.filter { !bigIDs.contains($0.dumpID) })])
-        let earlyIndexes = (early.isEmpty || late) ? nil : pgRestore([try useList("early", postData.filter { early.contains($0.dumpID) })], jobs: false)
+        let othersData = pgRestore(["--section=data", try useList("data", entries.filter { !bigIDs.contains($0.dumpID) })])
+        let earlyIndexes = early.isEmpty ? nil : pgRestore([try useList("early", postData.filter { early.contains($0.dumpID) })], jobs: false)
         let background = BackgroundSteps()
         defer { background.stop() }
         background.run {
@@ -81,10 +80,8 @@ extension RestoreService {
                 try self.checkPgRestore(child.wait(), child, m: m, dir: dir, tolerant: false, step: "the rest of the schema, during the big tables' load")
                 phases.record("schema_during_load", seconds: seconds(since: started))
             }
-            if let othersData {
-                let others = try background.start(othersData)
-                try self.checkPgRestore(others.wait(), others, m: m, dir: dir, tolerant: false)
-            }
+            let others = try background.start(othersData)
+            try self.checkPgRestore(others.wait(), others, m: m, dir: dir, tolerant: false)
             if let earlyIndexes {
                 let started = DispatchTime.now()
                 let child = try background.start(earlyIndexes)
@@ -115,10 +112,7 @@ extension RestoreService {
 
         // 3. Everything else of post-data.
         try phases.measure("indexes_constraints") {
-            let preIDs = Set(preData.map(\.dumpID)), postIDs = Set(postData.map(\.dumpID))
-            let list = late
-                ? try useList("late", entries.filter { postIDs.contains($0.dumpID) || (!preIDs.contains($0.dumpID) && !bigIDs.contains($0.dumpID)) })
-                : try useList("late", postData.filter { !early.contains($0.dumpID) })
+            let list = try useList("late", postData.filter { !early.contains($0.dumpID) })
             try runPgRestore(tool, arguments + [list, path], environment: environment, m: m, dir: dir, tolerant: false)
         }
         return copied
