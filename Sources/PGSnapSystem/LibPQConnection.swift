@@ -7,6 +7,9 @@ import PGSnapCore
 public final class LibPQConnection {
     private let conn: OpaquePointer
 
+    /// False once the server closed the connection (restarted, or an administrator ended it).
+    public var isAlive: Bool { PQstatus(conn) == CONNECTION_OK }
+
     /// Connects with `conninfo` (no password inside) and the passfile, if any.
     ///
     /// - Throws: `PGSnapError` with libpq's first message line and a hint.

@@ -102,7 +102,7 @@ public struct RestoreService {
         }
         // An encrypted snapshot: the identity opens it, before a scratch database is created.
         try phases.measure("integrity") { try session.proveIdentity(for: manifest, in: dir) }
-        let admin = try connectMaintenance(excluding: target)
+        var admin = try connectMaintenance(excluding: target)
         if let refusal = admin.catalogue.refusalToRestore(snapshotServerVersion: manifest.serverVersion, snapshot: manifest.id) { throw refusal }
         if try admin.scalar("SELECT pg_is_in_recovery()::text") == "true" {
             throw PGSnapError("the server is a standby (in recovery): it cannot take a restore",
@@ -121,14 +121,31 @@ public struct RestoreService {
         let scratch = RestoreService.scratchName()
         var swapped = false
         defer {
-            if !swapped { try? dropDatabase(scratch, admin: admin) }
+            // The connection may be what failed (a server restart, a session ended by an admin):
+            // the scratch database is dropped over a new one, not left for the next run.
+            if !swapped {
+                if !admin.isAlive, let fresh = try? connectMaintenance(excluding: target) { admin = fresh }
+                try? dropDatabase(scratch, admin: admin)
+            }
         }
-        let (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin, noOwner: options.noOwner, decryption: decryption,
+        let (tables, rows): (Int, Int64)
+        do {
+            (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin, noOwner: options.noOwner, decryption: decryption,
                                       jobs: jobs, only: selection, phases: phases, maintenanceWorkMem: options.maintenanceWorkMem)
-        if options.analyze {
-            _ = try phases.measure("statistics") { try analyze(scratch: scratch, jobs: jobs) }
+            if options.analyze {
+                _ = try phases.measure("statistics") { try analyze(scratch: scratch, jobs: jobs) }
+            }
+            try phases.measure("properties") { try applyDatabaseProperties(manifest, to: scratch, admin: admin, noOwner: options.noOwner) }
+            // The load ran in other sessions: this one may have been ended meanwhile, unnoticed
+            // until its next query, which must not be the swap's first.
+            try admin.query("SELECT 1")
+        } catch let e as PGSnapError where e.next?.isEmpty ?? true {
+            // A bare "query failed: server closed the connection unexpectedly" said neither what
+            // failed nor what to do.
+            let lost = !admin.isAlive ? " (lost the connection to the server: restarted, or the session was ended)" : ""
+            throw PGSnapError(e.status, "restore into a scratch database failed\(lost): \(e.what)",
+                              next: "\(target) was not changed; \(lost.isEmpty ? "fix the cause" : "check the server") and restore again")
         }
-        try phases.measure("properties") { try applyDatabaseProperties(manifest, to: scratch, admin: admin, noOwner: options.noOwner) }
         if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted; \(target) was not changed") }
 
         var previous: String?
@@ -140,7 +157,15 @@ public struct RestoreService {
             }
         }
         swapped = true
-        _ = try? admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(target)) IS \(manifest.databaseProperties?.comment.map { try admin.quoteLiteral($0) } ?? "NULL")")
+        // The restore is done: what follows only tidies, and says so when it cannot.
+        if !admin.isAlive, let fresh = try? connectMaintenance(excluding: target) { admin = fresh }
+        // Its scratch comment off the live database; once more if a signal cancelled it.
+        do {
+            let comment = "COMMENT ON DATABASE \(try admin.quoteIdentifier(target)) IS \(try manifest.databaseProperties?.comment.map { try admin.quoteLiteral($0) } ?? "NULL")"
+            if (try? admin.query(comment)) == nil { try admin.query(comment) }
+        } catch {
+            session.reporter.warn("restored, but the scratch comment on \(target) could not be reset (\(session.redact(oneLine("\(error)")))): run COMMENT ON DATABASE by hand")
+        }
         if let p = previous, options.dropPrevious {
             // The restore is done; a previous database that stays is said, not a failure.
             do {
@@ -819,6 +844,9 @@ public struct RestoreService {
                 try admin.query("COMMIT")
                 return previous
             } catch {
+                // A connection lost at COMMIT (waiting for a synchronous standby, say) may have
+                // committed: what the catalogue says now decides, not the error.
+                if !admin.isAlive { return try swapOutcome(target: target, scratch: scratch, previous: previous, error: error) }
                 _ = try? admin.query("ROLLBACK")
                 lastError = error
                 guard "\(error)".contains("being accessed by other users") else { break }
@@ -833,6 +861,30 @@ public struct RestoreService {
                             : reason.contains("being accessed by other users")
                             ? "\(target) was not changed; stop the clients that keep reconnecting and restore again"
                             : "\(target) was not changed; fix the cause and restore again")
+    }
+
+    /// After the connection was lost during the swap: the previous name taken and the scratch
+    /// name gone means it committed (the restore is in place, said as a warning); the scratch
+    /// database still there and no previous one means it did not; anything else is said as
+    /// unknown, with where to look.
+    func swapOutcome(target: String, scratch: String, previous: String, error: Error) throws -> String {
+        let lost = session.redact(oneLine("\(error)"))
+        guard let fresh = try? connectMaintenance(excluding: target),
+              let previousExists = try? DatabaseFacts.exists(fresh, database: previous),
+              let scratchExists = try? DatabaseFacts.exists(fresh, database: scratch) else {
+            throw PGSnapError("lost the connection to the server during the swap (\(lost)) and cannot reach it again: whether \(target) was replaced is unknown",
+                              next: "When the server is back, look at pg_database: \(previous) present and \(scratch) gone means the restore is in place (\(previous) is the database as it was); \(scratch) present means \(target) was not changed (drop \(scratch))")
+        }
+        if previousExists && !scratchExists {
+            session.reporter.warn("the connection was lost at the swap's COMMIT (\(lost)), but it had committed: \(target) is the restored database")
+            return previous
+        }
+        if scratchExists && !previousExists {
+            throw PGSnapError("lost the connection to the server during the swap (\(lost)); it did not commit",
+                              next: "\(target) was not changed; check the server and restore again")
+        }
+        throw PGSnapError("lost the connection to the server during the swap (\(lost)); the catalogue shows \(previous) \(previousExists ? "present" : "absent") and \(scratch) \(scratchExists ? "present" : "absent")",
+                          next: "Look at pg_database before anything else: \(target) may not be the database you expect")
     }
 
     /// --terminate-connections ends the target's sessions; a session this role may not end is
