@@ -80,7 +80,7 @@ struct Restore: ParsableCommand {
             noOwner: noOwner, jobs: jobs, tables: table,
             confirm: interactive ? { question in
                 StandardStreams.err(question)
-                let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+                let answer = readAnswer()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
                 return answer == "y" || answer == "yes"
             } : nil)
         options.analyze = !noAnalyze
@@ -101,4 +101,24 @@ struct Restore: ParsableCommand {
             session.reporter.info("pgsnap: the database as it was before the restore is kept as \"\(p)\" (drop it when you no longer need it)")
         }
     }
+}
+
+/// One line from the terminal, or nil at end of input or when a signal arrives: readLine()
+/// restarts its read after Ctrl-C (SA_RESTART), so the question held the directory lock until
+/// someone typed, and a later "y" went on to restore.
+func readAnswer() -> String? {
+    var line: [UInt8] = []
+    while SignalTrap.received == nil {
+        var fds = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&fds, 1, 200)
+        if ready < 0 && errno != EINTR { return nil }
+        guard ready > 0 else { continue }
+        var byte: UInt8 = 0
+        let n = read(STDIN_FILENO, &byte, 1)
+        if n < 0 && errno == EINTR { continue }
+        guard n == 1 else { return line.isEmpty ? nil : String(decoding: line, as: UTF8.self) }
+        if byte == 0x0A { return String(decoding: line, as: UTF8.self) }
+        line.append(byte)
+    }
+    return nil
 }

@@ -343,6 +343,46 @@ final class RestoreTests: XCTestCase {
         try assertNoScratchDatabases()
     }
 
+    /// At the terminal's "Replace database ...? [y/N]", Ctrl-C ends the run: exit 130, nothing
+    /// changed (the read restarted after the signal: pgsnap waited for ever holding the lock,
+    /// and a later "y" went on to restore). A pty from Python's pty module; the wait for the
+    /// exit is bounded so that a regression fails instead of hanging the suite.
+    func testCtrlCAtTheQuestionEndsTheRunAndChangesNothing() throws {
+        let db = try fixture.database("rprompt")
+        try Harness.psql(db, Self.simpleSchema(rows: 100))
+        _ = try fixture.backup(db)
+        try Harness.psql(db, "DELETE FROM items WHERE id > 50")
+        let before = try Harness.fingerprint(db)
+        let script = """
+            import os, pty, select, signal, sys, time
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.execv(sys.argv[1], sys.argv[1:])
+            seen = b""
+            while b"[y/N]" not in seen:
+                seen += os.read(fd, 4096)
+            os.kill(pid, signal.SIGINT)
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    print(os.waitstatus_to_exitcode(status))
+                    sys.exit(0)
+                if select.select([fd], [], [], 0.05)[0]:
+                    try:
+                        os.read(fd, 4096)
+                    except OSError:
+                        pass
+            os.kill(pid, signal.SIGKILL)
+            print("hung")
+            """
+        let r = try Harness.run("/usr/bin/python3", ["-c", script, Harness.binary, "restore", "latest", "-d", db], env: ["PGSNAP_DIR": fixture.dir])
+        XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "130", r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(db), before)
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [])
+        try assertNoScratchDatabases()
+    }
+
     // MARK: - 9. --json, --label, --before
 
     func testJSONOutputAndLabelAndBeforeSelection() throws {

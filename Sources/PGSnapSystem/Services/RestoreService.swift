@@ -305,7 +305,10 @@ public struct RestoreService {
                                     next: "Pass --yes to confirm")
         }
         let question = "Replace database \"\(target)\" with snapshot \(snapshot)? The current database is kept as \(previousName(for: target)) unless --drop-previous. [y/N] "
-        guard confirm(question) else { throw PGSnapError("restore cancelled; nothing was changed") }
+        guard confirm(question) else {
+            if SignalTrap.received != nil { throw PGSnapError(.interrupted, "restore interrupted at the question; nothing was changed") }
+            throw PGSnapError("restore cancelled; nothing was changed")
+        }
     }
 
     /// Creates the scratch database, loads the dump (psql, or pg_restore -j for a directory
