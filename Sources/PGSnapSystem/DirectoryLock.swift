@@ -22,7 +22,11 @@ public final class DirectoryLock {
                 close(fd)
                 throw e
             }
-            if SignalTrap.received != nil || Date() >= deadline {
+            if SignalTrap.received != nil {
+                close(fd)
+                throw PGSnapError(.interrupted, "interrupted while waiting for the lock on \(directory.path); nothing was done")
+            }
+            if Date() >= deadline {
                 let holder = DirectoryLock.describeHolder(fd)
                 close(fd)
                 // preflight, verify --restore-test and drill only look: they have no --wait.

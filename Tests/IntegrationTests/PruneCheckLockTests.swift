@@ -538,6 +538,29 @@ final class PruneCheckLockTests: XCTestCase {
         XCTAssertEqual(Set(Harness.snapshotFiles(dir)), Self.snapshotFiles(bigID).union(Self.snapshotFiles(newest)))
     }
 
+    /// SIGTERM while `--wait` waits for the lock: exit 130 and says so (it said "It did not
+    /// finish in time; try again later", as if the wait had run out).
+    func testASignalDuringTheWaitForTheLockIsAnInterruption() throws {
+        let dir = try makeDir()
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = ["-x", dir + "/.pgsnap.lock", "/bin/cat"]  // holds it until its stdin closes
+        let stdin = Pipe()
+        holder.standardInput = stdin
+        try holder.run()
+        defer {
+            try? stdin.fileHandleForWriting.close()
+            holder.waitUntilExit()
+        }
+        XCTAssertTrue(Harness.poll(timeout: 30) { FileManager.default.fileExists(atPath: dir + "/.pgsnap.lock") })
+        let r = try Harness.pgsnap(["prune", "--wait", "10m"], dir: dir) { pid in
+            XCTAssertTrue(Harness.poll(timeout: 30) { self.hasLockFileOpen(pid, dir: dir) }, "prune never opened the lock file")
+            kill(pid, SIGTERM)
+        }
+        Harness.assertOneErrorLine(r, status: 130, "SIGTERM while waiting")
+        XCTAssertTrue(r.stderr.contains("interrupted while waiting for the lock") && !r.stderr.contains("did not finish in time"), r.stderr)
+    }
+
     func testTwoBackupsOfDifferentDatabasesShareTheLock() throws {
         let big = try bigDatabase()
         let small = try makeDatabase("shared")
