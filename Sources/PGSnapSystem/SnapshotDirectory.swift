@@ -231,10 +231,18 @@ public struct SnapshotDirectory {
         try OpenFile(path: path).readAll(consume)
     }
 
-    /// Removes a directory snapshot: its entries (unlinked, a link is removed, not followed), then itself.
+    /// Removes a directory snapshot: its entries (unlinked, a link is removed, not followed; a
+    /// folder inside, as a decrypted copy of a directory snapshot has, removed the same way),
+    /// then itself.
     public static func removeTree(_ path: String) throws {
-        for f in (try? files(in: path)) ?? [] where unlink(path + "/" + f.name) != 0 && errno != ENOENT {
-            throw ioError("remove \(path)/\(f.name)")
+        for f in (try? files(in: path)) ?? [] {
+            let entry = path + "/" + f.name
+            var st = stat()
+            if lstat(entry, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+                try removeTree(entry)
+            } else if unlink(entry) != 0 && errno != ENOENT {
+                throw ioError("remove \(entry)")
+            }
         }
         if rmdir(path) != 0 && errno != ENOENT { throw ioError("remove \(path)") }
     }

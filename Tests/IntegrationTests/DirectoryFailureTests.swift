@@ -43,6 +43,9 @@ final class DirectoryFailureTests: XCTestCase {
             try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
             try Data("COPY public.secrets (v) FROM stdin;\n".utf8).write(to: URL(fileURLWithPath: d + "/4001.dat"))
         }
+        // A folder inside (the copy of a directory snapshot): the whole tree goes.
+        try FileManager.default.createDirectory(atPath: orphan + "/app.dir", withIntermediateDirectories: false)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: orphan + "/app.dir/toc.dat"))
         let useList = fixture.dir + "/.pgsnap-use-list-\(dead)-late"
         try Data("4001;\n".utf8).write(to: URL(fileURLWithPath: useList))
         let r = try fixture.pgsnap(["list"])
