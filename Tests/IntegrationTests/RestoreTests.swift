@@ -218,6 +218,40 @@ final class RestoreTests: XCTestCase {
         XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [], "--drop-previous kept the previous database")
     }
 
+    /// A scratch database whose pid now belongs to another process (a pid reused after a
+    /// reboot) is dropped by the next restore: that process started after the name was given.
+    /// A pid whose process started before it is a run still going: left alone.
+    func testAScratchDatabaseWhosePidWasReusedIsDropped() throws {
+        let db = try fixture.database("rreuse")
+        try Harness.psql(db, Self.simpleSchema(rows: 10))
+        let id = try fixture.backup(db)
+        let copy = db + "_copy"
+        fixture.track(database: copy)
+        let first = try fixture.pgsnap(["restore", id, "--target", copy, "-d", db])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let tag = try XCTUnwrap(first.stderr.components(separatedBy: "pgsnap_scratch_").dropFirst().first?.split(separator: "_").first, first.stderr)
+        let other = Process()
+        other.executableURL = URL(fileURLWithPath: "/bin/cat")
+        let stdin = Pipe()
+        other.standardInput = stdin
+        try other.run()
+        defer {
+            try? stdin.fileHandleForWriting.close()
+            other.waitUntilExit()
+        }
+        let now = Int(Date().timeIntervalSince1970)
+        let reused = "pgsnap_scratch_\(tag)_\(other.processIdentifier)_\(now - 86400)"
+        let running = "pgsnap_scratch_\(tag)_\(other.processIdentifier)_\(now + 60)"
+        for name in [reused, running] {
+            try Harness.psql("postgres", "CREATE DATABASE \"\(name)\"")
+            fixture.track(database: name)
+        }
+        let next = try fixture.pgsnap(["restore", id, "--target", copy, "-d", db, "--yes", "--drop-previous"])
+        XCTAssertEqual(next.status, 0, next.stderr)
+        XCTAssertTrue(next.stderr.contains("dropping scratch database \(reused) left by an interrupted run (pid \(other.processIdentifier), now another process's)"), next.stderr)
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [running], "the reused pid's database is gone, the live run's kept")
+    }
+
     // MARK: - 5. --target
 
     func testRestoreUnderNewNameLeavesOriginalUntouched() throws {

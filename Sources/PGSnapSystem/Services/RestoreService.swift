@@ -946,8 +946,12 @@ public struct RestoreService {
                 session.reporter.warn("scratch database \(name) was left by a restore on another host (\(comment.map { oneLine($0) } ?? "no comment")); if no restore is running there, drop it: DROP DATABASE \"\(name)\" WITH (FORCE)")
                 continue
             }
-            if kill(pid, 0) != 0 && errno == ESRCH {
-                session.reporter.info("pgsnap: dropping scratch database \(name) left by an interrupted run (pid \(pid))")
+            // Its pid alive but started after the database was named: another process took the
+            // pid (after a reboot, say); the run that made it is gone.
+            let gone = kill(pid, 0) != 0 && errno == ESRCH
+            let reused = !gone && (Int(parts[2]).flatMap { named in ProcessStart.epochSeconds(pid).map { $0 > named + 2 } } ?? false)
+            if gone || reused {
+                session.reporter.info("pgsnap: dropping scratch database \(name) left by an interrupted run (pid \(pid)\(reused ? ", now another process's" : ""))")
                 do {
                     try dropDatabase(name, admin: admin)
                 } catch {
