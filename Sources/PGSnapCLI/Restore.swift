@@ -26,7 +26,7 @@ struct Restore: ParsableCommand {
             \(exitStatusHelp)
             """)
 
-    @Argument(help: "Snapshot id, or 'latest' (the newest good snapshot of the -d/--dbname database, PGDATABASE by default; --target names where it goes, not whose snapshot).")
+    @Argument(help: "Snapshot id, or 'latest' (the newest good snapshot of the -d/--dbname database, else PGDATABASE's, else --target's; with -d or PGDATABASE, --target names only where it goes).")
     var snapshot: String?
     @Option(help: "The newest good snapshot with this label.")
     var label: String?
@@ -80,7 +80,7 @@ struct Restore: ParsableCommand {
             noOwner: noOwner, jobs: jobs, tables: table,
             confirm: interactive ? { question in
                 StandardStreams.err(question)
-                let answer = readAnswer()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+                let answer = readAnswer()?.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() ?? ""
                 return answer == "y" || answer == "yes"
             } : nil)
         options.analyze = !noAnalyze

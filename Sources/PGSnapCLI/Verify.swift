@@ -41,19 +41,22 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
-        try notify.around("verify", database: all ? database : try named(), wholeDirectory: true) { _ in try verify() }
+        try notify.around("verify", database: all ? database : (try? named()) ?? nil, wholeDirectory: true) { _ in try verify() }
     }
 
     /// Whose 'latest': --database, else the database -d names (`verify latest --restore-test -d
     /// app` verified the newest snapshot of any database, in a whole-server run's directory
     /// someone else's). With --all, -d is only the connection (a maintenance database, say).
     func named() throws -> String? {
-        try snapshotDatabase(database ?? connection.dbname)
+        if let database { return try snapshotDatabase(database) }
+        // A connection string without a dbname ("host=db2 port=5433") names no database: any.
+        return try? snapshotDatabase(connection.dbname)
     }
 
     func verify() throws {
         // Bad input is a usage error (64) before any file is looked at.
-        let selector = all ? nil : try parseSelector(snapshot, label: nil, before: nil, database: try named())
+        let latest = snapshot == nil || snapshot == "latest"
+        let selector = all ? nil : try parseSelector(snapshot, label: nil, before: nil, database: latest ? try named() : nil)
         let session = try makeSession(connection, directory, output)
         session.ageIdentity = try identity.load(session.environment)
         let storage = try remote.snapshotStorage(session, create: false)

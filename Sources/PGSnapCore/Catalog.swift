@@ -127,10 +127,11 @@ public enum Catalog {
     /// that one without a word. The id's time is `created_at`'s second (one clock reading).
     public static func sorted(_ entries: [CatalogEntry]) -> [CatalogEntry] {
         func key(_ e: CatalogEntry) -> (Date, Int) {
-            let second = Date(timeIntervalSince1970: e.createdAt.timeIntervalSince1970.rounded(.down))
-            // A label that holds a time parses as the time field: then its -n is not the id's.
-            let attempt = SnapshotName.parse(id: e.id).flatMap { $0.date == second ? $0.attempt : nil } ?? 1
-            return (second, attempt)
+            // The id's second when it is created_at's (a manifest rounds to milliseconds: .9996 s
+            // reads as the next second); a label that holds a time parses as the time field, far
+            // from created_at: then neither its second nor its -n is the id's.
+            if let p = SnapshotName.parse(id: e.id), abs(p.date.timeIntervalSince(e.createdAt)) < 1.5 { return (p.date, p.attempt) }
+            return (Date(timeIntervalSince1970: e.createdAt.timeIntervalSince1970.rounded(.down)), 1)
         }
         let keyed = entries.map { (key($0), $0) }
         return keyed.sorted { x, y in

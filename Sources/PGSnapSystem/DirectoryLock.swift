@@ -24,7 +24,7 @@ public final class DirectoryLock {
             }
             if SignalTrap.received != nil {
                 close(fd)
-                throw PGSnapError(.interrupted, "interrupted while waiting for the lock on \(directory.path); nothing was done")
+                throw PGSnapError(.interrupted, "interrupted while waiting for the lock on \(directory.path)")
             }
             if Date() >= deadline {
                 let holder = DirectoryLock.describeHolder(fd)

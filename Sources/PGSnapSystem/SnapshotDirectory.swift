@@ -266,25 +266,26 @@ public struct SnapshotDirectory {
     /// An OS error with `errno`'s text; "No space left on device" gets its own advice.
     /// A new 0700 directory `TMPDIR/<prefix>-XXXXXX` (TMPDIR from `environment`, else /tmp);
     /// the caller removes it. `what` names its use in the error.
-    /// `<TMPDIR>/<prefix>-<pid>-XXXXXX`, 0700. The pid lets a later run remove what a killed one
-    /// left (`removeOrphanedTemporaries`): a drill's copy is a whole snapshot.
+    /// `<TMPDIR>/<prefix>-<host>-<pid>-XXXXXX`, 0700. Host and pid let a later run remove what a
+    /// killed one left (`removeOrphanedTemporaries`): a drill's copy is a whole snapshot. The
+    /// host, because a TMPDIR shared with a container holds pids of another pid namespace.
     static func makePrivateTemporary(prefix: String, environment: [String: String], for what: String) throws -> String {
         let base = environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         removeOrphanedTemporaries(prefix: prefix, in: base)
-        var template = Array((base + "/" + prefix + "-\(getpid())-XXXXXX").utf8CString)
+        var template = Array((base + "/" + prefix + "-\(hostTag)-\(getpid())-XXXXXX").utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw ioError("create a private directory in \(base) for \(what)")
         }
         return String(cString: made)
     }
 
-    /// Removes `<prefix>-<pid>-XXXXXX` directories in `base` that are ours and whose process is
-    /// gone (`kill -9` of a drill left its copy of the snapshot for ever).
+    /// Removes `<prefix>-<host>-<pid>-XXXXXX` directories in `base` that are ours (this host's,
+    /// this user's) and whose process is gone (`kill -9` of a drill left its copy for ever).
     static func removeOrphanedTemporaries(prefix: String, in base: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
-        for name in names where name.hasPrefix(prefix + "-") {
+        for name in names where name.hasPrefix(prefix + "-\(hostTag)-") {
             let parts = name.dropFirst(prefix.count + 1).split(separator: "-")
-            guard parts.count == 2, parts[1].count == 6, let pid = Int32(parts[0]), pid > 0, pid != getpid() else { continue }
+            guard parts.count == 3, parts[2].count == 6, let pid = Int32(parts[1]), pid > 0, pid != getpid() else { continue }
             let dir = base + "/" + name
             var st = stat()
             guard lstat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == geteuid() else { continue }
@@ -292,6 +293,13 @@ public struct SnapshotDirectory {
             try? FileManager.default.removeItem(atPath: dir)  // a directory snapshot's copy has a folder
         }
     }
+
+    /// FNV-1a of the host name, in hex: which host's process a pid in a name is.
+    static let hostTag: String = {
+        var h: UInt32 = 2166136261
+        for b in ProcessInfo.processInfo.hostName.utf8 { h = (h ^ UInt32(b)) &* 16777619 }
+        return String(h, radix: 16)
+    }()
 
     /// All of `bytes` to `fd` (short writes and EINTR retried); a failure names `path`.
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {

@@ -329,18 +329,26 @@ final class RemoteBackupTests: XCTestCase {
         // What a drill killed with -9 leaves: its copy, under its pid (a process that is gone),
         // with a folder (a directory snapshot's); a live process's copy is left alone.
         let gone = try Harness.run("/bin/true", []).pid
-        let orphan = tmp + "/pgsnap-drill-\(gone)-AbC123"
+        var h: UInt32 = 2166136261  // the host's tag in the name, as pgsnap makes it (FNV-1a)
+        for b in ProcessInfo.processInfo.hostName.utf8 { h = (h ^ UInt32(b)) &* 16777619 }
+        let host = String(h, radix: 16)
+        let orphan = tmp + "/pgsnap-drill-\(host)-\(gone)-AbC123"
+        // Another host's (a container sharing TMPDIR): its pid says nothing here, left alone.
+        let foreign = tmp + "/pgsnap-drill-0badf00d-\(gone)-DeF456"
+        try FileManager.default.createDirectory(atPath: foreign, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: orphan + "/app_20261101T000000Z.dir", withIntermediateDirectories: true)
         try Data("dump".utf8).write(to: URL(fileURLWithPath: orphan + "/app_20261101T000000Z.dir/toc.dat"))
-        let alive = tmp + "/pgsnap-drill-\(getpid())-XyZ789"
+        let alive = tmp + "/pgsnap-drill-\(host)-\(getpid())-XyZ789"
         try FileManager.default.createDirectory(atPath: alive, withIntermediateDirectories: true)
         let r = try Harness.pgsnap(["drill", "-d", db, "--remote", "--metrics-file", prom], dir: dir, env: env)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("ok  drill \(id)"), r.stderr)
         XCTAssertTrue(try String(contentsOfFile: prom, encoding: .utf8).contains("pgsnap_restore_drill_success{database=\"\(db)\"} 1"))
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp).sorted(), ["drill.prom", "pgsnap-drill-\(getpid())-XyZ789"],
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp).sorted(),
+                       ["drill.prom", "pgsnap-drill-0badf00d-\(gone)-DeF456", "pgsnap-drill-\(host)-\(getpid())-XyZ789"],
                        "the drill's copy, or a killed drill's, was left behind")
         try FileManager.default.removeItem(atPath: alive)
+        try FileManager.default.removeItem(atPath: foreign)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir))
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
         let pulled = try Harness.tempDir()

@@ -186,6 +186,13 @@ final class VerifyTests: XCTestCase {
         }
         XCTAssertNil(try Harness.manifest(dir: dir, id: newer)["restore_test"] as? [String: Any], "the other database's snapshot was restore-tested")
         XCTAssertNotNil(try Harness.manifest(dir: dir, id: mine)["restore_test"] as? [String: Any])
+        // -d as a connection string without a dbname names no database: the newest of any;
+        // an explicit id is that snapshot whatever -d says.
+        let port = try Harness.pgsnap(["verify", "--json", "latest", "-d", "port=\(Harness.env["PGPORT"] ?? "5432")"], dir: dir)
+        XCTAssertEqual(port.status, 0, port.stderr)
+        XCTAssertEqual(Harness.verifyResults(port).compactMap { $0["id"] as? String }, [newer])
+        let byID = try Harness.pgsnap(["verify", "--json", mine, "-d", other], dir: dir)
+        XCTAssertEqual(Harness.verifyResults(byID).compactMap { $0["id"] as? String }, [mine], byID.stderr)
         // --all: -d is only the connection; every snapshot is verified.
         let all = try Harness.pgsnap(["verify", "--all", "--json", "-d", app], dir: dir)
         XCTAssertEqual(Set(Harness.verifyResults(all).compactMap { $0["id"] as? String }), [mine, newer])

@@ -177,6 +177,15 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(entries.map(\.id), [second.id, first.id])
         XCTAssertFalse(entries[0].isGood)
         XCTAssertEqual(try SnapshotSelector(kind: .latest, database: "app").select(from: entries, directory: "./backups").id, second.id)
+        // created_at at .9996 s is written rounded to the next second's millisecond: the id's
+        // second still orders them.
+        var late = CatalogTests.manifest(database: "app", date: CatalogTests.t0)
+        late.createdAt = CatalogTests.t0.addingTimeInterval(0.9996)
+        var rounded = FakeDirectory()
+        rounded.addGood(late)
+        rounded.addGood(second)
+        rounded.manifests[second.id] = .failure(PGSnapError("manifest is not valid JSON"))
+        XCTAssertEqual(rounded.build().map(\.id), [second.id, late.id])
         // A label that holds a time is not the id's time: ordered by created_at as before.
         var labelled = FakeDirectory()
         let older = CatalogTests.manifest(database: "app", date: CatalogTests.t0, label: "before_20300101T000000Z-9")

@@ -163,7 +163,7 @@ public struct CheckService {
             }
             let dated = good.filter { $0.createdAt.timeIntervalSince(now) <= Self.clockSkew }
             guard let newest = dated.first, let m = newest.manifest else {
-                report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": no good snapshot in \(location)"))
+                report.problems.append(HealthProblem(database: name, problem: "database \"\(name)\": no good snapshot \(ahead.isEmpty ? "" : "dated before now ")in \(location)"))
                 report.databases.append(db)
                 continue
             }

@@ -67,11 +67,7 @@ public struct RestoreService {
         "\(scratchPrefix)\(hostTag)_\(getpid())_\(Int(Date().timeIntervalSince1970))"
     }
 
-    static var hostTag: String {
-        var h: UInt32 = 2166136261
-        for b in ProcessInfo.processInfo.hostName.utf8 { h = (h ^ UInt32(b)) &* 16777619 }
-        return String(h, radix: 16)
-    }
+    static var hostTag: String { SnapshotDirectory.hostTag }
 
     /// - Throws: `PGSnapError`: exit 2 for a snapshot that fails its checks, 1 for restore failures; the target is untouched.
     public func restore(_ selector: SnapshotSelector, options: RestoreOptions) throws -> RestoreResult {
@@ -125,7 +121,10 @@ public struct RestoreService {
             // the scratch database is dropped over a new one, not left for the next run.
             if !swapped {
                 if !admin.isAlive, let fresh = try? connectMaintenance(excluding: target) { admin = fresh }
-                try? dropDatabase(scratch, admin: admin)
+                // A connection that died unnoticed (the load ran in other sessions) fails here first.
+                if (try? dropDatabase(scratch, admin: admin)) == nil, let fresh = try? connectMaintenance(excluding: target) {
+                    try? dropDatabase(scratch, admin: fresh)
+                }
             }
         }
         let (tables, rows): (Int, Int64)
@@ -139,7 +138,7 @@ public struct RestoreService {
             // The load ran in other sessions: this one may have been ended meanwhile, unnoticed
             // until its next query, which must not be the swap's first.
             try admin.query("SELECT 1")
-        } catch let e as PGSnapError where e.next?.isEmpty ?? true {
+        } catch let e as PGSnapError where (e.next?.isEmpty ?? true) && e.status != .interrupted {
             // A bare "query failed: server closed the connection unexpectedly" said neither what
             // failed nor what to do.
             let lost = !admin.isAlive ? " (lost the connection to the server: restarted, or the session was ended)" : ""
@@ -822,6 +821,9 @@ public struct RestoreService {
             helper = (try session.connect(database: maintenanceDatabase(excluding: target)), oid, pid)
         }
         var lastError: Error?
+        // Its backend may outlive the connection (a COMMIT waiting for a synchronous standby
+        // does not notice a dead client): swapOutcome ends it before reading the catalogue.
+        let backend = try admin.scalar("SELECT pg_backend_pid()")
         for _ in 0..<10 {
             let sessions = try DatabaseFacts.otherSessions(admin, database: target)
             if !sessions.isEmpty {
@@ -849,7 +851,7 @@ public struct RestoreService {
             } catch {
                 // A connection lost at COMMIT (waiting for a synchronous standby, say) may have
                 // committed: what the catalogue says now decides, not the error.
-                if !admin.isAlive { return try swapOutcome(target: target, scratch: scratch, previous: previous, error: error) }
+                if !admin.isAlive { return try swapOutcome(target: target, scratch: scratch, previous: previous, backend: backend, error: error) }
                 _ = try? admin.query("ROLLBACK")
                 lastError = error
                 guard "\(error)".contains("being accessed by other users") else { break }
@@ -870,9 +872,19 @@ public struct RestoreService {
     /// name gone means it committed (the restore is in place, said as a warning); the scratch
     /// database still there and no previous one means it did not; anything else is said as
     /// unknown, with where to look.
-    func swapOutcome(target: String, scratch: String, previous: String, error: Error) throws -> String {
+    func swapOutcome(target: String, scratch: String, previous: String, backend: String?, error: Error) throws -> String {
         let lost = session.redact(oneLine("\(error)"))
-        guard let fresh = try? connectMaintenance(excluding: target),
+        // Until the old backend is gone, its transaction may still commit (ending it in a
+        // synchronous-standby wait completes the local commit): only then is the catalogue final.
+        let fresh = try? connectMaintenance(excluding: target)
+        if let fresh, let backend, Int32(backend) != nil {
+            _ = try? fresh.query("SELECT pg_terminate_backend(\(backend), 10000)")
+            if (try? fresh.scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = \(backend)")) != "0" {
+                throw PGSnapError("lost the connection to the server during the swap (\(lost)), and its session \(backend) is still there: whether \(target) was replaced is not known yet",
+                                  next: "When session \(backend) has ended (pg_stat_activity), look at pg_database: \(previous) present and \(scratch) gone means the restore is in place; \(scratch) present means \(target) was not changed (drop \(scratch))")
+            }
+        }
+        guard let fresh,
               let previousExists = try? DatabaseFacts.exists(fresh, database: previous),
               let scratchExists = try? DatabaseFacts.exists(fresh, database: scratch) else {
             throw PGSnapError("lost the connection to the server during the swap (\(lost)) and cannot reach it again: whether \(target) was replaced is unknown",

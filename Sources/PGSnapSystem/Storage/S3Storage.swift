@@ -244,15 +244,17 @@ final class S3MultipartUpload: StorageUpload, @unchecked Sendable {
         group.wait()
         if let e = lock.withLock({ firstError }) { throw e }
         let ordered = (1...parts).map { etags[$0] ?? "" }
-        try client.completeMultipartUpload(key, uploadID: uploadID, etags: ordered, onlyIfAbsent: exclusive)
+        let completed = try client.completeMultipartUpload(key, uploadID: uploadID, etags: ordered, onlyIfAbsent: exclusive)
         // The size S3 stored, not the one we meant: a lost part would show here.
         guard let stored = try client.head(key) else {
             throw PGSnapError("S3 at \(client.endpointText) lists no \(key) after completing its upload", next: "Run the command again")
         }
         // Refused as taken, or replaced since by another writer of the same name (a server that
         // ignores If-None-Match): that object is the other writer's, left as it is. A refusal
-        // of a retried completion that had gone through finds this upload's own token.
-        guard stored.metadata["upload"] == token else {
+        // of a retried completion that had gone through finds this upload's own token; a server
+        // that does not echo metadata is judged by the completion alone.
+        let theirs = stored.metadata["upload"].map { $0 != token } ?? !completed
+        guard !theirs else {
             throw PGSnapError("another writer stored \(key) at \(client.endpointText) while this upload ran (a backup of the same database and label in the same second, from another host or job); its object was kept, this one was not",
                               next: "Run the command again for a snapshot of its own; give concurrent jobs different labels")
         }
