@@ -53,11 +53,9 @@ public final class Credentials {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
         for name in names where name.hasPrefix("pgsnap-") {
             let parts = name.split(separator: "-")
-            guard parts.count == 3, parts[2].count == 6, let pid = Int32(parts[1]), pid > 0, pid != getpid() else { continue }
             let dir = base + "/" + name
-            var st = stat()
-            guard lstat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == geteuid() else { continue }
-            guard kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            guard parts.count == 3, parts[2].count == 6, let pid = Int32(parts[1]), SnapshotDirectory.isOrphanedPrivateDirectory(dir, pid: pid)
+            else { continue }
             for file in ["pgpass", "pg_service.conf"] { unlink(dir + "/" + file) }
             rmdir(dir)
         }

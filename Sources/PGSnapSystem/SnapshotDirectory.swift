@@ -285,13 +285,19 @@ public struct SnapshotDirectory {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
         for name in names where name.hasPrefix(prefix + "-\(hostTag)-") {
             let parts = name.dropFirst(prefix.count + 1).split(separator: "-")
-            guard parts.count == 3, parts[2].count == 6, let pid = Int32(parts[1]), pid > 0, pid != getpid() else { continue }
-            let dir = base + "/" + name
-            var st = stat()
-            guard lstat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == geteuid() else { continue }
-            guard kill(pid, 0) != 0 && errno == ESRCH else { continue }
-            try? FileManager.default.removeItem(atPath: dir)  // a directory snapshot's copy has a folder
+            guard parts.count == 3, parts[2].count == 6, let pid = Int32(parts[1]), isOrphanedPrivateDirectory(base + "/" + name, pid: pid)
+            else { continue }
+            try? FileManager.default.removeItem(atPath: base + "/" + name)  // a directory snapshot's copy has a folder
         }
+    }
+
+    /// Whether `path` is a directory of this user's (never a link) whose process `pid`, not
+    /// this one, is gone: what a killed run left in a private temporary place.
+    static func isOrphanedPrivateDirectory(_ path: String, pid: Int32) -> Bool {
+        guard pid > 0, pid != getpid() else { return false }
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == geteuid() else { return false }
+        return kill(pid, 0) != 0 && errno == ESRCH
     }
 
     /// FNV-1a of the host name, in hex: which host's process a pid in a name is.

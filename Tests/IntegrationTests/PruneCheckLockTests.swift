@@ -542,16 +542,8 @@ final class PruneCheckLockTests: XCTestCase {
     /// finish in time; try again later", as if the wait had run out).
     func testASignalDuringTheWaitForTheLockIsAnInterruption() throws {
         let dir = try makeDir()
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = ["-x", dir + "/.pgsnap.lock", "/bin/cat"]  // holds it until its stdin closes
-        let stdin = Pipe()
-        holder.standardInput = stdin
-        try holder.run()
-        defer {
-            try? stdin.fileHandleForWriting.close()
-            holder.waitUntilExit()
-        }
+        let holder = try HeldProcess("/usr/bin/flock", ["-x", dir + "/.pgsnap.lock", "/bin/cat"])
+        defer { holder.stop() }
         XCTAssertTrue(Harness.poll(timeout: 30) { FileManager.default.fileExists(atPath: dir + "/.pgsnap.lock") })
         let r = try Harness.pgsnap(["prune", "--wait", "10m"], dir: dir) { pid in
             XCTAssertTrue(Harness.poll(timeout: 30) { self.hasLockFileOpen(pid, dir: dir) }, "prune never opened the lock file")

@@ -128,3 +128,23 @@ final class HeldSession {
         if process.isRunning { process.waitUntilExit() }
     }
 }
+
+/// A process that runs until its stdin is closed (`cat`, or `flock ... cat` holding a lock).
+final class HeldProcess {
+    let process = Process()
+    private let input = Pipe()
+    var pid: Int32 { process.processIdentifier }
+
+    init(_ executable: String, _ arguments: [String] = []) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = input
+        try process.run()
+    }
+
+    /// Closes its stdin and reaps it.
+    func stop() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}

@@ -230,25 +230,18 @@ final class RestoreTests: XCTestCase {
         let first = try fixture.pgsnap(["restore", id, "--target", copy, "-d", db])
         XCTAssertEqual(first.status, 0, first.stderr)
         let tag = try XCTUnwrap(first.stderr.components(separatedBy: "pgsnap_scratch_").dropFirst().first?.split(separator: "_").first, first.stderr)
-        let other = Process()
-        other.executableURL = URL(fileURLWithPath: "/bin/cat")
-        let stdin = Pipe()
-        other.standardInput = stdin
-        try other.run()
-        defer {
-            try? stdin.fileHandleForWriting.close()
-            other.waitUntilExit()
-        }
+        let other = try HeldProcess("/bin/cat")
+        defer { other.stop() }
         let now = Int(Date().timeIntervalSince1970)
-        let reused = "pgsnap_scratch_\(tag)_\(other.processIdentifier)_\(now - 86400)"
-        let running = "pgsnap_scratch_\(tag)_\(other.processIdentifier)_\(now + 60)"
+        let reused = "pgsnap_scratch_\(tag)_\(other.pid)_\(now - 86400)"
+        let running = "pgsnap_scratch_\(tag)_\(other.pid)_\(now + 60)"
         for name in [reused, running] {
             try Harness.psql("postgres", "CREATE DATABASE \"\(name)\"")
             fixture.track(database: name)
         }
         let next = try fixture.pgsnap(["restore", id, "--target", copy, "-d", db, "--yes", "--drop-previous"])
         XCTAssertEqual(next.status, 0, next.stderr)
-        XCTAssertTrue(next.stderr.contains("dropping scratch database \(reused) left by an interrupted run (pid \(other.processIdentifier), now another process's)"), next.stderr)
+        XCTAssertTrue(next.stderr.contains("dropping scratch database \(reused) left by an interrupted run (pid \(other.pid), now another process's)"), next.stderr)
         XCTAssertEqual(try RestoreFixture.scratchDatabases(), [running], "the reused pid's database is gone, the live run's kept")
     }
 
@@ -360,12 +353,17 @@ final class RestoreTests: XCTestCase {
 
     // MARK: - 8. No terminal, no --yes
 
-    func testReplacingWithoutTerminalOrYesIsUsageError() throws {
-        let db = try fixture.database("rnotty")
+    /// A database with a snapshot and changes since: what a restore would replace.
+    func changedSinceBackup(_ prefix: String) throws -> (db: String, before: String) {
+        let db = try fixture.database(prefix)
         try Harness.psql(db, Self.simpleSchema(rows: 100))
         _ = try fixture.backup(db)
         try Harness.psql(db, "DELETE FROM items WHERE id > 50")
-        let before = try Harness.fingerprint(db)
+        return (db, try Harness.fingerprint(db))
+    }
+
+    func testReplacingWithoutTerminalOrYesIsUsageError() throws {
+        let (db, before) = try changedSinceBackup("rnotty")
 
         // Harness.run gives the child /dev/null as stdin and pipes as stdout/stderr: no terminal.
         let r = try fixture.pgsnap(["restore", "latest", "-d", db])
@@ -382,11 +380,7 @@ final class RestoreTests: XCTestCase {
     /// and a later "y" went on to restore). A pty from Python's pty module; the wait for the
     /// exit is bounded so that a regression fails instead of hanging the suite.
     func testCtrlCAtTheQuestionEndsTheRunAndChangesNothing() throws {
-        let db = try fixture.database("rprompt")
-        try Harness.psql(db, Self.simpleSchema(rows: 100))
-        _ = try fixture.backup(db)
-        try Harness.psql(db, "DELETE FROM items WHERE id > 50")
-        let before = try Harness.fingerprint(db)
+        let (db, before) = try changedSinceBackup("rprompt")
         let script = """
             import os, pty, select, signal, sys, time
             pid, fd = pty.fork()

@@ -64,10 +64,9 @@ public struct RestoreService {
     /// `pgsnap_scratch_<host hash>_<pid>_<unix time>`: whose it is can be read from the name alone,
     /// so a run killed right after CREATE DATABASE still leaves a recognisable orphan.
     static func scratchName() -> String {
-        "\(scratchPrefix)\(hostTag)_\(getpid())_\(Int(Date().timeIntervalSince1970))"
+        "\(scratchPrefix)\(SnapshotDirectory.hostTag)_\(getpid())_\(Int(Date().timeIntervalSince1970))"
     }
 
-    static var hostTag: String { SnapshotDirectory.hostTag }
 
     /// - Throws: `PGSnapError`: exit 2 for a snapshot that fails its checks, 1 for restore failures; the target is untouched.
     public func restore(_ selector: SnapshotSelector, options: RestoreOptions) throws -> RestoreResult {
@@ -119,12 +118,10 @@ public struct RestoreService {
         defer {
             // The connection may be what failed (a server restart, a session ended by an admin):
             // the scratch database is dropped over a new one, not left for the next run.
-            if !swapped {
-                if !admin.isAlive, let fresh = try? connectMaintenance(excluding: target) { admin = fresh }
-                // A connection that died unnoticed (the load ran in other sessions) fails here first.
-                if (try? dropDatabase(scratch, admin: admin)) == nil, let fresh = try? connectMaintenance(excluding: target) {
-                    try? dropDatabase(scratch, admin: fresh)
-                }
+            // A connection that died (noticed or not: the load ran in other sessions) fails the
+            // first drop; the second goes over a new one.
+            if !swapped, (try? dropDatabase(scratch, admin: admin)) == nil, let fresh = try? connectMaintenance(excluding: target) {
+                try? dropDatabase(scratch, admin: fresh)
             }
         }
         let (tables, rows): (Int, Int64)
@@ -950,8 +947,8 @@ public struct RestoreService {
         for r in rows {
             guard let name = r[0] else { continue }
             let parts = name.dropFirst(RestoreService.scratchPrefix.count).split(separator: "_")
-            guard parts.count == 3, let pid = Int32(parts[1]), pid != getpid() || parts[0] != RestoreService.hostTag else { continue }
-            guard parts[0] == RestoreService.hostTag else {
+            guard parts.count == 3, let pid = Int32(parts[1]), pid != getpid() || parts[0] != SnapshotDirectory.hostTag else { continue }
+            guard parts[0] == SnapshotDirectory.hostTag else {
                 // Another host's (a container, a job runner): whether its run is alive cannot be
                 // told from here, so it is named, not dropped.
                 let comment = (try? admin.scalar("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", [name])) ?? nil
