@@ -215,6 +215,25 @@ final class RealSchemaContractTests: XCTestCase {
         try assertRefusedNamingBoth(r, newer: newer, older: older, check: "checksum", db: db)
     }
 
+    /// The check runs beside the server's preparation; its verdict still comes first.
+    func testAChecksumFailureIsSaidBeforeAnUnreachableServer() throws {
+        let (db, older, newer) = try makeTwoSnapshots("rsumdown")
+        try flipByte(try fixture.dumpPath(newer))
+        let r = try fixture.pgsnap(["restore", "latest", "-d", db, "--yes"], env: ["PGHOST": "127.0.0.1", "PGPORT": "1"])
+        try assertRefusedNamingBoth(r, newer: newer, older: older, check: "checksum", db: db)
+    }
+
+    /// No question about a snapshot that fails its checksum: the refusal, not "no terminal to confirm".
+    func testNoOneIsAskedToReplaceADatabaseWithADamagedSnapshot() throws {
+        let (db, older, newer) = try makeTwoSnapshots("rsumask")
+        try flipByte(try fixture.dumpPath(newer))
+        let r = try fixture.pgsnap(["restore", "latest", "-d", db])
+        try assertRefusedNamingBoth(r, newer: newer, older: older, check: "checksum", db: db)
+        let healthy = try fixture.pgsnap(["restore", older, "-d", db])
+        XCTAssertEqual(healthy.status, 64, "an intact snapshot gets to the question: \(healthy.stderr)")
+        XCTAssertTrue(healthy.stderr.contains("no terminal to confirm"), healthy.stderr)
+    }
+
     func testRestoreByLabelRefusesWhenTheNewestWithThatLabelIsDamaged() throws {
         let (db, older, newer) = try makeTwoSnapshots("rlabel", label: "nightly")
         try truncate(try fixture.dumpPath(newer))

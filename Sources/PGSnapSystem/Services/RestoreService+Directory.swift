@@ -33,7 +33,7 @@ extension RestoreService {
     }
 
     func loadDirectory(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool,
-                       jobs: Int?, only: [TableSelection.Table]?, decryption: AgeDecryption?, phases: PhaseTimes,
+                       jobs: Int?, only: [TableSelection.Table]?, decryption: AgeDecryption?, listings: Pending<[String]>? = nil, phases: PhaseTimes,
                        environment: [String: String], settings: [String: String]) throws -> [String: Int64] {
         let serverMajor = admin.serverMajor
         let tool = try session.tools.locate("pg_restore", serverMajor: serverMajor)
@@ -45,7 +45,7 @@ extension RestoreService {
             decrypted = try phases.measure("decrypt") { try DecryptedCopy.make(m, dir: dir, decryption: decryption, reporter: session.reporter) }
             path = decrypted!
         }
-        let jobs = jobs ?? min(ProcessInfo.processInfo.activeProcessorCount, 64)
+        let jobs = jobs ?? Self.defaultJobs
         var arguments = ["--no-password", "--jobs=\(jobs)", "--dbname=\(session.childConninfo(database: scratch))"]
         if noOwner { arguments.append("--no-owner") }
         var useList: String?
@@ -86,7 +86,7 @@ extension RestoreService {
         // pg_restore loads the rest); then indexes, constraints and triggers, in parallel jobs.
         if !big.isEmpty {
             return try loadSplit(m, dir: dir, path: path, big: big, tool: tool.path, arguments: arguments, serverMajor: serverMajor,
-                                 scratch: scratch, jobs: jobs, phases: phases, environment: environment, settings: settings)
+                                 listings: listings, scratch: scratch, jobs: jobs, phases: phases, environment: environment, settings: settings)
         }
         try phases.measure("schema") {
             try runPgRestore(tool.path, arguments + ["--section=pre-data", path], environment: environment, m: m, dir: dir, tolerant: only != nil)

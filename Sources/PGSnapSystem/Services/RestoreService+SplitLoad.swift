@@ -17,17 +17,10 @@ import Synchronization
 /// run with `--section` could drop one; each list is what pg_restore itself lists for the section.
 extension RestoreService {
     func loadSplit(_ m: Manifest, dir: SnapshotDirectory, path: String, big: [StoredFile], tool: String, arguments: [String],
-                   serverMajor: Int?, scratch: String, jobs: Int, phases: PhaseTimes, environment: [String: String],
-                   settings: [String: String]) throws -> [String: Int64] {
+                   serverMajor: Int?, listings: Pending<[String]>?, scratch: String, jobs: Int, phases: PhaseTimes,
+                   environment: [String: String], settings: [String: String]) throws -> [String: Int64] {
         let bigIDs = Set(big.compactMap { DirectoryDump.dataFileDumpID($0.name) })
-        // Three readings of the table of contents, at once: each is a pg_restore on the way to the load.
-        let listings = [["--verbose"], ["--section=pre-data"], ["--section=post-data"]]
-        let texts = Mutex<[Result<String, Error>?]>(Array(repeating: nil, count: listings.count))
-        DispatchQueue.concurrentPerform(iterations: listings.count) { i in
-            let text = Result { try DirectoryTOC.text(path, arguments: listings[i], serverMajor: serverMajor, session: session) }
-            texts.withLock { $0[i] = text }
-        }
-        let read = try texts.withLock { try $0.map { try $0!.get() } }
+        let read = try listings?.value() ?? splitListings(path, serverMajor: serverMajor)
         let verbose = read[0]
         let entries = TOCEntry.parseList(verbose)
         let dependencies = DirectoryLoadPlan.dependencies(inVerboseList: verbose)
@@ -116,6 +109,18 @@ extension RestoreService {
             try runPgRestore(tool, arguments + [list, path], environment: environment, m: m, dir: dir, tolerant: false)
         }
         return copied
+    }
+
+    /// Three readings of the table of contents, at once (each a pg_restore): `--list --verbose`
+    /// (with dependencies), and the pre-data and post-data sections as pg_restore lists them.
+    func splitListings(_ path: String, serverMajor: Int?) throws -> [String] {
+        let listings = [["--verbose"], ["--section=pre-data"], ["--section=post-data"]]
+        let texts = Mutex<[Result<String, Error>?]>(Array(repeating: nil, count: listings.count))
+        DispatchQueue.concurrentPerform(iterations: listings.count) { i in
+            let text = Result { try DirectoryTOC.text(path, arguments: listings[i], serverMajor: serverMajor, session: session) }
+            texts.withLock { $0[i] = text }
+        }
+        return try texts.withLock { try $0.map { try $0!.get() } }
     }
 
     /// Whether a big table (made by now) is a partition, a partitioned table, or has inheritance

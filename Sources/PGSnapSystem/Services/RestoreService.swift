@@ -92,27 +92,41 @@ public struct RestoreService {
         let selection = try tableSelection(manifest, options: options, dir: dir)
         let decryption = try session.requireAgeDecryption(for: manifest)
         let phases = PhaseTimes()
-        if let problem = try phases.measure("integrity", { try integrityProblem(manifest, dir: dir) }) {
-            throw selector.refusal(entry, check: problem.check, detail: problem.detail, among: catalog, command: command)
+        // Read beside the server's preparation; a damaged snapshot is still refused before the
+        // first row is loaded, before the question, and before any other failure is said.
+        let integrity = Pending { try phases.measure("integrity") { try self.integrityProblem(manifest, dir: dir) } }
+        func requireIntact() throws {
+            if let problem = try integrity.value() {
+                throw selector.refusal(entry, check: problem.check, detail: problem.detail, among: catalog, command: command)
+            }
         }
-        // An encrypted snapshot: the identity opens it, before a scratch database is created.
-        try phases.measure("integrity") { try session.proveIdentity(for: manifest, in: dir) }
-        var admin = try connectMaintenance(excluding: target)
-        if let refusal = admin.catalogue.refusalToRestore(snapshotServerVersion: manifest.serverVersion, snapshot: manifest.id) { throw refusal }
-        if try admin.scalar("SELECT pg_is_in_recovery()::text") == "true" {
-            throw PGSnapError("the server is a standby (in recovery): it cannot take a restore",
-                              next: "Restore onto the primary (or promote this server first); nothing was changed")
+        var admin: LibPQConnection
+        let targetExists: Bool
+        let jobs: Int
+        do {
+            // An encrypted snapshot: the identity opens it, before a scratch database is created.
+            try phases.measure("integrity") { try session.proveIdentity(for: manifest, in: dir) }
+            admin = try connectMaintenance(excluding: target)
+            if let refusal = admin.catalogue.refusalToRestore(snapshotServerVersion: manifest.serverVersion, snapshot: manifest.id) { throw refusal }
+            if try admin.scalar("SELECT pg_is_in_recovery()::text") == "true" {
+                throw PGSnapError("the server is a standby (in recovery): it cannot take a restore",
+                                  next: "Restore onto the primary (or promote this server first); nothing was changed")
+            }
+            try dropOrphanedScratchDatabases(admin)
+            if selection != nil, try DatabaseFacts.exists(admin, database: target) {
+                throw PGSnapError.usage("restore --table writes a new database, and \"\(target)\" exists", next: "Choose a --target that does not exist; nothing was changed")
+            }
+            targetExists = try DatabaseFacts.exists(admin, database: target)
+            if targetExists {
+                // No one is asked about a damaged snapshot.
+                if !options.assumeYes { try requireIntact() }
+                try confirmReplace(target: target, snapshot: manifest.id, admin: admin, options: options)
+            }
+            jobs = try jobsThatFit(options.jobs ?? Self.defaultJobs, format: manifest.format, admin: admin)
+        } catch {
+            try requireIntact()
+            throw error
         }
-        try dropOrphanedScratchDatabases(admin)
-        if selection != nil, try DatabaseFacts.exists(admin, database: target) {
-            throw PGSnapError.usage("restore --table writes a new database, and \"\(target)\" exists", next: "Choose a --target that does not exist; nothing was changed")
-        }
-
-        let targetExists = try DatabaseFacts.exists(admin, database: target)
-        if targetExists {
-            try confirmReplace(target: target, snapshot: manifest.id, admin: admin, options: options)
-        }
-        let jobs = try jobsThatFit(options.jobs ?? Self.defaultJobs, format: manifest.format, admin: admin)
         let scratch = RestoreService.scratchName()
         var swapped = false
         defer {
@@ -127,7 +141,8 @@ public struct RestoreService {
         let (tables, rows): (Int, Int64)
         do {
             (tables, rows) = try load(manifest, dir: dir, into: scratch, admin: admin, noOwner: options.noOwner, decryption: decryption,
-                                      jobs: jobs, only: selection, phases: phases, maintenanceWorkMem: options.maintenanceWorkMem)
+                                      jobs: jobs, only: selection, phases: phases, maintenanceWorkMem: options.maintenanceWorkMem,
+                                      intact: requireIntact)
             if options.analyze {
                 _ = try phases.measure("statistics") { try analyze(scratch: scratch, jobs: jobs) }
             }
@@ -310,16 +325,31 @@ public struct RestoreService {
     /// Creates the scratch database, loads the dump (psql, or pg_restore -j for a directory
     /// snapshot) and checks row counts. Returns (tables, rows).
     ///
-    /// - Parameter only: `restore --table`: the tables to load (directory snapshots only).
+    /// - Parameters:
+    ///   - only: `restore --table`: the tables to load (directory snapshots only).
+    ///   - intact: throws for a damaged snapshot (its check runs beside this); called before any
+    ///     row is loaded, and first when making the scratch database failed.
     func load(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool = false,
               decryption: AgeDecryption? = nil, jobs: Int? = nil, only: [TableSelection.Table]? = nil,
-              phases: PhaseTimes = PhaseTimes(), maintenanceWorkMem: String = LoadSettings.defaultMaintenanceWorkMem) throws -> (Int, Int64) {
+              phases: PhaseTimes = PhaseTimes(), maintenanceWorkMem: String = LoadSettings.defaultMaintenanceWorkMem,
+              intact: () throws -> Void = {}) throws -> (Int, Int64) {
         let environment = Self.loadEnvironment(session.childEnvironment, maintenanceWorkMem: maintenanceWorkMem)
-        if m.format != .directory { try refuseUnreadablePlainDump(m, serverMajor: admin.serverMajor) }
-        try phases.measure("create_scratch") { try createScratch(m, dir: dir, scratch: scratch, admin: admin, noOwner: noOwner) }
+        // The table of contents a split directory load reads, read while the scratch database is made.
+        let serverMajor = admin.serverMajor, path = dir.file(m.file)
+        let listings = m.format == .directory && decryption == nil && only == nil
+            && !ParallelTableLoad.candidates(m, jobs: jobs ?? Self.defaultJobs, environment: session.environment).isEmpty
+            ? Pending { try self.splitListings(path, serverMajor: serverMajor) } : nil
+        do {
+            if m.format != .directory { try refuseUnreadablePlainDump(m, serverMajor: admin.serverMajor) }
+            try phases.measure("create_scratch") { try createScratch(m, dir: dir, scratch: scratch, admin: admin, noOwner: noOwner) }
+        } catch {
+            try intact()
+            throw error
+        }
+        try intact()
         if m.format == .directory {
             let copied = try loadDirectory(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, jobs: jobs, only: only, decryption: decryption,
-                                           phases: phases, environment: environment, settings: Self.loadSettings(maintenanceWorkMem: maintenanceWorkMem))
+                                           listings: listings, phases: phases, environment: environment, settings: Self.loadSettings(maintenanceWorkMem: maintenanceWorkMem))
             return try phases.measure("row_counts") {
                 try checkRowCounts(m, scratch: scratch, only: only.map { Set($0.map(\.qualified)) }, counted: copied, jobs: jobs ?? Self.defaultJobs)
             }
