@@ -222,6 +222,29 @@ public struct SnapshotSelector: Equatable, Sendable {
         }
     }
 
+    /// Unfinished backups in this selector's scope newer than `chosen` (a `.partial`, a dump
+    /// without its manifest), newest first: what `latest`, a label or `--before` passed over. Said
+    /// by the caller, not hidden: at 3 a.m. a restore of last night's snapshot must not surprise
+    /// anyone whose backup of tonight died (or is still running). None for an explicit id.
+    public func newerUnfinished(than chosen: CatalogEntry, among entries: [CatalogEntry]) -> [CatalogEntry] {
+        if case .id = kind { return [] }
+        return Catalog.sorted(entries).filter { e in
+            guard !e.isCommitted, e.createdAt > chosen.createdAt, database == nil || e.database == database,
+                  before == nil || e.createdAt < before! else { return false }
+            if case .label(let label) = kind { return SnapshotName.parse(id: e.id)?.label == label }
+            return true
+        }
+    }
+
+    /// The warning line for `newerUnfinished`, or nil when there is none.
+    public func passedOverLine(_ chosen: CatalogEntry, among entries: [CatalogEntry]) -> String? {
+        let newer = newerUnfinished(than: chosen, among: entries)
+        guard let newest = newer.first else { return nil }
+        let others = newer.count > 1 ? " and \(newer.count - 1) older one(s)" : ""
+        return "a newer backup did not finish or is still running (\(newest.id): \(newest.status.rawValue)\(others)); "
+            + "using \(chosen.id), the newest complete snapshot\(scope)"
+    }
+
     /// The error for a selected snapshot that failed `check`: names it, and for `latest`, a label or
     /// `--before` also the next older complete snapshot (manifest and size as listed: reading its
     /// checksum here could take minutes) with the command that restores it on purpose.

@@ -257,5 +257,8 @@ final class RealSchemaContractTests: XCTestCase {
         let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
         XCTAssertEqual(j["snapshot"] as? String, newer)
         XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t WHERE id = 5000"), "1")
+        // Passed over, and said so: the newest backup did not finish.
+        XCTAssertTrue(r.stderr.contains("warning: a newer backup did not finish or is still running (\(db)_20991231T235958Z: partial)")
+                      && r.stderr.contains("using \(newer)"), r.stderr)
     }
 }

@@ -254,6 +254,28 @@ final class CatalogTests: XCTestCase {
         XCTAssertFalse(picked.isGood)
     }
 
+    /// What `latest` passed over is said: an unfinished backup newer than the pick, in its scope only.
+    func testUnfinishedBackupsNewerThanThePickAreNamedInScopeOnly() throws {
+        let (entries, ids) = CatalogTests.sampleCatalog()
+        let t0 = CatalogTests.t0
+        let cases: [(why: String, selector: SnapshotSelector, passedOver: [String])] = [
+            ("latest of app: the newer partial", .init(kind: .latest, database: "app"), ["partial"]),
+            ("another database's partial is not this one's", .init(kind: .latest, database: "billing"), []),
+            ("latest of all: the pick is newer than the partial", .init(kind: .latest), []),
+            ("--before excludes a later partial", .init(kind: .latest, database: "app", before: t0.addingTimeInterval(9000)), []),
+            ("a label: the partial has none", .init(kind: .label("nightly"), database: "app"), []),
+            ("an explicit id passes over nothing", .init(kind: .id(ids["app1"]!)), []),
+        ]
+        for c in cases {
+            let picked = try c.selector.select(from: entries, directory: "./backups")
+            XCTAssertEqual(c.selector.newerUnfinished(than: picked, among: entries).map(\.id), c.passedOver.map { ids[$0]! }, c.why)
+            XCTAssertEqual(c.selector.passedOverLine(picked, among: entries) != nil, !c.passedOver.isEmpty, c.why)
+        }
+        let app = SnapshotSelector(kind: .latest, database: "app")
+        let line = try XCTUnwrap(app.passedOverLine(try app.select(from: entries, directory: "./backups"), among: entries))
+        XCTAssertTrue(line.contains(ids["partial"]!) && line.contains("using \(ids["app2"]!)") && line.contains("database \"app\""), line)
+    }
+
     func testRefusalNamesTheDamagedSnapshotAndTheOlderGoodOneWithItsCommand() throws {
         let (entries, ids) = CatalogTests.sampleCatalog()
         let damaged = try XCTUnwrap(entries.first { $0.id == ids["app2"] })

@@ -76,6 +76,7 @@ public struct RestoreService {
         defer { withExtendedLifetime(lock) {} }
         let catalog = try dir.catalog()
         let entry = try selector.select(from: catalog, directory: dir.path)
+        if let line = selector.passedOverLine(entry, among: catalog) { session.reporter.warn(line) }
         let target = options.target ?? entry.database
         let command = { (id: String) in
             (["pgsnap", "restore", id, "--dir", dir.path] + (options.target == nil ? ["-d", target] : ["--target", target]))

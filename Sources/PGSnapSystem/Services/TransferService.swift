@@ -77,6 +77,7 @@ public struct TransferService {
         // be filed under the wrong database, and `latest` pass over it: the manifests decide then.
         if entries.contains(where: { SnapshotName.isAmbiguous(id: $0.id) }) { entries = try remote.catalog(summaries: true) }
         let entry = try ListingCatalog.select(selector, from: entries, location: remote.location)
+        if let line = selector.passedOverLine(entry, among: entries) { session.reporter.warn(line) }
         // Never an older copy in its place without saying so: the refusal names the next good one.
         func refuse(_ check: String, _ detail: String) -> PGSnapError {
             selector.refusal(entry, check: check, detail: "\(detail) in \(remote.location)", among: entries) { "pgsnap pull \($0) --remote \(remote.location)" }
