@@ -395,6 +395,7 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
         case icuRules = "icu_rules"
         case builtinLocale = "builtin_locale"
         case tablespace
+        case isTemplate = "is_template"
     }
     public var owner: String
     public var encoding: String
@@ -419,10 +420,14 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
     public var builtinLocale: String?
     /// The database's default tablespace, when not pg_default: fixed when it is created, too.
     public var tablespace: String?
+    /// A template database (`IS_TEMPLATE true`), set again after a restore as pg_dump --create
+    /// does; absent (nil) for the others.
+    public var isTemplate: Bool?
 
     public init(owner: String, encoding: String, collate: String, ctype: String, acl: String?, settings: [String], comment: String?,
                 connectionLimit: Int?, roleSettings: [String: [String]]? = nil, localeProvider: String? = nil, iculocale: String? = nil,
-                icuRules: String? = nil, builtinLocale: String? = nil, tablespace: String? = nil) {
+                icuRules: String? = nil, builtinLocale: String? = nil, tablespace: String? = nil, isTemplate: Bool? = nil) {
+        self.isTemplate = isTemplate
         self.icuRules = icuRules
         self.builtinLocale = builtinLocale
         self.roleSettings = roleSettings
@@ -454,6 +459,7 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
         icuRules = try f.optional("icu_rules", JSONFields.string)
         builtinLocale = try f.optional("builtin_locale", JSONFields.string)
         tablespace = try f.optional("tablespace", JSONFields.string)
+        isTemplate = try f.optional("is_template", JSONFields.bool)
     }
 }
 

@@ -39,7 +39,7 @@ public struct ServerCatalogue: Equatable, Sendable {
         return """
             SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
                    d.datacl::text, d.datconnlimit::text, shobj_description(d.oid, 'pg_database'),
-                   \(provider), \(locale), \(rules), nullif(t.spcname, 'pg_default')
+                   \(provider), \(locale), \(rules), nullif(t.spcname, 'pg_default'), d.datistemplate::text
             FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = $1
             """
     }

@@ -149,8 +149,39 @@ final class AllDatabasesTests: XCTestCase {
         XCTAssertEqual((c["exit_status"] as? NSNumber)?.intValue, 1, "\(c)")
         XCTAssertTrue((c["error"] as? String)?.contains(closed) ?? false, "\(c)")
         XCTAssertTrue(stderrLines(j).contains { $0.hasPrefix("pgsnap: database \"\(closed)\": ") }, j.stderr)
-        XCTAssertNil(entries["template1"], "templates are not backed up")
-        XCTAssertNil(entries["template0"], "templates are not backed up")
+        XCTAssertNil(entries["template1"], "the server's own templates are not backed up")
+        XCTAssertNil(entries["template0"], "the server's own templates are not backed up")
+    }
+
+    /// A template database someone made holds their objects: a whole-server run backs it up (as
+    /// pg_dumpall does), and a restore makes it a template again, also over the existing one with
+    /// --drop-previous (a template cannot be dropped as it is).
+    func testAUserTemplateDatabaseIsBackedUpAndRestoredAsATemplate() throws {
+        let tpl = try makeDatabase("alltpl")
+        try Harness.psql("postgres", "ALTER DATABASE \"\(tpl)\" IS_TEMPLATE true")
+        let copy = tpl + "_copy"
+        databases.append(copy)
+        let dir = try makeDir()
+        let r = try Harness.pgsnap(["backup", "--all-databases", "--json"], dir: dir)
+        let entries = outcomes(r)
+        let id = try XCTUnwrap(entries[tpl]?["id"] as? String, "the template database was not backed up: \(r.stdout) / \(r.stderr)")
+        XCTAssertNil(entries["template1"], "\(r.stdout)")
+        let m = try Harness.manifest(dir: dir, id: id)
+        XCTAssertEqual((m["database_properties"] as? [String: Any])?["is_template"] as? Bool, true, "\(m)")
+
+        let isTemplate = { (db: String) in try Harness.psql("postgres", "SELECT datistemplate FROM pg_database WHERE datname = '\(db)'") }
+        let toCopy = try Harness.pgsnap(["restore", id, "--target", copy], dir: dir)
+        XCTAssertEqual(toCopy.status, 0, toCopy.stderr)
+        XCTAssertEqual(try isTemplate(copy), "t")
+        XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM items"), "50")
+
+        try Harness.psql(tpl, "DELETE FROM items WHERE id > 10")
+        let over = try Harness.pgsnap(["restore", id, "-d", tpl, "--yes", "--drop-previous"], dir: dir)
+        XCTAssertEqual(over.status, 0, over.stderr)
+        XCTAssertFalse(over.stderr.contains("could not be dropped"), over.stderr)
+        XCTAssertEqual(try isTemplate(tpl), "t")
+        XCTAssertEqual(try Harness.psql(tpl, "SELECT count(*) FROM items"), "50")
+        XCTAssertEqual(try Harness.databases(like: tpl + "\\_pre\\_restore\\_%"), [], "the previous template was not dropped")
     }
 
     // MARK: - --globals: once per run

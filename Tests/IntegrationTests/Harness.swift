@@ -114,6 +114,8 @@ enum Harness {
     }
 
     static func dropDatabase(_ name: String) {
+        // A template cannot be dropped as it is (a test's own template database).
+        _ = try? run(pgbin + "/psql", ["-X", "-q", "-d", "postgres", "-c", "ALTER DATABASE \"\(name)\" IS_TEMPLATE false"])
         _ = try? run(pgbin + "/psql", ["-X", "-q", "-d", "postgres", "-c", "DROP DATABASE IF EXISTS \"\(name)\" WITH (FORCE)"])
     }
 

@@ -39,7 +39,8 @@ public enum DatabaseFacts {
         return DatabaseProperties(owner: r[0] ?? "", encoding: r[1] ?? "UTF8", collate: r[2] ?? "C", ctype: r[3] ?? "C",
                                   acl: r[4], settings: settings, comment: r[6], connectionLimit: r[5].flatMap { Int($0) },
                                   roleSettings: roleSettings.isEmpty ? nil : roleSettings, localeProvider: locale.provider,
-                                  iculocale: locale.icu, icuRules: r[9], builtinLocale: locale.builtin, tablespace: r[10])
+                                  iculocale: locale.icu, icuRules: r[9], builtinLocale: locale.builtin, tablespace: r[10],
+                                  isTemplate: r[11] == "true" ? true : nil)
     }
 
     /// How the backup's tables were locked against a TRUNCATE slipping in before pg_dump locks them.

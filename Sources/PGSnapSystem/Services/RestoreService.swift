@@ -721,6 +721,7 @@ public struct RestoreService {
         if let limit = p.connectionLimit, limit >= 0 {
             try admin.query("ALTER DATABASE \(db) CONNECTION LIMIT \(limit)")
         }
+        if p.isTemplate == true { try admin.query("ALTER DATABASE \(db) IS_TEMPLATE true") }
     }
 
     /// The database's grants exactly as the snapshot's ACL has them, as pg_dump --create restores
@@ -966,6 +967,11 @@ public struct RestoreService {
                 try db.query("ALTER SUBSCRIPTION \(sub) SET (slot_name = NONE)")
                 try db.query("DROP SUBSCRIPTION \(sub)")
             }
+        }
+        // A template cannot be dropped (a restored template's scratch, or the previous database
+        // of one with --drop-previous): it is made an ordinary database first.
+        if try admin.scalar("SELECT datistemplate::text FROM pg_database WHERE datname = $1", [name]) == "true" {
+            try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(name)) IS_TEMPLATE false")
         }
         try admin.query("DROP DATABASE IF EXISTS \(try admin.quoteIdentifier(name)) WITH (FORCE)")
     }

@@ -2,16 +2,19 @@ import Foundation
 import PGSnapCore
 
 extension DatabaseFacts {
-    /// The databases a whole-server run covers, by name: those that accept connections and are
-    /// not templates, as pg_dumpall chooses them (invalid ones, `datconnlimit = -2` after an
-    /// interrupted DROP DATABASE, cannot be connected to and are left out too).
+    /// The databases a whole-server run covers, by name: those that accept connections, as
+    /// pg_dumpall chooses them, a template database someone made (`IS_TEMPLATE true`) included:
+    /// it holds their objects. Not template0 and template1, the server's own (pg_dumpall dumps
+    /// template1's contents; a restore here starts from template0 anyway). Invalid ones,
+    /// `datconnlimit = -2` after an interrupted DROP DATABASE, cannot be connected to and are
+    /// left out too.
     ///
     /// `pg_database` is readable by every role, so a database the role may not CONNECT to is
     /// listed: backing it up then fails by name instead of being silently skipped.
     public static func serverDatabases(_ db: LibPQConnection) throws -> [String] {
         try db.query("""
             SELECT datname FROM pg_database
-            WHERE datallowconn AND NOT datistemplate AND datconnlimit <> -2
+            WHERE datallowconn AND datconnlimit <> -2 AND datname NOT IN ('template0', 'template1')
             ORDER BY datname
             """).compactMap { $0[0] }
     }
