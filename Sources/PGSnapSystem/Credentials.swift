@@ -24,11 +24,8 @@ public final class Credentials {
             directory = nil
             return
         }
-        // The pid in the name lets a later run tell a killed run's files from a live one's.
-        var template = Array((base + "/pgsnap-\(getpid())-XXXXXX").utf8CString)
-        guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
-            throw PGSnapError("cannot create a private temporary directory in \(base)")
-        }
+        // Host and pid in the name let a later run tell a killed run's files from a live one's.
+        let dir = try SnapshotDirectory.makePrivateDirectory(prefix: "pgsnap", in: base, for: "the password file")
         directory = dir
         func privateFile(_ name: String, _ text: String) throws -> String {
             let path = dir + "/" + name
@@ -47,9 +44,11 @@ public final class Credentials {
 
     deinit { cleanup() }
 
-    /// The private directories of runs that were killed (kill -9 runs no cleanup): ours by owner,
-    /// their pid gone. They hold a password.
+    /// The private directories of runs that were killed (kill -9 runs no cleanup): ours by owner
+    /// and host, their pid gone. They hold a password. Also those named before the host was
+    /// (`pgsnap-<pid>-XXXXXX`), by pid alone.
     static func removeOrphans(in base: String) {
+        SnapshotDirectory.removeOrphanedTemporaries(prefix: "pgsnap", in: base)
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
         for name in names where name.hasPrefix("pgsnap-") {
             let parts = name.split(separator: "-")

@@ -263,14 +263,17 @@ public struct SnapshotDirectory {
         if fsync(fd) != 0 && errno != EINVAL { throw ioError("fsync \(path)") }
     }
 
-    /// An OS error with `errno`'s text; "No space left on device" gets its own advice.
-    /// A new 0700 directory `TMPDIR/<prefix>-XXXXXX` (TMPDIR from `environment`, else /tmp);
+    /// `<TMPDIR>/<prefix>-<host>-<pid>-XXXXXX` (TMPDIR from `environment`, else /tmp), 0700;
     /// the caller removes it. `what` names its use in the error.
-    /// `<TMPDIR>/<prefix>-<host>-<pid>-XXXXXX`, 0700. Host and pid let a later run remove what a
-    /// killed one left (`removeOrphanedTemporaries`): a drill's copy is a whole snapshot. The
-    /// host, because a TMPDIR shared with a container holds pids of another pid namespace.
     static func makePrivateTemporary(prefix: String, environment: [String: String], for what: String) throws -> String {
-        let base = environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        try makePrivateDirectory(prefix: prefix, in: environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp", for: what)
+    }
+
+    /// `<base>/<prefix>-<host>-<pid>-XXXXXX`, 0700, after removing what killed runs left there.
+    /// Host and pid let a later run remove what a killed one left (`removeOrphanedTemporaries`):
+    /// a drill's copy is a whole snapshot, a passfile a password. The host, because a TMPDIR
+    /// shared with a container holds pids of another pid namespace.
+    static func makePrivateDirectory(prefix: String, in base: String, for what: String) throws -> String {
         removeOrphanedTemporaries(prefix: prefix, in: base)
         var template = Array((base + "/" + prefix + "-\(hostTag)-\(getpid())-XXXXXX").utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {

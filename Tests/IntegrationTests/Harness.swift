@@ -113,6 +113,13 @@ enum Harness {
         return name
     }
 
+    /// The host's tag in the names of pgsnap's private temporary directories (FNV-1a of the host name, hex).
+    static var hostTag: String {
+        var h: UInt32 = 2166136261
+        for b in ProcessInfo.processInfo.hostName.utf8 { h = (h ^ UInt32(b)) &* 16777619 }
+        return String(h, radix: 16)
+    }
+
     static func dropDatabase(_ name: String) {
         // A template cannot be dropped as it is (a test's own template database).
         _ = try? run(pgbin + "/psql", ["-X", "-q", "-d", "postgres", "-c", "ALTER DATABASE \"\(name)\" IS_TEMPLATE false"])

@@ -329,9 +329,7 @@ final class RemoteBackupTests: XCTestCase {
         // What a drill killed with -9 leaves: its copy, under its pid (a process that is gone),
         // with a folder (a directory snapshot's); a live process's copy is left alone.
         let gone = try Harness.run("/bin/true", []).pid
-        var h: UInt32 = 2166136261  // the host's tag in the name, as pgsnap makes it (FNV-1a)
-        for b in ProcessInfo.processInfo.hostName.utf8 { h = (h ^ UInt32(b)) &* 16777619 }
-        let host = String(h, radix: 16)
+        let host = Harness.hostTag
         let orphan = tmp + "/pgsnap-drill-\(host)-\(gone)-AbC123"
         // Another host's (a container sharing TMPDIR): its pid says nothing here, left alone.
         let foreign = tmp + "/pgsnap-drill-0badf00d-\(gone)-DeF456"

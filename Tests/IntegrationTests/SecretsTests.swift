@@ -185,15 +185,18 @@ final class SecretsTests: XCTestCase {
     }
 
     /// The passfile of a run killed with -9 (no cleanup runs) does not stay on disk: the next run
-    /// removes the private directories of runs whose pid is gone, and leaves a live run's alone.
+    /// removes the private directories of runs whose pid is gone (named with this host, or before
+    /// names had a host), and leaves a live run's and another host's (a container's) alone.
     func testAKilledRunsPassfileIsRemovedByTheNextRun() throws {
         let tmp = try makeDir()
         let gone = Process()
         gone.executableURL = URL(fileURLWithPath: "/bin/true")
         try gone.run()
         gone.waitUntilExit()
-        let orphan = tmp + "/pgsnap-\(gone.processIdentifier)-AbC123", live = tmp + "/pgsnap-\(getpid())-XyZ789"
-        for d in [orphan, live] {
+        let host = Harness.hostTag, gonePid = gone.processIdentifier
+        let orphan = tmp + "/pgsnap-\(host)-\(gonePid)-AbC123", oldOrphan = tmp + "/pgsnap-\(gonePid)-QrS456"
+        let live = tmp + "/pgsnap-\(host)-\(getpid())-XyZ789", foreign = tmp + "/pgsnap-0badf00d-\(gonePid)-DeF456"
+        for d in [orphan, oldOrphan, live, foreign] {
             try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             XCTAssertTrue(FileManager.default.createFile(atPath: d + "/pgpass", contents: Data("*:*:*:*:\(Self.password)\n".utf8),
                                                         attributes: [.posixPermissions: 0o600]))
@@ -202,8 +205,11 @@ final class SecretsTests: XCTestCase {
                                    dir: try makeDir(), env: ["PGPASSWORD": Self.password, "TMPDIR": tmp, "XDG_RUNTIME_DIR": nil])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: orphan), "a killed run's passfile is still there")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: oldOrphan), "a killed older run's passfile is still there")
         XCTAssertTrue(FileManager.default.fileExists(atPath: live + "/pgpass"), "a live run's passfile was removed")
-        XCTAssertEqual(Harness.entries(tmp).filter { $0 != (live as NSString).lastPathComponent }, [], "this run left its own directory")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: foreign + "/pgpass"), "another host's passfile was removed")
+        XCTAssertEqual(Harness.entries(tmp).sorted(), [live, foreign].map { ($0 as NSString).lastPathComponent }.sorted(),
+                       "this run left its own directory")
     }
 
     /// Notification URLs hold tokens: no child sees them (argv or environment), nothing printed
