@@ -51,6 +51,10 @@ struct Preflight: ParsableCommand {
             if c.ok { session.reporter.info(line) } else { printError(line) }
         }
         let failed = result.checks.filter { !$0.ok }
+        // Another run holding the lock is exit 3, as for every command; any other failed check 2.
+        if failed.count == 1, failed[0].name == "lock", failed[0].value == "held" {
+            throw PGSnapError(.locked, "preflight failed: lock (\(failed[0].detail ?? "held"))", next: "Run preflight again when that run has finished")
+        }
         if !failed.isEmpty {
             throw PGSnapError.verification("preflight failed: \(failed.map(\.name).joined(separator: ", "))", next: "Fix these before migrating")
         }
@@ -119,8 +123,8 @@ struct Guard: ParsableCommand {
                 if !conninfo.isEmpty { base += ["--dbname", conninfo] }
                 if !backup.encryptTo.isEmpty { base += ["--identity", session.ageIdentity?.path ?? "KEY_FILE"] }
                 return base.map(shellQuote).joined(separator: " ")
-            })
-        if output.json { try printJSON(result) }
+            },
+            outcome: { result in if output.json { try? printJSON(result) } })
         session.reporter.info("pgsnap: migration succeeded: \(migrationLine(result.migrationBefore, result.migrationAfter)); snapshot \(result.snapshot) kept")
     }
 }

@@ -221,8 +221,8 @@ public func redactSecrets(_ text: String, password: String?) -> String {
     if let password, password.count >= 1 {
         out = out.replacingOccurrences(of: password, with: "********")
     }
-    // postgres://user:secret@host
-    if let regex = try? NSRegularExpression(pattern: "(postgres(?:ql)?://[^:/@\\s]*:)[^@\\s]*@") {
+    // postgres://user:secret@host, and any scheme's (pgx://, a migration tool's URL)
+    if let regex = try? NSRegularExpression(pattern: "([A-Za-z][A-Za-z0-9+.-]*://[^:/@\\s]*:)[^@\\s]*@") {
         out = regex.stringByReplacingMatches(in: out, range: NSRange(out.startIndex..., in: out), withTemplate: "$1********@")
     }
     if let regex = try? NSRegularExpression(pattern: "(password\\s*=\\s*)('(?:[^'\\\\]|\\\\.)*'|\\S+)") {

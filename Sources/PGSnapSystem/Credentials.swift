@@ -87,6 +87,8 @@ public final class Credentials {
     public func childEnvironment(_ environment: [String: String]) -> [String: String] {
         var env = environment
         env["PGPASSWORD"] = nil
+        // pgsnap reads it (a default connection, password and all); pg_dump, psql and age do not.
+        env["DATABASE_URL"] = nil
         // pgsnap talks to the bucket itself: pg_dump, psql, pg_restore and age never need the S3 secret.
         for key in Self.s3Secrets { env[key] = nil }
         // Notification URLs carry tokens; no child needs them.

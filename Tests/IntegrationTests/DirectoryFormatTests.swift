@@ -344,6 +344,36 @@ final class DirectoryFormatTests: CorpusTestCase {
         }
     }
 
+    /// A damaged snapshot refused while its table of contents is still being read beside the
+    /// scratch database's making (a slow disk, a huge schema; here a pg_restore that lists
+    /// slowly): the refusal, and no pg_restore of this run left reading the snapshot after it.
+    func testARefusedRestoreLeavesNoListingBehind() throws {
+        let db = try fixture.database("fdirl")
+        try Torture.fill(db, rows: 20_000)
+        let id = try directoryBackup(db)
+        let big = try dataFile(of: "public.big", id: id)["name"] as? String ?? "?"
+        let bigPath = snapshotPath(id) + "/" + big
+        var bytes = try Harness.bytes(bigPath)
+        bytes[bytes.count / 2] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: bigPath))
+        let bin = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: bin) }
+        for tool in ["psql", "pg_dump", "pg_dumpall"] {
+            try FileManager.default.createSymbolicLink(atPath: bin + "/" + tool, withDestinationPath: Harness.pgbin + "/" + tool)
+        }
+        let slow = "#!/bin/sh\ncase \"$*\" in *--list*) sleep 2 ;; esac\nexec \(Harness.pgbin)/pg_restore \"$@\"\n"
+        try Data(slow.utf8).write(to: URL(fileURLWithPath: bin + "/pg_restore"))
+        chmod(bin + "/pg_restore", 0o755)
+
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--jobs", "2"],
+                                   env: ["PGSNAP_PG_BINDIR": bin, "PGSNAP_PARALLEL_COPY_MIN_BYTES": "0"])
+        Harness.assertOneErrorLine(r, status: 2, "restore of a damaged directory snapshot")
+        XCTAssertTrue(r.stderr.contains("checksum check"), r.stderr)
+        let reading = Procfs.snapshot().filter { e in (Procfs.cmdline(e.pid) ?? []).contains { $0.contains(snapshotPath(id)) } }
+        XCTAssertEqual(reading.map(\.comm), [], "still reading the snapshot after the run ended")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
     // MARK: - 4. kill -9 of pgsnap mid-dump
 
     /// Fault: SIGKILL of `backup --format directory` once a file in `<id>.dir.partial/` passes 1 MiB.

@@ -174,6 +174,17 @@ final class MigrationStepTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("pgsnap prune"), "must say what to do next: \(r.stderr)")
     }
 
+    /// backup makes the directory but not its parents: preflight says so, before guard would fail.
+    func testPreflightFailsWhenTheDirectorysParentIsMissing() throws {
+        let db = try demoDatabase()
+        let deeper = fixture.dir + "/missing/deeper"
+        let r = try assertOnlyFailing("backup_directory", db, ["--dir", deeper])
+        XCTAssertTrue(r.stderr.contains("\(fixture.dir)/missing does not exist"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: fixture.dir + "/missing"))
+        let ok = try fixture.pgsnap(["preflight", "-d", db, "--dir", fixture.dir + "/new"])
+        XCTAssertEqual(ok.status, 0, "a directory backup will make, under one that exists: \(ok.stderr)")
+    }
+
     /// pgsnap looks beyond PATH (/usr/lib/postgresql/<server major>/bin first), so an empty PATH
     /// does not lose pg_dump: preflight passes and reports where it found it.
     func testPreflightReportsWherePgDumpWasFoundWithoutPATH() throws {
@@ -276,6 +287,43 @@ final class MigrationStepTests: XCTestCase {
         XCTAssertEqual(try Harness.fingerprint(db), before, "the printed command must restore the pre-guard state")
     }
 
+    /// The migration command's own URL holds the password (migrate -database "$DATABASE_URL"):
+    /// guard's "running: ..." line masks it; --json prints the outcome on exit 5 too.
+    func testGuardMasksThePasswordInTheCommandAndPrintsJSONWhenItFails() throws {
+        let db = try demoDatabase()
+        let secret = "Mig-S3cret-\(UUID().uuidString.prefix(6))"
+        let url = "pgx5://migrator:\(secret)@127.0.0.1:\(Harness.tcpPort)/\(db)?sslmode=disable"
+        let command = ["/bin/sh", "-c", "exit 3", "migrate", "-database", url, "up"]
+        let human = try fixture.pgsnap(["guard", "-d", db, "--"] + command)
+        XCTAssertEqual(human.status, 5, human.stderr)
+        XCTAssertTrue(human.stderr.contains("running: /bin/sh"), human.stderr)
+        XCTAssertTrue(human.stderr.contains("pgx5://migrator:********@"), human.stderr)
+        XCTAssertFalse(human.stderr.contains(secret), "the command's password was printed: \(human.stderr)")
+        let r = try fixture.pgsnap(["guard", "-d", db, "--json", "--"] + command)
+        XCTAssertEqual(r.status, 5, r.stderr)
+        XCTAssertFalse(r.stdout.contains(secret) || r.stderr.contains(secret), r.stdout + r.stderr)
+        let doc = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "stdout: \(r.stdout)")
+        XCTAssertEqual(doc["ok"] as? Bool, false, "\(doc)")
+        XCTAssertEqual(doc["restored"] as? Bool, false, "\(doc)")
+        XCTAssertTrue(snapshotIDs().contains(doc["snapshot"] as? String ?? "-"), "\(doc)")
+        XCTAssertTrue((doc["restore_command"] as? String)?.hasPrefix("pgsnap restore ") ?? false, "\(doc)")
+    }
+
+    /// The migration succeeded but its record could not be written (here: a directory where the
+    /// manifest's temporary file goes): exit 0, the migration's truth, with a warning; not 1
+    /// ("pgsnap failed before the migration ran", to a deploy script).
+    func testGuardExitsZeroWhenOnlyTheManifestCannotRecordASucceededMigration() throws {
+        let db = try demoDatabase()
+        let script = "for f in \"$1\"/*.manifest.json; do mkdir \"$f.partial\"; done && \"$2\" -X -q -d \"$3\" -c 'UPDATE schema_migrations SET version = 45'"
+        let r = try fixture.pgsnap(["guard", "-d", db, "--json", "--", "/bin/sh", "-c", script, "sh", fixture.dir, psqlPath, db])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("the migration succeeded, but the manifest of"), r.stderr)
+        XCTAssertEqual(try Harness.psql(db, "SELECT version FROM schema_migrations"), "45")
+        let doc = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "stdout: \(r.stdout)")
+        XCTAssertEqual(doc["ok"] as? Bool, true, "\(doc)")
+        XCTAssertNotNil(doc["manifest_not_updated"] as? String, "\(doc)")
+    }
+
     func testGuardTreatsADirtyMigrationAsFailed() throws {
         let db = try demoDatabase()
         let r = try fixture.pgsnap(["guard", "-d", db, "--"] + psqlCommand(db, "UPDATE schema_migrations SET version=45, dirty=true"))
@@ -349,6 +397,10 @@ final class MigrationStepTests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("--wait"), "guard has no --wait: \(r.stderr)")
         XCTAssertEqual(try regclass(db, "public.guard_marker"), "")
         XCTAssertEqual(Harness.snapshotFiles(fixture.dir), [])
+        // preflight says the same with the same code as every command: 3, not 2 (a failed check).
+        let pre = try fixture.pgsnap(["preflight", "-d", db])
+        XCTAssertEqual(pre.status, 3, pre.stderr)
+        XCTAssertTrue(pre.stderr.contains("pgsnap: FAIL lock") && pre.stderr.contains("pgsnap: preflight failed: lock"), pre.stderr)
     }
 
     /// Ctrl-C while the migration runs reaches the command (as SIGTERM); guard's status then says

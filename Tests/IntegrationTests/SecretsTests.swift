@@ -212,6 +212,21 @@ final class SecretsTests: XCTestCase {
                        "this run left its own directory")
     }
 
+    /// DATABASE_URL, the default connection pgsnap reads (its password inside), reaches no child:
+    /// pg_dump gets the password through the private passfile, as for PGPASSWORD.
+    func testDatabaseURLWithItsPasswordReachesNoChild() throws {
+        let url = "postgres://\(Self.role):\(Self.encodedPassword)@127.0.0.1:\(Harness.tcpPort)/\(database)"
+        let (r, seen) = try runWatchingChildren(["backup"], dir: try makeDir(),
+                                                env: ["DATABASE_URL": url, "PGDATABASE": nil, "PGPASSWORD": nil])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(seen.sawDumpingPgDump, "never observed pg_dump running; children seen: \(seen.argvs)")
+        for (argv, environment) in zip(seen.argvs, seen.environments) {
+            XCTAssertFalse(environment.contains { $0.hasPrefix("DATABASE_URL=") }, "\(argv.prefix(2)) got DATABASE_URL")
+            XCTAssertFalse(environment.joined(separator: "\n").contains(Self.encodedPassword), "\(argv.prefix(2)) got the password")
+        }
+        XCTAssertFalse(r.stderr.contains(Self.encodedPassword), r.stderr)
+    }
+
     /// Notification URLs hold tokens: no child sees them (argv or environment), nothing printed
     /// or written holds them, and the receiver still gets its pings.
     func testNotifyTokensReachNoChildAndNoFile() throws {

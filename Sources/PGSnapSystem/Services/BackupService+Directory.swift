@@ -237,6 +237,8 @@ enum DirectoryTOC {
         let tool = try session.tools.locate("pg_restore", serverMajor: serverMajor)
         let command = ExternalCommand(name: "pg_restore", executable: tool.path, arguments: ["--list"] + arguments + [path], environment: session.childEnvironment)
         let (status, out, child) = try ChildProcess.captureAll(command, limit: 256 << 20)
+        // Ctrl-C reached pg_restore too: an interruption, not a damaged snapshot.
+        if SignalTrap.received != nil { throw PGSnapError(.interrupted, "interrupted while reading the table of contents of \(path)") }
         guard status.succeeded, let out else {
             throw PGSnapError.verification("pg_restore --list cannot read the table of contents of \(path) (\(status))\(child.lastErrorLine.map { ": " + oneLine($0) } ?? "")",
                                            next: "The snapshot is damaged; choose another ('pgsnap list')")

@@ -9,6 +9,10 @@ public struct GuardResult: Encodable {
     public var restored: Bool
     public var restoreCommand: String?
     public var previousDatabase: String?
+    /// Whether the command succeeded and left schema_migrations clean (exit 0); false with exit 4 or 5.
+    public var ok = false
+    /// Set when the manifest could not record the migration's new state (the migration itself succeeded).
+    public var manifestNotUpdated: String?
 }
 
 /// The deploy-script step: preflight, backup + verify, run the migration, restore if it fails.
@@ -16,16 +20,18 @@ public struct GuardService {
     let session: Session
     public init(session: Session) { self.session = session }
 
+    /// - Parameter outcome: told the result once the command has run, before exit 4 or 5 is
+    ///   thrown too (`guard --json` prints it either way).
     /// - Throws: `PGSnapError` with exit 2 (preflight or verification), 4 (failed, restored), 5 (failed, not restored).
     public func run(command: [String], preflight: PreflightOptions, backup: BackupOptions, autoRestore: Bool,
-                    restoreHint: (String) -> String) throws -> GuardResult {
+                    restoreHint: (String) -> String, outcome: (GuardResult) -> Void = { _ in }) throws -> GuardResult {
         // A mistyped command should cost nothing, not a full backup.
         let executable = try resolve(command[0])
         let pre = try PreflightService(session: session).run(preflight)
         let failed = pre.checks.filter { !$0.ok }
         for c in pre.checks { session.reporter.info("preflight \(c.ok ? "ok  " : "FAIL") \(c.name): \(c.value)\(c.detail.map { " (\($0))" } ?? "")") }
         // The lock is the deploy script's exit 3 ("another run holds it"), not a failed check.
-        if let lock = failed.first(where: { $0.name == "lock" }) {
+        if let lock = failed.first(where: { $0.name == "lock" && $0.value == "held" }) {
             throw PGSnapError(.locked, "preflight: \(lock.detail ?? lock.value); nothing was run",
                               next: "Run guard again when that run has finished")
         }
@@ -46,7 +52,8 @@ public struct GuardService {
         guard check.ok else {
             throw PGSnapError.verification("snapshot \(manifest.id) failed verification (\(check.failedCheck ?? "?")); the command was not run")
         }
-        session.reporter.info("pgsnap: snapshot \(manifest.id) taken and verified; running: \(command.map(shellQuote).joined(separator: " "))")
+        // Its arguments may hold the database's URL with a password (migrate -database "$DATABASE_URL").
+        session.reporter.info("pgsnap: snapshot \(manifest.id) taken and verified; running: \(session.redact(command.map(shellQuote).joined(separator: " ")))")
 
         let status: Termination
         do {
@@ -70,6 +77,7 @@ public struct GuardService {
             // Unknown is not "not dirty": a migration that marked itself dirty and lost the
             // server would otherwise pass. Not restored either: the command may have succeeded.
             result.restoreCommand = hint
+            outcome(result)
             throw PGSnapError(.migrationFailedNotRestored,
                               "the command \(status.succeeded ? "succeeded" : "failed (\(status))") but schema_migrations could not be read afterwards (\((error as? PGSnapError)?.what ?? "\(error)")); the database was NOT restored",
                               next: "Check the migration's state; to roll back run: \(hint)")
@@ -77,15 +85,25 @@ public struct GuardService {
         result.migrationAfter = after
         let dirtyAfter = after?.dirty == true
         if status.succeeded && !dirtyAfter {
+            result.ok = true
             var updated = manifest
             updated.migrationAfter = after
-            try dir.writeAtomically(try updated.encoded(), to: manifest.id + SnapshotName.manifestSuffix)
+            do {
+                try dir.writeAtomically(try updated.encoded(), to: manifest.id + SnapshotName.manifestSuffix)
+            } catch {
+                // The migration succeeded: exit 0 says so; only the record of it is missing.
+                let why = session.redact(oneLine((error as? PGSnapError)?.what ?? "\(error)"))
+                result.manifestNotUpdated = why
+                session.reporter.warn("the migration succeeded, but the manifest of \(manifest.id) could not record it (\(why)); the snapshot is intact")
+            }
+            outcome(result)
             return result
         }
         let why = (interrupted.map { "was interrupted (signal \($0)) and " } ?? "")
             + (status.succeeded ? "left schema_migrations dirty at \(after?.version ?? 0)" : "failed (\(status))")
         guard autoRestore, interrupted == nil else {
             result.restoreCommand = hint
+            outcome(result)
             throw PGSnapError(.migrationFailedNotRestored, "the command \(why); the database was NOT restored\(autoRestore ? " (interrupted: no automatic restore)" : "")",
                               next: "To roll back run: \(hint)")
         }
@@ -97,9 +115,12 @@ public struct GuardService {
             result.restored = true
             result.previousDatabase = r.previousDatabase
         } catch {
+            result.restoreCommand = hint
+            outcome(result)
             throw PGSnapError(.migrationFailedNotRestored, "the command \(why) and the automatic restore failed too: \(error)",
                               next: "Restore by hand: \(hint)")
         }
+        outcome(result)
         throw PGSnapError(.migrationFailedRestored, "the command \(why); database \"\(database)\" was restored from \(manifest.id)",
                           next: "The failed state is kept as \"\(result.previousDatabase ?? "-")\" for inspection")
     }

@@ -90,7 +90,11 @@ public struct PreflightService {
 
         let dirPath = session.directoryPath
         let existing = nearestExisting(dirPath)
-        if access(existing, W_OK | X_OK) == 0 {
+        let parent = SnapshotDirectory.parent(of: dirPath)
+        if existing != dirPath && existing != parent {
+            // backup makes the directory, not its parents (a mistyped --dir makes no tree).
+            add("backup_directory", false, "\(dirPath) cannot be created", "its parent \(parent) does not exist: create it or choose another --dir")
+        } else if access(existing, W_OK | X_OK) == 0 {
             add("backup_directory", true, "\(dirPath) writable")
         } else {
             add("backup_directory", false, "\(dirPath) not writable", "fix the permissions of \(existing) or choose another --dir")
@@ -109,8 +113,11 @@ public struct PreflightService {
             do {
                 _ = try DirectoryLock(directory: dir, mode: .shared, command: "preflight", wait: nil)
                 add("lock", true, "free")
+            } catch let e as PGSnapError where e.status == .locked {
+                add("lock", false, "held", e.what)
             } catch {
-                add("lock", false, "held", "\(error)")
+                // Not another run: the lock file cannot be opened (a read-only directory).
+                add("lock", false, "cannot be taken", (error as? PGSnapError)?.what ?? "\(error)")
             }
         } else {
             add("lock", true, "free (directory not created yet)")

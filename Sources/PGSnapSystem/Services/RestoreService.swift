@@ -341,13 +341,27 @@ public struct RestoreService {
             && !ParallelTableLoad.candidates(m, jobs: jobs ?? Self.defaultJobs, environment: session.environment).isEmpty
             ? Pending { try self.splitListings(path, serverMajor: serverMajor) } : nil
         do {
-            if m.format != .directory { try refuseUnreadablePlainDump(m, serverMajor: admin.serverMajor) }
-            try phases.measure("create_scratch") { try createScratch(m, dir: dir, scratch: scratch, admin: admin, noOwner: noOwner) }
-        } catch {
+            do {
+                if m.format != .directory { try refuseUnreadablePlainDump(m, serverMajor: admin.serverMajor) }
+                try phases.measure("create_scratch") { try createScratch(m, dir: dir, scratch: scratch, admin: admin, noOwner: noOwner) }
+            } catch {
+                try intact()
+                throw error
+            }
             try intact()
+            return try loadIntact(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, decryption: decryption, jobs: jobs, only: only,
+                                  phases: phases, maintenanceWorkMem: maintenanceWorkMem, environment: environment, listings: listings)
+        } catch {
+            // The listings' pg_restore children end before this run does (they read the snapshot).
+            _ = try? listings?.value()
             throw error
         }
-        try intact()
+    }
+
+    /// `load` once the scratch database exists and the snapshot is known intact.
+    private func loadIntact(_ m: Manifest, dir: SnapshotDirectory, into scratch: String, admin: LibPQConnection, noOwner: Bool,
+                            decryption: AgeDecryption?, jobs: Int?, only: [TableSelection.Table]?, phases: PhaseTimes,
+                            maintenanceWorkMem: String, environment: [String: String], listings: Pending<[String]>?) throws -> (Int, Int64) {
         if m.format == .directory {
             let copied = try loadDirectory(m, dir: dir, into: scratch, admin: admin, noOwner: noOwner, jobs: jobs, only: only, decryption: decryption,
                                            listings: listings, phases: phases, environment: environment, settings: Self.loadSettings(maintenanceWorkMem: maintenanceWorkMem))
