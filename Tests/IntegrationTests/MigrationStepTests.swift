@@ -156,6 +156,19 @@ final class MigrationStepTests: XCTestCase {
         XCTAssertEqual(allowed.status, 0, allowed.stderr)
     }
 
+    /// The migration tool keeps its table in a schema of its own (its search_path, migrate's
+    /// x-migrations-table): preflight finds the only one there is, dirty or not.
+    func testPreflightFindsTheMigrationTableOutsideTheSearchPath() throws {
+        let db = try demoDatabase()
+        try Harness.psql(db, "CREATE SCHEMA \"Mig\"; ALTER TABLE schema_migrations SET SCHEMA \"Mig\"; UPDATE \"Mig\".schema_migrations SET dirty = true")
+        let r = try assertOnlyFailing("schema_migrations", db)
+        XCTAssertTrue(r.stderr.contains("dirty at 44"), r.stderr)
+        try Harness.psql(db, "UPDATE \"Mig\".schema_migrations SET dirty = false")
+        let ok = try fixture.pgsnap(["preflight", "-d", db, "--require-migration", "44", "--json"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stdout.contains("version 44"), ok.stdout)
+    }
+
     func testPreflightFailsWhileAnotherSessionIsConnected() throws {
         let db = try demoDatabase()
         let held = try HeldSession(database: db, applicationName: "held_open")
@@ -374,7 +387,11 @@ final class MigrationStepTests: XCTestCase {
         let emptyShebang = scripts + "/migrate-empty-shebang"
         try Data("#!\nexit 0\n".utf8).write(to: URL(fileURLWithPath: emptyShebang))
         XCTAssertEqual(chmod(emptyShebang, 0o755), 0)
+        let noShebang = scripts + "/migrate-no-shebang"
+        try Data("echo migrating\nexit 0\n".utf8).write(to: URL(fileURLWithPath: noShebang))
+        XCTAssertEqual(chmod(noShebang, 0o755), 0)
         for (command, message) in [(scripts, "is not an executable file"), (emptyShebang, "has an empty #! line"),
+                                   (noShebang, "is neither a program nor a script with a #! line"),
                                    (badShebang, "names /nonexistent/interpreter in its #! line, which is not an executable file")] {
             let r = try fixture.pgsnap(["guard", "-d", db, "--auto-restore", "--", command, "up"])
             Harness.assertOneErrorLine(r, status: 1, command)

@@ -6,15 +6,28 @@ public enum DatabaseFacts {
     public static func migrationState(_ db: LibPQConnection) throws -> Manifest.MigrationState? {
         // golang-migrate keeps one row in schema_migrations(version bigint, dirty boolean); Rails and
         // dbmate one row per applied migration (version varchar, no dirty column): the newest counts.
-        guard try db.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL") == "t" else { return nil }
+        // The one on the search path, as the tool finds it; else the only one in any schema (a
+        // tool run with its own search_path, or migrate's x-migrations-table in a schema).
+        let table: String
+        if try db.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL") == "t" {
+            table = "schema_migrations"
+        } else {
+            let found = try db.query("""
+                SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relname = 'schema_migrations' AND c.relkind IN ('r', 'p')
+                  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+                """).compactMap { $0[0] }
+            guard found.count == 1 else { return nil }
+            table = found[0]
+        }
         let cols = try db.query("""
             SELECT count(*) FILTER (WHERE attname = 'version'), count(*) FILTER (WHERE attname = 'dirty')
-            FROM pg_attribute WHERE attrelid = 'schema_migrations'::regclass AND NOT attisdropped
-            """)
+            FROM pg_attribute WHERE attrelid = $1::regclass AND NOT attisdropped
+            """, [table])
         guard cols.first?[0] == "1" else { return nil }
         let query = cols.first?[1] == "1"
-            ? "SELECT version::bigint, dirty::boolean FROM schema_migrations ORDER BY version DESC LIMIT 1"
-            : "SELECT max(version::text::numeric)::bigint, false FROM schema_migrations WHERE version::text ~ '^[0-9]{1,18}$'"
+            ? "SELECT version::bigint, dirty::boolean FROM \(table) ORDER BY version DESC LIMIT 1"
+            : "SELECT max(version::text::numeric)::bigint, false FROM \(table) WHERE version::text ~ '^[0-9]{1,18}$'"
         let rows = try db.query(query)
         guard let row = rows.first, let v = row[0].flatMap({ Int64($0) }) else { return nil }
         return Manifest.MigrationState(version: v, dirty: row[1] == "t")

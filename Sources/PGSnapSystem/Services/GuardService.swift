@@ -152,12 +152,17 @@ public struct GuardService {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && access(path, X_OK) == 0
     }
 
-    /// A script whose `#!` names a missing interpreter would fail only after the backup.
+    /// A script whose `#!` names a missing interpreter, or that has no `#!` line at all (the
+    /// kernel runs neither), would fail only after the backup.
     func checkInterpreter(_ path: String) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else { return }
         defer { try? handle.close() }
         let head = (try? handle.read(upToCount: 256)) ?? Data()
-        guard head.starts(with: Array("#!".utf8)) else { return }
+        guard head.starts(with: Array("#!".utf8)) else {
+            if head.starts(with: [0x7F, 0x45, 0x4C, 0x46]) { return }  // an ELF program
+            throw PGSnapError("command \(path) is neither a program nor a script with a #! line, so it cannot be started",
+                              next: "Add a #! line (e.g. #!/bin/sh) as its first line; nothing was run")
+        }
         let line = String(decoding: head.dropFirst(2).prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
         guard let interpreter = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first.map(String.init), !interpreter.isEmpty else {
             throw PGSnapError("command \(path) has an empty #! line", next: "Fix its #! line; nothing was run")

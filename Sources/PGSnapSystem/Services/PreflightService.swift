@@ -64,7 +64,7 @@ public struct PreflightService {
                 var detail: [String] = []
                 if m.dirty && !options.allowDirty {
                     ok = false
-                    detail.append("schema_migrations is dirty at \(m.version): a previous migration failed half-way; fix it (migrate force) or pass --allow-dirty")
+                    detail.append("schema_migrations is dirty at \(m.version): a migration failed half-way, or one is running now; if none is running, fix it (migrate force) or pass --allow-dirty")
                 }
                 if let req = options.requireMigration, m.version < req {
                     ok = false
@@ -72,7 +72,7 @@ public struct PreflightService {
                 }
                 add("schema_migrations", ok, "version \(m.version)\(m.dirty ? " (dirty)" : "")", detail.isEmpty ? nil : detail.joined(separator: "; "))
             } else if let req = options.requireMigration {
-                add("schema_migrations", false, "no migration table", "--require-migration \(req) needs a schema_migrations table")
+                add("schema_migrations", false, "no migration version", "--require-migration \(req) needs a schema_migrations table with a version in it")
             } else {
                 add("schema_migrations", true, "no migration table")
             }
