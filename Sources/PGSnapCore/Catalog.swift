@@ -228,8 +228,11 @@ public struct SnapshotSelector: Equatable, Sendable {
     /// anyone whose backup of tonight died (or is still running). None for an explicit id.
     public func newerUnfinished(than chosen: CatalogEntry, among entries: [CatalogEntry]) -> [CatalogEntry] {
         if case .id = kind { return [] }
-        return Catalog.sorted(entries).filter { e in
-            guard !e.isCommitted, e.createdAt > chosen.createdAt, database == nil || e.database == database,
+        // Newer by the catalog's own order: a `-2` begun in the same second as the pick is newer.
+        let sorted = Catalog.sorted(entries)
+        guard let at = sorted.firstIndex(where: { $0.id == chosen.id }) else { return [] }
+        return sorted[..<at].filter { e in
+            guard !e.isCommitted, database == nil || e.database == database,
                   before == nil || e.createdAt < before! else { return false }
             if case .label(let label) = kind { return SnapshotName.parse(id: e.id)?.label == label }
             return true

@@ -221,11 +221,13 @@ public func redactSecrets(_ text: String, password: String?) -> String {
     if let password, password.count >= 1 {
         out = out.replacingOccurrences(of: password, with: "********")
     }
-    // postgres://user:secret@host, and any scheme's (pgx://, a migration tool's URL)
-    if let regex = try? NSRegularExpression(pattern: "([A-Za-z][A-Za-z0-9+.-]*://[^:/@\\s]*:)[^@\\s]*@") {
+    // postgres://user:secret@host, and any scheme's (pgx://, a migration tool's URL); up to the
+    // last @ before the path, as URL parsers split a password holding a raw @
+    if let regex = try? NSRegularExpression(pattern: "([A-Za-z][A-Za-z0-9+.-]*://[^:/@\\s]*:)[^/\\s]*@") {
         out = regex.stringByReplacingMatches(in: out, range: NSRange(out.startIndex..., in: out), withTemplate: "$1********@")
     }
-    if let regex = try? NSRegularExpression(pattern: "(password\\s*=\\s*)('(?:[^'\\\\]|\\\\.)*'|\\S+)") {
+    // password=..., also PGPASSWORD=... in a command's arguments
+    if let regex = try? NSRegularExpression(pattern: "(password\\s*=\\s*)('(?:[^'\\\\]|\\\\.)*'|\\S+)", options: [.caseInsensitive]) {
         out = regex.stringByReplacingMatches(in: out, range: NSRange(out.startIndex..., in: out), withTemplate: "$1********")
     }
     return out

@@ -420,8 +420,8 @@ public struct DatabaseProperties: Codable, Equatable, Sendable {
     public var builtinLocale: String?
     /// The database's default tablespace, when not pg_default: fixed when it is created, too.
     public var tablespace: String?
-    /// A template database (`IS_TEMPLATE true`), set again after a restore as pg_dump --create
-    /// does; absent (nil) for the others.
+    /// Whether the database is a template (`IS_TEMPLATE true`), made one again after a restore as
+    /// pg_dump --create does; nil in manifests of older pgsnap (unknown).
     public var isTemplate: Bool?
 
     public init(owner: String, encoding: String, collate: String, ctype: String, acl: String?, settings: [String], comment: String?,

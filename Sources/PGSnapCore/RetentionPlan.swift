@@ -47,6 +47,9 @@ public struct RetentionDecision: Equatable, Sendable, Codable {
 /// timezone and on DST change days. The newest good snapshot of each database is always kept,
 /// whatever the policy: retention never deletes the last good copy.
 public enum RetentionPlan {
+    /// How far in the future a snapshot's date may be before it counts as a wrong clock's.
+    public static let clockSkew: TimeInterval = 300
+
     public static func make(entries: [CatalogEntry], policy: RetentionPolicy, now: Date) -> [RetentionDecision] {
         var calendar = Calendar(identifier: .iso8601)
         calendar.timeZone = TimeZone(identifier: "UTC")!
@@ -59,6 +62,11 @@ public enum RetentionPlan {
             func keep(_ e: CatalogEntry, _ why: String) { reasons[e.id, default: []].append(why) }
 
             if let newest = good.first { keep(newest, "newest good snapshot of \(database)") }
+            // A snapshot dated in the future (a host with a wrong clock) is not the newest one
+            // that truly exists: the newest dated before now is kept too (check says the same).
+            if let dated = good.first(where: { $0.createdAt.timeIntervalSince(now) <= Self.clockSkew }), dated.id != good.first?.id {
+                keep(dated, "newest good snapshot of \(database) dated before now (a newer one is dated in the future)")
+            }
             for e in good.prefix(policy.keepLast) { keep(e, "one of the newest \(policy.keepLast)") }
             for e in good where policy.keepDays > 0 && now.timeIntervalSince(e.createdAt) < Double(policy.keepDays) * 86400 {
                 keep(e, "younger than \(policy.keepDays) days")

@@ -154,10 +154,11 @@ final class AllDatabasesTests: XCTestCase {
     }
 
     /// A template database someone made holds their objects: a whole-server run backs it up (as
-    /// pg_dumpall does), and a restore makes it a template again, also over the existing one with
-    /// --drop-previous (a template cannot be dropped as it is).
+    /// pg_dumpall does), and a restore over it makes it a template again; the previous database
+    /// kept aside is an ordinary one (DROP DATABASE removes it, --drop-previous too); a copy under
+    /// another name is not a template. Other databases' manifests say is_template false.
     func testAUserTemplateDatabaseIsBackedUpAndRestoredAsATemplate() throws {
-        let tpl = try makeDatabase("alltpl")
+        let tpl = try makeDatabase("alltpl"), plain = try makeDatabase("allplain")
         try Harness.psql("postgres", "ALTER DATABASE \"\(tpl)\" IS_TEMPLATE true")
         let copy = tpl + "_copy"
         databases.append(copy)
@@ -166,21 +167,35 @@ final class AllDatabasesTests: XCTestCase {
         let entries = outcomes(r)
         let id = try XCTUnwrap(entries[tpl]?["id"] as? String, "the template database was not backed up: \(r.stdout) / \(r.stderr)")
         XCTAssertNil(entries["template1"], "\(r.stdout)")
-        let m = try Harness.manifest(dir: dir, id: id)
-        XCTAssertEqual((m["database_properties"] as? [String: Any])?["is_template"] as? Bool, true, "\(m)")
+        let isTemplateIn = { (id: String) in
+            ((try Harness.manifest(dir: dir, id: id))["database_properties"] as? [String: Any])?["is_template"] as? Bool
+        }
+        XCTAssertEqual(try isTemplateIn(id), true)
+        XCTAssertEqual(try isTemplateIn(try XCTUnwrap(entries[plain]?["id"] as? String)), false)
 
         let isTemplate = { (db: String) in try Harness.psql("postgres", "SELECT datistemplate FROM pg_database WHERE datname = '\(db)'") }
         let toCopy = try Harness.pgsnap(["restore", id, "--target", copy], dir: dir)
         XCTAssertEqual(toCopy.status, 0, toCopy.stderr)
-        XCTAssertEqual(try isTemplate(copy), "t")
+        XCTAssertEqual(try isTemplate(copy), "f", "a copy under another name is not the template")
         XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM items"), "50")
 
         try Harness.psql(tpl, "DELETE FROM items WHERE id > 10")
-        let over = try Harness.pgsnap(["restore", id, "-d", tpl, "--yes", "--drop-previous"], dir: dir)
+        let over = try Harness.pgsnap(["restore", id, "-d", tpl, "--yes"], dir: dir)
         XCTAssertEqual(over.status, 0, over.stderr)
-        XCTAssertFalse(over.stderr.contains("could not be dropped"), over.stderr)
         XCTAssertEqual(try isTemplate(tpl), "t")
         XCTAssertEqual(try Harness.psql(tpl, "SELECT count(*) FROM items"), "50")
+        let previous = try Harness.databases(like: tpl + "\\_pre\\_restore\\_%")
+        XCTAssertEqual(previous.count, 1, "\(previous)")
+        for p in previous {
+            XCTAssertEqual(try isTemplate(p), "f", "the previous database kept aside must be droppable")
+            XCTAssertEqual(try Harness.psql(p, "SELECT count(*) FROM items"), "10")
+            try Harness.psql("postgres", "DROP DATABASE \"\(p)\"")
+        }
+
+        let again = try Harness.pgsnap(["restore", id, "-d", tpl, "--yes", "--drop-previous"], dir: dir)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertFalse(again.stderr.contains("could not be dropped"), again.stderr)
+        XCTAssertEqual(try isTemplate(tpl), "t")
         XCTAssertEqual(try Harness.databases(like: tpl + "\\_pre\\_restore\\_%"), [], "the previous template was not dropped")
     }
 

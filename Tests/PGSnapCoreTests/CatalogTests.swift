@@ -273,6 +273,16 @@ final class CatalogTests: XCTestCase {
         }
         let app = SnapshotSelector(kind: .latest, database: "app")
         let line = try XCTUnwrap(app.passedOverLine(try app.select(from: entries, directory: "./backups"), among: entries))
+        // A second backup begun in the same second as the pick is newer, though its name's time is not.
+        var dir = FakeDirectory()
+        let first = CatalogTests.manifest(database: "app", date: t0)
+        dir.addGood(first)
+        let second = SnapshotName.id(database: "app", date: t0, label: nil, attempt: 2)
+        dir.files.append(DirectoryFile(name: second + ".sql.gz.partial", size: 1))
+        let same = dir.build()
+        let picked = try app.select(from: same, directory: "./backups")
+        XCTAssertEqual(picked.id, first.id)
+        XCTAssertEqual(app.newerUnfinished(than: picked, among: same).map(\.id), [second])
         XCTAssertTrue(line.contains(ids["partial"]!) && line.contains("using \(ids["app2"]!)") && line.contains("database \"app\""), line)
     }
 

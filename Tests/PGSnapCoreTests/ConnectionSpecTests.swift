@@ -218,6 +218,9 @@ final class ConnectionSpecTests: XCTestCase {
             (#"dsn: password='it\'s secret' dbname=app"#, nil, "secret", ["dbname=app"]),
             ("FATAL: password authentication failed; tried hunter2 twice", "hunter2", "hunter2", ["FATAL", "twice"]),
             ("FATAL: bad p@ss:w/rd given", "p@ss:w/rd", "p@ss:w/rd", ["FATAL", "given"]),
+            // A migration tool's URL: any scheme, a raw @ in the password (split at the last @).
+            ("running: migrate -database pgx5://u:p@ssword@h:5432/db up", nil, "ssword", ["pgx5://u:", "@h:5432/db up"]),
+            ("running: env PGPASSWORD=secret migrate up", nil, "secret", ["env PGPASSWORD=", "migrate up"]),
         ]
         for c in cases {
             let out = redactSecrets(c.text, password: c.password)
@@ -228,5 +231,8 @@ final class ConnectionSpecTests: XCTestCase {
             }
         }
         XCTAssertEqual(redactSecrets("nothing to hide at host=h", password: nil), "nothing to hide at host=h")
+        // A port and a path are not a password.
+        XCTAssertEqual(redactSecrets("see https://host:8443/p@x and s3://bucket/a@b", password: nil),
+                       "see https://host:8443/p@x and s3://bucket/a@b")
     }
 }

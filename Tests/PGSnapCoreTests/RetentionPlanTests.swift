@@ -144,6 +144,21 @@ final class RetentionPlanTests: XCTestCase {
         XCTAssertEqual(removed(d), Set(entries[3...].map(\.id)))
     }
 
+    /// A snapshot dated in the future (a wrong clock) does not take the place of the newest one
+    /// dated before now: both are kept, whatever the policy.
+    func testASnapshotDatedInTheFutureDoesNotCostTheNewestRealOne() {
+        let s = Self.self
+        let future = s.good("app", s.ago(-200 * s.day))
+        let today = s.good("app", s.ago(2 * s.hour))
+        let older = s.good("app", s.ago(3 * s.day))
+        let d = plan([older, today, future], RetentionPolicy(keepDays: 0, keepLast: 1))
+        XCTAssertEqual(kept(d), [future.id, today.id])
+        XCTAssertEqual(removed(d), [older.id])
+        // Within the tolerated skew, the newest is simply the newest.
+        let soon = s.good("app", s.ago(-60))
+        XCTAssertEqual(kept(plan([soon, today], RetentionPolicy(keepDays: 0, keepLast: 1))), [soon.id])
+    }
+
     func testEmptyPolicyStillKeepsTheNewestGoodSnapshotOfEachDatabase() {
         let s = Self.self
         let appNewest = s.good("app", s.ago(100 * s.day))

@@ -53,7 +53,7 @@ public enum DatabaseFacts {
                                   acl: r[4], settings: settings, comment: r[6], connectionLimit: r[5].flatMap { Int($0) },
                                   roleSettings: roleSettings.isEmpty ? nil : roleSettings, localeProvider: locale.provider,
                                   iculocale: locale.icu, icuRules: r[9], builtinLocale: locale.builtin, tablespace: r[10],
-                                  isTemplate: r[11] == "true" ? true : nil)
+                                  isTemplate: r[11] == "true")
     }
 
     /// How the backup's tables were locked against a TRUNCATE slipping in before pg_dump locks them.

@@ -30,8 +30,8 @@ public struct GuardService {
         let pre = try PreflightService(session: session).run(preflight)
         let failed = pre.checks.filter { !$0.ok }
         for c in pre.checks { session.reporter.info("preflight \(c.ok ? "ok  " : "FAIL") \(c.name): \(c.value)\(c.detail.map { " (\($0))" } ?? "")") }
-        // The lock is the deploy script's exit 3 ("another run holds it"), not a failed check.
-        if let lock = failed.first(where: { $0.name == "lock" && $0.value == "held" }) {
+        // The lock alone is the deploy script's exit 3 ("another run holds it"), as for preflight.
+        if failed.count == 1, let lock = failed.first(where: { $0.name == "lock" && $0.value == "held" }) {
             throw PGSnapError(.locked, "preflight: \(lock.detail ?? lock.value); nothing was run",
                               next: "Run guard again when that run has finished")
         }

@@ -134,7 +134,7 @@ public struct CheckService {
 
     /// How far ahead of this host's clock a snapshot may be dated before it is a problem: the
     /// clocks of the backup host and the checking host drift a little.
-    static let clockSkew: TimeInterval = 300
+    static let clockSkew = RetentionPlan.clockSkew
 
     /// The health rules over a catalog (local, or a bucket's with its newest manifests read).
     /// Only the two newest good entries of each database need their manifest.

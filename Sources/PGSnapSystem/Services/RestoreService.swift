@@ -103,6 +103,7 @@ public struct RestoreService {
         }
         var admin: LibPQConnection
         let targetExists: Bool
+        var targetWasTemplate = false
         let jobs: Int
         do {
             // An encrypted snapshot: the identity opens it, before a scratch database is created.
@@ -118,6 +119,9 @@ public struct RestoreService {
                 throw PGSnapError.usage("restore --table writes a new database, and \"\(target)\" exists", next: "Choose a --target that does not exist; nothing was changed")
             }
             targetExists = try DatabaseFacts.exists(admin, database: target)
+            if targetExists {
+                targetWasTemplate = try admin.scalar("SELECT datistemplate::text FROM pg_database WHERE datname = $1", [target]) == "true"
+            }
             if targetExists {
                 // No one is asked about a damaged snapshot.
                 if !options.assumeYes { try requireIntact() }
@@ -178,6 +182,7 @@ public struct RestoreService {
         } catch {
             session.reporter.warn("restored, but the scratch comment on \(target) could not be reset (\(session.redact(oneLine("\(error)")))): run COMMENT ON DATABASE by hand")
         }
+        try settleTemplateFlags(manifest, target: target, previous: previous, targetWasTemplate: targetWasTemplate, admin: admin)
         if let p = previous, options.dropPrevious {
             // The restore is done; a previous database that stays is said, not a failure.
             do {
@@ -442,6 +447,27 @@ public struct RestoreService {
         }
         try admin.query("COMMENT ON DATABASE \(try admin.quoteIdentifier(scratch)) IS \(try admin.quoteLiteral("pgsnap scratch host=\(ProcessInfo.processInfo.hostName) pid=\(getpid()) snapshot=\(m.id)"))")
         try trySettings(m, on: scratch, admin: admin)
+    }
+
+    /// After the swap, so that no scratch database is ever a template (each hint to drop one stays
+    /// true): the restored database is a template when the snapshot's was (unknown in an older
+    /// manifest: when the database it replaced was), unless it is a copy under another name; the
+    /// previous database, kept aside, is made an ordinary one that DROP DATABASE can remove.
+    /// A failure here is a warning: the restore is done.
+    func settleTemplateFlags(_ m: Manifest, target: String, previous: String?, targetWasTemplate: Bool, admin: LibPQConnection) throws {
+        if let p = previous, targetWasTemplate {
+            do { try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(p)) IS_TEMPLATE false") } catch {
+                session.reporter.warn("the previous database \(p) is still a template (\(session.redact(oneLine("\(error)")))): run ALTER DATABASE \(p) IS_TEMPLATE false before dropping it")
+            }
+        }
+        guard m.databaseProperties?.isTemplate ?? targetWasTemplate else { return }
+        guard target == m.database || targetWasTemplate else {
+            session.reporter.detail("pgsnap: \(m.database) is a template database; its copy \(target) is not made one")
+            return
+        }
+        do { try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(target)) IS_TEMPLATE true") } catch {
+            session.reporter.warn("restored, but \(target) could not be made a template again (\(session.redact(oneLine("\(error)")))): run ALTER DATABASE \(target) IS_TEMPLATE true")
+        }
     }
 
     /// The items of an ACL as the manifest keeps it (`{grantee=privs/grantor,...}`), read without
@@ -735,7 +761,6 @@ public struct RestoreService {
         if let limit = p.connectionLimit, limit >= 0 {
             try admin.query("ALTER DATABASE \(db) CONNECTION LIMIT \(limit)")
         }
-        if p.isTemplate == true { try admin.query("ALTER DATABASE \(db) IS_TEMPLATE true") }
     }
 
     /// The database's grants exactly as the snapshot's ACL has them, as pg_dump --create restores
