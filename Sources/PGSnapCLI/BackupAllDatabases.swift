@@ -32,9 +32,16 @@ extension Backup {
         if output.json { try printJSON(outcomes) }
         let failed = outcomes.filter { $0.error != nil }
         if !failed.isEmpty {
-            throw PGSnapError(ExitStatus.worst(failed.map(\.status)),
-                              "\(failed.count) of \(outcomes.count) database(s) failed: \(failed.map(\.database).joined(separator: ", "))",
-                              next: "Each has its line above; the others were backed up")
+            // A snapshot taken whose prune or offsite copy failed is backed up: the last line, the
+            // one a cron mail shows first, must not read as "nothing was backed up".
+            let taken = outcomes.filter { $0.id != nil }.count
+            let stepOnly = failed.filter { $0.id != nil }.count
+            let what = stepOnly == failed.count
+                ? "all \(outcomes.count) database(s) were backed up, but a later step (prune, offsite copy) failed for \(failed.count): \(failed.map(\.database).joined(separator: ", "))"
+                : "\(failed.count) of \(outcomes.count) database(s) failed: \(failed.map(\.database).joined(separator: ", "))"
+                    + (stepOnly > 0 ? " (\(stepOnly) of them backed up, a later step failed)" : "")
+            throw PGSnapError(ExitStatus.worst(failed.map(\.status)), what,
+                              next: "Each has its line above; \(taken) snapshot(s) were taken")
         }
         session.reporter.info("pgsnap: backed up \(outcomes.count) database(s) to \(session.directoryPath)")
     }

@@ -528,6 +528,13 @@ final class AllDatabasesTests: XCTestCase {
             let v = try Harness.pgsnap(["verify", id], dir: dir)
             XCTAssertEqual(v.status, 0, v.stderr)
         }
+        // The last line, the one a cron mail shows first, does not read as "nothing backed up".
+        let last = d.stderr.split(separator: "\n").last.map(String.init) ?? ""
+        if down.values.allSatisfy({ $0["id"] != nil }) {
+            XCTAssertTrue(last.contains("database(s) were backed up, but a later step (prune, offsite copy) failed"), last)
+        } else {
+            XCTAssertTrue(last.contains("backed up, a later step failed"), last)
+        }
     }
 
     // MARK: - check --all-databases
