@@ -46,8 +46,10 @@ public struct PGSnapCommand: ParsableCommand {
 }
 
 func printError(_ line: String) {
-    StderrTail.record(line)
-    StandardStreams.err("pgsnap: " + line + "\n")
+    // One line, whatever a name quoted in it holds (a database or label given with a newline).
+    let flat = flattened(line)
+    StderrTail.record(flat)
+    StandardStreams.err("pgsnap: " + flat + "\n")
 }
 
 func printOut(_ text: String) {

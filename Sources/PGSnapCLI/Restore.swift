@@ -85,6 +85,8 @@ struct Restore: ParsableCommand {
             } : nil)
         options.analyze = !noAnalyze
         options.maintenanceWorkMem = maintenanceWorkMem
+        // Only what -d itself says (a connection string's dbname too), not PGDATABASE's default.
+        options.namedDatabase = connection.dbname == nil ? nil : (try? snapshotDatabase(connection.dbname))
         selector = try remote.onDisk(selector, session: session, wait: try lock.seconds)
         let result: RestoreResult
         do {

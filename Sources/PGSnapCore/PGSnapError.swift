@@ -29,6 +29,13 @@ public struct PGSnapError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Text from outside (pg_dump's stderr, file names) made safe for a one-line message.
+/// `text` with line breaks as spaces, nothing cut: a message line that quotes a name given with
+/// a newline stays one line.
+public func flattened(_ text: String) -> String {
+    guard text.contains(where: \.isNewline) else { return text }
+    return String(text.map { $0.isNewline ? " " : $0 })
+}
+
 public func oneLine(_ text: String, limit: Int = 400) -> String {
     var out = ""
     for ch in text.unicodeScalars {

@@ -17,7 +17,7 @@ enum DecryptedCopy {
         let bytes = files.reduce(Int64(0)) { $0 + $1.bytes }
         let path = dir.file(prefix + "\(getpid())-" + m.id)
         if let free = dir.freeBytes(), free < bytes + (64 << 20) {
-            throw PGSnapError("decrypting \(m.id) for pg_restore needs \(formatBytes(bytes)) in \(dir.path), which has \(formatBytes(free)) free",
+            throw PGSnapError("decrypting \(m.id) for pg_restore needs \(formatBytes(bytes + (64 << 20))) free in \(dir.path) (its files, \(formatBytes(bytes)), and 64 MiB to spare), which has \(formatBytes(free))",
                               next: "Free space there and restore again; nothing was changed")
         }
         if names == nil { reporter.info("pgsnap: decrypting \(files.count) file(s) of \(m.id) (\(formatBytes(bytes))) into \(path) for pg_restore; removed afterwards") }

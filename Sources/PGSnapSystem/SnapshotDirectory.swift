@@ -34,6 +34,14 @@ public struct SnapshotDirectory {
         guard (target.st_mode & S_IFMT) == S_IFDIR else {
             throw PGSnapError("backup directory \(path) exists but is not a directory", next: "Choose another --dir")
         }
+        // Whoever else may write here could plant a snapshot (a manifest with matching checksums)
+        // that restore would load, running its SQL as the restoring role, or that prune would
+        // take for the newest. pgsnap makes the directory 0700.
+        if target.st_mode & 0o022 != 0 {
+            let who = target.st_mode & 0o002 != 0 ? "every user" : "its group"
+            throw PGSnapError("backup directory \(path) is writable by \(who) (mode \(String(target.st_mode & 0o7777, radix: 8))): another user could plant a snapshot that restore would load",
+                              next: "Run chmod go-w \(shellQuote(path)) (pgsnap makes it 0700) or choose another --dir")
+        }
         if create, access(path, W_OK | X_OK) != 0 {
             throw PGSnapError("backup directory \(path) is not writable", next: "Fix its permissions or choose another --dir")
         }

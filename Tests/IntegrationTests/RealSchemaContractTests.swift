@@ -234,6 +234,27 @@ final class RealSchemaContractTests: XCTestCase {
         XCTAssertTrue(healthy.stderr.contains("no terminal to confirm"), healthy.stderr)
     }
 
+    /// An explicit snapshot id replaces its own database; -d naming another one is refused, not
+    /// silently ignored (the other database would have been left as it was, this one replaced).
+    func testAnExplicitIdWithAnotherDatabaseInDashDIsRefused() throws {
+        let (db, older, _) = try makeTwoSnapshots("ridd")
+        let other = try fixture.database("riddo")
+        try Harness.psql(other, "CREATE TABLE mine (x int); INSERT INTO mine VALUES (1)")
+        let beforeOwn = try Harness.psql(db, "SELECT count(*) FROM t")
+        let r = try fixture.pgsnap(["restore", older, "-d", other, "--yes"])
+        Harness.assertOneErrorLine(r, status: 64, "restore ID -d OTHER")
+        XCTAssertTrue(r.stderr.contains("--target \(other)"), r.stderr)
+        XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t"), beforeOwn, "the snapshot's own database was replaced")
+        XCTAssertEqual(try Harness.psql(other, "SELECT count(*) FROM mine"), "1")
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [])
+        // As a connection string naming it, the same; naming the snapshot's own database, it restores.
+        let conn = try fixture.pgsnap(["restore", older, "-d", "dbname=\(other)", "--yes"])
+        XCTAssertEqual(conn.status, 64, conn.stderr)
+        let own = try fixture.pgsnap(["restore", older, "-d", db, "--yes", "--drop-previous"])
+        XCTAssertEqual(own.status, 0, own.stderr)
+        XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t WHERE id = 5000"), "0")
+    }
+
     func testRestoreByLabelRefusesWhenTheNewestWithThatLabelIsDamaged() throws {
         let (db, older, newer) = try makeTwoSnapshots("rlabel", label: "nightly")
         try truncate(try fixture.dumpPath(newer))

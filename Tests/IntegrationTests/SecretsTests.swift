@@ -212,6 +212,24 @@ final class SecretsTests: XCTestCase {
                        "this run left its own directory")
     }
 
+    /// A backup directory others may write to is refused by every command (another user could
+    /// plant a snapshot whose SQL restore would run); made private, it is used again.
+    func testABackupDirectoryOthersCanWriteIsRefused() throws {
+        let dir = try makeDir()
+        for mode: mode_t in [0o777, 0o1777, 0o770] {
+            XCTAssertEqual(chmod(dir, mode), 0)
+            for args in [["backup", "-d", database], ["list"], ["restore", "latest", "-d", database, "--target", "x_never"], ["prune", "--dry-run"]] {
+                let r = try Harness.pgsnap(args, dir: dir)
+                Harness.assertOneErrorLine(r, status: 1, "\(args[0]) in a mode \(String(mode, radix: 8)) directory")
+                XCTAssertTrue(r.stderr.contains("is writable by") && r.stderr.contains("chmod go-w"), r.stderr)
+            }
+        }
+        XCTAssertEqual(Harness.snapshotFiles(dir), [], "nothing may be written there")
+        XCTAssertEqual(chmod(dir, 0o755), 0)
+        let ok = try Harness.pgsnap(["backup", "-d", database, "--quiet"], dir: dir)
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+    }
+
     /// DATABASE_URL, the default connection pgsnap reads (its password inside), reaches no child:
     /// pg_dump gets the password through the private passfile, as for PGPASSWORD.
     func testDatabaseURLWithItsPasswordReachesNoChild() throws {

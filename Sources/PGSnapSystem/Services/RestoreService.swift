@@ -19,6 +19,9 @@ public struct RestoreOptions {
     public var analyze = true
     /// `maintenance_work_mem` of the load sessions (index and constraint builds), as PostgreSQL spells it.
     public var maintenanceWorkMem = LoadSettings.defaultMaintenanceWorkMem
+    /// The database `-d` named, when given: with an explicit snapshot id and no --target, it must
+    /// be the snapshot's own (the one replaced), not silently another.
+    public var namedDatabase: String?
 
     public init(target: String?, wait: Double? = nil, terminateConnections: Bool, dropPrevious: Bool, assumeYes: Bool,
                 noOwner: Bool = false, jobs: Int? = nil, tables: [String] = [], confirm: ((String) -> Bool)?) {
@@ -78,6 +81,10 @@ public struct RestoreService {
         let entry = try selector.select(from: catalog, directory: dir.path)
         if let line = selector.passedOverLine(entry, among: catalog) { session.reporter.warn(line) }
         let target = options.target ?? entry.database
+        if case .id = selector.kind, options.target == nil, let named = options.namedDatabase, named != entry.database {
+            throw PGSnapError.usage("snapshot \(entry.id) is of database \"\(entry.database)\", and -d names \"\(named)\": an explicit snapshot replaces its own database unless --target says otherwise",
+                                    next: "Add --target \(shellQuote(named)) to restore it into \(named), or leave out -d to restore \(entry.database); nothing was changed")
+        }
         let command = { (id: String) in
             (["pgsnap", "restore", id, "--dir", dir.path] + (options.target == nil ? ["-d", target] : ["--target", target]))
                 .map(shellQuote).joined(separator: " ")

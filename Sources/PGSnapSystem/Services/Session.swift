@@ -107,7 +107,8 @@ public final class Reporter {
     }
 
     public func warn(_ line: String) {
-        StderrTail.record("warning: " + line)
-        StandardStreams.err("pgsnap: warning: " + line + "\n")
+        let flat = flattened(line)
+        StderrTail.record("warning: " + flat)
+        StandardStreams.err("pgsnap: warning: " + flat + "\n")
     }
 }
