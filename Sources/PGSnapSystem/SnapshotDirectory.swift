@@ -37,7 +37,8 @@ public struct SnapshotDirectory {
         // Whoever else may write here could plant a snapshot (a manifest with matching checksums)
         // that restore would load, running its SQL as the restoring role, or that prune would
         // take for the newest. pgsnap makes the directory 0700.
-        if target.st_mode & 0o022 != 0 {
+        let groupShared = target.st_mode & 0o020 != 0 && !SnapshotDirectory.isPrivateGroup(target.st_gid, owner: target.st_uid)
+        if target.st_mode & 0o002 != 0 || groupShared {
             let who = target.st_mode & 0o002 != 0 ? "every user" : "its group"
             throw PGSnapError("backup directory \(path) is writable by \(who) (mode \(String(target.st_mode & 0o7777, radix: 8))): another user could plant a snapshot that restore would load",
                               next: "Run chmod go-w \(shellQuote(path)) (pgsnap makes it 0700) or choose another --dir")
@@ -269,6 +270,14 @@ public struct SnapshotDirectory {
         guard fd >= 0 else { throw ioError("open \(path)") }
         defer { close(fd) }
         if fsync(fd) != 0 && errno != EINVAL { throw ioError("fsync \(path)") }
+    }
+
+    /// A user private group (umask 002 makes directories group-writable): named as its owner,
+    /// with no other members, so group write lets no one else in.
+    static func isPrivateGroup(_ gid: gid_t, owner: uid_t) -> Bool {
+        guard let group = getgrgid(gid), let user = getpwuid(owner) else { return false }
+        return String(cString: group.pointee.gr_name) == String(cString: user.pointee.pw_name)
+            && group.pointee.gr_mem?.pointee == nil && user.pointee.pw_gid == gid
     }
 
     /// `<TMPDIR>/<prefix>-<host>-<pid>-XXXXXX` (TMPDIR from `environment`, else /tmp), 0700;

@@ -213,10 +213,13 @@ final class SecretsTests: XCTestCase {
     }
 
     /// A backup directory others may write to is refused by every command (another user could
-    /// plant a snapshot whose SQL restore would run); made private, it is used again.
+    /// plant a snapshot whose SQL restore would run); made private, it is used again. Group write
+    /// counts when the group is shared ("users" here), not for the owner's private group (umask 002).
     func testABackupDirectoryOthersCanWriteIsRefused() throws {
         let dir = try makeDir()
-        for mode: mode_t in [0o777, 0o1777, 0o770] {
+        let shared = try XCTUnwrap(getgrnam("users")?.pointee.gr_gid, "no group 'users' on this machine")
+        for (mode, group) in [(mode_t(0o777), getegid()), (0o1777, getegid()), (0o770, shared)] {
+            XCTAssertEqual(chown(dir, geteuid(), group), 0)
             XCTAssertEqual(chmod(dir, mode), 0)
             for args in [["backup", "-d", database], ["list"], ["restore", "latest", "-d", database, "--target", "x_never"], ["prune", "--dry-run"]] {
                 let r = try Harness.pgsnap(args, dir: dir)
@@ -225,7 +228,10 @@ final class SecretsTests: XCTestCase {
             }
         }
         XCTAssertEqual(Harness.snapshotFiles(dir), [], "nothing may be written there")
-        XCTAssertEqual(chmod(dir, 0o755), 0)
+        XCTAssertEqual(chown(dir, geteuid(), getegid()), 0)
+        // The owner's own private group may write (umask 002), when it is one.
+        let ownGroupPrivate = getgrgid(getegid()).map { $0.pointee.gr_mem?.pointee == nil } ?? false
+        XCTAssertEqual(chmod(dir, ownGroupPrivate ? 0o770 : 0o755), 0)
         let ok = try Harness.pgsnap(["backup", "-d", database, "--quiet"], dir: dir)
         XCTAssertEqual(ok.status, 0, ok.stderr)
     }
