@@ -4,7 +4,9 @@
 /// COPY data passes through untouched: a row that happens to start with "ALTER " is data. So
 /// do the lines of a function's or DO block's body and of a string that spans lines: only a
 /// line that starts at the top level of SQL (`SQLQuoteState`) can be pg_dump's own statement.
-/// SQL lines are held until their newline so a statement is judged whole.
+/// SQL lines are held until their newline so a statement is judged whole; an `ALTER` whose
+/// quoted name holds a newline (pg_dump writes `ALTER TABLE public."a` and `b" OWNER TO r;`)
+/// is held until its quote closes (at most `heldLimit` bytes: no owner statement is longer).
 public struct OwnershipFilter: Sendable {
     private var inCopy = false
     private var sawDataHeader = false
@@ -12,6 +14,9 @@ public struct OwnershipFilter: Sendable {
     private var quotes = SQLQuoteState()
     private var copyLineStart: [UInt8] = []
     private var copyLineLength = 0
+    /// An ALTER statement still inside a quoted name, with the newlines it spans.
+    private var held: [UInt8] = []
+    static let heldLimit = 1 << 20
     public private(set) var dropped = 0
 
     public init() {}
@@ -45,7 +50,21 @@ public struct OwnershipFilter: Sendable {
                 let topLevel = quotes.atTopLevel
                 if topLevel { noteSQLLine() }
                 quotes.feed(line: line)
-                if !topLevel || !isOwnerLine() {
+                if !held.isEmpty {
+                    held.append(0x0A)
+                    held += line
+                    if quotes.atTopLevel || held.count > Self.heldLimit {
+                        if quotes.atTopLevel && Self.isOwnerStatement(held) {
+                            dropped += 1
+                        } else {
+                            held.append(0x0A)
+                            try held.withUnsafeBytes { try emit($0) }
+                        }
+                        held.removeAll(keepingCapacity: false)
+                    }
+                } else if topLevel && !quotes.atTopLevel && line.starts(with: OwnershipFilter.alter) {
+                    held = line
+                } else if !topLevel || !Self.isOwnerStatement(line) {
                     line.append(0x0A)
                     try line.withUnsafeBytes { try emit($0) }
                 } else {
@@ -67,13 +86,22 @@ public struct OwnershipFilter: Sendable {
 
     /// Emits a last line without a newline, if any.
     public mutating func finish(emit: (UnsafeRawBufferPointer) throws -> Void) throws {
-        if !line.isEmpty && !(quotes.atTopLevel && isOwnerLine()) { try line.withUnsafeBytes { try emit($0) } }
+        if !held.isEmpty {
+            // A quote never closed: not a statement of pg_dump's to drop. The held lines' last
+            // newline was read; an unterminated last line follows it.
+            held.append(0x0A)
+            held += line
+            try held.withUnsafeBytes { try emit($0) }
+            held.removeAll()
+        } else if !line.isEmpty && !(quotes.atTopLevel && Self.isOwnerStatement(line)) {
+            try line.withUnsafeBytes { try emit($0) }
+        }
         line.removeAll()
     }
 
-    private func isOwnerLine() -> Bool {
-        guard line.starts(with: OwnershipFilter.alter), line.last == 0x3B else { return false }
-        return DumpScanner.contains(line, OwnershipFilter.ownerTo)
+    private static func isOwnerStatement(_ statement: [UInt8]) -> Bool {
+        guard statement.starts(with: OwnershipFilter.alter), statement.last == 0x3B else { return false }
+        return DumpScanner.contains(statement, OwnershipFilter.ownerTo)
     }
 
     private mutating func noteSQLLine() {

@@ -147,6 +147,10 @@ final class RestoreTargetTests: XCTestCase {
     /// reads like one (a plain snapshot restored the procedure below with an empty body).
     func testNoOwnerKeepsOwnershipStatementsInsideFunctionBodies() throws {
         let db = try fixture.database("tgt_body")
+        let owner = fixture.role("tgt_nl_owner")
+        try Harness.psql("postgres", "CREATE ROLE \(owner)")
+        // A name holding a newline: pg_dump's OWNER TO statement for it spans two lines.
+        try Harness.psql(db, "CREATE TABLE \"a\nb\" (i int); ALTER TABLE \"a\nb\" OWNER TO \(owner)")
         try Harness.psql(db, """
             CREATE TABLE t (i int);
             CREATE PROCEDURE give_to_owner() LANGUAGE sql AS $$
@@ -168,6 +172,8 @@ final class RestoreTargetTests: XCTestCase {
             XCTAssertEqual(r.status, 0, r.stderr)
             XCTAssertEqual(try Harness.psql(copy, body), expected.0, format)
             XCTAssertEqual(try Harness.psql(copy, comment), expected.1, format)
+            XCTAssertEqual(try Harness.psql(copy, "SELECT tableowner = current_user FROM pg_tables WHERE tablename = E'a\\nb'"), "t",
+                           "\(format): --no-owner kept the owner of the table named across lines")
         }
     }
 

@@ -87,6 +87,29 @@ final class OwnershipFilterTests: XCTestCase {
         }
     }
 
+    /// pg_dump writes a name holding a newline across lines: the statement is judged whole.
+    func testDropsAnOwnershipStatementWhoseNameSpansLines() throws {
+        let kept = """
+            CREATE TABLE public."a
+            b" (id integer);
+            ALTER TABLE ONLY public."a
+            b" ALTER COLUMN id SET DEFAULT 1;
+            COMMENT ON TABLE public.t IS 'one
+            two';
+
+            """
+        let dump = kept + "ALTER TABLE public.\"a\nb\" OWNER TO postgres;\nALTER SCHEMA \"s\n\nx\" OWNER TO \"r\nq\";\n" + "SELECT 1;\n"
+        for chunk in [1, 3, 100_000] {
+            let (out, dropped) = try filtered(dump, chunk: chunk)
+            XCTAssertEqual(out, kept + "SELECT 1;\n", "chunk \(chunk)")
+            XCTAssertEqual(dropped, 2, "chunk \(chunk)")
+        }
+        // A quote that never closes is passed on as it was.
+        let (open, none) = try filtered("ALTER TABLE \"a\nb OWNER TO r;\n", chunk: 2)
+        XCTAssertEqual(open, "ALTER TABLE \"a\nb OWNER TO r;\n")
+        XCTAssertEqual(none, 0)
+    }
+
     func testAnUnterminatedLastLineIsKept() throws {
         let (out, _) = try filtered("SELECT 1;\nSELECT 2;", chunk: 4)
         XCTAssertEqual(out, "SELECT 1;\nSELECT 2;")
