@@ -13,6 +13,8 @@ extension Backup {
 
     func runAllDatabases() throws {
         let session = try makeSession(connection, directory, output)
+        // A directory every database would be refused (or could not make) is said once, first.
+        _ = try session.directory(create: true)
         var options = snapshot.backupOptions()
         options.format = format
         options.encryptTo = try encryption.recipients(session.environment)

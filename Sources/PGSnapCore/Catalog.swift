@@ -244,7 +244,7 @@ public struct SnapshotSelector: Equatable, Sendable {
         let newer = newerUnfinished(than: chosen, among: entries)
         guard let newest = newer.first else { return nil }
         let others = newer.count > 1 ? " and \(newer.count - 1) older one(s)" : ""
-        return "a newer backup did not finish or is still running (\(newest.id): \(newest.status.rawValue)\(others)); "
+        return "a newer backup did not finish or is still running (\(newest.id): \(newest.status.rawValue.replacingOccurrences(of: "_", with: " "))\(others)); "
             + "using \(chosen.id), the newest complete snapshot\(scope)"
     }
 

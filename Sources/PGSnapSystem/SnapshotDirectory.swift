@@ -1,3 +1,4 @@
+import CProcess
 import Foundation
 import PGSnapCore
 
@@ -7,8 +8,19 @@ public struct SnapshotDirectory {
 
     /// Opens (and with `create`, makes) the directory.
     ///
-    /// - Throws: `PGSnapError` when the path is a file, cannot be created, or is not writable.
+    /// - Throws: `PGSnapError` when the path is a file, cannot be created, is not writable, or
+    ///   someone else may write to it (`writerRefusal`).
     public init(path: String, create: Bool) throws {
+        try self.init(path: path, create: create, vetted: true)
+    }
+
+    /// A directory that only receives a file pgsnap writes (a metrics file for node_exporter's
+    /// textfile collector, often shared): not vetted as a place snapshots are read from.
+    static func forWriting(_ path: String) throws -> SnapshotDirectory {
+        try SnapshotDirectory(path: path, create: false, vetted: false)
+    }
+
+    private init(path: String, create: Bool, vetted: Bool) throws {
         self.path = path
         var st = stat()
         if lstat(path, &st) != 0 {
@@ -34,15 +46,7 @@ public struct SnapshotDirectory {
         guard (target.st_mode & S_IFMT) == S_IFDIR else {
             throw PGSnapError("backup directory \(path) exists but is not a directory", next: "Choose another --dir")
         }
-        // Whoever else may write here could plant a snapshot (a manifest with matching checksums)
-        // that restore would load, running its SQL as the restoring role, or that prune would
-        // take for the newest. pgsnap makes the directory 0700.
-        let groupShared = target.st_mode & 0o020 != 0 && !SnapshotDirectory.isPrivateGroup(target.st_gid, owner: target.st_uid)
-        if target.st_mode & 0o002 != 0 || groupShared {
-            let who = target.st_mode & 0o002 != 0 ? "every user" : "its group"
-            throw PGSnapError("backup directory \(path) is writable by \(who) (mode \(String(target.st_mode & 0o7777, radix: 8))): another user could plant a snapshot that restore would load",
-                              next: "Run chmod go-w \(shellQuote(path)) (pgsnap makes it 0700) or choose another --dir")
-        }
+        if vetted, let refusal = SnapshotDirectory.writerRefusal(path, target) { throw refusal }
         if create, access(path, W_OK | X_OK) != 0 {
             throw PGSnapError("backup directory \(path) is not writable", next: "Fix its permissions or choose another --dir")
         }
@@ -272,12 +276,48 @@ public struct SnapshotDirectory {
         if fsync(fd) != 0 && errno != EINVAL { throw ioError("fsync \(path)") }
     }
 
+    /// Whoever else may write to the backup directory could plant a snapshot (a manifest with
+    /// matching checksums) that restore would load, running its SQL as the restoring role, or
+    /// that prune would take for the newest. pgsnap makes the directory 0700; one that another
+    /// user owns, or that its group (not the owner's private one), every user, or an access ACL
+    /// lets others write to, is refused. Root may use a service user's directory (the 3 a.m.
+    /// restore from the package's /var/lib/pgsnap): it trusts that user, as it must anyway.
+    static func writerRefusal(_ path: String, _ st: stat) -> PGSnapError? {
+        let next = "Run chmod go-w \(shellQuote(path)) (pgsnap makes it 0700) or choose another --dir"
+        let what = "another user could plant a snapshot that restore would load"
+        if st.st_uid != geteuid() && st.st_uid != 0 && geteuid() != 0 {
+            let owner = getpwuid(st.st_uid).map { String(cString: $0.pointee.pw_name) } ?? "uid \(st.st_uid)"
+            return PGSnapError("backup directory \(path) belongs to \(owner), not to this user: \(what)",
+                               next: "Run pgsnap as \(owner), or give the directory to this user (chown), or choose another --dir")
+        }
+        let groupShared = st.st_mode & 0o020 != 0 && !isPrivateGroup(st.st_gid, owner: st.st_uid)
+        if st.st_mode & 0o002 != 0 || groupShared {
+            let who = st.st_mode & 0o002 != 0 ? "every user" : "its group"
+            return PGSnapError("backup directory \(path) is writable by \(who) (mode \(String(st.st_mode & 0o7777, radix: 8))): \(what)", next: next)
+        }
+        // An extended access ACL (getfacl shows a +) may let named users or groups write; the
+        // mode's group bits are then its mask, not the group's.
+        if pgsnap_xattr_size(path, "system.posix_acl_access") > 0 {
+            return PGSnapError("backup directory \(path) has an access ACL, which may let other users write to it: \(what)",
+                               next: "Remove it (setfacl -b \(shellQuote(path))) or choose another --dir")
+        }
+        return nil
+    }
+
     /// A user private group (umask 002 makes directories group-writable): named as its owner,
-    /// with no other members, so group write lets no one else in.
+    /// with no other member, and no other user's primary group, so group write lets no one else in.
     static func isPrivateGroup(_ gid: gid_t, owner: uid_t) -> Bool {
         guard let group = getgrgid(gid), let user = getpwuid(owner) else { return false }
-        return String(cString: group.pointee.gr_name) == String(cString: user.pointee.pw_name)
-            && group.pointee.gr_mem?.pointee == nil && user.pointee.pw_gid == gid
+        let ownerName = String(cString: user.pointee.pw_name)
+        guard String(cString: group.pointee.gr_name) == ownerName, group.pointee.gr_mem?.pointee == nil, user.pointee.pw_gid == gid else {
+            return false
+        }
+        setpwent()
+        defer { endpwent() }
+        while let other = getpwent() {
+            if other.pointee.pw_gid == gid && String(cString: other.pointee.pw_name) != ownerName { return false }
+        }
+        return true
     }
 
     /// `<TMPDIR>/<prefix>-<host>-<pid>-XXXXXX` (TMPDIR from `environment`, else /tmp), 0700;

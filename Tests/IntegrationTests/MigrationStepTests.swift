@@ -196,6 +196,12 @@ final class MigrationStepTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: fixture.dir + "/missing"))
         let ok = try fixture.pgsnap(["preflight", "-d", db, "--dir", fixture.dir + "/new"])
         XCTAssertEqual(ok.status, 0, "a directory backup will make, under one that exists: \(ok.stderr)")
+        // One every command would refuse (others may write there) fails the same check.
+        let open = fixture.dir + "/open"
+        XCTAssertEqual(mkdir(open, 0o700), 0)
+        XCTAssertEqual(chmod(open, 0o777), 0)
+        let refused = try assertOnlyFailing("backup_directory", db, ["--dir", open])
+        XCTAssertTrue(refused.stderr.contains("writable by every user"), refused.stderr)
     }
 
     /// pgsnap looks beyond PATH (/usr/lib/postgresql/<server major>/bin first), so an empty PATH

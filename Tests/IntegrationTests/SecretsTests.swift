@@ -228,12 +228,39 @@ final class SecretsTests: XCTestCase {
             }
         }
         XCTAssertEqual(Harness.snapshotFiles(dir), [], "nothing may be written there")
+        XCTAssertEqual(chmod(dir, 0o700), 0)
+        // Another user's directory (daemon's, read by nobody; root may use it), or one an access
+        // ACL opens to others.
+        let nobody = try XCTUnwrap(getpwnam("nobody")?.pointee.pw_uid), daemon = try XCTUnwrap(getpwnam("daemon")?.pointee.pw_uid)
+        XCTAssertEqual(chown(dir, daemon, getegid()), 0)
+        XCTAssertEqual(chmod(dir, 0o755), 0)
+        let owned = try Harness.run("/usr/sbin/runuser", ["-u", "nobody", "--", Harness.binary, "list", "--dir", dir])
+        Harness.assertOneErrorLine(owned, status: 1, "list, as nobody, in daemon's directory")
+        XCTAssertTrue(owned.stderr.contains("belongs to daemon"), owned.stderr)
+        XCTAssertEqual(try Harness.pgsnap(["list"], dir: dir).status, 0, "root may use a service user's directory")
         XCTAssertEqual(chown(dir, geteuid(), getegid()), 0)
+        XCTAssertEqual(chmod(dir, 0o700), 0)
+        // POSIX ACL, version 2: the owner rwx, user nobody rwx, group ---, mask rwx, other ---.
+        let acl = "import os,struct,sys; e=lambda t,p,i: struct.pack('<HHI',t,p,i); "
+            + "os.setxattr(sys.argv[1],'system.posix_acl_access',struct.pack('<I',2)+e(1,7,0xffffffff)+e(2,7,\(nobody))+e(4,0,0xffffffff)+e(0x10,7,0xffffffff)+e(0x20,0,0xffffffff))"
+        let set = try Harness.run("/usr/bin/python3", ["-c", acl, dir])
+        XCTAssertEqual(set.status, 0, set.stderr)
+        let withACL = try Harness.pgsnap(["list"], dir: dir)
+        Harness.assertOneErrorLine(withACL, status: 1, "list in a directory with an access ACL")
+        XCTAssertTrue(withACL.stderr.contains("has an access ACL"), withACL.stderr)
+        let unset = try Harness.run("/usr/bin/python3", ["-c", "import os,sys; os.removexattr(sys.argv[1],'system.posix_acl_access')", dir])
+        XCTAssertEqual(unset.status, 0, unset.stderr)
         // The owner's own private group may write (umask 002), when it is one.
         let ownGroupPrivate = getgrgid(getegid()).map { $0.pointee.gr_mem?.pointee == nil } ?? false
         XCTAssertEqual(chmod(dir, ownGroupPrivate ? 0o770 : 0o755), 0)
         let ok = try Harness.pgsnap(["backup", "-d", database, "--quiet"], dir: dir)
         XCTAssertEqual(ok.status, 0, ok.stderr)
+        // A metrics file goes wherever the collector reads, a shared directory too.
+        let collector = try makeDir()
+        XCTAssertEqual(chmod(collector, 0o1777), 0)
+        let metrics = try Harness.pgsnap(["check", "-d", database, "--metrics-file", collector + "/pgsnap.prom"], dir: dir)
+        XCTAssertEqual(metrics.status, 0, metrics.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: collector + "/pgsnap.prom"))
     }
 
     /// DATABASE_URL, the default connection pgsnap reads (its password inside), reaches no child:

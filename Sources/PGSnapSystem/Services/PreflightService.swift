@@ -91,9 +91,16 @@ public struct PreflightService {
         let dirPath = session.directoryPath
         let existing = nearestExisting(dirPath)
         let parent = SnapshotDirectory.parent(of: dirPath)
+        var refused: PGSnapError?
+        if existing == dirPath {
+            do { _ = try SnapshotDirectory(path: dirPath, create: false) } catch let e as PGSnapError { refused = e }
+        }
         if existing != dirPath && existing != parent {
             // backup makes the directory, not its parents (a mistyped --dir makes no tree).
             add("backup_directory", false, "\(dirPath) cannot be created", "its parent \(parent) does not exist: create it or choose another --dir")
+        } else if let refused {
+            // What every command would refuse (another user may write there, not a directory).
+            add("backup_directory", false, "\(dirPath) refused", refused.what + (refused.next.map { ": " + $0 } ?? ""))
         } else if access(existing, W_OK | X_OK) == 0 {
             add("backup_directory", true, "\(dirPath) writable")
         } else {
@@ -119,7 +126,7 @@ public struct PreflightService {
                 // Not another run: the lock file cannot be opened (a read-only directory).
                 add("lock", false, "cannot be taken", (error as? PGSnapError)?.what ?? "\(error)")
             }
-        } else {
+        } else if refused == nil {
             add("lock", true, "free (directory not created yet)")
         }
         if let identityCheck { checks.append(identityCheck) }

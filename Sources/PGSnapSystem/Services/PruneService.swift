@@ -205,7 +205,7 @@ public struct CheckService {
             if let b = d.newestBytes { text += "\(prefix)_last_size_bytes\(label) \(b)\n" }
             text += "\(prefix)_snapshots\(label) \(d.goodSnapshots)\n"
         }
-        let dir = try SnapshotDirectory(path: SnapshotDirectory.parent(of: path), create: false)
+        let dir = try SnapshotDirectory.forWriting(SnapshotDirectory.parent(of: path))
         try dir.writeAtomically(Data(text.utf8), to: (path as NSString).lastPathComponent)
         chmod(path, 0o644)
     }

@@ -93,7 +93,7 @@ extension RestoreService {
     }
 
     func writeDrillMetrics(_ text: String, to path: String) throws {
-        let dir = try SnapshotDirectory(path: SnapshotDirectory.parent(of: path), create: false)
+        let dir = try SnapshotDirectory.forWriting(SnapshotDirectory.parent(of: path))
         try dir.writeAtomically(Data(text.utf8), to: (path as NSString).lastPathComponent)
         chmod(path, 0o644)
     }
