@@ -127,12 +127,15 @@ public struct SnapshotDirectory {
         })
     }
 
-    /// Writes `data` to `name` atomically: `name.partial` (0600), fsync, rename, fsync directory.
-    public func writeAtomically(_ data: Data, to name: String) throws {
+    /// Writes `data` to `name` atomically: `name.partial` (0600, or `mode`, set on the open file:
+    /// never a chmod by path, which a link swapped in after the rename would redirect), fsync,
+    /// rename, fsync directory.
+    public func writeAtomically(_ data: Data, to name: String, mode: mode_t = 0o600) throws {
         let tmp = file(name + SnapshotName.partialSuffix)
         unlink(tmp)
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw SnapshotDirectory.ioError("create \(tmp)") }
+        if mode != 0o600 { fchmod(fd, mode) }
         var ok = false
         defer {
             if !ok { unlink(tmp) }
@@ -287,8 +290,9 @@ public struct SnapshotDirectory {
         let what = "another user could plant a snapshot that restore would load"
         if st.st_uid != geteuid() && st.st_uid != 0 && geteuid() != 0 {
             let owner = getpwuid(st.st_uid).map { String(cString: $0.pointee.pw_name) } ?? "uid \(st.st_uid)"
-            return PGSnapError("backup directory \(path) belongs to \(owner), not to this user: \(what)",
-                               next: "Run pgsnap as \(owner), or give the directory to this user (chown), or choose another --dir")
+            let me = getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? "uid \(geteuid())"
+            return PGSnapError("backup directory \(path) belongs to \(owner), not to \(me): \(what)",
+                               next: "Run pgsnap as \(owner) (sudo -u \(owner) pgsnap ...), or chown \(me) \(shellQuote(path)), or choose another --dir")
         }
         let groupShared = st.st_mode & 0o020 != 0 && !isPrivateGroup(st.st_gid, owner: st.st_uid)
         if st.st_mode & 0o002 != 0 || groupShared {
@@ -296,8 +300,9 @@ public struct SnapshotDirectory {
             return PGSnapError("backup directory \(path) is writable by \(who) (mode \(String(st.st_mode & 0o7777, radix: 8))): \(what)", next: next)
         }
         // An extended access ACL (getfacl shows a +) may let named users or groups write; the
-        // mode's group bits are then its mask, not the group's.
-        if pgsnap_xattr_size(path, "system.posix_acl_access") > 0 {
+        // mode's group bits are then its mask, which caps them all: no write in the mask, no one
+        // else writes (a directory pgsnap made 0700 under a default ACL has such an ACL).
+        if st.st_mode & 0o020 != 0, pgsnap_xattr_size(path, "system.posix_acl_access") > 0 {
             return PGSnapError("backup directory \(path) has an access ACL, which may let other users write to it: \(what)",
                                next: "Remove it (setfacl -b \(shellQuote(path))) or choose another --dir")
         }

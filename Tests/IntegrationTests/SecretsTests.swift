@@ -241,9 +241,14 @@ final class SecretsTests: XCTestCase {
         XCTAssertEqual(chown(dir, geteuid(), getegid()), 0)
         XCTAssertEqual(chmod(dir, 0o700), 0)
         // POSIX ACL, version 2: the owner rwx, user nobody rwx, group ---, mask rwx, other ---.
-        let acl = "import os,struct,sys; e=lambda t,p,i: struct.pack('<HHI',t,p,i); "
-            + "os.setxattr(sys.argv[1],'system.posix_acl_access',struct.pack('<I',2)+e(1,7,0xffffffff)+e(2,7,\(nobody))+e(4,0,0xffffffff)+e(0x10,7,0xffffffff)+e(0x20,0,0xffffffff))"
-        let set = try Harness.run("/usr/bin/python3", ["-c", acl, dir])
+        let acl = "import os,struct,sys; e=lambda t,p,i: struct.pack('<HHI',t,p,i); m=int(sys.argv[2]); "
+            + "os.setxattr(sys.argv[1],'system.posix_acl_access',struct.pack('<I',2)+e(1,7,0xffffffff)+e(2,7,\(nobody))+e(4,0,0xffffffff)+e(0x10,m,0xffffffff)+e(0x20,0,0xffffffff))"
+        // A mask without write caps the named user: no one else writes (what a default ACL above
+        // leaves on a directory made 0700).
+        let masked = try Harness.run("/usr/bin/python3", ["-c", acl, dir, "5"])
+        XCTAssertEqual(masked.status, 0, masked.stderr)
+        XCTAssertEqual(try Harness.pgsnap(["list"], dir: dir).status, 0, "an ACL whose mask has no write lets no one else in")
+        let set = try Harness.run("/usr/bin/python3", ["-c", acl, dir, "7"])
         XCTAssertEqual(set.status, 0, set.stderr)
         let withACL = try Harness.pgsnap(["list"], dir: dir)
         Harness.assertOneErrorLine(withACL, status: 1, "list in a directory with an access ACL")

@@ -206,8 +206,7 @@ public struct CheckService {
             text += "\(prefix)_snapshots\(label) \(d.goodSnapshots)\n"
         }
         let dir = try SnapshotDirectory.forWriting(SnapshotDirectory.parent(of: path))
-        try dir.writeAtomically(Data(text.utf8), to: (path as NSString).lastPathComponent)
-        chmod(path, 0o644)
+        try dir.writeAtomically(Data(text.utf8), to: (path as NSString).lastPathComponent, mode: 0o644)
     }
 
     func describe(_ s: TimeInterval) -> String {

@@ -94,7 +94,6 @@ extension RestoreService {
 
     func writeDrillMetrics(_ text: String, to path: String) throws {
         let dir = try SnapshotDirectory.forWriting(SnapshotDirectory.parent(of: path))
-        try dir.writeAtomically(Data(text.utf8), to: (path as NSString).lastPathComponent)
-        chmod(path, 0o644)
+        try dir.writeAtomically(Data(text.utf8), to: (path as NSString).lastPathComponent, mode: 0o644)
     }
 }
