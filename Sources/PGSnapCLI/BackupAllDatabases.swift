@@ -13,8 +13,9 @@ extension Backup {
 
     func runAllDatabases() throws {
         let session = try makeSession(connection, directory, output)
-        // A directory every database would be refused (or could not make) is said once, first.
-        _ = try session.directory(create: true)
+        // A directory every database would refuse is said once, first (one that does not exist
+        // yet is made by the first backup, and not at all when the server cannot be listed).
+        if FileManager.default.fileExists(atPath: session.directoryPath) { _ = try session.directory(create: false) }
         var options = snapshot.backupOptions()
         options.format = format
         options.encryptTo = try encryption.recipients(session.environment)
