@@ -52,8 +52,8 @@ struct Preflight: ParsableCommand {
         }
         let failed = result.checks.filter { !$0.ok }
         // Another run holding the lock is exit 3, as for every command; any other failed check 2.
-        if failed.count == 1, failed[0].name == "lock", failed[0].value == "held" {
-            throw PGSnapError(.locked, "preflight failed: lock (\(failed[0].detail ?? "held"))", next: "Run preflight again when that run has finished")
+        if let lock = PreflightCheck.onlyLockHeld(result.checks) {
+            throw PGSnapError(.locked, "preflight failed: lock (\(lock.detail ?? "held"))", next: "Run preflight again when that run has finished")
         }
         if !failed.isEmpty {
             throw PGSnapError.verification("preflight failed: \(failed.map(\.name).joined(separator: ", "))", next: "Fix these before migrating")

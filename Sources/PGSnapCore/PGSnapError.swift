@@ -28,7 +28,6 @@ public struct PGSnapError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Text from outside (pg_dump's stderr, file names) made safe for a one-line message.
 /// `text` with line breaks as spaces, nothing cut: a message line that quotes a name given with
 /// a newline stays one line.
 public func flattened(_ text: String) -> String {
@@ -36,6 +35,7 @@ public func flattened(_ text: String) -> String {
     return String(text.map { $0.isNewline ? " " : $0 })
 }
 
+/// Text from outside (pg_dump's stderr, file names) made safe for a one-line message.
 public func oneLine(_ text: String, limit: Int = 400) -> String {
     var out = ""
     for ch in text.unicodeScalars {

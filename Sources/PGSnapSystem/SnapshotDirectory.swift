@@ -385,6 +385,7 @@ public struct SnapshotDirectory {
         }
     }
 
+    /// An OS error with `errno`'s text; "No space left on device" gets its own advice.
     public static func ioError(_ what: String, errno code: Int32 = errno) -> PGSnapError {
         let why = String(cString: strerror(code))
         if code == ENOSPC || code == EDQUOT {

@@ -31,7 +31,7 @@ public struct GuardService {
         let failed = pre.checks.filter { !$0.ok }
         for c in pre.checks { session.reporter.info("preflight \(c.ok ? "ok  " : "FAIL") \(c.name): \(c.value)\(c.detail.map { " (\($0))" } ?? "")") }
         // The lock alone is the deploy script's exit 3 ("another run holds it"), as for preflight.
-        if failed.count == 1, let lock = failed.first(where: { $0.name == "lock" && $0.value == "held" }) {
+        if let lock = PreflightCheck.onlyLockHeld(pre.checks) {
             throw PGSnapError(.locked, "preflight: \(lock.detail ?? lock.value); nothing was run",
                               next: "Run guard again when that run has finished")
         }

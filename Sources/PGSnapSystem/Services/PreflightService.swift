@@ -7,6 +7,13 @@ public struct PreflightCheck: Codable, Sendable {
     public var ok: Bool
     public var value: String
     public var detail: String?
+
+    /// The lock check, when another run holding it is the only failure: exit 3 (as for every
+    /// command) rather than 2, for preflight and guard alike.
+    public static func onlyLockHeld(_ checks: [PreflightCheck]) -> PreflightCheck? {
+        let failed = checks.filter { !$0.ok }
+        return failed.count == 1 && failed[0].name == "lock" && failed[0].value == "held" ? failed[0] : nil
+    }
 }
 
 public struct PreflightOptions {

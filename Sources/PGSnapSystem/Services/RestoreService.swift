@@ -128,8 +128,6 @@ public struct RestoreService {
             targetExists = try DatabaseFacts.exists(admin, database: target)
             if targetExists {
                 targetWasTemplate = try admin.scalar("SELECT datistemplate::text FROM pg_database WHERE datname = $1", [target]) == "true"
-            }
-            if targetExists {
                 // No one is asked about a damaged snapshot.
                 if !options.assumeYes { try requireIntact() }
                 try confirmReplace(target: target, snapshot: manifest.id, admin: admin, options: options)
@@ -189,7 +187,7 @@ public struct RestoreService {
         } catch {
             session.reporter.warn("restored, but the scratch comment on \(target) could not be reset (\(session.redact(oneLine("\(error)")))): run COMMENT ON DATABASE by hand")
         }
-        try settleTemplateFlags(manifest, target: target, previous: previous, targetWasTemplate: targetWasTemplate, admin: admin)
+        settleTemplateFlags(manifest, target: target, previous: previous, targetWasTemplate: targetWasTemplate, admin: admin)
         if let p = previous, options.dropPrevious {
             // The restore is done; a previous database that stays is said, not a failure.
             do {
@@ -461,7 +459,7 @@ public struct RestoreService {
     /// manifest: when the database it replaced was), unless it is a copy under another name; the
     /// previous database, kept aside, is made an ordinary one that DROP DATABASE can remove.
     /// A failure here is a warning: the restore is done.
-    func settleTemplateFlags(_ m: Manifest, target: String, previous: String?, targetWasTemplate: Bool, admin: LibPQConnection) throws {
+    func settleTemplateFlags(_ m: Manifest, target: String, previous: String?, targetWasTemplate: Bool, admin: LibPQConnection) {
         if let p = previous, targetWasTemplate {
             do { try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(p)) IS_TEMPLATE false") } catch {
                 session.reporter.warn("the previous database \(p) is still a template (\(session.redact(oneLine("\(error)")))): run ALTER DATABASE \(p) IS_TEMPLATE false before dropping it")
@@ -1013,11 +1011,6 @@ public struct RestoreService {
                 try db.query("ALTER SUBSCRIPTION \(sub) SET (slot_name = NONE)")
                 try db.query("DROP SUBSCRIPTION \(sub)")
             }
-        }
-        // A template cannot be dropped (a restored template's scratch, or the previous database
-        // of one with --drop-previous): it is made an ordinary database first.
-        if try admin.scalar("SELECT datistemplate::text FROM pg_database WHERE datname = $1", [name]) == "true" {
-            try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(name)) IS_TEMPLATE false")
         }
         try admin.query("DROP DATABASE IF EXISTS \(try admin.quoteIdentifier(name)) WITH (FORCE)")
     }
