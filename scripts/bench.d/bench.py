@@ -23,9 +23,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MEASURE = os.path.join(HERE, "measure.py")
-PGBIN = "/usr/lib/postgresql/15/bin"
-# Same binaries as pgsnap uses (it prefers /usr/lib/postgresql/<major>/bin); /usr/bin/pg_dump
+# Same binaries as pgsnap uses (scripts/bench sets both to the server's major); /usr/bin/pg_dump
 # is Debian's perl pg_wrapper, which would add its start-up to the baseline.
+PGBIN = os.environ.get("PGSNAP_BENCH_PGBIN") or "/usr/lib/postgresql/15/bin"
 PG_DUMP = os.path.join(PGBIN, "pg_dump")
 PSQL = os.path.join(PGBIN, "psql")
 
