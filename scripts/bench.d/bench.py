@@ -211,7 +211,9 @@ def machine_facts(pgsnap, built_from):
         pass
     facts.append(f"nproc: {len(os.sched_getaffinity(0))} ({model}), memory {mem}, kernel {os.uname().release}")
     facts.append(run([PG_DUMP, "--version"], stdout=subprocess.PIPE).strip())
-    facts.append("server: PostgreSQL " + scalar("postgres", "SHOW server_version"))
+    facts.append("server: PostgreSQL " + scalar("postgres", "SHOW server_version") + "; " + scalar(
+        "postgres", "SELECT string_agg(name || ' ' || current_setting(name), ', ' ORDER BY name) FROM pg_settings "
+                    "WHERE name IN ('data_checksums', 'max_wal_size', 'shared_buffers', 'wal_level')"))
     facts.append(run(["gzip", "--version"], stdout=subprocess.PIPE).splitlines()[0].strip()
                  + "; " + (run(["pigz", "--version"], stdout=subprocess.PIPE) or "").strip()
                  + "; python " + sys.version.split()[0])
