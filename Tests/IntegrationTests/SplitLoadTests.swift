@@ -94,6 +94,51 @@ final class SplitLoadTests: XCTestCase {
         XCTAssertEqual(try Harness.fingerprint(db), before)
     }
 
+    /// On a server that logs hint bits (the test server runs with `wal_log_hints=on`, as one
+    /// with data checksums would), the sessions commit every PGSNAP_COPY_COMMIT_BYTES and the
+    /// pages loaded so far are read behind the load: a table with a name that needs quoting
+    /// restores exactly from plain and directory snapshots, its rows counted over every commit.
+    func testSplitLoadCommittedInRoundsRestoresExactly() throws {
+        XCTAssertEqual(try Harness.psql("postgres", "SELECT current_setting('wal_log_hints')"), "on", "scripts/test starts the server with wal_log_hints=on")
+        let db = try fixture.database("splitrounds")
+        try Harness.psql(db, """
+            CREATE TABLE "Big Rounds" (id bigint PRIMARY KEY, doc jsonb, note text);
+            INSERT INTO "Big Rounds" SELECT g, jsonb_build_object('g', g, 'tab', E'a\\tb'), md5(g::text) FROM generate_series(1, 60000) g;
+            CREATE TABLE small (id int PRIMARY KEY);
+            INSERT INTO small VALUES (1), (2);
+            """)
+        let before = try Harness.fingerprint(db)
+        let plain = try fixture.backup(db)
+        let directory = try directorySnapshot(db)
+        for (id, env) in [(plain, ["PGSNAP_PARALLEL_COPY_MIN_ROWS": "1000"]), (directory, ["PGSNAP_PARALLEL_COPY_MIN_BYTES": "0"])] {
+            let copy = db + "_copy_" + (id == plain ? "plain" : "dir")
+            fixture.track(database: copy)
+            var e = env
+            e["PGSNAP_COPY_COMMIT_BYTES"] = "1"
+            let r = try fixture.pgsnap(["restore", id, "--target", copy, "--jobs", "2", "--verbose"], env: e)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains(#"public."Big Rounds": loaded in "#) && r.stderr.contains("commits a session, its pages read behind the load"), r.stderr)
+            XCTAssertEqual(try Harness.fingerprint(copy), before, id)
+            XCTAssertEqual(try Harness.psql(copy, #"SELECT count(*) FROM "Big Rounds""#), "60000")
+        }
+    }
+
+    /// A row the server refuses after several commits of the split load: the restore fails as
+    /// before, the rows committed in the scratch database go with it, the target is untouched.
+    func testARefusedRowAfterSeveralCommitsLeavesTheTargetUntouched() throws {
+        let (db, id) = try snapshotWithARefusedRow()
+        try Harness.psql(db, "DELETE FROM big WHERE id > 10; INSERT INTO small VALUES (3)")
+        let before = try Harness.fingerprint(db)
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--jobs", "2", "--verbose"],
+                                   env: ["PGSNAP_PARALLEL_COPY_MIN_ROWS": "1000", "PGSNAP_COPY_COMMIT_BYTES": "1"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("loading public.big failed: COPY failed:"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("extra data after last expected column"), r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(db), before, "the target changed although the restore failed")
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [])
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
     /// A big table split across sessions restores exactly, rows counted from the sessions.
     func testSplitLoadRestoresExactly() throws {
         let db = try fixture.database("splitok")
