@@ -56,6 +56,8 @@ final class CopySplitter {
         private let statement: String
         private let hints: HintPass?
         private var closing = false
+        /// Set by `stop` (not by `finish`, which ends the COPY after the queued rows).
+        private var stopped = false
         private(set) var rows: Int64?
         private(set) var error: Error?
         private let done = DispatchSemaphore(value: 0)
@@ -100,10 +102,12 @@ final class CopySplitter {
             condition.unlock()
         }
 
-        /// Stops feeding and cancels the COPY (the thread then ends; nothing is committed).
+        /// Stops feeding and cancels the COPY (the thread then ends; earlier rounds stay committed in
+        /// the scratch database, which the caller drops).
         func stop() {
             condition.lock()
             closing = true
+            stopped = true
             queue.removeAll()
             condition.broadcast()
             condition.unlock()
@@ -137,7 +141,9 @@ final class CopySplitter {
                         try bytes.withUnsafeBytes { try db.putCopyData($0) }
                     case .commit(let round):
                         stored += try db.endCopy()
-                        if let hints, hints.committed(round: round) { hints.run(on: db) }
+                        if let hints, hints.committed(round: round, on: db) { hints.run(on: db, round: round) }
+                        // Stopped meanwhile (a cancel that hit the hint pass was ignored there).
+                        if condition.withLock({ stopped }) { throw PGSnapError("the load was stopped") }
                         try db.beginCopy(statement)
                     }
                 }
@@ -257,19 +263,23 @@ final class CopySplitter {
             }
         }
         finished = true
-        if rounds > 0 {
-            detail("pgsnap: \(table): loaded in \(rounds + 1) commits a session, its pages read behind the load (the server logs hint bits)")
+        if let hints, rounds > 0 {
+            let (passes, failed) = hints.counts
+            detail("pgsnap: \(table): loaded in \(rounds + 1) commits a session, its pages read behind the load in \(passes) pass(es)"
+                   + (failed.isEmpty ? "" : ", \(failed.count) failed (first: \(oneLine(failed[0])))") + " (the server logs hint bits)")
         }
         return total
     }
 
-    /// Stops every session without committing: closing the connections rolls their COPY back.
+    /// Stops every session: the COPY in progress is rolled back; what earlier rounds committed goes
+    /// with the scratch database, which every failure drops.
     func abort() {
         finished = true
         for f in feeders { f.stop() }
     }
 
     private func failure(_ error: Error?) -> PGSnapError {
+        if rounds > 0 { detail("pgsnap: \(table): the load stopped after \(rounds) round(s) of commits in the scratch database") }
         let detail = (error as? PGSnapError)?.what ?? error.map { "\($0)" } ?? "a session stopped"
         return PGSnapError("loading \(table) failed: \(oneLine(detail))", next: "The target was not changed; fix the cause and restore again")
     }
@@ -284,7 +294,15 @@ final class HintPass: @unchecked Sendable {
     private let sessions: Int
     private let lock = NSLock()
     private var commits: [Int: Int] = [:]
+    /// The table's size in blocks when the first session committed each round: every row below
+    /// it is committed once the round is; above it, a faster session may be loading the next.
+    private var frontiers: [Int: Int64] = [:]
     private var nextBlock: Int64 = 0
+    private var passes = 0
+    private var failures: [String] = []
+
+    /// Passes run, and the errors of those that failed.
+    var counts: (passes: Int, failed: [String]) { lock.withLock { (passes, failures) } }
 
     private init(relation: String, sessions: Int) {
         self.relation = relation
@@ -297,36 +315,50 @@ final class HintPass: @unchecked Sendable {
     static func make(table: String, sessions: Int, server db: LibPQConnection) throws -> HintPass? {
         guard db.serverVersionNumber >= 140000,
               let (name, rest) = QualifiedName.parsePrefix(Substring(table)), rest.isEmpty,
-              try db.scalar("SELECT current_setting('data_checksums') = 'on' OR current_setting('wal_log_hints') = 'on'") == "t"
+              try db.scalar("SELECT current_setting('data_checksums') = 'on' OR current_setting('wal_log_hints') = 'on'") == "t",
+              // A range of pages can be read alone only in a heap (another access method would
+              // scan the whole table on every pass).
+              try db.scalar("SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.oid = $1::regclass", [name]) == "heap"
         else { return nil }
         return HintPass(relation: name, sessions: sessions)
     }
 
-    /// Counts one session's commit of `round`; true for the last session to commit it.
-    func committed(round: Int) -> Bool {
-        lock.withLock {
+    /// Counts one session's commit of `round` (the first notes the table's size); true for the
+    /// last session to commit it.
+    func committed(round: Int, on db: LibPQConnection) -> Bool {
+        let n = lock.withLock {
             commits[round, default: 0] += 1
-            guard commits[round] == sessions else { return false }
-            commits[round] = nil
-            return true
+            return commits[round]!
         }
+        if n == 1, let size = try? blocks(db) { lock.withLock { frontiers[round] = size } }
+        guard n == sessions else { return false }
+        lock.withLock { commits[round] = nil }
+        return true
+    }
+
+    private func blocks(_ db: LibPQConnection) throws -> Int64? {
+        try db.scalar("SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint", [relation]).flatMap { Int64($0) }
     }
 
     /// Reads the pages added since the last pass (a TID range scan, 14+), after making the
     /// sessions' asynchronous commits durable: a hint bit is not set for a commit not yet flushed.
-    func run(on db: LibPQConnection) {
+    /// `local`: the WAL on this server's disk is what a hint bit waits for, not a standby.
+    func run(on db: LibPQConnection, round: Int) {
         do {
-            try db.execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_current_xact_id(); COMMIT;")
-            guard let text = try db.scalar("SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint", [relation]),
-                  let end = Int64(text) else { return }
+            try db.execute("BEGIN; SET LOCAL synchronous_commit = local; SELECT pg_current_xact_id(); COMMIT;")
+            guard let end = try blocks(db) else { return }
+            // Pages above the round's frontier may hold the next round's rows: read again next time.
             let start: Int64 = lock.withLock {
-                defer { nextBlock = max(nextBlock, end) }
-                return nextBlock
+                let from = nextBlock
+                nextBlock = max(nextBlock, min(end, frontiers.removeValue(forKey: round) ?? end))
+                passes += 1
+                return from
             }
             guard end > start else { return }
             _ = try db.query("SELECT count(*) FROM \(relation) WHERE ctid >= '(\(start),0)'::tid AND ctid < '(\(end),0)'::tid")
         } catch {
             // See the type's comment; the COPY that follows must not start in a failed transaction.
+            lock.withLock { failures.append("\(error)") }
             try? db.execute("ROLLBACK")
         }
     }
