@@ -280,8 +280,8 @@ final class CopySplitter {
 
     private func failure(_ error: Error?) -> PGSnapError {
         if rounds > 0 { detail("pgsnap: \(table): the load stopped after \(rounds) round(s) of commits in the scratch database") }
-        let detail = (error as? PGSnapError)?.what ?? error.map { "\($0)" } ?? "a session stopped"
-        return PGSnapError("loading \(table) failed: \(oneLine(detail))", next: "The target was not changed; fix the cause and restore again")
+        let reason = (error as? PGSnapError)?.what ?? error.map { "\($0)" } ?? "a session stopped"
+        return PGSnapError("loading \(table) failed: \(oneLine(reason))", next: "The target was not changed; fix the cause and restore again")
     }
 }
 
