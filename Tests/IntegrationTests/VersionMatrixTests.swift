@@ -263,6 +263,45 @@ final class VersionMatrixTests: CorpusTestCase {
         XCTAssertTrue(d.stdout.contains("public.phases"), d.stdout)
     }
 
+    /// The split load's commit rounds and the passes reading the pages behind it run where this
+    /// major's server logs hint bits, and only there: 18 (its initdb turns data checksums on) and
+    /// 14 (the matrix starts it with wal_log_hints=on: the oldest major, the first with the TID
+    /// range scans the passes use), not 16 or 17 with their defaults. Exact either way, from plain
+    /// and directory snapshots, the rows counted over every commit.
+    func testASplitLoadCommitsInRoundsOnlyWhereHintBitsAreLogged() throws {
+        let logsHints = try Harness.psql("postgres", "SELECT current_setting('data_checksums') = 'on' OR current_setting('wal_log_hints') = 'on'") == "t"
+        if major == 18 || major == 14 { XCTAssertTrue(logsHints, "PostgreSQL \(major): expected data checksums (18) or wal_log_hints (14, scripts/test-matrix)") }
+        if major == 16 || major == 17 { XCTAssertFalse(logsHints, "PostgreSQL \(major) with its defaults") }
+        let db = try fixture.database("mxrounds")
+        try Harness.psql(db, """
+            CREATE TABLE "Big Rounds" (id bigint PRIMARY KEY, doc jsonb, note text);
+            INSERT INTO "Big Rounds" SELECT g, jsonb_build_object('g', g, 'tab', E'a\\tb'), md5(g::text) FROM generate_series(1, 60000) g;
+            CREATE INDEX ON "Big Rounds" (note);
+            """)
+        let before = try Harness.fingerprint(db)
+        let plain = try backupAndVerify(db)
+        let directory = try backupAndVerify(db, ["--format", "directory"])
+        for (id, env) in [(plain, ["PGSNAP_PARALLEL_COPY_MIN_ROWS": "1000"]), (directory, ["PGSNAP_PARALLEL_COPY_MIN_BYTES": "0"])] {
+            let copy = db + "_copy_" + (id == plain ? "plain" : "dir")
+            fixture.track(database: copy)
+            var e = env
+            e["PGSNAP_COPY_COMMIT_BYTES"] = "1"
+            let r = try fixture.pgsnap(["restore", id, "--target", copy, "--jobs", "2", "--verbose"], env: e)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("loaded through 2 COPY sessions each"), r.stderr)
+            if logsHints {
+                XCTAssertTrue(r.stderr.contains(#"public."Big Rounds": loaded in "#) && r.stderr.contains("commits a session, its pages read behind the load in "), r.stderr)
+                XCTAssertFalse(r.stderr.contains("behind the load in 0 pass(es)"), r.stderr)
+                XCTAssertFalse(r.stderr.contains(" failed (first: "), r.stderr)
+            } else {
+                XCTAssertFalse(r.stderr.contains("commits a session"), r.stderr)
+            }
+            XCTAssertEqual(try Harness.fingerprint(copy), before, "PostgreSQL \(major), \(id)")
+            XCTAssertEqual(try Harness.psql(copy, #"SELECT count(*) FROM "Big Rounds""#), "60000")
+        }
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
     /// Faults get the same answers on every major: a truncated snapshot fails verify (2) and is
     /// refused by restore (2) with the target untouched; a load the server refuses part-way (a
     /// row with an extra column, split across COPY sessions) fails (1) with the target untouched.
