@@ -56,6 +56,7 @@ struct NotifyOptions: ParsableArguments {
     func around(_ command: String, database: String?, wholeDirectory: Bool = false, _ body: (NotifyReport) throws -> Void) throws {
         let env = ProcessInfo.processInfo.environment
         let (targets, on) = try settings(env, command: command, warn: { printError("warning: " + $0) })
+        UsageFailureNotice.commandNotifies = true
         let report = NotifyReport()
         guard !targets.isEmpty else { return try body(report) }
         let notifier = Notifier(environment: env, warn: { printError($0) })
@@ -67,6 +68,9 @@ struct NotifyOptions: ParsableArguments {
         let startPing = notifier.start(NotificationPlan.requests(for: n, targets: targets, notifyOn: on))
         StderrTail.start()
         func finish(_ event: RunNotification.Event, exitCode: Int32, error: String?) {
+            // What the targets are told is the exit status: a signal while they are told (a
+            // receiver that hangs) does not turn it into 130 after the fact.
+            UsageFailureNotice.settledStatus = exitCode
             n.event = event
             n.exitCode = exitCode
             n.error = error

@@ -22,7 +22,7 @@ public struct PGSnapCommand: ParsableCommand {
         do {
             var command = try parseAsRoot(RemoteOptions.normalise(Array(CommandLine.arguments.dropFirst())))
             try command.run()
-            code = SignalTrap.received == nil ? 0 : ExitStatus.interrupted.rawValue
+            code = UsageFailureNotice.settledStatus ?? (SignalTrap.received == nil ? 0 : ExitStatus.interrupted.rawValue)
         } catch let e as PGSnapError {
             if let signal = SignalTrap.received, e.description.contains("canceling statement due to user request") {
                 // The signal handler cancelled the query the run was waiting on (see CancelRegistry).
@@ -30,15 +30,18 @@ public struct PGSnapCommand: ParsableCommand {
             } else {
                 printError(e.description)
             }
-            code = SignalTrap.received != nil ? ExitStatus.interrupted.rawValue : e.status.rawValue
+            code = UsageFailureNotice.settledStatus ?? (SignalTrap.received != nil ? ExitStatus.interrupted.rawValue : e.status.rawValue)
         } catch let e as ValidationError {
             printError("\(e.message)")
+            UsageFailureNotice.send(arguments: Array(CommandLine.arguments.dropFirst()), error: oneLine(e.message))
             code = ExitStatus.usage.rawValue
         } catch {
             // --help and --version exit 0 with their text; parse errors become one line and exit 64.
             if exitCode(for: error) == .success { exit(withError: error) }
             let message = self.message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "invalid usage"
-            printError(message.replacingOccurrences(of: "Error: ", with: "") + " (see 'pgsnap --help')")
+            let line = message.replacingOccurrences(of: "Error: ", with: "") + " (see 'pgsnap --help')"
+            printError(line)
+            UsageFailureNotice.send(arguments: Array(CommandLine.arguments.dropFirst()), error: oneLine(line))
             code = ExitStatus.usage.rawValue
         }
         Glibc.exit(code)

@@ -87,6 +87,12 @@ struct Prune: ParsableCommand {
 }
 
 func printPrune(_ result: PruneResult, json: Bool, reporter: Reporter) {
+    // Kept for a person, who must hear of it: nothing else in a nightly prune's output would say.
+    if !result.dryRun {
+        for d in result.decisions where d.status == .damaged || d.status == .invalidManifest {
+            reporter.warn("kept \(d.id) (\(d.reasons.joined(separator: "; "))); run 'pgsnap verify \(d.id)', then delete it by hand")
+        }
+    }
     if json {
         try? printJSON(result)
         return

@@ -69,8 +69,9 @@ public enum Catalog {
     /// - Parameter loadManifest: reads and decodes `<id>.manifest.json`; its error text becomes the entry's problem.
     public static func build(files: [DirectoryFile], loadManifest: (String) throws -> Manifest) -> [CatalogEntry] {
         var byID: [String: [DirectoryFile]] = [:]
+        let manifests = manifestIDs(files.map(\.name))
         for f in files {
-            guard let id = snapshotID(ofFile: f.name) else { continue }
+            guard let id = snapshotID(ofFile: f.name, manifests: manifests) else { continue }
             byID[id, default: []].append(f)
         }
         var out: [CatalogEntry] = []
@@ -140,6 +141,26 @@ public enum Catalog {
             if ka.1 != kb.1 { return ka.1 > kb.1 }
             return a.createdAt != b.createdAt ? a.createdAt > b.createdAt : a.id > b.id
         }.map(\.1)
+    }
+
+    /// The ids among `names` that have a manifest (whose name is never ambiguous).
+    public static func manifestIDs(_ names: [String]) -> Set<String> {
+        Set(names.lazy.filter { $0.hasSuffix(SnapshotName.manifestSuffix) }.compactMap { snapshotID(ofFile: $0) })
+    }
+
+    /// `snapshotID(ofFile:)` in a listing whose manifests are `manifests`: `<id>.globals.sql`
+    /// (`.sql.age`) is also the uncompressed dump of a snapshot labelled `....globals` (such labels
+    /// are refused now, not always before): when that snapshot has a manifest, the file is its
+    /// dump. Filed as another backup's roles file, it left the snapshot without its dump, both
+    /// leftovers, which prune removes after a day however new.
+    public static func snapshotID(ofFile name: String, manifests: Set<String>) -> String? {
+        guard let id = snapshotID(ofFile: name) else { return nil }
+        guard name.hasSuffix(SnapshotName.globalsSuffix) || name.hasSuffix(SnapshotName.encryptedGlobalsSuffix) else { return id }
+        for suffix in dumpSuffixes where name.hasSuffix(suffix) {
+            let dumpOf = String(name.dropLast(suffix.count))
+            if manifests.contains(dumpOf) { return dumpOf }
+        }
+        return id
     }
 
     /// The snapshot id a file belongs to, or nil for files that are not pgsnap's.

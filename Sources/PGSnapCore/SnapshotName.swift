@@ -34,6 +34,11 @@ public enum SnapshotName {
     /// listing without manifests could file it under another database.
     public static func validateNewLabel(_ label: String) throws {
         try validateLabel(label)
+        // `<id>.globals` + `.sql` is another snapshot's roles file name.
+        if label.hasSuffix(".globals") {
+            throw PGSnapError.usage("invalid label '\(oneLine(label, limit: 80))': a label ending in '.globals' would name the snapshot's dump like a roles file",
+                                    next: "Use another ending, e.g. --label \(label.dropLast(".globals".count))_globals")
+        }
         for field in label.split(separator: "_") where isStamp(Array(field.utf8)[...]) {
             throw PGSnapError.usage("invalid label '\(oneLine(label, limit: 80))': '\(field)' reads as a snapshot time, which would make the snapshot's id ambiguous",
                                     next: "Write the time another way, e.g. --label before_2026-12-06T0500")

@@ -174,6 +174,26 @@ final class NotifyTests: XCTestCase {
         XCTAssertEqual(Harness.snapshotFiles(dir), [])
     }
 
+    /// A signal while the result is being sent (systemd stopping a job whose receiver hangs):
+    /// the exit status stays the one the targets were told, 0, not 130, and the snapshot stays.
+    func testASignalWhileTheResultIsSentKeepsTheStatusItAnnounced() throws {
+        let rx = try receiver(["hang"])
+        let dir = try makeDir()
+        var terminated = false
+        let r = try Harness.pgsnap(["backup", "-d", database, "--notify", "json+\(rx.base)/hook/\(Self.token)"], dir: dir,
+                                   env: ["PGSNAP_NOTIFY_TIMEOUT": "8"]) { pid in
+            let sending = Harness.poll(timeout: 60) {
+                !Procfs.isAlive(pid) || rx.requests.contains { $0.json?["event"] as? String == "backup.success" }
+            }
+            if sending && Procfs.isAlive(pid) { terminated = kill(pid, SIGTERM) == 0 }
+        }
+        XCTAssertTrue(terminated, "pgsnap was gone before its result was sent; stderr: \(r.stderr)")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let id = Harness.snapshotID(r)
+        XCTAssertFalse(id.isEmpty, r.stdout)
+        XCTAssertEqual(try Harness.pgsnap(["verify", id], dir: dir).status, 0)
+    }
+
     func testA404IsNotRetried() throws {
         let rx = try receiver(["404"])
         let r = try Harness.pgsnap(["backup", "-d", database, "--notify", "json+\(rx.base)/hook/\(Self.token)"], dir: try makeDir())
@@ -323,6 +343,50 @@ final class NotifyTests: XCTestCase {
             Harness.assertOneErrorLine(r, status: 64, "\(args) \(env)")
             assertNoToken(r.stderr, "stderr for \(args) \(env)")
         }
+        XCTAssertEqual(Harness.snapshotFiles(dir), [], "a usage error took a backup")
+    }
+
+    /// A cron line or environment file whose options do not parse or validate fails (64) before
+    /// the command starts: its targets (the environment's, and a valid --notify on the line) are
+    /// still told, once, with the error line; nothing is taken. A command that does not notify
+    /// (list) and --help send nothing. It was exit 64 every hour and nobody told.
+    func testAJobWhoseOptionsAreWrongStillTellsItsTargets() throws {
+        let rx = try receiver()
+        let hook = "json+\(rx.base)/hook/\(Self.token)"
+        let ping = "\(rx.base)/ping/\(Self.token)"
+        let dir = try makeDir()
+        for (args, env, command, names) in [
+            (["check", "--max-age", "26hours"], ["PGSNAP_NOTIFY": hook], "check", "26hours"),
+            (["backup", "-d", database, "--frobnicate"], ["PGSNAP_BACKUP_NOTIFY": hook], "backup", "--frobnicate"),
+            (["prune", "--keep-days", "0", "--keep-last", "0", "--notify", hook], [:], "prune", "--allow-empty"),
+            (["verify", "--notify=\(hook)", "--notify", "ftp://x/\(Self.token)"], [:], "verify", "--notify value"),
+        ] as [([String], [String: String?], String, String)] {
+            let before = rx.requests.count
+            let r = try Harness.pgsnap(args, dir: dir, env: env)
+            Harness.assertOneErrorLine(r, status: 64, "\(args)")
+            XCTAssertTrue(r.stderr.contains(names), r.stderr)
+            assertNoToken(r.stderr, "stderr for \(args)")
+            let sent = rx.requests.dropFirst(before)
+            XCTAssertEqual(sent.map(\.path), ["/hook/\(Self.token)"], "\(args): told once")
+            let doc = try XCTUnwrap(sent.first?.json, "\(args)")
+            XCTAssertEqual(doc["event"] as? String, "\(command).failure", "\(args)")
+            XCTAssertEqual(doc["exit_code"] as? Int, 64, "\(args)")
+            XCTAssertEqual(doc["error"] as? String, r.stderr.split(separator: "\n").last.map { String($0.dropFirst("pgsnap: ".count)) }, "\(args)")
+        }
+        // A ping target hears /fail; a failure inside the command is still told once, by the command.
+        let before = rx.requests.count
+        let bad = try Harness.pgsnap(["check", "--max-age", "soon"], dir: dir, env: ["PGSNAP_CHECK_NOTIFY": ping])
+        XCTAssertEqual(bad.status, 64, bad.stderr)
+        XCTAssertEqual(rx.requests.dropFirst(before).map(\.path), ["/ping/\(Self.token)/fail"])
+        let empty = try Harness.pgsnap(["check", "--database", "nope"], dir: try makeDir(), env: ["PGSNAP_CHECK_NOTIFY": ping])
+        XCTAssertEqual(empty.status, 2, empty.stderr)
+        XCTAssertEqual(rx.requests.dropFirst(before + 1).map(\.path).filter { $0.hasSuffix("/fail") }, ["/ping/\(Self.token)/fail"])
+        let quiet = rx.requests.count
+        for args in [["list", "--frobnicate"], ["backup", "--help"], ["--frobnicate"]] {
+            let r = try Harness.pgsnap(args, dir: dir, env: ["PGSNAP_NOTIFY": hook, "PGSNAP_LIST_NOTIFY": hook])
+            XCTAssertEqual(r.status, args == ["backup", "--help"] ? 0 : 64, "\(args): \(r.stderr)")
+        }
+        XCTAssertEqual(rx.requests.count, quiet, "nothing sent for list, --help or no command")
         XCTAssertEqual(Harness.snapshotFiles(dir), [], "a usage error took a backup")
     }
 

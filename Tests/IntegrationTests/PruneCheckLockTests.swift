@@ -681,6 +681,27 @@ final class PruneCheckLockTests: XCTestCase {
 
     /// The newest snapshot damaged (cut short), an older good one fresh enough: `restore latest`
     /// would refuse the newest, so check fails (exit 2) naming it, also with --quiet.
+    /// A damaged older snapshot is left alone by prune, and said so on stderr even with --quiet
+    /// (the nightly prune is what someone reads), every night until a person deals with it;
+    /// the exit status stays 0 (the pruning itself went well).
+    func testPruneWarnsOfTheDamagedSnapshotItKeeps() throws {
+        let db = try makeDatabase("prunebad")
+        let dir = try makeDir()
+        let older = try backup(db, dir: dir)
+        try backup(db, dir: dir)
+        XCTAssertEqual(truncate(dir + "/" + older + ".sql.gz", 1000), 0)
+        let before = listing(dir)
+        for args in [["prune", "--quiet"], ["prune", "--json"]] {
+            let r = try Harness.pgsnap(args, dir: dir)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("pgsnap: warning: kept \(older) (damaged: ") && r.stderr.contains("pgsnap verify \(older)"), "\(args): \(r.stderr)")
+            XCTAssertEqual(listing(dir), before, "\(args)")
+        }
+        let dry = try Harness.pgsnap(["prune", "--dry-run"], dir: dir)
+        XCTAssertFalse(dry.stderr.contains("warning"), "the dry run's plan says it already: \(dry.stderr)")
+        XCTAssertTrue(try XCTUnwrap(lineNaming(older, in: dry.stdout)).hasPrefix("keep"), dry.stdout)
+    }
+
     func testCheckFailsWhenTheNewestSnapshotIsDamaged() throws {
         let db = try makeDatabase("newestbad")
         let dir = try makeDir()

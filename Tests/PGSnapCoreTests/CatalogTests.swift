@@ -120,6 +120,30 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(i.problem, "manifest \(invalidID).manifest.json is not valid JSON")
     }
 
+    /// A snapshot labelled `....globals` (refused for new snapshots, made before) and stored
+    /// uncompressed: its dump's name is also the roles file of the same id without `.globals`.
+    /// With its manifest in the listing the file is its dump, so the snapshot is good (it was two
+    /// leftovers, which prune removed after a day, newest or not); a roles file whose snapshot has
+    /// no manifest stays a leftover of its own id.
+    func testADumpNamedLikeARolesFileBelongsToTheSnapshotWithTheManifest() throws {
+        var dir = FakeDirectory()
+        let labelled = CatalogTests.manifest(database: "app", date: CatalogTests.t0, label: "pre.globals", compression: .none)
+        XCTAssertEqual(labelled.file, SnapshotName.id(database: "app", date: CatalogTests.t0, label: "pre") + SnapshotName.globalsSuffix)
+        dir.addGood(labelled)
+        let lone = SnapshotName.id(database: "app", date: CatalogTests.t0.addingTimeInterval(60), label: "pre")
+        dir.files.append(DirectoryFile(name: lone + SnapshotName.globalsSuffix, size: 40))
+        let entries = dir.build()
+        XCTAssertEqual(entries.map(\.id), [lone, labelled.id])
+        XCTAssertEqual(entries.map(\.status), [.partial, .good])
+        XCTAssertTrue(entries[1].files.contains(labelled.file), "\(entries[1].files)")
+        let listed = ListingCatalog.build(files: dir.files)
+        XCTAssertEqual(listed.first { $0.id == labelled.id }?.status, .good)
+        // Encrypted and uncompressed: `.globals` + `.sql.age` reads as `.globals.sql.age`.
+        XCTAssertEqual(Catalog.snapshotID(ofFile: labelled.id + ".sql.age", manifests: [labelled.id]), labelled.id)
+        XCTAssertEqual(Catalog.snapshotID(ofFile: labelled.id + ".sql.age", manifests: []), SnapshotName.id(database: "app", date: CatalogTests.t0, label: "pre"))
+        XCTAssertEqual(Catalog.snapshotID(ofFile: lone + SnapshotName.globalsSuffix, manifests: [labelled.id]), lone)
+    }
+
     func testStatusRawValuesAreStable() {
         let expected: [(CatalogEntry.Status, String)] = [
             (.good, "good"), (.damaged, "damaged"), (.partial, "partial"), (.dumpWithoutManifest, "dump_without_manifest"),

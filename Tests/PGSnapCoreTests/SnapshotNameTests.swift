@@ -137,6 +137,16 @@ final class SnapshotNameTests: XCTestCase {
         for good in ["pre_migration_000045", "before_2026-12-06T0500", "20261206T0500", "x20261206T050000Z"] {
             XCTAssertNoThrow(try SnapshotName.validateNewLabel(good), good)
         }
+        // `<id>_pre.globals` + `.sql` would be the roles file of `<id>_pre`.
+        for bad in ["pre.globals", "x_y.globals"] {
+            XCTAssertNoThrow(try SnapshotName.validateLabel(bad), bad)
+            XCTAssertThrowsError(try SnapshotName.validateNewLabel(bad), bad) { e in
+                XCTAssertTrue("\(e)".contains("'.globals'"), "\(e)")
+            }
+        }
+        for good in ["pre_globals", "globals", "pre.globals.x", "v1.2"] {
+            XCTAssertNoThrow(try SnapshotName.validateNewLabel(good), good)
+        }
         let date = utc(2026, 12, 7, 5, 0, 0)
         let ambiguous = SnapshotName.id(database: "app", date: date, label: "20261206T050000Z")
         XCTAssertTrue(SnapshotName.isAmbiguous(id: ambiguous))

@@ -11,8 +11,9 @@ import Foundation
 public enum ListingCatalog {
     public static func build(files: [DirectoryFile]) -> [CatalogEntry] {
         var byID: [String: [DirectoryFile]] = [:]
+        let manifests = Catalog.manifestIDs(files.map(\.name))
         for f in files {
-            guard let id = Catalog.snapshotID(ofFile: String(f.name.prefix { $0 != "/" })) else { continue }
+            guard let id = Catalog.snapshotID(ofFile: String(f.name.prefix { $0 != "/" }), manifests: manifests) else { continue }
             byID[id, default: []].append(f)
         }
         var out: [CatalogEntry] = []
