@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "StorageContract", dependencies: ["PGSnapCore"], path: "Tests/StorageContract"),
         .testTarget(name: "PGSnapCoreTests", dependencies: ["PGSnapCore", "StorageContract"]),
         .testTarget(name: "PGSnapSystemTests", dependencies: ["PGSnapSystem", "PGSnapCore", "PGSnapSigV4", "StorageContract"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["PGSnapCore", "PGSnapSystem", "StorageContract"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["PGSnapCore", "PGSnapSystem", "StorageContract", "CProcess"]),
         // Runs the built binary (PGSNAP_BIN) only: help text against golden files, exit codes.
         .testTarget(name: "PGSnapCLITests", exclude: ["HelpGolden"]),
     ],

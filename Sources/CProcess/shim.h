@@ -1,7 +1,9 @@
 #include <signal.h>
 #ifdef __linux__
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 #endif
 
 /* The size of extended attribute `name` of `path` (following links), -1 when it has none. */
@@ -22,5 +24,16 @@ static inline int pgsnap_die_with_parent(int sig) {
 #else
     (void)sig;
     return 0;
+#endif
+}
+
+/* Sends `sig` to thread `tid` of process `pid` only (the tests: a signal that a process's main
+   thread handles itself, not whichever thread runs first; glibc's tgkill is not visible to Swift). */
+static inline int pgsnap_tgkill(int pid, int tid, int sig) {
+#ifdef __linux__
+    return (int)syscall(SYS_tgkill, pid, tid, sig);
+#else
+    (void)tid;
+    return kill(pid, sig);
 #endif
 }

@@ -93,9 +93,10 @@ struct Backup: ParsableCommand {
             storage = LocalStorage(try session.directory(create: false))
         }
         report.record(manifest)
+        // The offsite copy first: a prune that fails (a lock held past --wait) must not cost it.
+        if push, let bucket { try pushAfterBackup(manifest, storage: bucket, session: session, wait: try lock.seconds) }
         // Only a snapshot proven whole may let older ones go.
         if prune { try pruneAfterBackup(manifest, in: storage, policy: policy.policy, session: session, wait: try lock.seconds) }
-        if push, let bucket { try pushAfterBackup(manifest, storage: bucket, session: session, wait: try lock.seconds) }
         if output.json {
             try printJSON(WithNulls(manifest))
         } else {

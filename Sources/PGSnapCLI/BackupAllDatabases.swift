@@ -26,8 +26,9 @@ extension Backup {
         let prune = self.prune
         let quiet = output.quiet || output.json
         let outcomes = try AllDatabasesService(session: session).run(options, globals: globals, wait: wait, after: { manifest, one in
-            if prune { try pruneAfterBackup(manifest, in: LocalStorage(try one.directory(create: false)), policy: policy, session: one, wait: wait) }
+            // The offsite copy before the prune, whose failure must not cost it (see backup).
             if let storage { try pushAfterBackup(manifest, storage: storage, session: one, wait: wait) }
+            if prune { try pruneAfterBackup(manifest, in: LocalStorage(try one.directory(create: false)), policy: policy, session: one, wait: wait) }
         }, report: { outcome in
             if let error = outcome.error { printError(error) }
             if let id = outcome.id, !quiet { printOut(id) }

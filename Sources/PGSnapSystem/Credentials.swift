@@ -13,9 +13,14 @@ public final class Credentials {
     public init(spec: ConnectionSpec, environment: [String: String]) throws {
         self.spec = spec
         let password = (spec.password ?? environment["PGPASSWORD"]).flatMap { $0.isEmpty ? nil : $0 }
-        // sslpassword reaches children through a service file, unless the connection already
-        // names a service (libpq takes one): then it stays in their connection string, as given.
-        let sslPassword = spec["service"] == nil ? spec.sslPassword : nil
+        // sslpassword reaches children through a service file of pgsnap's; a connection that
+        // names its own service cannot take a second one (libpq reads one), and the only other
+        // way is the children's command lines, which anyone on the machine can read.
+        if spec["service"] != nil, spec.sslPassword != nil {
+            throw PGSnapError.usage("the connection names a service and gives sslpassword: pgsnap passes sslpassword to pg_dump and psql in a service file of its own, and libpq reads only one",
+                                    next: "Put sslpassword in that service's entry of your pg_service.conf, or connect without service=")
+        }
+        let sslPassword = spec.sslPassword
         let base = environment["XDG_RUNTIME_DIR"].flatMap { access($0, W_OK) == 0 ? $0 : nil } ?? NSTemporaryDirectory()
         Self.removeOrphans(in: base)
         guard password != nil || sslPassword != nil else {
@@ -71,15 +76,11 @@ public final class Credentials {
     /// Its one service, which children's connection strings name.
     static let service = "pgsnap"
 
-    /// A child's connection string: the spec's (no password), plus the service that holds
-    /// sslpassword; when the connection names its own service, sslpassword as given.
+    /// A child's connection string: the spec's (no password, no sslpassword), plus the service
+    /// that holds sslpassword.
     public func childConninfo(_ spec: ConnectionSpec) -> String {
         var s = spec.conninfo()
-        if serviceFile != nil {
-            s += " service=" + Self.service
-        } else if let ssl = spec.sslPassword {
-            s += " sslpassword='" + ssl.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
-        }
+        if serviceFile != nil { s += " service=" + Self.service }
         return s
     }
 

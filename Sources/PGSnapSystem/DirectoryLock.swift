@@ -69,7 +69,12 @@ public final class DirectoryLock {
     }
 
     static func describeHolder(_ fd: Int32) -> String {
-        let lines = liveLines(fd).suffix(3).map { $0.trimmingCharacters(in: .newlines) }
+        // Not this run's own earlier lines (its backup's and push's shared locks, let go before
+        // `backup --prune` waits): the holder is another run.
+        let me = "pid=\(getpid()) host=\(ProcessInfo.processInfo.hostName) "
+        let live = liveLines(fd)
+        let others = live.filter { !$0.hasPrefix(me) }
+        let lines = (others.isEmpty ? live : others).suffix(3).map { $0.trimmingCharacters(in: .newlines) }
         return lines.isEmpty ? "" : " (" + oneLine(lines.joined(separator: "; "), limit: 400) + ")"
     }
 }

@@ -312,6 +312,26 @@ final class AllDatabasesTests: XCTestCase {
         try assertEveryGlobalsFileIsThere(dir, "after pruning \(one)")
     }
 
+    /// Roles and tablespaces whose `pg_dumpall --globals-only` passes 1 MiB (a few thousand
+    /// roles with password hashes; here one role with a long comment): the roles file is whole,
+    /// to pg_dumpall's last line, and verify checks the whole. It was cut at 1 MiB, silently,
+    /// its checksum that of the cut bytes.
+    func testGlobalsLongerThanAMebibyteAreKeptWhole() throws {
+        let role = try makeRole()
+        try Harness.psql("postgres", "DO $$ BEGIN EXECUTE format('COMMENT ON ROLE %I IS %L', '\(role)', repeat('r', 1500000) || ' the end'); END $$")
+        let db = try makeDatabase("bigglobals")
+        let dir = try makeDir()
+        let r = try Harness.pgsnap(["backup", "-d", db, "--globals"], dir: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let id = Harness.snapshotID(r)
+        let text = String(decoding: try Harness.bytes(dir + "/" + id + ".globals.sql"), as: UTF8.self)
+        XCTAssertGreaterThan(text.utf8.count, 1_500_000)
+        XCTAssertTrue(text.contains("rrrr the end'"), "the role's comment is cut")
+        XCTAssertTrue(text.contains("PostgreSQL database cluster dump complete"), String(text.suffix(300)))
+        let v = try Harness.pgsnap(["verify", id], dir: dir)
+        XCTAssertEqual(v.status, 0, v.stderr)
+    }
+
     /// Two runs on the second test server (it holds only what this test creates): a run's globals
     /// stay while any snapshot of the run is kept, locally and in the bucket, and go with the last
     /// one; push and pull carry them once; restoring onto a server without the owner role finds

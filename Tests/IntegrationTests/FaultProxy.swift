@@ -20,6 +20,9 @@ final class FaultProxy: @unchecked Sendable {
         /// Read the request, then answer a header that never ends, a byte every 0.2 s: every
         /// read gets something, so no socket timeout fires.
         case trickle
+        /// Forward the request whole, read the answer to its end, then reset the connection: the
+        /// request took effect, its answer never arrives.
+        case answerLost
     }
 
     /// Decides per request: its request line ("PUT /bucket/key?partNumber=2&uploadId=... HTTP/1.1") and its number (0-based).
@@ -135,6 +138,8 @@ final class FaultProxy: @unchecked Sendable {
         case .after(let first):
             first()
             forward(client, head: text, rest: rest)
+        case .answerLost:
+            forwardDroppingTheAnswer(client, head: text, rest: rest, bodyLength: bodyLength)
         }
     }
 
@@ -169,6 +174,32 @@ final class FaultProxy: @unchecked Sendable {
         shutdown(client, Int32(SHUT_RDWR))
         shutdown(up, Int32(SHUT_RDWR))
         done.wait()
+    }
+
+    private func forwardDroppingTheAnswer(_ client: Int32, head: String, rest: [UInt8], bodyLength: Int) {
+        let up = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        track(up)
+        defer {
+            untrack(up)
+            close(up)
+        }
+        var addr = FaultProxy.loopback(port: upstreamPort)
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(up, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard ok == 0 else { return }
+        let lines = head.components(separatedBy: "\r\n").filter { !$0.lowercased().hasPrefix("connection:") && !$0.isEmpty }
+        FaultProxy.sendAll(up, Array((lines.joined(separator: "\r\n") + "\r\nConnection: close\r\n\r\n").utf8) + rest)
+        var left = bodyLength - rest.count
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while left > 0 {
+            let n = recv(client, &buf, min(buf.count, left), 0)
+            if n <= 0 { return }
+            FaultProxy.sendAll(up, Array(buf[0..<n]))
+            left -= n
+        }
+        // The whole answer, so the request has been carried out, then nothing of it.
+        while recv(up, &buf, buf.count, 0) > 0 {}
+        var l = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(client, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
     }
 
     static func pump(from a: Int32, to b: Int32) {

@@ -467,6 +467,37 @@ final class PruneCheckLockTests: XCTestCase {
         XCTAssertEqual(Set(Harness.snapshotFiles(dir)), Self.snapshotFiles(id))
     }
 
+    /// `backup --prune --push` whose prune cannot get the directory's lock within --wait (another
+    /// backup holds it, stopped): the offsite copy was made first and is whole in the bucket; the
+    /// exit status is the lock's (3). The prune went first and the push never ran.
+    func testAPruneThatCannotLockDoesNotCostTheOffsiteCopy() throws {
+        let big = try bigDatabase()
+        let small = try makeDatabase("pushfirst")
+        let dir = try makeDir()
+        let s3 = S3Harness.env(remote: S3Harness.newRemote().url)
+        var result: Result?
+        var partialSeen = false
+        let b = try Harness.pgsnap(["backup", "-d", big], dir: dir) { pid in
+            guard self.waitForPartial(dir) != nil else { return }
+            partialSeen = true
+            kill(pid, SIGSTOP)
+            defer { kill(pid, SIGCONT) }
+            result = try? Harness.pgsnap(["backup", "-d", small, "--prune", "--push", "--wait", "1s", "--quiet"], dir: dir, env: s3)
+            if let r = result {
+                XCTAssertTrue(self.mentions(r.stderr, number: pid), "the holder's pid \(pid) is named: \(r.stderr)")
+                XCTAssertFalse(r.stderr.contains("pid=\(r.pid) "), "the run names itself as the holder: \(r.stderr)")
+            }
+        }
+        XCTAssertTrue(partialSeen, "the backup never showed a .partial file")
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let r = try XCTUnwrap(result)
+        Harness.assertOneErrorLine(r, status: 3, "the prune after the push")
+        let id = try XCTUnwrap(Harness.snapshotFiles(dir).first { $0.hasPrefix(small + "_") && $0.hasSuffix(".manifest.json") }?
+            .dropLast(".manifest.json".count)).description
+        let remote = try Harness.pgsnap(["verify", "--remote", id], dir: dir, env: s3)
+        XCTAssertEqual(remote.status, 0, "the offsite copy: \(remote.stderr)")
+    }
+
     /// A directory that has seen many backups and no prune (nightly backups without --prune): the
     /// holder named must still be the backup running now, not one that finished weeks ago.
     func testTheHolderIsNamedAfterManyEarlierBackups() throws {

@@ -253,6 +253,23 @@ final class RemoteBackupTests: XCTestCase {
         XCTAssertEqual(try S3Harness.unfinishedUploads(prefix), [])
     }
 
+    /// The manifest's PUT is carried out but its answer never arrives (every try): the backup
+    /// fails, and removes the manifest before the dump, so nothing is left. The manifest stayed,
+    /// without its dump: the database's newest entry, which `restore latest` refuses.
+    func testAManifestStoredWhoseAnswerIsLostIsRemovedWithTheDump() throws {
+        let db = try database("rblost")
+        let (remote, prefix) = S3Harness.newRemote()
+        let lossy = try proxy { line, _ in line.hasPrefix("PUT ") && line.contains(".manifest.json") ? .answerLost : .forward }
+        var env = S3Harness.env(remote: remote, endpoint: lossy.endpoint)
+        env["PGSNAP_S3_ATTEMPTS"] = "2"
+        let r = try Harness.pgsnap(["backup", "-d", db, "--remote", "--quiet"], dir: absentDir(), env: env)
+        Harness.assertOneErrorLine(r, status: 1, "manifest answer lost")
+        XCTAssertTrue(lossy.requests.contains { $0.hasPrefix("PUT ") && $0.contains(".manifest.json") }, "\(lossy.requests)")
+        XCTAssertEqual(try S3Harness.objects(prefix), [:])
+        XCTAssertEqual(try S3Harness.unfinishedUploads(prefix), [])
+        XCTAssertEqual(try listRemote(S3Harness.env(remote: remote)).count, 0)
+    }
+
     func testDirectBackupBadInputIsAUsageErrorAndTouchesNothing() throws {
         let db = try database("rbbad")
         let (remote, prefix) = S3Harness.newRemote()

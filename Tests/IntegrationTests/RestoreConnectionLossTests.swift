@@ -1,3 +1,4 @@
+import CProcess
 import Foundation
 import XCTest
 
@@ -53,6 +54,37 @@ final class RestoreConnectionLossTests: XCTestCase {
             (try? Harness.psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'swap_hold' AND state = 'idle in transaction'")) == "1"
         }, "the row lock was never taken")
         return held
+    }
+
+    /// A Ctrl-C that lands between the swap's statements, where the cancel it sends reaches no
+    /// statement: pgsnap is stopped while its first RENAME waits for the row `held` locks, the
+    /// lock is let go so that RENAME finishes (its session idle in the transaction), and the
+    /// signal goes to pgsnap's main thread before it runs on. The swap rolls back: exit 130, the
+    /// target untouched, no previous database, the scratch database dropped. It committed, and
+    /// said "signal 2 arrived after the swap: the restore is complete".
+    func testASignalBetweenTheSwapsStatementsRollsItBack() throws {
+        let (db, id, before) = try restorable("sigswap")
+        let held = try holdRow(of: db)
+        defer { held.close() }
+        var signalled = false
+        let r = try fixture.pgsnap(["restore", id, "-d", db, "--yes", "--quiet"]) { pid in
+            guard let backend = self.swapBackend(db) else { return XCTFail("the swap never waited") }
+            guard kill(pid, SIGSTOP) == 0 else { return XCTFail("could not stop pgsnap") }
+            defer { kill(pid, SIGCONT) }
+            held.close()
+            guard Harness.poll(timeout: 60, {
+                (try? Harness.psql("postgres", "SELECT state FROM pg_stat_activity WHERE pid = \(backend)")) == "idle in transaction"
+            }) else { return XCTFail("the first RENAME never finished") }
+            // To the main thread (the one waiting for the RENAME's answer): it runs the handler
+            // as it resumes, before its next statement.
+            signalled = pgsnap_tgkill(pid, pid, SIGINT) == 0
+        }
+        XCTAssertTrue(signalled)
+        Harness.assertOneErrorLine(r, status: 130, "a signal between the swap's statements")
+        XCTAssertTrue(r.stderr.contains("before it committed") && r.stderr.contains("\(db) was not changed"), r.stderr)
+        XCTAssertEqual(try Harness.fingerprint(db), before, "the target changed")
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [])
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [], "the scratch database outlived the run")
     }
 
     /// The connection ends while the swap's RENAME waits: nothing committed, and it says so;

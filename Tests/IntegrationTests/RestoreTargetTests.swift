@@ -335,6 +335,11 @@ final class RestoreTargetTests: XCTestCase {
         let over = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--yes", "--drop-previous"])
         XCTAssertEqual(over.status, 0, over.stderr)
         XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t"), "100")
+        // The swap's second session (--terminate-connections) too: it went to postgres and failed
+        // the restore at the swap, after the whole load.
+        let terminating = try fixture.pgsnap(["restore", id, "-U", owner, "-d", db, "--yes", "--drop-previous", "--terminate-connections"])
+        XCTAssertEqual(terminating.status, 0, terminating.stderr)
+        XCTAssertEqual(try Harness.psql(db, "SELECT count(*) FROM t"), "100")
     }
 
     /// A member of the owner role without its privileges (NOINHERIT; INHERIT FALSE on 16+) may

@@ -346,5 +346,12 @@ final class SecretsTests: XCTestCase {
         XCTAssertEqual(serviceFiles.count, 1, "the dumping pg_dump has no PGSERVICEFILE")
         for p in serviceFiles { XCTAssertFalse(FileManager.default.fileExists(atPath: p), "service file \(p) left behind") }
         XCTAssertFalse(r.stderr.contains(sslSecret) || r.stdout.contains(sslSecret), r.stderr)
+
+        // With a service of the connection's own, pgsnap's cannot be added (libpq reads one): it
+        // is refused before anything runs (sslpassword went on the children's command lines).
+        let both = try Harness.pgsnap(["backup", "-d", "service=pgsnap_test_nosuch dbname=\(database) sslpassword=\(sslSecret)"], dir: dir)
+        Harness.assertOneErrorLine(both, status: 64, "a service and sslpassword")
+        XCTAssertTrue(both.stderr.contains("pg_service.conf"), both.stderr)
+        XCTAssertFalse(both.stderr.contains(sslSecret), both.stderr)
     }
 }

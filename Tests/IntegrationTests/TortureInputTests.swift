@@ -969,6 +969,11 @@ final class TortureInputTests: XCTestCase {
             let latest = try pgsnap(["restore", "latest", "--dbname=\(db)", "--target=\(db)_copy\(n)"], dir: dir)
             XCTAssertEqual(latest.status, 2, "\(context): 'restore latest' must refuse the rejected newest snapshot: \(latest.stderr)")
             XCTAssertTrue(latest.stderr.contains("pgsnap restore \(older)"), "\(context): must name the older snapshot: \(latest.stderr)")
+            // Told the server, the command says it too: pasted elsewhere it must not reach another cluster.
+            let host = Harness.env["PGHOST"] ?? "", port = Harness.env["PGPORT"] ?? ""
+            let told = try pgsnap(["restore", "latest", "--dbname=\(db)", "-h", host, "-p", port, "--target=\(db)_copy\(n)"], dir: dir)
+            XCTAssertEqual(told.status, 2, told.stderr)
+            XCTAssertTrue(told.stderr.contains("pgsnap restore \(older) --dir \(dir) -h \(host) -p \(port) --target"), "\(context): \(told.stderr)")
             let restore = try pgsnap(["restore", older, "--dbname=\(db)", "--target=\(db)_copy\(n)"], dir: dir)
             XCTAssertEqual(restore.status, 0, "\(context): after prune, the older snapshot must still restore: \(restore.stderr)")
         }

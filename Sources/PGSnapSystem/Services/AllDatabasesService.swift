@@ -78,16 +78,7 @@ extension BackupService {
     ///
     /// - Throws: `PGSnapError` with pg_dumpall's last error line; roles need a superuser to dump.
     public func captureGlobals(database: String, serverMajor: Int) throws -> Data {
-        let tool = try session.tools.locate("pg_dumpall", serverMajor: serverMajor)
-        let command = ExternalCommand(name: "pg_dumpall", executable: tool.path,
-                                      arguments: ["--globals-only", "--no-password", "--dbname=\(session.childConninfo(database: database))"],
-                                      environment: session.childEnvironment)
-        let (t, out, child) = try ChildProcess.capture(command)
-        guard t.succeeded else {
-            throw PGSnapError("pg_dumpall --globals-only failed (\(t)): \(session.redact(child.lastErrorLine ?? "")); nothing was backed up",
-                              next: "Roles need superuser to dump; run without --globals or as a superuser")
-        }
-        return Data(out.utf8)
+        Data(try globalsSQL(database: database, serverMajor: serverMajor, failing: "; nothing was backed up"))
     }
 }
 

@@ -227,7 +227,12 @@ public struct BackupService {
             let bytes = try manifest.encoded()
             try storage.putSmall(manifest.id + SnapshotName.manifestSuffix, bytes: [UInt8](bytes))
         } catch {
-            // "Nothing was kept": not this snapshot's own roles file either (a run's stays, shared).
+            // "Nothing was kept": not the manifest, which may be in place already (renamed before
+            // the directory's fsync failed, or stored by a PUT whose answer was lost), removed
+            // before the caller removes the dump (a manifest without its dump would be this
+            // database's newest entry, which `restore latest` refuses); nor this snapshot's own
+            // roles file (a run's stays, shared).
+            try? storage.delete(manifest.id + SnapshotName.manifestSuffix)
             if options.runGlobals == nil, let own = manifest.globalsFile { try? storage.delete(own) }
             throw error
         }
@@ -261,18 +266,9 @@ public struct BackupService {
     /// `pg_dumpall --globals-only` beside one snapshot: `<id>.globals.sql`, or encrypted like the
     /// dump `<id>.globals.sql.age` (role password hashes); returns its name and the stored bytes' SHA-256.
     func dumpGlobals(storage: SnapshotStorage, id: String, serverMajor: Int, options: BackupOptions) throws -> (String, String) {
-        let tool = try session.tools.locate("pg_dumpall", serverMajor: serverMajor)
         let encrypted = !options.encryptTo.isEmpty
         let name = SnapshotName.globalsFile(id: id, encrypted: encrypted)
-        let command = ExternalCommand(name: "pg_dumpall", executable: tool.path,
-                                      arguments: ["--globals-only", "--no-password", "--dbname=\(session.childConninfo(database: "postgres"))"],
-                                      environment: session.childEnvironment)
-        let (t, out, child) = try ChildProcess.capture(command)
-        guard t.succeeded else {
-            throw PGSnapError("pg_dumpall --globals-only failed (\(t)): \(session.redact(child.lastErrorLine ?? ""))",
-                              next: "Roles need superuser to dump; run without --globals or as a superuser")
-        }
-        let bytes = try encryptedIfAsked([UInt8](out.utf8), options: options)
+        let bytes = try encryptedIfAsked(try globalsSQL(database: "postgres", serverMajor: serverMajor), options: options)
         var hash = SHA256Stream()
         bytes.withUnsafeBytes { hash.update($0) }
         let sha = hash.finalizeHex()
@@ -282,6 +278,30 @@ public struct BackupService {
 }
 
 extension BackupService {
+    /// Most roles and tablespaces a backup keeps in memory: about 250,000 roles with their
+    /// password hashes and grants.
+    static let globalsLimit = 64 << 20
+
+    /// `pg_dumpall --globals-only`, whole and byte for byte (role names in a LATIN1 cluster are
+    /// not UTF-8), or an error: never cut short (a 1 MiB cap once kept a few thousand roles'
+    /// file cut, with a checksum of the cut bytes that verify then agreed with).
+    func globalsSQL(database: String, serverMajor: Int, failing: String = "") throws -> [UInt8] {
+        let tool = try session.tools.locate("pg_dumpall", serverMajor: serverMajor)
+        let command = ExternalCommand(name: "pg_dumpall", executable: tool.path,
+                                      arguments: ["--globals-only", "--no-password", "--dbname=\(session.childConninfo(database: database))"],
+                                      environment: session.childEnvironment)
+        let (t, out, child) = try ChildProcess.captureAll(command, limit: Self.globalsLimit)
+        guard t.succeeded else {
+            throw PGSnapError("pg_dumpall --globals-only failed (\(t)): \(session.redact(child.lastErrorLine ?? ""))\(failing)",
+                              next: "Roles need superuser to dump; run without --globals or as a superuser")
+        }
+        guard let out else {
+            throw PGSnapError("pg_dumpall --globals-only wrote more than \(Self.globalsLimit >> 20) MiB of roles and tablespaces\(failing)",
+                              next: "Back up without --globals and keep the roles with 'pg_dumpall --globals-only' by hand")
+        }
+        return out
+    }
+
     /// The globals as stored: age-encrypted to the backup's recipients, or as they are.
     func encryptedIfAsked(_ sql: [UInt8], options: BackupOptions) throws -> [UInt8] {
         guard !options.encryptTo.isEmpty else { return sql }

@@ -85,8 +85,12 @@ public struct RestoreService {
             throw PGSnapError.usage("snapshot \(entry.id) is of database \"\(entry.database)\", and -d names \"\(named)\": an explicit snapshot replaces its own database unless --target says otherwise",
                                     next: "Add --target \(shellQuote(named)) to restore it into \(named), or leave out -d to restore \(entry.database); nothing was changed")
         }
+        // The server this run was told of, as it was told (never a password): pasted into another
+        // shell, the command must not go to the default server of a machine with two clusters.
+        let server = [("-h", session.spec["host"]), ("-p", session.spec["port"]), ("-U", session.spec["user"])]
+            .flatMap { flag, value in value.map { [flag, $0] } ?? [] }
         let command = { (id: String) in
-            (["pgsnap", "restore", id, "--dir", dir.path] + (options.target == nil ? ["-d", target] : ["--target", target]))
+            (["pgsnap", "restore", id, "--dir", dir.path] + server + (options.target == nil ? ["-d", target] : ["--target", target]))
                 .map(shellQuote).joined(separator: " ")
         }
         guard entry.isGood, let manifest = entry.manifest else {
@@ -882,8 +886,10 @@ public struct RestoreService {
     func swap(target: String, scratch: String, admin: LibPQConnection, options: RestoreOptions) throws -> String {
         let t = try admin.quoteIdentifier(target)
         var previous = previousName(for: target)
-        for n in 2...1000 where try DatabaseFacts.exists(admin, database: previous) {
-            previous = previousName(for: target, attempt: n)
+        var attempt = 1
+        while attempt < 1000, try DatabaseFacts.exists(admin, database: previous) {
+            attempt += 1
+            previous = previousName(for: target, attempt: attempt)
         }
         try? warnAboutStateLeftBehind(target: target, previous: previous, admin: admin)
         // With --terminate-connections a second session ends the target's sessions while the
@@ -891,7 +897,7 @@ public struct RestoreService {
         var helper: (connection: LibPQConnection, oid: String, pid: String)?
         if options.terminateConnections, let oid = try admin.scalar("SELECT oid FROM pg_database WHERE datname = $1", [target]),
            let pid = try admin.scalar("SELECT pg_backend_pid()") {
-            helper = (try session.connect(database: maintenanceDatabase(excluding: target)), oid, pid)
+            helper = (try connectMaintenance(excluding: target), oid, pid)
         }
         var lastError: Error?
         // Its backend may outlive the connection (a COMMIT waiting for a synchronous standby
@@ -919,6 +925,10 @@ public struct RestoreService {
                 // the commit, after which the name is the restored database's.
                 terminator?.stop()
                 try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(scratch)) RENAME TO \(t)")
+                // The last moment a Ctrl-C or SIGTERM can keep the target: the signal's cancel
+                // reaches a statement only while it runs, and one that landed between them
+                // (or a cancel swallowed on the way) must not let the COMMIT through.
+                if SignalTrap.received != nil { throw SwapInterrupted() }
                 try admin.query("COMMIT")
                 return previous
             } catch {
@@ -926,6 +936,9 @@ public struct RestoreService {
                 // committed: what the catalogue says now decides, not the error.
                 if !admin.isAlive { return try swapOutcome(target: target, scratch: scratch, previous: previous, backend: backend, error: error) }
                 _ = try? admin.query("ROLLBACK")
+                if SignalTrap.received != nil {
+                    throw PGSnapError(.interrupted, "restore interrupted at the swap, before it committed; \(target) was not changed")
+                }
                 lastError = error
                 guard "\(error)".contains("being accessed by other users") else { break }
             }
@@ -940,6 +953,8 @@ public struct RestoreService {
                             ? "\(target) was not changed; stop the clients that keep reconnecting and restore again"
                             : "\(target) was not changed; fix the cause and restore again")
     }
+
+    struct SwapInterrupted: Error {}
 
     /// After the connection was lost during the swap: the previous name taken and the scratch
     /// name gone means it committed (the restore is in place, said as a warning); the scratch

@@ -153,7 +153,7 @@ final class S3Client: @unchecked Sendable {
             return PGSnapError("bucket \(location.bucket) does not exist at \(endpointText) (NoSuchBucket)", next: "Create it, or fix --remote / PGSNAP_REMOTE")
         case "AccessDenied", "AllAccessDisabled", "AccountProblem":
             return PGSnapError("S3 at \(endpointText) denied \(what) in \(remote) (\(c))",
-                               next: "Grant key \(settings.accessKeyID) s3:GetObject, PutObject, ListBucket, DeleteObject and AbortMultipartUpload on \(remote)")
+                               next: "Grant key \(settings.accessKeyID) s3:GetObject, PutObject, ListBucket, ListBucketMultipartUploads, DeleteObject and AbortMultipartUpload on \(remote)")
         default:
             return PGSnapError("S3 at \(endpointText) refused \(what) (\(redact(c)), HTTP \(status))", next: "Check --remote \(remote) and the credentials")
         }
