@@ -76,6 +76,11 @@ struct Verify: ParsableCommand {
         var results: [VerifyResult] = []
         for e in entries {
             var r = VerifyService(session: session).verify(e, in: storage)
+            // A signal stops the reading part-way (age and the readers are ended): what failed then
+            // says nothing of the snapshot, which must not be called damaged.
+            if SignalTrap.received != nil {
+                throw PGSnapError(.interrupted, "verify interrupted while checking \(e.id): no verdict on it", next: "Run verify again")
+            }
             if r.ok && restoreTest {
                 r = try RestoreService(session: session).restoreTest(e, in: try session.directory(create: false))
             }

@@ -199,6 +199,28 @@ final class EncryptionTests: XCTestCase {
         Harness.assertOneErrorLine(rtWithout, status: 64, "restore test without identity")
     }
 
+    /// SIGTERM while verify decrypts (age running): exit 130 and one line saying there is no
+    /// verdict on the snapshot. It said "FAILED ...: decryption check failed" and "take a new
+    /// backup" of a snapshot that is fine, which the next verify shows.
+    func testAnInterruptedVerifyGivesNoVerdict() throws {
+        let db = try makeDatabase("encintr", rows: 600_000)
+        let key = try makeKey("intr")
+        let id = try encryptedBackup(db, to: [key])
+        var terminated = false
+        let r = try fixture.pgsnap(["verify", id, "--identity", key.identity]) { pid in
+            let decrypting = Harness.poll(timeout: 60) {
+                !Procfs.isAlive(pid) || Procfs.descendants(of: pid).contains { $0.comm == "age" }
+            }
+            if decrypting && Procfs.isAlive(pid) { terminated = kill(pid, SIGTERM) == 0 }
+        }
+        XCTAssertTrue(terminated, "never saw age running: \(r.stderr)")
+        Harness.assertOneErrorLine(r, status: 130, "verify interrupted")
+        XCTAssertTrue(r.stderr.contains("verify interrupted while checking \(id): no verdict on it"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("FAILED") || r.stderr.contains("take a new backup"), r.stderr)
+        let again = try fixture.pgsnap(["verify", id, "--identity", key.identity])
+        XCTAssertEqual(again.status, 0, again.stderr)
+    }
+
     func testVerifyWithoutIdentityCatchesAHeaderForOtherKeys() throws {
         let (alice, bob) = (try makeKey("alice"), try makeKey("bob"))
         let db = try makeDatabase("hdr", rows: 100)
