@@ -323,6 +323,36 @@ final class RestoreTargetTests: XCTestCase {
 
     /// CONNECT on `postgres` revoked from PUBLIC (a hardened server): a non-superuser restore
     /// works from `template1`, as createdb does (it failed with "Grant CONNECT on that database").
+    /// `--target NEW` whose name another session takes while the restore loads (pgsnap stopped
+    /// once its scratch database exists): theirs is left as it is, the restored copy dropped, one
+    /// line saying so and what to do (it was the server's bare "already exists").
+    func testATargetNameTakenDuringTheLoadIsNamedAndLeftAlone() throws {
+        let db = try fixture.database("taken")
+        // An index whose build takes a second or more (a function that sleeps a millisecond a row): the
+        // scratch database exists that long, whatever the machine's speed.
+        try Harness.psql(db, """
+            CREATE FUNCTION slow(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM pg_sleep(0.001); RETURN $1; END $$;
+            CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g;
+            CREATE INDEX t_slow ON t (slow(g));
+            """)
+        let id = try fixture.backup(db)
+        let copy = db + "_new"
+        fixture.track(database: copy)
+        var created = false
+        let r = try fixture.pgsnap(["restore", id, "--target", copy, "--quiet"]) { pid in
+            guard Harness.poll(timeout: 60, { (try? RestoreFixture.scratchDatabases())?.isEmpty == false || !Procfs.isAlive(pid) }),
+                  kill(pid, SIGSTOP) == 0 else { return XCTFail("never saw the scratch database") }
+            defer { kill(pid, SIGCONT) }
+            guard (try? RestoreFixture.exists(copy)) == false else { return XCTFail("the restore was done before the name could be taken") }
+            created = (try? Harness.psql("postgres", "CREATE DATABASE \(copy)")) != nil
+        }
+        XCTAssertTrue(created)
+        Harness.assertOneErrorLine(r, status: 1, "a target name taken during the load")
+        XCTAssertTrue(r.stderr.contains("was created by another session while the restore loaded") && r.stderr.contains("--target"), r.stderr)
+        XCTAssertEqual(try Harness.psql(copy, "SELECT count(*) FROM pg_class WHERE relname = 't'"), "0", "theirs was changed")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
     func testWithoutConnectOnPostgresTheRestoreWorksFromTemplate1() throws {
         let (db, owner, id, _) = try ownedDatabase()
         try Harness.psql("postgres", "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")

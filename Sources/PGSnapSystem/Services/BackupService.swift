@@ -225,6 +225,11 @@ public struct BackupService {
         manifest.durationSeconds = seconds(since: c.clock)
         do {
             let bytes = try manifest.encoded()
+            // One that every command would refuse to read must not be written and called a success.
+            guard bytes.count <= Manifest.maxBytes else {
+                throw PGSnapError("the manifest of \(manifest.id) would be \(bytes.count >> 20) MiB, more than pgsnap reads back (\(Manifest.maxBytes >> 20) MiB): \(manifest.tableRows.count) tables; nothing was kept",
+                                  next: manifest.format == .directory ? "Back up this database in the plain format (its manifest lists no files)" : "Report this: no database this large was foreseen")
+            }
             try storage.putSmall(manifest.id + SnapshotName.manifestSuffix, bytes: [UInt8](bytes))
         } catch {
             // "Nothing was kept": not the manifest, which may be in place already (renamed before

@@ -178,7 +178,16 @@ public struct RestoreService {
             if targetExists {
                 previous = try swap(target: target, scratch: scratch, admin: admin, options: options)
             } else {
-                try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(scratch)) RENAME TO \(try admin.quoteIdentifier(target))")
+                do {
+                    try admin.query("ALTER DATABASE \(try admin.quoteIdentifier(scratch)) RENAME TO \(try admin.quoteIdentifier(target))")
+                } catch let e as PGSnapError where e.status != .interrupted && admin.isAlive {
+                    // Another session took the name while the load ran: theirs stays as it is.
+                    if (try? DatabaseFacts.exists(admin, database: target)) == true {
+                        throw PGSnapError("database \"\(target)\" was created by another session while the restore loaded; it was not changed and the restored copy is dropped",
+                                          next: "Restore again with another --target, or with -d \(target) --yes to replace it")
+                    }
+                    throw PGSnapError("cannot rename the restored database to \(target): \(e.what)", next: "Nothing was created; fix the cause and restore again")
+                }
             }
         }
         swapped = true
