@@ -22,15 +22,17 @@ public struct PGSnapCommand: ParsableCommand {
         do {
             var command = try parseAsRoot(RemoteOptions.normalise(Array(CommandLine.arguments.dropFirst())))
             try command.run()
-            code = UsageFailureNotice.settledStatus ?? (SignalTrap.received == nil ? 0 : ExitStatus.interrupted.rawValue)
+            let signalled = SignalTrap.received != nil && !SignalTrap.exitStatusIsTheRunsOwn
+            code = UsageFailureNotice.settledStatus ?? (signalled ? ExitStatus.interrupted.rawValue : 0)
         } catch let e as PGSnapError {
-            if let signal = SignalTrap.received, e.description.contains("canceling statement due to user request") {
+            let signalled = SignalTrap.received != nil && !SignalTrap.exitStatusIsTheRunsOwn
+            if signalled, let signal = SignalTrap.received, e.description.contains("canceling statement due to user request") {
                 // The signal handler cancelled the query the run was waiting on (see CancelRegistry).
                 printError("interrupted (signal \(signal)): the query pgsnap was waiting on was cancelled")
             } else {
                 printError(e.description)
             }
-            code = UsageFailureNotice.settledStatus ?? (SignalTrap.received != nil ? ExitStatus.interrupted.rawValue : e.status.rawValue)
+            code = UsageFailureNotice.settledStatus ?? (signalled ? ExitStatus.interrupted.rawValue : e.status.rawValue)
         } catch let e as ValidationError {
             printError("\(e.message)")
             UsageFailureNotice.send(arguments: Array(CommandLine.arguments.dropFirst()), error: oneLine(e.message))

@@ -72,4 +72,9 @@ public enum SignalTrap {
 
     /// For tests: forget a recorded signal.
     public static func reset() { receivedSignal = 0 }
+
+    /// Set once guard's command has run: from then on the run's own status (0, 4, 5) says what
+    /// became of the database, and a later signal does not turn it into 130 ("before its
+    /// command runs", in the exit status table).
+    nonisolated(unsafe) public static var exitStatusIsTheRunsOwn = false
 }

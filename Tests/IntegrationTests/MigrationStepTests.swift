@@ -393,12 +393,16 @@ final class MigrationStepTests: XCTestCase {
         let emptyShebang = scripts + "/migrate-empty-shebang"
         try Data("#!\nexit 0\n".utf8).write(to: URL(fileURLWithPath: emptyShebang))
         XCTAssertEqual(chmod(emptyShebang, 0o755), 0)
+        let envShebang = scripts + "/migrate-env-shebang"
+        try Data("#!/usr/bin/env -S pgsnap-no-such-interpreter --flag\nexit 0\n".utf8).write(to: URL(fileURLWithPath: envShebang))
+        XCTAssertEqual(chmod(envShebang, 0o755), 0)
         let noShebang = scripts + "/migrate-no-shebang"
         try Data("echo migrating\nexit 0\n".utf8).write(to: URL(fileURLWithPath: noShebang))
         XCTAssertEqual(chmod(noShebang, 0o755), 0)
         for (command, message) in [(scripts, "is not an executable file"), (emptyShebang, "has an empty #! line"),
                                    (noShebang, "is neither a program nor a script with a #! line"),
-                                   (badShebang, "names /nonexistent/interpreter in its #! line, which is not an executable file")] {
+                                   (badShebang, "names /nonexistent/interpreter in its #! line, which is not an executable file"),
+                                   (envShebang, "runs pgsnap-no-such-interpreter through /usr/bin/env in its #! line, and pgsnap-no-such-interpreter is not in PATH")] {
             let r = try fixture.pgsnap(["guard", "-d", db, "--auto-restore", "--", command, "up"])
             Harness.assertOneErrorLine(r, status: 1, command)
             XCTAssertTrue(r.stderr.contains(message) && r.stderr.contains("othing was run"), r.stderr)
@@ -458,6 +462,45 @@ final class MigrationStepTests: XCTestCase {
                 XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [], "restored although interrupted")
             }
         }
+    }
+
+    /// A signal while the automatic restore runs, after the command has run and failed: the
+    /// restore stops (the database as the command left it) and the status is guard's 5, with the
+    /// command to restore by hand. It was 130, which the deploy script reads as "nothing ran".
+    func testASignalDuringTheAutomaticRestoreIsFiveNotOneThirty() throws {
+        let db = try demoDatabase()
+        // An index whose build takes a second or more, so the restore is still running when signalled.
+        try Harness.psql(db, """
+            CREATE FUNCTION slow(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM pg_sleep(0.001); RETURN $1; END $$;
+            CREATE TABLE slow_t AS SELECT g FROM generate_series(1, 1000) g;
+            CREATE INDEX slow_i ON slow_t (slow(g));
+            """)
+        var signalled = false
+        let r = try fixture.pgsnap(["guard", "-d", db, "--auto-restore", "--", "false"]) { pid in
+            guard Harness.poll(timeout: 120, { (try? RestoreFixture.scratchDatabases())?.isEmpty == false || !Procfs.isAlive(pid) }),
+                  Procfs.isAlive(pid) else { return XCTFail("the automatic restore never started") }
+            signalled = kill(pid, SIGINT) == 0
+        }
+        XCTAssertTrue(signalled)
+        XCTAssertEqual(r.status, 5, r.stderr)
+        XCTAssertTrue(r.stderr.contains("the automatic restore failed too") && r.stderr.contains("pgsnap restore "), r.stderr)
+        XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [], "restored although interrupted")
+        XCTAssertEqual(try RestoreFixture.scratchDatabases(), [])
+    }
+
+    /// `#!/usr/bin/env bash`, as bin/rails and most scripts start: run (the program env names is
+    /// looked up in PATH before the backup, and found).
+    func testGuardRunsAScriptWhoseInterpreterEnvFinds() throws {
+        let db = try demoDatabase()
+        let scripts = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: scripts) }
+        let script = scripts + "/migrate-env"
+        try Data("#!/usr/bin/env bash\nexec \(psqlPath) -X -q -d \(db) -c 'UPDATE schema_migrations SET version = 45'\n".utf8)
+            .write(to: URL(fileURLWithPath: script))
+        XCTAssertEqual(chmod(script, 0o755), 0)
+        let r = try fixture.pgsnap(["guard", "-d", db, "--", script])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try Harness.psql(db, "SELECT version FROM schema_migrations"), "45")
     }
 
     // MARK: - diff

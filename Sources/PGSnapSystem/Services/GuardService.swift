@@ -55,9 +55,15 @@ public struct GuardService {
         // Its arguments may hold the database's URL with a password (migrate -database "$DATABASE_URL").
         session.reporter.info("pgsnap: snapshot \(manifest.id) taken and verified; running: \(session.redact(command.map(shellQuote).joined(separator: " ")))")
 
+        // A Ctrl-C or SIGTERM during the backup's checks (which read the whole snapshot without
+        // stopping for it) must not let the command start: 130, nothing run.
+        if SignalTrap.received != nil {
+            throw PGSnapError(.interrupted, "guard interrupted before the command ran; nothing was run (snapshot \(manifest.id) is kept)")
+        }
         let status: Termination
         do {
             status = try runCommand(executable, command)
+            SignalTrap.exitStatusIsTheRunsOwn = true
         } catch {
             throw PGSnapError("cannot start \(command[0]): \((error as? PGSnapError)?.what ?? "\(error)"); the database was not changed",
                               next: "Fix the command (its #! line, its permissions) and run guard again; snapshot \(manifest.id) is kept")
@@ -169,6 +175,14 @@ public struct GuardService {
         }
         guard Self.isExecutableFile(interpreter) else {
             throw PGSnapError("command \(path) names \(interpreter) in its #! line, which is not an executable file", next: "Fix its #! line; nothing was run")
+        }
+        // `#!/usr/bin/env ruby` (bin/rails): the program env looks up in PATH must be there too
+        // (env -S and env's other options before it are skipped).
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        if (interpreter as NSString).lastPathComponent == "env",
+           let program = words.dropFirst().first(where: { !$0.hasPrefix("-") && !$0.contains("=") }), !program.contains("/"),
+           !(session.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").contains(where: { Self.isExecutableFile("\($0)/\(program)") }) {
+            throw PGSnapError("command \(path) runs \(program) through \(interpreter) in its #! line, and \(program) is not in PATH", next: "Install \(program) or fix PATH; nothing was run")
         }
     }
 }
