@@ -22,6 +22,12 @@ enum ChildRegistry {
         }
     }
 
+    /// guard's command, leader of its own process group: it gets the signal pgsnap got (SIGINT
+    /// stays SIGINT, on which golang-migrate stops after the running migration), and so does
+    /// everything it started in its group (the real `migrate` under a wrapper script), as a
+    /// terminal's Ctrl-C would. 0 when none runs.
+    nonisolated(unsafe) static var commandGroup: Int32 = 0
+
     static func remove(_ pid: Int32) {
         lock.lock()
         defer { lock.unlock() }
@@ -33,9 +39,12 @@ nonisolated(unsafe) private var receivedSignal: Int32 = 0
 
 private func forwardSignal(_ sig: Int32) {
     receivedSignal = sig
+    let group = ChildRegistry.commandGroup
+    // Foundation makes each child the leader of its own group; should it not, the child alone.
+    if group > 0 && kill(-group, sig) != 0 { kill(group, sig) }
     for i in 0..<ChildRegistry.capacity {
         let pid = ChildRegistry.pids[i]
-        if pid > 0 { kill(pid, SIGTERM) }
+        if pid > 0 && pid != group { kill(pid, SIGTERM) }
     }
     CancelRegistry.cancelAll()
 }

@@ -430,10 +430,12 @@ final class MigrationStepTests: XCTestCase {
         XCTAssertTrue(pre.stderr.contains("pgsnap: FAIL lock") && pre.stderr.contains("pgsnap: preflight failed: lock"), pre.stderr)
     }
 
-    /// Ctrl-C while the migration runs reaches the command (as SIGTERM); guard's status then says
-    /// what became of the database: 0 when the command finished its migration anyway, 5 (never an
-    /// automatic restore: the user asked pgsnap to stop) when it gave up. Never 130, which the
-    /// deploy script reads as "nothing ran".
+    /// Ctrl-C while the migration runs reaches the command as SIGINT (golang-migrate's signal to
+    /// stop after the running migration; it was turned into SIGTERM, on which migrate dies
+    /// mid-migration), and everything in its process group (the sleep the script started);
+    /// guard's status then says what became of the database: 0 when the command finished its
+    /// migration anyway, 5 (never an automatic restore: the user asked pgsnap to stop) when it
+    /// gave up. Never 130, which the deploy script reads as "nothing ran".
     func testGuardSignalledWhileTheCommandRunsReportsTheDatabasesState() throws {
         let scripts = try Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: scripts) }
@@ -444,7 +446,7 @@ final class MigrationStepTests: XCTestCase {
             let script = scripts + "/migrate-\(finishes)"
             // The sleep is ended with the script: a child left running would keep the descriptor
             // by which Foundation learns that the command exited, and guard would wait for it.
-            try Data("#!/bin/bash\ntrap \"kill \\$s; \(onTerm)\" TERM\ntouch \(started)\nsleep 600 & s=$!\nwait $s\n".utf8)
+            try Data("#!/bin/bash\ntrap \"kill \\$s; \(onTerm)\" INT\ntouch \(started)\nsleep 600 & s=$!\nwait $s\n".utf8)
                 .write(to: URL(fileURLWithPath: script))
             XCTAssertEqual(chmod(script, 0o755), 0)
             let r = try fixture.pgsnap(["guard", "-d", db, "--auto-restore", "--", script], whileRunning: { pid in
@@ -462,6 +464,30 @@ final class MigrationStepTests: XCTestCase {
                 XCTAssertEqual(try RestoreFixture.previousDatabases(of: db), [], "restored although interrupted")
             }
         }
+    }
+
+    /// A wrapper (a script that runs the real migration tool, as `make migrate` or `npm run`
+    /// do): Ctrl-C reaches the tool under it, as SIGINT, which stops cleanly; the wrapper then
+    /// finishes and guard's status is the command's. It reached the wrapper alone, as SIGTERM:
+    /// the wrapper died and the tool ran on, unwatched.
+    func testCtrlCReachesTheToolUnderAWrapperScript() throws {
+        let db = try demoDatabase()
+        let scripts = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: scripts) }
+        let started = scripts + "/started", got = scripts + "/got"
+        let tool = scripts + "/tool"
+        try Data("#!/bin/bash\ntrap 'echo INT > \(got); exit 0' INT\ntouch \(started)\nfor i in $(seq 600); do sleep 0.1; done\nexit 1\n".utf8)
+            .write(to: URL(fileURLWithPath: tool))
+        let wrapper = scripts + "/wrapper"
+        try Data("#!/bin/bash\n\(tool)\nstatus=$?\necho wrapper-done >> \(got)\nexit $status\n".utf8).write(to: URL(fileURLWithPath: wrapper))
+        XCTAssertEqual(chmod(tool, 0o755), 0)
+        XCTAssertEqual(chmod(wrapper, 0o755), 0)
+        let r = try fixture.pgsnap(["guard", "-d", db, "--", wrapper], whileRunning: { pid in
+            XCTAssertTrue(Harness.poll(timeout: 120) { FileManager.default.fileExists(atPath: started) }, "the tool never started")
+            kill(pid, SIGINT)
+        })
+        XCTAssertEqual(try String(contentsOfFile: got, encoding: .utf8), "INT\nwrapper-done\n", r.stderr)
+        XCTAssertEqual(r.status, 0, r.stderr)
     }
 
     /// A signal while the automatic restore runs, after the command has run and failed: the

@@ -137,6 +137,10 @@ public struct GuardService {
     func runCommand(_ path: String, _ argv: [String]) throws -> Termination {
         let child = try ChildProcess(ExternalCommand(name: argv[0], executable: path, arguments: Array(argv.dropFirst()), environment: session.environment),
                                      stdin: .inherit, stdout: .inherit, stderr: .inherit, diesWithPgsnap: false)
+        // A signal goes to its whole process group, as the signal pgsnap got (see ChildRegistry).
+        ChildRegistry.commandGroup = child.pid
+        defer { ChildRegistry.commandGroup = 0 }
+        if let signal = SignalTrap.received, kill(-child.pid, signal) != 0 { kill(child.pid, signal) }
         return child.wait()
     }
 
