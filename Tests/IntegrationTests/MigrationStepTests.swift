@@ -167,6 +167,19 @@ final class MigrationStepTests: XCTestCase {
         let ok = try fixture.pgsnap(["preflight", "-d", db, "--require-migration", "44", "--json"])
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertTrue(ok.stdout.contains("version 44"), ok.stdout)
+
+        // A second service's table in another schema, neither on the search path: which one the
+        // tool uses is not known, so preflight fails the check and guard runs nothing (it said
+        // "no migration table", ok, and guard ran on past a dirty one). The search path decides.
+        try Harness.psql(db, "CREATE SCHEMA billing; CREATE TABLE billing.schema_migrations (version bigint NOT NULL, dirty boolean NOT NULL); INSERT INTO billing.schema_migrations VALUES (7, true)")
+        let two = try assertOnlyFailing("schema_migrations", db)
+        XCTAssertTrue(two.stderr.contains("2 tables, none on the search path") && two.stderr.contains("\"Mig\".schema_migrations, billing.schema_migrations"), two.stderr)
+        let g = try fixture.pgsnap(["guard", "-d", db, "--quiet", "--"] + psqlCommand(db, "CREATE TABLE guard_marker(x int)"))
+        Harness.assertOneErrorLine(g, status: 2, "guard with two migration tables")
+        XCTAssertEqual(try regclass(db, "public.guard_marker"), "")
+        let chosen = try fixture.pgsnap(["preflight", "-d", db, "--json"], env: ["PGOPTIONS": "-c search_path=\"Mig\""])
+        XCTAssertEqual(chosen.status, 0, chosen.stderr)
+        XCTAssertTrue(chosen.stdout.contains("version 44"), chosen.stdout)
     }
 
     func testPreflightFailsWhileAnotherSessionIsConnected() throws {

@@ -33,6 +33,18 @@ public enum DatabaseFacts {
         return Manifest.MigrationState(version: v, dirty: row[1] == "t")
     }
 
+    /// The schema_migrations tables of a database whose search path holds none, when there is
+    /// more than one (`migrationState` then cannot tell which the tool uses, and reads none).
+    public static func ambiguousMigrationTables(_ db: LibPQConnection) throws -> [String] {
+        guard try db.scalar("SELECT to_regclass('schema_migrations') IS NULL") == "t" else { return [] }
+        let found = try db.query("""
+            SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relname = 'schema_migrations' AND c.relkind IN ('r', 'p')
+              AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1
+            """).compactMap { $0[0] }
+        return found.count > 1 ? found : []
+    }
+
     public static func properties(_ db: LibPQConnection, database: String) throws -> DatabaseProperties {
         let rows = try db.query(db.catalogue.databasePropertiesQuery, [database])
         guard let r = rows.first else { throw PGSnapError("database \"\(database)\" does not exist") }

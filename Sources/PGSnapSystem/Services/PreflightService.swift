@@ -78,6 +78,10 @@ public struct PreflightService {
                     detail.append("version \(m.version) is older than the required \(req): apply the earlier migrations first")
                 }
                 add("schema_migrations", ok, "version \(m.version)\(m.dirty ? " (dirty)" : "")", detail.isEmpty ? nil : detail.joined(separator: "; "))
+            } else if case let tables = try DatabaseFacts.ambiguousMigrationTables(db), !tables.isEmpty {
+                // Not "no migration table": one of them may be dirty, and guard would run on.
+                add("schema_migrations", false, "\(tables.count) tables, none on the search path",
+                    "\(tables.joined(separator: ", ")): which one the migration tool uses is not known; set the search path to its schema (PGOPTIONS='-c search_path=SCHEMA') and run again")
             } else if let req = options.requireMigration {
                 add("schema_migrations", false, "no migration version", "--require-migration \(req) needs a schema_migrations table with a version in it")
             } else {
