@@ -29,11 +29,10 @@ enum UsageFailureNotice {
             if a.hasPrefix("--notify-on=") { on = NotifyOn(rawValue: String(a.dropFirst("--notify-on=".count))) }
         }
         on = on ?? env["PGSNAP_NOTIFY_ON"].flatMap { NotifyOn(rawValue: $0) }
-        let given = options.enumerated().compactMap { try? NotifyTarget(parsing: $1, source: "--notify value \($0 + 1)") }
-        let fromEnvironment = (try? NotifyTarget.parseAll(options: [], environment: env, command: command, skipping: { _ in })) ?? []
-        var seen = Set<NotifyTarget>()
-        let targets = (given + fromEnvironment).filter { seen.insert($0).inserted }
-        guard !targets.isEmpty else { return }
+        // The valid --notify values (a bad one is what failed), with the environment's, each once.
+        let valid = options.filter { (try? NotifyTarget(parsing: $0, source: "--notify")) != nil }
+        guard let targets = try? NotifyTarget.parseAll(options: valid, environment: env, command: command, skipping: { _ in }),
+              !targets.isEmpty else { return }
         let now = Date()
         let n = RunNotification(event: .failure, command: command, exitCode: ExitStatus.usage.rawValue, host: ProcessInfo.processInfo.hostName,
                                 error: line, startedAt: now, finishedAt: now, pgsnapVersion: pgsnapVersion)

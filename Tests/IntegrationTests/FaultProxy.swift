@@ -153,18 +153,29 @@ final class FaultProxy: @unchecked Sendable {
         }
     }
 
-    private func forward(_ client: Int32, head: String, rest: [UInt8]) {
+    /// A connection to the upstream with the request's head (as `Connection: close`) and the
+    /// body bytes read with it sent; nil when it cannot connect. The caller untracks and closes it.
+    private func upstream(head: String, rest: [UInt8]) -> Int32? {
         let up = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         track(up)
+        var addr = FaultProxy.loopback(port: upstreamPort)
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(up, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard ok == 0 else {
+            untrack(up)
+            close(up)
+            return nil
+        }
+        let lines = head.components(separatedBy: "\r\n").filter { !$0.lowercased().hasPrefix("connection:") && !$0.isEmpty }
+        FaultProxy.sendAll(up, Array((lines.joined(separator: "\r\n") + "\r\nConnection: close\r\n\r\n").utf8) + rest)
+        return up
+    }
+
+    private func forward(_ client: Int32, head: String, rest: [UInt8]) {
+        guard let up = upstream(head: head, rest: rest) else { return }
         defer {
             untrack(up)
             close(up)
         }
-        var addr = FaultProxy.loopback(port: upstreamPort)
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(up, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard ok == 0 else { return }
-        let lines = head.components(separatedBy: "\r\n").filter { !$0.lowercased().hasPrefix("connection:") && !$0.isEmpty }
-        FaultProxy.sendAll(up, Array((lines.joined(separator: "\r\n") + "\r\nConnection: close\r\n\r\n").utf8) + rest)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             FaultProxy.pump(from: client, to: up)
@@ -177,17 +188,11 @@ final class FaultProxy: @unchecked Sendable {
     }
 
     private func forwardDroppingTheAnswer(_ client: Int32, head: String, rest: [UInt8], bodyLength: Int) {
-        let up = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        track(up)
+        guard let up = upstream(head: head, rest: rest) else { return }
         defer {
             untrack(up)
             close(up)
         }
-        var addr = FaultProxy.loopback(port: upstreamPort)
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(up, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard ok == 0 else { return }
-        let lines = head.components(separatedBy: "\r\n").filter { !$0.lowercased().hasPrefix("connection:") && !$0.isEmpty }
-        FaultProxy.sendAll(up, Array((lines.joined(separator: "\r\n") + "\r\nConnection: close\r\n\r\n").utf8) + rest)
         var left = bodyLength - rest.count
         var buf = [UInt8](repeating: 0, count: 65536)
         while left > 0 {

@@ -9,16 +9,11 @@ public enum DatabaseFacts {
         // The one on the search path, as the tool finds it; else the only one in any schema (a
         // tool run with its own search_path, or migrate's x-migrations-table in a schema).
         let table: String
-        if try db.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL") == "t" {
-            table = "schema_migrations"
-        } else {
-            let found = try db.query("""
-                SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE c.relname = 'schema_migrations' AND c.relkind IN ('r', 'p')
-                  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
-                """).compactMap { $0[0] }
+        if let found = try migrationTablesOffSearchPath(db) {
             guard found.count == 1 else { return nil }
             table = found[0]
+        } else {
+            table = "schema_migrations"
         }
         let cols = try db.query("""
             SELECT count(*) FILTER (WHERE attname = 'version'), count(*) FILTER (WHERE attname = 'dirty')
@@ -36,13 +31,18 @@ public enum DatabaseFacts {
     /// The schema_migrations tables of a database whose search path holds none, when there is
     /// more than one (`migrationState` then cannot tell which the tool uses, and reads none).
     public static func ambiguousMigrationTables(_ db: LibPQConnection) throws -> [String] {
-        guard try db.scalar("SELECT to_regclass('schema_migrations') IS NULL") == "t" else { return [] }
-        let found = try db.query("""
+        guard let found = try migrationTablesOffSearchPath(db), found.count > 1 else { return [] }
+        return found
+    }
+
+    /// nil when the search path holds a schema_migrations; else those of every user schema.
+    static func migrationTablesOffSearchPath(_ db: LibPQConnection) throws -> [String]? {
+        guard try db.scalar("SELECT to_regclass('schema_migrations') IS NULL") == "t" else { return nil }
+        return try db.query("""
             SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relname = 'schema_migrations' AND c.relkind IN ('r', 'p')
               AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1
             """).compactMap { $0[0] }
-        return found.count > 1 ? found : []
     }
 
     public static func properties(_ db: LibPQConnection, database: String) throws -> DatabaseProperties {
